@@ -1,0 +1,32 @@
+# grefine: every target is a verb that calls a script in tools/; no logic lives here.
+.PHONY: setup build native test demo bench fixtures gpu-bundle lint clean
+
+setup:        ## install ONNX Runtime, Go modules (and the CUDA toolkit for `native`)
+	@bash tools/setup.sh
+
+build: setup  ## build bin/grefine
+	@bash tools/build.sh
+
+native: setup ## build libgrefine_cuda.so (and libgrefine_trt.so with TensorRT_ROOT)
+	@bash tools/native.sh
+
+test: setup   ## set up, build the native libraries, run every test
+	@bash tools/test.sh
+
+demo: build   ## run the G-Refine demo on the bundled sample with the tiny model set
+	@bash tools/demo.sh
+
+bench: build  ## run the benchmarks (results go to bench/RESULTS.md by hand)
+	@bash tools/bench.sh
+
+fixtures:     ## regenerate testdata/ (tiny model set + goldens) with the Python exporter
+	@bash tools/fixtures.sh
+
+gpu-bundle: setup ## build GPU test binaries into .gpu/ for a GPU machine
+	@bash tools/gpu-bundle.sh
+
+lint:
+	@bash tools/lint.sh
+
+clean:
+	rm -rf build bin .gpu
