@@ -1,0 +1,365 @@
+package ort
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+
+	ortgo "github.com/yalue/onnxruntime_go"
+
+	"github.com/grefine/grefine/engine"
+)
+
+// Name is the registry key of this backend.
+const Name = "ort"
+
+// EnvLibrary is the environment variable naming the ONNX Runtime shared library.
+const EnvLibrary = "ONNXRUNTIME_SHARED_LIBRARY_PATH"
+
+func init() {
+	engine.Register(Name, func(opts map[string]string) (engine.Backend, error) {
+		return New(opts["lib"])
+	})
+}
+
+// process-wide ONNX Runtime state: one environment per process (an ONNX Runtime rule).
+var (
+	envMu     sync.Mutex
+	envPath   string               // library of the live environment, "" if none
+	envErrors = map[string]error{} // cached failures per library path
+)
+
+// LibraryPath resolves the library path: explicit, then $ONNXRUNTIME_SHARED_LIBRARY_PATH,
+// then .deps/ort/libonnxruntime.so.1 in the working directory, its parents, or beside the
+// executable.
+func LibraryPath(explicit string) string {
+	if explicit != "" {
+		return explicit
+	}
+	if p := os.Getenv(EnvLibrary); p != "" {
+		return p
+	}
+	rel := filepath.Join(".deps", "ort", "libonnxruntime.so.1")
+	var dirs []string
+	if wd, err := os.Getwd(); err == nil {
+		for d := wd; ; d = filepath.Dir(d) {
+			dirs = append(dirs, d)
+			if filepath.Dir(d) == d {
+				break
+			}
+		}
+	}
+	if exe, err := os.Executable(); err == nil {
+		dirs = append(dirs, filepath.Dir(exe), filepath.Dir(filepath.Dir(exe)))
+	}
+	for _, d := range dirs {
+		if p := filepath.Join(d, rel); fileExists(p) {
+			return p
+		}
+	}
+	return "libonnxruntime.so.1"
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir()
+}
+
+// initEnv initialises ONNX Runtime from lib once per process.
+func initEnv(lib string) error {
+	envMu.Lock()
+	defer envMu.Unlock()
+	if envPath != "" {
+		if envPath == lib {
+			return nil
+		}
+		return fmt.Errorf("%w: ort: onnxruntime already initialised from %s, cannot switch to %s", engine.ErrUnavailable, envPath, lib)
+	}
+	if err, ok := envErrors[lib]; ok {
+		return err
+	}
+	fail := func(err error) error {
+		envErrors[lib] = err
+		return err
+	}
+	if filepath.IsAbs(lib) && !fileExists(lib) {
+		return fail(fmt.Errorf("%w: ort: onnxruntime library not found at %s (run `make setup`, or set %s)", engine.ErrUnavailable, lib, EnvLibrary))
+	}
+	ortgo.SetSharedLibraryPath(lib)
+	if err := ortgo.InitializeEnvironment(ortgo.WithLogLevelError()); err != nil {
+		return fail(fmt.Errorf("%w: ort: cannot load onnxruntime from %s (it must be ONNX Runtime 1.24 or newer with C API 24; `make setup` installs 1.30.0): %v", engine.ErrUnavailable, lib, err))
+	}
+	envPath = lib
+	return nil
+}
+
+// Backend is the ONNX Runtime backend. Create it with New or engine.NewBackend("ort", ...).
+type Backend struct {
+	lib     string
+	initErr error
+}
+
+// New returns the backend for the library at lib (resolved with LibraryPath). It does not
+// fail when the library is unusable: Available reports why.
+func New(lib string) (*Backend, error) {
+	b := &Backend{lib: LibraryPath(lib)}
+	b.initErr = initEnv(b.lib)
+	return b, nil
+}
+
+// Name implements engine.Backend.
+func (b *Backend) Name() string { return Name }
+
+// DeviceName implements engine.Backend: ort engines read host tensors.
+func (b *Backend) DeviceName() string { return "cpu" }
+
+// Library is the resolved library path.
+func (b *Backend) Library() string { return b.lib }
+
+// Available implements engine.Backend.
+func (b *Backend) Available() error { return b.initErr }
+
+// Version implements engine.Backend.
+func (b *Backend) Version() string {
+	if b.initErr != nil {
+		return ""
+	}
+	return "onnxruntime " + ortgo.GetVersion()
+}
+
+// Close implements engine.Backend. The process-wide environment stays up (ONNX Runtime
+// allows one per process and engines of other Backend values may still use it).
+func (b *Backend) Close() error { return nil }
+
+// Open implements engine.Backend: it loads an ONNX model and reads its I/O descriptors.
+func (b *Backend) Open(path string, opts engine.OpenOptions) (engine.Engine, error) {
+	if b.initErr != nil {
+		return nil, b.initErr
+	}
+	name := opts.Name
+	if name == "" {
+		name = filepath.Base(path)
+	}
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("%w: ort: %s: %v", engine.ErrModel, name, err)
+	}
+	so, err := ortgo.NewSessionOptions()
+	if err != nil {
+		return nil, fmt.Errorf("%w: ort: %s: session options: %v", engine.ErrRun, name, err)
+	}
+	defer so.Destroy()
+	if opts.Threads > 0 {
+		if err := so.SetIntraOpNumThreads(opts.Threads); err != nil {
+			return nil, fmt.Errorf("%w: ort: %s: threads: %v", engine.ErrRun, name, err)
+		}
+	}
+	ins, outs, err := ortgo.GetInputOutputInfoWithOptions(path, so)
+	if err != nil {
+		return nil, fmt.Errorf("%w: ort: %s: cannot load %s: %v", engine.ErrModel, name, path, err)
+	}
+	e := &Engine{name: name}
+	for _, io := range ins {
+		d, err := describe(name, io)
+		if err != nil {
+			return nil, err
+		}
+		e.inputs = append(e.inputs, d)
+		e.inNames = append(e.inNames, io.Name)
+	}
+	for _, io := range outs {
+		d, err := describe(name, io)
+		if err != nil {
+			return nil, err
+		}
+		e.outputs = append(e.outputs, d)
+		e.outNames = append(e.outNames, io.Name)
+	}
+	e.sess, err = ortgo.NewDynamicAdvancedSession(path, e.inNames, e.outNames, so)
+	if err != nil {
+		return nil, fmt.Errorf("%w: ort: %s: cannot create session: %v", engine.ErrModel, name, err)
+	}
+	return e, nil
+}
+
+func describe(engineName string, io ortgo.InputOutputInfo) (engine.TensorDesc, error) {
+	if io.OrtValueType != ortgo.ONNXTypeTensor {
+		return engine.TensorDesc{}, fmt.Errorf("%w: ort: %s: I/O %q is not a tensor (%v)", engine.ErrModel, engineName, io.Name, io.OrtValueType)
+	}
+	dt, ok := fromORT[io.DataType]
+	if !ok {
+		return engine.TensorDesc{}, fmt.Errorf("%w: ort: %s: I/O %q has unsupported element type %v", engine.ErrModel, engineName, io.Name, io.DataType)
+	}
+	shape := make(engine.Shape, len(io.Dimensions))
+	for i, d := range io.Dimensions {
+		if d < 0 {
+			d = engine.Dynamic
+		}
+		shape[i] = d
+	}
+	return engine.TensorDesc{Name: io.Name, DType: dt, Shape: shape}, nil
+}
+
+var fromORT = map[ortgo.TensorElementDataType]engine.DType{
+	ortgo.TensorElementDataTypeFloat:   engine.Float32,
+	ortgo.TensorElementDataTypeFloat16: engine.Float16,
+	ortgo.TensorElementDataTypeInt32:   engine.Int32,
+	ortgo.TensorElementDataTypeInt64:   engine.Int64,
+	ortgo.TensorElementDataTypeUint8:   engine.Uint8,
+	ortgo.TensorElementDataTypeBool:    engine.Bool,
+}
+
+// Engine is one ONNX Runtime session.
+type Engine struct {
+	name              string
+	inputs, outputs   []engine.TensorDesc
+	inNames, outNames []string
+
+	mu     sync.RWMutex // guards sess against Close during Run
+	sess   *ortgo.DynamicAdvancedSession
+	closed bool
+}
+
+// Name implements engine.Engine.
+func (e *Engine) Name() string { return e.name }
+
+// Inputs implements engine.Engine.
+func (e *Engine) Inputs() []engine.TensorDesc { return e.inputs }
+
+// Outputs implements engine.Engine.
+func (e *Engine) Outputs() []engine.TensorDesc { return e.outputs }
+
+// Close implements engine.Engine; idempotent and nil-safe. It waits for runs in flight.
+func (e *Engine) Close() error {
+	if e == nil {
+		return nil
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil
+	}
+	e.closed = true
+	if e.sess != nil {
+		if err := e.sess.Destroy(); err != nil {
+			return fmt.Errorf("ort: %s: close: %w", e.name, err)
+		}
+		e.sess = nil
+	}
+	return nil
+}
+
+// Run implements engine.Engine.
+func (e *Engine) Run(ctx context.Context, inputs map[string]engine.Tensor) (map[string]engine.Tensor, error) {
+	if err := engine.CheckInputs(e.name, e.inputs, inputs, "cpu"); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.closed {
+		return nil, fmt.Errorf("%w: ort: %s", engine.ErrClosed, e.name)
+	}
+
+	var pin runtime.Pinner // Go memory handed to ONNX Runtime stays put for the run
+	defer pin.Unpin()
+	vals := make([]ortgo.Value, len(e.inputs))
+	defer func() {
+		for _, v := range vals {
+			if v != nil {
+				_ = v.Destroy()
+			}
+		}
+	}()
+	for i, d := range e.inputs {
+		v, err := toValue(inputs[d.Name], &pin)
+		if err != nil {
+			return nil, fmt.Errorf("%w: ort: %s: input %q: %v", engine.ErrRun, e.name, d.Name, err)
+		}
+		vals[i] = v
+	}
+
+	ro, err := ortgo.NewRunOptions()
+	if err != nil {
+		return nil, fmt.Errorf("%w: ort: %s: run options: %v", engine.ErrRun, e.name, err)
+	}
+	defer ro.Destroy()
+	stop := context.AfterFunc(ctx, func() { _ = ro.Terminate() })
+	defer stop()
+
+	outs := make([]ortgo.Value, len(e.outputs))
+	runErr := e.sess.RunWithOptions(vals, outs, ro)
+	defer func() {
+		for _, v := range outs {
+			if v != nil {
+				_ = v.Destroy()
+			}
+		}
+	}()
+	if runErr != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("ort: %s: %w", e.name, ctx.Err())
+		}
+		return nil, fmt.Errorf("%w: ort: %s: %v", engine.ErrRun, e.name, runErr)
+	}
+	res := make(map[string]engine.Tensor, len(outs))
+	for i, v := range outs {
+		t, err := fromValue(v)
+		if err != nil {
+			return nil, fmt.Errorf("%w: ort: %s: output %q: %v", engine.ErrRun, e.name, e.outputs[i].Name, err)
+		}
+		res[e.outputs[i].Name] = t
+	}
+	return res, nil
+}
+
+func toValue(t engine.Tensor, pin *runtime.Pinner) (ortgo.Value, error) {
+	h, ok := t.(*engine.HostTensor)
+	if !ok {
+		return nil, fmt.Errorf("%w: not a host tensor (%T)", engine.ErrDevice, t)
+	}
+	shape := ortgo.NewShape(h.Shape()...)
+	switch h.DType() {
+	case engine.Float32:
+		if len(h.F32) > 0 {
+			pin.Pin(&h.F32[0])
+		}
+		return ortgo.NewTensor(shape, h.F32)
+	case engine.Int32:
+		if len(h.I32) > 0 {
+			pin.Pin(&h.I32[0])
+		}
+		return ortgo.NewTensor(shape, h.I32)
+	case engine.Int64:
+		if len(h.I64) > 0 {
+			pin.Pin(&h.I64[0])
+		}
+		return ortgo.NewTensor(shape, h.I64)
+	case engine.Uint8:
+		if len(h.U8) > 0 {
+			pin.Pin(&h.U8[0])
+		}
+		return ortgo.NewTensor(shape, h.U8)
+	}
+	return nil, fmt.Errorf("%w: %v tensors are not supported by the ort backend", engine.ErrDType, h.DType())
+}
+
+// fromValue copies nothing: onnxruntime_go already copied the output into a Go slice,
+// which the returned host tensor takes over.
+func fromValue(v ortgo.Value) (*engine.HostTensor, error) {
+	shape := engine.Shape(v.GetShape())
+	switch x := v.(type) {
+	case *ortgo.Tensor[float32]:
+		return engine.FromFloat32(shape, x.GetData())
+	case *ortgo.Tensor[int32]:
+		return engine.FromInt32(shape, x.GetData())
+	case *ortgo.Tensor[int64]:
+		return engine.FromInt64(shape, x.GetData())
+	}
+	return nil, errors.New("unsupported output element type")
+}
