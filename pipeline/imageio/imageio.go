@@ -1,0 +1,228 @@
+package imageio
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	_ "image/gif" // register GIF
+	"image/jpeg"
+	"image/png"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// Errors wrapped by this package.
+var (
+	ErrDecode = errors.New("imageio: cannot decode image")
+	ErrLimit  = errors.New("imageio: image outside limits")
+)
+
+// Limits bound what Decode accepts.
+type Limits struct {
+	MaxBytes  int64 // encoded size
+	MaxPixels int64 // width*height
+	MaxSide   int   // longest side
+	MinSide   int   // shortest side (≥ 1)
+}
+
+// DefaultLimits: 64 MiB files, 64 megapixels, 16384 px sides, at least 1 px.
+var DefaultLimits = Limits{MaxBytes: 64 << 20, MaxPixels: 64 << 20, MaxSide: 16384, MinSide: 1}
+
+// RGB8 is an 8-bit RGB image, pixels packed row-major as R,G,B.
+type RGB8 struct {
+	W, H int
+	Pix  []uint8
+}
+
+// NewRGB8 allocates a black image.
+func NewRGB8(w, h int) *RGB8 { return &RGB8{W: w, H: h, Pix: make([]uint8, 3*w*h)} }
+
+// At returns the pixel at (x,y).
+func (m *RGB8) At(x, y int) (r, g, b uint8) {
+	i := 3 * (y*m.W + x)
+	return m.Pix[i], m.Pix[i+1], m.Pix[i+2]
+}
+
+// ReadFile decodes an image file with the given limits.
+func ReadFile(path string, lim Limits) (*RGB8, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrDecode, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrDecode, err)
+	}
+	if st.IsDir() {
+		return nil, fmt.Errorf("%w: %s is a directory", ErrDecode, path)
+	}
+	if lim.MaxBytes > 0 && st.Size() > lim.MaxBytes {
+		return nil, fmt.Errorf("%w: %s is %d bytes, the limit is %d", ErrLimit, path, st.Size(), lim.MaxBytes)
+	}
+	img, err := Decode(f, lim)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Base(path), err)
+	}
+	return img, nil
+}
+
+// Decode reads an image, enforcing lim before decoding pixels.
+func Decode(r io.Reader, lim Limits) (*RGB8, error) {
+	var src io.Reader = r
+	if lim.MaxBytes > 0 {
+		src = io.LimitReader(r, lim.MaxBytes+1)
+	}
+	data, err := io.ReadAll(src)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrDecode, err)
+	}
+	if lim.MaxBytes > 0 && int64(len(data)) > lim.MaxBytes {
+		return nil, fmt.Errorf("%w: more than %d bytes", ErrLimit, lim.MaxBytes)
+	}
+	if len(data) == 0 {
+		return nil, fmt.Errorf("%w: empty input", ErrDecode)
+	}
+	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v (PNG, JPEG and GIF are supported)", ErrDecode, err)
+	}
+	if err := lim.check(cfg.Width, cfg.Height); err != nil {
+		return nil, err
+	}
+	img, _, err := image.Decode(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrDecode, format, err)
+	}
+	return ToRGB8(img), nil
+}
+
+func (lim Limits) check(w, h int) error {
+	min := lim.MinSide
+	if min < 1 {
+		min = 1
+	}
+	if w < min || h < min {
+		return fmt.Errorf("%w: %d×%d is smaller than %d px on a side", ErrLimit, w, h, min)
+	}
+	if lim.MaxSide > 0 && (w > lim.MaxSide || h > lim.MaxSide) {
+		return fmt.Errorf("%w: %d×%d exceeds %d px on a side", ErrLimit, w, h, lim.MaxSide)
+	}
+	if lim.MaxPixels > 0 && int64(w)*int64(h) > lim.MaxPixels {
+		return fmt.Errorf("%w: %d×%d is %d pixels, the limit is %d", ErrLimit, w, h, int64(w)*int64(h), lim.MaxPixels)
+	}
+	return nil
+}
+
+// ToRGB8 converts any image with the package's documented conversions.
+func ToRGB8(img image.Image) *RGB8 {
+	b := img.Bounds()
+	out := NewRGB8(b.Dx(), b.Dy())
+	i := 0
+	put := func(r, g, bb uint8) {
+		out.Pix[i], out.Pix[i+1], out.Pix[i+2] = r, g, bb
+		i += 3
+	}
+	switch m := img.(type) {
+	case *image.NRGBA:
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			row := m.Pix[(y-b.Min.Y)*m.Stride:]
+			for x := 0; x < b.Dx(); x++ {
+				put(row[4*x], row[4*x+1], row[4*x+2])
+			}
+		}
+	case *image.RGBA:
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			for x := b.Min.X; x < b.Max.X; x++ {
+				c := color.NRGBAModel.Convert(m.RGBAAt(x, y)).(color.NRGBA)
+				put(c.R, c.G, c.B)
+			}
+		}
+	case *image.Gray:
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			for x := b.Min.X; x < b.Max.X; x++ {
+				v := m.GrayAt(x, y).Y
+				put(v, v, v)
+			}
+		}
+	case *image.YCbCr:
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			for x := b.Min.X; x < b.Max.X; x++ {
+				c := m.YCbCrAt(x, y)
+				r, g, bb := color.YCbCrToRGB(c.Y, c.Cb, c.Cr)
+				put(r, g, bb)
+			}
+		}
+	default:
+		// 16-bit, paletted, CMYK, grey+alpha...: through NRGBA64, rounding to 8 bits.
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			for x := b.Min.X; x < b.Max.X; x++ {
+				c := color.NRGBA64Model.Convert(img.At(x, y)).(color.NRGBA64)
+				put(to8(c.R), to8(c.G), to8(c.B))
+			}
+		}
+	}
+	return out
+}
+
+func to8(v uint16) uint8 { return uint8((uint32(v)*255 + 32767) / 65535) }
+
+// Image returns the picture as an image.Image (for encoding).
+func (m *RGB8) Image() *image.NRGBA {
+	out := image.NewNRGBA(image.Rect(0, 0, m.W, m.H))
+	for p := 0; p < m.W*m.H; p++ {
+		copy(out.Pix[4*p:4*p+3], m.Pix[3*p:3*p+3])
+		out.Pix[4*p+3] = 255
+	}
+	return out
+}
+
+// WritePNG encodes img as PNG to path atomically.
+func WritePNG(path string, img image.Image) error {
+	return WriteAtomic(path, func(w io.Writer) error { return png.Encode(w, img) })
+}
+
+// WriteJPEG encodes img as JPEG (quality 1-100) to path atomically.
+func WriteJPEG(path string, img image.Image, quality int) error {
+	return WriteAtomic(path, func(w io.Writer) error { return jpeg.Encode(w, img, &jpeg.Options{Quality: quality}) })
+}
+
+// WriteAtomic writes a file through a temporary file in the same directory, then renames
+// it into place. On any error the temporary file is removed and path is left untouched.
+func WriteAtomic(path string, write func(io.Writer) error) (err error) {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("imageio: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	bw := bufio.NewWriter(tmp)
+	if err = write(bw); err != nil {
+		return fmt.Errorf("imageio: writing %s: %w", path, err)
+	}
+	if err = bw.Flush(); err != nil {
+		return fmt.Errorf("imageio: writing %s: %w", path, err)
+	}
+	if err = tmp.Sync(); err != nil {
+		return fmt.Errorf("imageio: %w", err)
+	}
+	if err = tmp.Close(); err != nil {
+		return fmt.Errorf("imageio: %w", err)
+	}
+	if err = os.Chmod(tmp.Name(), 0o644); err != nil {
+		return fmt.Errorf("imageio: %w", err)
+	}
+	if err = os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("imageio: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,172 @@
+package imageio
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"hash/crc32"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"image/png"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestResizeMatchesPillow(t *testing.T) {
+	var cases struct {
+		Pillow string
+		Cases  []struct {
+			Src, Dst string
+			W, H     int
+		}
+	}
+	b, err := os.ReadFile("testdata/resize_cases.json")
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &cases))
+	require.NotEmpty(t, cases.Cases)
+	for _, c := range cases.Cases {
+		t.Run(c.Dst, func(t *testing.T) {
+			src, err := ReadFile(filepath.Join("testdata", c.Src), DefaultLimits)
+			require.NoError(t, err)
+			want, err := ReadFile(filepath.Join("testdata", c.Dst), DefaultLimits)
+			require.NoError(t, err)
+			got := ResizeBicubicPIL(src, c.W, c.H)
+			require.Equal(t, [2]int{want.W, want.H}, [2]int{got.W, got.H})
+			diff := 0
+			for i := range got.Pix {
+				if got.Pix[i] != want.Pix[i] {
+					diff++
+				}
+			}
+			assert.Zero(t, diff, "bytes differing from Pillow %s", cases.Pillow)
+		})
+	}
+}
+
+func encodePNG(t *testing.T, img image.Image) []byte {
+	var buf bytes.Buffer
+	require.NoError(t, png.Encode(&buf, img))
+	return buf.Bytes()
+}
+
+// hugeHeaderPNG is a valid PNG signature + IHDR claiming w×h, with no pixel data.
+func hugeHeaderPNG(w, h uint32) []byte {
+	var buf bytes.Buffer
+	buf.WriteString("\x89PNG\r\n\x1a\n")
+	ihdr := make([]byte, 13)
+	binary.BigEndian.PutUint32(ihdr[0:], w)
+	binary.BigEndian.PutUint32(ihdr[4:], h)
+	ihdr[8], ihdr[9] = 8, 2 // 8-bit RGB
+	_ = binary.Write(&buf, binary.BigEndian, uint32(13))
+	chunk := append([]byte("IHDR"), ihdr...)
+	buf.Write(chunk)
+	_ = binary.Write(&buf, binary.BigEndian, crc32.ChecksumIEEE(chunk))
+	return buf.Bytes()
+}
+
+func TestDecodeBadInputs(t *testing.T) {
+	good := image.NewNRGBA(image.Rect(0, 0, 8, 8))
+	goodPNG := encodePNG(t, good)
+	for _, tc := range []struct {
+		name string
+		data []byte
+		lim  Limits
+		want error
+	}{
+		{"empty", nil, DefaultLimits, ErrDecode},
+		{"garbage", []byte("definitely not an image"), DefaultLimits, ErrDecode},
+		{"truncated", goodPNG[:len(goodPNG)/2], DefaultLimits, ErrDecode},
+		{"zero size header", hugeHeaderPNG(0, 0), DefaultLimits, ErrDecode}, // "non-positive dimension"
+		{"30000x30000 header", hugeHeaderPNG(30000, 30000), DefaultLimits, ErrLimit},
+		{"too many bytes", goodPNG, Limits{MaxBytes: 10}, ErrLimit},
+		{"too small", goodPNG, Limits{MinSide: 64}, ErrLimit},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Decode(bytes.NewReader(tc.data), tc.lim)
+			require.Error(t, err)
+			assert.True(t, errors.Is(err, tc.want), "got %v", err)
+		})
+	}
+}
+
+func TestDecodeConversions(t *testing.T) {
+	t.Run("16-bit", func(t *testing.T) {
+		m := image.NewRGBA64(image.Rect(0, 0, 2, 1))
+		m.SetRGBA64(0, 0, color.RGBA64{R: 65535, G: 32896, B: 0, A: 65535})
+		m.SetRGBA64(1, 0, color.RGBA64{R: 257 * 10, G: 257*10 + 128, B: 65535, A: 65535})
+		img, err := Decode(bytes.NewReader(encodePNG(t, m)), DefaultLimits)
+		require.NoError(t, err)
+		assert.Equal(t, []uint8{255, 128, 0, 10, 10, 255}, img.Pix)
+	})
+	t.Run("alpha dropped", func(t *testing.T) {
+		m := image.NewNRGBA(image.Rect(0, 0, 1, 1))
+		m.SetNRGBA(0, 0, color.NRGBA{R: 200, G: 100, B: 50, A: 0})
+		img, err := Decode(bytes.NewReader(encodePNG(t, m)), DefaultLimits)
+		require.NoError(t, err)
+		assert.Equal(t, []uint8{200, 100, 50}, img.Pix)
+	})
+	t.Run("gray", func(t *testing.T) {
+		m := image.NewGray(image.Rect(0, 0, 1, 1))
+		m.SetGray(0, 0, color.Gray{Y: 77})
+		img, err := Decode(bytes.NewReader(encodePNG(t, m)), DefaultLimits)
+		require.NoError(t, err)
+		assert.Equal(t, []uint8{77, 77, 77}, img.Pix)
+	})
+	t.Run("cmyk jpeg", func(t *testing.T) {
+		m := image.NewCMYK(image.Rect(0, 0, 16, 16))
+		for i := 0; i < len(m.Pix); i += 4 {
+			m.Pix[i], m.Pix[i+1], m.Pix[i+2], m.Pix[i+3] = 0, 255, 255, 0 // red
+		}
+		var buf bytes.Buffer
+		require.NoError(t, jpeg.Encode(&buf, m, &jpeg.Options{Quality: 95}))
+		img, err := Decode(&buf, DefaultLimits)
+		require.NoError(t, err)
+		r, g, b := img.At(8, 8)
+		assert.InDelta(t, 255, int(r), 6)
+		assert.InDelta(t, 0, int(g), 6)
+		assert.InDelta(t, 0, int(b), 6)
+	})
+}
+
+func TestWriteAtomic(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "out.png")
+	img := NewRGB8(3, 2)
+	img.Pix[0] = 9
+	require.NoError(t, WritePNG(p, img.Image()))
+	back, err := ReadFile(p, DefaultLimits)
+	require.NoError(t, err)
+	assert.Equal(t, img.Pix, back.Pix)
+	// A failing writer leaves neither the target nor a temp file.
+	q := filepath.Join(dir, "fail.png")
+	err = WriteAtomic(q, func(w io.Writer) error { _, _ = w.Write([]byte("partial")); return errors.New("boom") })
+	require.Error(t, err)
+	assert.NoFileExists(t, q)
+	entries, _ := os.ReadDir(dir)
+	assert.Len(t, entries, 1, "only out.png remains")
+	// The target of a failed write keeps its old content.
+	err = WriteAtomic(p, func(w io.Writer) error { return errors.New("boom") })
+	require.Error(t, err)
+	back, err = ReadFile(p, DefaultLimits)
+	require.NoError(t, err)
+	assert.Equal(t, img.Pix, back.Pix)
+}
+
+func TestCLIPInput(t *testing.T) {
+	img := NewRGB8(5, 3)
+	for i := range img.Pix {
+		img.Pix[i] = 255
+	}
+	x := CLIPInput(img, 4, [3]float32{0.5, 0.5, 0.5}, [3]float32{0.25, 0.5, 1})
+	require.Len(t, x, 3*16)
+	assert.InDelta(t, 2.0, x[0], 1e-6)
+	assert.InDelta(t, 1.0, x[16], 1e-6)
+	assert.InDelta(t, 0.5, x[32], 1e-6)
+}
