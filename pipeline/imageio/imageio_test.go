@@ -11,12 +11,15 @@ import (
 	"image/jpeg"
 	"image/png"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/grefine/grefine/internal/npy"
 )
 
 func TestResizeMatchesPillow(t *testing.T) {
@@ -169,4 +172,21 @@ func TestCLIPInput(t *testing.T) {
 	assert.InDelta(t, 2.0, x[0], 1e-6)
 	assert.InDelta(t, 1.0, x[16], 1e-6)
 	assert.InDelta(t, 0.5, x[32], 1e-6)
+}
+
+// TestCLIPInputGolden: Go preprocessing of the committed sample equals the Python
+// reference (PIL BICUBIC squash, /255, normalise) made by tools/export.
+func TestCLIPInputGolden(t *testing.T) {
+	img, err := ReadFile(filepath.Join("..", "..", "testdata", "images", "sample.png"), DefaultLimits)
+	require.NoError(t, err)
+	want, err := npy.ReadFile(filepath.Join("..", "..", "testdata", "goldens", "preprocess_sample.npy"))
+	require.NoError(t, err)
+	got := CLIPInput(img, 224, [3]float32{0.48145466, 0.4578275, 0.40821073}, [3]float32{0.26862954, 0.26130258, 0.27577711})
+	require.Len(t, got, len(want.F32))
+	worst := 0.0
+	for i := range got {
+		worst = math.Max(worst, math.Abs(float64(got[i]-want.F32[i])))
+	}
+	t.Logf("CLIP preprocessing: max abs error vs Python = %.3g", worst)
+	assert.LessOrEqual(t, worst, 1e-6)
 }
