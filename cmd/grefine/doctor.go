@@ -9,6 +9,7 @@ import (
 
 	"github.com/grefine/grefine/engine"
 	"github.com/grefine/grefine/engine/modelset"
+	"github.com/grefine/grefine/monitor"
 )
 
 // check is one line of the doctor's report.
@@ -95,5 +96,12 @@ func runChecks(c *cli.Context) []check {
 	return out
 }
 
-// extraChecks reports the native parts (CUDA device, GPU monitor); extended as they land.
-func extraChecks(*cli.Context) []check { return nil }
+// extraChecks reports the native parts: the CUDA kernel library and the GPU (NVML).
+func extraChecks(*cli.Context) []check {
+	var out []check
+	gpu := monitor.Probe(nil)
+	for _, line := range gpu.Lines() {
+		out = append(out, check{Name: "gpu", OK: gpu.Available, Detail: line})
+	}
+	return out
+}

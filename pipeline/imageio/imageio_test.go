@@ -190,3 +190,19 @@ func TestCLIPInputGolden(t *testing.T) {
 	t.Logf("CLIP preprocessing: max abs error vs Python = %.3g", worst)
 	assert.LessOrEqual(t, worst, 1e-6)
 }
+
+func TestHeatmapAndOverlay(t *testing.T) {
+	h := Heatmap([]float32{0, 0.5, 1, float32(math.NaN()), 7}, 5, 1)
+	r0, _, b0 := h.At(0, 0)
+	r2, _, b2 := h.At(2, 0)
+	assert.Greater(t, b0, r0, "low values are blue")
+	assert.Greater(t, r2, b2, "high values are red")
+	assert.Equal(t, h.Pix[0:3], h.Pix[9:12], "NaN renders as 0")
+	assert.Equal(t, h.Pix[6:9], h.Pix[12:15], "values above 1 clamp")
+	img := NewRGB8(2, 1)
+	for i := range img.Pix {
+		img.Pix[i] = 100
+	}
+	o := Overlay(img, []float32{1, 0}, 0.5)
+	assert.Equal(t, []uint8{178, 50, 50, 70, 70, 70}, o.Pix)
+}
