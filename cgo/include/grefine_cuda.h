@@ -1,0 +1,244 @@
+/*
+ * grefine_cuda.h: the C ABI of libgrefine_cuda.so, grefine's CUDA kernels.
+ *
+ * The library is dlopen'd by the Go package engine/cuda; the Go binary builds and runs
+ * without it. CUDA's runtime is linked statically, so the library needs only the NVIDIA
+ * driver (libcuda.so.1) at run time.
+ *
+ * Conventions (STYLE.md):
+ *   - every symbol is prefixed grf_cuda_ or grf_;
+ *   - every call returns a status (GRF_CUDA_OK or an error code) and, on error, writes a
+ *     NUL-terminated lowercase message into the caller's buffer err[errlen] (errlen may
+ *     be 0, then nothing is written); there is no thread-local "last error";
+ *   - no C++ exception or CUDA error crosses this boundary;
+ *   - device memory comes from grf_cuda_malloc (plain cudaMalloc, never managed memory)
+ *     and is released by grf_cuda_free; host pointers passed in are borrowed for the
+ *     duration of the call only (copies to and from host memory are synchronous);
+ *   - a stream is an opaque grf_stream* (a cudaStream_t); kernels are enqueued on it and
+ *     the launchers return without synchronising;
+ *   - tensors are dense, row-major (C order), float32 unless stated otherwise.
+ *
+ * Each kernel family has one parameter struct and one launcher; the launcher's comment
+ * states the reference loop, which the pure-Go twin in engine/cpu implements exactly.
+ */
+#ifndef GREFINE_CUDA_H
+#define GREFINE_CUDA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Exported symbols (the library is built with hidden visibility by default). */
+#if defined(__GNUC__)
+#define GRF_CUDA_API __attribute__((visibility("default")))
+#else
+#define GRF_CUDA_API
+#endif
+
+/* Status codes. */
+#define GRF_CUDA_OK 0
+/* An argument is invalid (null pointer, bad size, bad shape). */
+#define GRF_CUDA_ERR_INVALID 1
+/* A CUDA runtime call failed; the message holds CUDA's error name and string. */
+#define GRF_CUDA_ERR_CUDA 2
+/* No usable GPU: no device (cudaErrorNoDevice) or no/too old driver
+ * (cudaErrorInsufficientDriver); *cuda_error tells which where a call has one. */
+#define GRF_CUDA_ERR_NO_DEVICE 3
+/* An internal error (a C++ exception caught at the boundary). */
+#define GRF_CUDA_ERR_INTERNAL 4
+
+/* ABI version of this header; grf_cuda_abi_version returns it. Bump on any change of a
+ * struct or signature. */
+#define GRF_CUDA_ABI_VERSION 1
+
+/* Opaque stream handle (a cudaStream_t). */
+typedef struct grf_stream grf_stream;
+
+/* grf_cuda_abi_version returns GRF_CUDA_ABI_VERSION as compiled into the library. */
+GRF_CUDA_API int grf_cuda_abi_version(void);
+
+/* grf_cuda_versions writes the CUDA runtime version the library was built with and the
+ * driver's CUDA version (0 when no driver is installed), e.g. 11080 and 12040. */
+GRF_CUDA_API int grf_cuda_versions(int* runtime_version, int* driver_version, char* err, size_t errlen);
+
+/* grf_cuda_device_count writes the number of CUDA devices. With no usable GPU it returns
+ * GRF_CUDA_ERR_NO_DEVICE, writes 0 devices and stores the raw cudaError_t in *cuda_error
+ * (100 = no device, 35 = insufficient driver); otherwise *cuda_error is 0. */
+GRF_CUDA_API int grf_cuda_device_count(int* count, int* cuda_error, char* err, size_t errlen);
+
+/* grf_cuda_device_info describes device dev: its name (NUL-terminated, truncated to
+ * namelen), compute capability, global memory and multiprocessor count. */
+GRF_CUDA_API int grf_cuda_device_info(int dev, char* name, size_t namelen, int* major, int* minor,
+                         size_t* total_mem, int* sm_count, char* err, size_t errlen);
+
+/* grf_cuda_set_device makes dev the current device of the calling OS thread. */
+GRF_CUDA_API int grf_cuda_set_device(int dev, char* err, size_t errlen);
+
+/* grf_cuda_malloc allocates bytes of device memory (cudaMalloc; bytes 0 gives NULL). */
+GRF_CUDA_API int grf_cuda_malloc(void** ptr, size_t bytes, char* err, size_t errlen);
+
+/* grf_cuda_free releases memory from grf_cuda_malloc; NULL is a no-op. */
+GRF_CUDA_API int grf_cuda_free(void* ptr, char* err, size_t errlen);
+
+/* grf_cuda_stream_create creates a stream that synchronises with the legacy default
+ * stream (NULL): copies on the NULL stream wait for the work enqueued on it. */
+GRF_CUDA_API int grf_cuda_stream_create(grf_stream** stream, char* err, size_t errlen);
+
+/* grf_cuda_stream_destroy synchronises and destroys a stream; NULL is a no-op. */
+GRF_CUDA_API int grf_cuda_stream_destroy(grf_stream* stream, char* err, size_t errlen);
+
+/* grf_cuda_stream_sync waits for all work enqueued on the stream and reports any
+ * asynchronous error of that work. */
+GRF_CUDA_API int grf_cuda_stream_sync(grf_stream* stream, char* err, size_t errlen);
+
+/* grf_cuda_memcpy_htod copies bytes from host src to device dst on the stream and waits
+ * for the copy: src is not used after the call returns. */
+GRF_CUDA_API int grf_cuda_memcpy_htod(void* dst, const void* src, size_t bytes, grf_stream* stream,
+                         char* err, size_t errlen);
+
+/* grf_cuda_memcpy_dtoh waits for the stream's earlier work, copies bytes from device src
+ * to host dst and waits for the copy. */
+GRF_CUDA_API int grf_cuda_memcpy_dtoh(void* dst, const void* src, size_t bytes, grf_stream* stream,
+                         char* err, size_t errlen);
+
+/* grf_cuda_memcpy_dtod enqueues a device-to-device copy on the stream (asynchronous). */
+GRF_CUDA_API int grf_cuda_memcpy_dtod(void* dst, const void* src, size_t bytes, grf_stream* stream,
+                         char* err, size_t errlen);
+
+/* grf_cuda_memset enqueues cudaMemsetAsync(ptr, value, bytes) on the stream. */
+GRF_CUDA_API int grf_cuda_memset(void* ptr, int value, size_t bytes, grf_stream* stream, char* err,
+                    size_t errlen);
+
+/* ---- Resize -------------------------------------------------------------------------- */
+
+/* Interpolation modes of grf_resize, all with PyTorch F.interpolate semantics and
+ * align_corners=False. */
+#define GRF_RESIZE_NEAREST 0
+#define GRF_RESIZE_BILINEAR 1
+#define GRF_RESIZE_BICUBIC 2
+
+/* Parameters of grf_resize: planes of in_h x in_w resized to out_h x out_w. */
+typedef struct grf_resize_params {
+  const float* src; /* [planes, in_h, in_w] */
+  float* dst;       /* [planes, out_h, out_w]; must not overlap src */
+  int planes, in_h, in_w, out_h, out_w;
+  int mode; /* GRF_RESIZE_* */
+} grf_resize_params;
+
+/* grf_resize: for every plane n and output pixel (y, x):
+ *   scale_y = (float)in_h / out_h, scale_x = (float)in_w / out_w   (float32 arithmetic)
+ *   NEAREST:  sy = min(floor(y * scale_y), in_h - 1) (same for x); dst = src[sy, sx]
+ *   BILINEAR: fy = max((y + 0.5) * scale_y - 0.5, 0); y0 = (int)fy; y1 = y0 + (y0 < in_h-1);
+ *             ly = fy - y0; dst = (1-ly)*((1-lx)*s[y0,x0] + lx*s[y0,x1])
+ *                               +   ly *((1-lx)*s[y1,x0] + lx*s[y1,x1])
+ *   BICUBIC:  fy = (y + 0.5) * scale_y - 0.5 (no clamp); y0 = min(floor(fy), in_h-1);
+ *             ty = clamp(fy - y0, 0, 1); weights wy[k], k=0..3, Keys cubic A = -0.75 at
+ *             distances ty+1, ty, 1-ty, 2-ty; taps at rows clamp(y0-1+k, 0, in_h-1);
+ *             dst = sum_k wy[k] * sum_j wx[j] * s[row_k, col_j]
+ * planes, out_h or out_w may be 0 (nothing to do; pointers may then be NULL). */
+GRF_CUDA_API int grf_resize(const grf_resize_params* p, grf_stream* stream, char* err, size_t errlen);
+
+/* ---- Quality-map fusion (DESIGN 1.2, 1.4) ---------------------------------------------- */
+
+/* Parameters of grf_fuse_maps. T = 1 + grid_h * grid_w tokens (token 0 = CLS, then the
+ * patches row-major). */
+typedef struct grf_fuse_maps_params {
+  const float* good;  /* [batch, 4, T]: P("good") for overall, technical, rationality,
+                         naturalness */
+  const float* align; /* [batch, height, width] alignment map A in [0,1], or NULL (zeros) */
+  float* score;       /* [batch] out: p = L[0] */
+  float* pmap;        /* [batch, height, width] out: P, in [0,1] */
+  float* mask_img;    /* [batch, height, width] out: dilated defect mask, 0.0f or 1.0f */
+  float* mask_lat;    /* [batch, lat_h, lat_w] out: nearest downsample of mask_img, 0/1 */
+  void* workspace;    /* device scratch of grf_fuse_maps_workspace_size bytes (may be
+                         NULL when that size is 0) */
+  size_t workspace_bytes;
+  int batch, grid_h, grid_w;
+  int height, width; /* image resolution H, W */
+  int lat_h, lat_w;  /* latent resolution h, w */
+  int radius;        /* dilation radius r >= 0 (square (2r+1)^2 max filter) */
+  float alpha[3];    /* cask thresholds of dimensions 1..3 (each > 0) */
+  float perceptual_bound; /* P below this is a perceptual defect ... */
+  float perceptual_gate;  /* ... when the raw upsampled L is also below this */
+  float align_bound;      /* A above this is an alignment defect */
+} grf_fuse_maps_params;
+
+/* grf_fuse_maps_workspace_size writes the scratch bytes grf_fuse_maps needs for p's
+ * shapes: 8 * batch * grid_h * grid_w, plus 2 * batch * height * width when radius > 0.
+ * It validates the sizes in p (not the pointers). */
+GRF_CUDA_API int grf_fuse_maps_workspace_size(const grf_fuse_maps_params* p, size_t* bytes, char* err,
+                                 size_t errlen);
+
+/* grf_fuse_maps, per image b (kernels enqueued back to back on one stream):
+ *   for t in 0..T-1:  L[t] = g0[t] * prod_{i=1..3} min(g_i[t] / alpha[i-1], 1)
+ *   score[b] = L[0]
+ *   G = L[1..T-1] as grid_h x grid_w; lo, hi = min(G), max(G)
+ *   N = (hi - lo < 1e-12) ? 0 : (G - lo) / (hi - lo)
+ *   pmap = clamp(bicubic(N -> height x width), 0, 1); Lup = bicubic(G -> height x width)
+ *   m[y,x] = (pmap < perceptual_bound && Lup < perceptual_gate) || (A[y,x] > align_bound)
+ *   mask_img[y,x] = max over |dy|,|dx| <= radius of m (window clipped at the borders)
+ *   mask_lat = nearest(mask_img -> lat_h x lat_w)
+ * with bicubic and nearest as in grf_resize. batch may be 0. grid_h * grid_w <= 4096. */
+GRF_CUDA_API int grf_fuse_maps(const grf_fuse_maps_params* p, grf_stream* stream, char* err,
+                  size_t errlen);
+
+/* ---- Masked latent blending fused with CFG and the scheduler step (DESIGN 1.4) --------- */
+
+/* Parameters of grf_blend_step. n = channels * height * width per image. */
+typedef struct grf_blend_params {
+  const float* noise_pred; /* [2*batch, C, h, w]: rows 0..B-1 unconditional, B..2B-1
+                              conditional */
+  const float* x;          /* [batch, C, h, w] current latents */
+  const float* init;       /* [batch, C, h, w] clean original latents; NULL = zeros */
+  const float* noise;      /* [batch, C, h, w] re-noising noise; NULL = zeros */
+  const float* mask;       /* [batch, 1, h, w], 1 = repaint; NULL = all ones */
+  const float* hist[2];    /* [batch, C, h, w] history terms (multistep); NULL = unused */
+  float* out;              /* [batch, C, h, w]; may alias x */
+  float* x0;               /* [batch, C, h, w] optional second output, or NULL; may alias
+                              x but not out */
+  int batch, channels, height, width;
+  float guidance;          /* CFG scale g */
+  float ca, cb;            /* step: ca*x + cb*eps */
+  float cc, cd;            /* re-noise: cc*init + cd*noise */
+  float ch[2];             /* history coefficients */
+  float ce, cf;            /* x0 = ce*x + cf*eps */
+} grf_blend_params;
+
+/* grf_blend_step, for b in 0..B-1, c in 0..C-1, p in 0..h*w-1, i = (b*C + c)*h*w + p:
+ *   u = noise_pred[i], k = noise_pred[B*C*h*w + i]
+ *   eps = u + g*(k - u)
+ *   xm = ca*x[i] + cb*eps + ch[0]*hist0[i] + ch[1]*hist1[i]   (absent terms skipped)
+ *   if mask == NULL: out[i] = xm
+ *   else m = mask[b*h*w + p]; out[i] = m*xm + (1-m)*(cc*init[i] + cd*noise[i])
+ *   if x0 != NULL: x0[i] = ce*x[i] + cf*eps
+ * Each element is read before it is written by the same thread, so out == x is safe.
+ * batch may be 0. */
+GRF_CUDA_API int grf_blend_step(const grf_blend_params* p, grf_stream* stream, char* err, size_t errlen);
+
+/* Parameters of grf_inpaint_input. */
+typedef struct grf_inpaint_params {
+  const float* latents; /* [batch, C, h, w] */
+  const float* mask;    /* [batch, 1, h, w] */
+  const float* masked;  /* [batch, C, h, w] masked-image latents */
+  float* out;           /* [2*batch, 2*C+1, h, w]; must not overlap the inputs */
+  int batch, channels, height, width;
+  float scale_in;       /* scheduler input scaling applied to latents */
+} grf_inpaint_params;
+
+/* grf_inpaint_input builds the 9-channel (C = 4) UNet input duplicated for CFG:
+ *   for r in 0..2B-1, b = r mod B, p in 0..h*w-1:
+ *     out[r, c, p]       = latents[b, c, p] * scale_in   for c in 0..C-1
+ *     out[r, C, p]       = mask[b, 0, p]
+ *     out[r, C+1+c, p]   = masked[b, c, p]              for c in 0..C-1
+ * batch may be 0. */
+GRF_CUDA_API int grf_inpaint_input(const grf_inpaint_params* p, grf_stream* stream, char* err,
+                      size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GREFINE_CUDA_H */

@@ -1,0 +1,219 @@
+package cuda
+
+/*
+#cgo CFLAGS: -I${SRCDIR}/../../cgo/include
+#cgo LDFLAGS: -ldl
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include "grefine_cuda.h"
+
+// The library's entry points, resolved once per process by grf_go_load.
+static struct {
+	void* handle;
+	int (*abi_version)(void);
+	int (*versions)(int*, int*, char*, size_t);
+	int (*device_count)(int*, int*, char*, size_t);
+	int (*device_info)(int, char*, size_t, int*, int*, size_t*, int*, char*, size_t);
+	int (*set_device)(int, char*, size_t);
+	int (*malloc_)(void**, size_t, char*, size_t);
+	int (*free_)(void*, char*, size_t);
+	int (*stream_create)(grf_stream**, char*, size_t);
+	int (*stream_destroy)(grf_stream*, char*, size_t);
+	int (*stream_sync)(grf_stream*, char*, size_t);
+	int (*memcpy_htod)(void*, const void*, size_t, grf_stream*, char*, size_t);
+	int (*memcpy_dtoh)(void*, const void*, size_t, grf_stream*, char*, size_t);
+	int (*memcpy_dtod)(void*, const void*, size_t, grf_stream*, char*, size_t);
+	int (*memset_)(void*, int, size_t, grf_stream*, char*, size_t);
+	int (*resize)(const grf_resize_params*, grf_stream*, char*, size_t);
+	int (*fuse_maps_workspace_size)(const grf_fuse_maps_params*, size_t*, char*, size_t);
+	int (*fuse_maps)(const grf_fuse_maps_params*, grf_stream*, char*, size_t);
+	int (*blend_step)(const grf_blend_params*, grf_stream*, char*, size_t);
+	int (*inpaint_input)(const grf_inpaint_params*, grf_stream*, char*, size_t);
+} grf_go;
+
+#define GRF_GO_SYM(field, name)                                        \
+	do {                                                               \
+		*(void**)(&grf_go.field) = dlsym(h, name);                     \
+		if (grf_go.field == NULL) {                                    \
+			snprintf(err, errlen, "missing symbol %s", name);          \
+			dlclose(h);                                                \
+			return 2;                                                  \
+		}                                                              \
+	} while (0)
+
+// grf_go_load dlopens path and resolves every symbol; 1 = dlopen failed, 2 = a symbol is
+// missing, 3 = ABI version mismatch.
+static int grf_go_load(const char* path, char* err, size_t errlen) {
+	void* h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	if (h == NULL) {
+		const char* e = dlerror();
+		snprintf(err, errlen, "%s", e ? e : "dlopen failed");
+		return 1;
+	}
+	GRF_GO_SYM(abi_version, "grf_cuda_abi_version");
+	GRF_GO_SYM(versions, "grf_cuda_versions");
+	GRF_GO_SYM(device_count, "grf_cuda_device_count");
+	GRF_GO_SYM(device_info, "grf_cuda_device_info");
+	GRF_GO_SYM(set_device, "grf_cuda_set_device");
+	GRF_GO_SYM(malloc_, "grf_cuda_malloc");
+	GRF_GO_SYM(free_, "grf_cuda_free");
+	GRF_GO_SYM(stream_create, "grf_cuda_stream_create");
+	GRF_GO_SYM(stream_destroy, "grf_cuda_stream_destroy");
+	GRF_GO_SYM(stream_sync, "grf_cuda_stream_sync");
+	GRF_GO_SYM(memcpy_htod, "grf_cuda_memcpy_htod");
+	GRF_GO_SYM(memcpy_dtoh, "grf_cuda_memcpy_dtoh");
+	GRF_GO_SYM(memcpy_dtod, "grf_cuda_memcpy_dtod");
+	GRF_GO_SYM(memset_, "grf_cuda_memset");
+	GRF_GO_SYM(resize, "grf_resize");
+	GRF_GO_SYM(fuse_maps_workspace_size, "grf_fuse_maps_workspace_size");
+	GRF_GO_SYM(fuse_maps, "grf_fuse_maps");
+	GRF_GO_SYM(blend_step, "grf_blend_step");
+	GRF_GO_SYM(inpaint_input, "grf_inpaint_input");
+	int v = grf_go.abi_version();
+	if (v != GRF_CUDA_ABI_VERSION) {
+		snprintf(err, errlen, "library ABI version %d, this program needs %d", v, GRF_CUDA_ABI_VERSION);
+		dlclose(h);
+		return 3;
+	}
+	grf_go.handle = h;
+	return 0;
+}
+
+// The wrappers below (non-static: device.go and ops.go repeat their prototypes).
+// Every wrapper below first makes dev current on the calling OS thread (dev < 0: skip),
+// in the same C call, so goroutines may move between threads.
+#define GRF_GO_DEV(dev) \
+	if ((dev) >= 0) { int rc_ = grf_go.set_device((dev), err, errlen); if (rc_ != 0) return rc_; }
+
+int grf_go_versions(int* rt, int* drv, char* err, size_t errlen) { return grf_go.versions(rt, drv, err, errlen); }
+int grf_go_device_count(int* n, int* ce, char* err, size_t errlen) { return grf_go.device_count(n, ce, err, errlen); }
+int grf_go_device_info(int dev, char* name, size_t namelen, int* major, int* minor, size_t* mem, int* sms, char* err, size_t errlen) {
+	return grf_go.device_info(dev, name, namelen, major, minor, mem, sms, err, errlen);
+}
+int grf_go_set_device(int dev, char* err, size_t errlen) { return grf_go.set_device(dev, err, errlen); }
+int grf_go_malloc(int dev, void** p, size_t n, char* err, size_t errlen) { GRF_GO_DEV(dev); return grf_go.malloc_(p, n, err, errlen); }
+int grf_go_free(int dev, void* p, char* err, size_t errlen) { GRF_GO_DEV(dev); return grf_go.free_(p, err, errlen); }
+int grf_go_stream_create(int dev, grf_stream** s, char* err, size_t errlen) { GRF_GO_DEV(dev); return grf_go.stream_create(s, err, errlen); }
+int grf_go_stream_destroy(int dev, grf_stream* s, char* err, size_t errlen) { GRF_GO_DEV(dev); return grf_go.stream_destroy(s, err, errlen); }
+int grf_go_stream_sync(int dev, grf_stream* s, char* err, size_t errlen) { GRF_GO_DEV(dev); return grf_go.stream_sync(s, err, errlen); }
+int grf_go_memcpy_htod(int dev, void* d, const void* s, size_t n, grf_stream* st, char* err, size_t errlen) { GRF_GO_DEV(dev); return grf_go.memcpy_htod(d, s, n, st, err, errlen); }
+int grf_go_memcpy_dtoh(int dev, void* d, const void* s, size_t n, grf_stream* st, char* err, size_t errlen) { GRF_GO_DEV(dev); return grf_go.memcpy_dtoh(d, s, n, st, err, errlen); }
+int grf_go_memcpy_dtod(int dev, void* d, const void* s, size_t n, grf_stream* st, char* err, size_t errlen) { GRF_GO_DEV(dev); return grf_go.memcpy_dtod(d, s, n, st, err, errlen); }
+int grf_go_memset(int dev, void* p, int v, size_t n, grf_stream* st, char* err, size_t errlen) { GRF_GO_DEV(dev); return grf_go.memset_(p, v, n, st, err, errlen); }
+int grf_go_resize(int dev, const grf_resize_params* p, grf_stream* st, char* err, size_t errlen) { GRF_GO_DEV(dev); return grf_go.resize(p, st, err, errlen); }
+int grf_go_fuse_maps_workspace_size(const grf_fuse_maps_params* p, size_t* n, char* err, size_t errlen) { return grf_go.fuse_maps_workspace_size(p, n, err, errlen); }
+int grf_go_fuse_maps(int dev, const grf_fuse_maps_params* p, grf_stream* st, char* err, size_t errlen) { GRF_GO_DEV(dev); return grf_go.fuse_maps(p, st, err, errlen); }
+int grf_go_blend_step(int dev, const grf_blend_params* p, grf_stream* st, char* err, size_t errlen) { GRF_GO_DEV(dev); return grf_go.blend_step(p, st, err, errlen); }
+int grf_go_inpaint_input(int dev, const grf_inpaint_params* p, grf_stream* st, char* err, size_t errlen) { GRF_GO_DEV(dev); return grf_go.inpaint_input(p, st, err, errlen); }
+*/
+import "C"
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"unsafe"
+
+	"github.com/grefine/grefine/engine"
+)
+
+// LibName is the file name of the kernel library.
+const LibName = "libgrefine_cuda.so"
+
+// errLen is the size of the error buffer passed to every ABI call.
+const errLen = 512
+
+// Status codes of the C ABI (grefine_cuda.h).
+const (
+	statusOK       = 0
+	statusInvalid  = 1
+	statusCUDA     = 2
+	statusNoDevice = 3
+)
+
+// CUDA runtime error codes that mean "no usable GPU".
+const (
+	cudaErrorInsufficientDriver = 35
+	cudaErrorNoDevice           = 100
+)
+
+// errBuf is the error buffer of one ABI call. It is Go memory that C only writes during
+// the call (STYLE: Go memory is never kept by C beyond one call).
+type errBuf [errLen]C.char
+
+func (e *errBuf) ptr() *C.char { return &e[0] }
+func (e *errBuf) msg() string  { return C.GoString(&e[0]) }
+
+// statusError converts an ABI status into an error wrapping a sentinel.
+func statusError(op string, rc C.int, e *errBuf) error {
+	if rc == statusOK {
+		return nil
+	}
+	var s error
+	switch rc {
+	case statusInvalid:
+		s = engine.ErrShape
+	case statusNoDevice:
+		s = engine.ErrUnavailable
+	default:
+		s = engine.ErrRun
+	}
+	return fmt.Errorf("%w: cuda: %s: %s", s, op, e.msg())
+}
+
+// library is the once-per-process handle; its load error is cached.
+var library struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// candidates lists where the library is looked for, in order.
+func candidates(explicit string) []string {
+	if explicit != "" {
+		return []string{explicit}
+	}
+	var c []string
+	if p := os.Getenv("GRF_CUDA_LIB"); p != "" {
+		c = append(c, p)
+	}
+	if exe, err := os.Executable(); err == nil {
+		c = append(c, filepath.Join(filepath.Dir(exe), LibName))
+	}
+	return append(c, filepath.Join(".", LibName))
+}
+
+// load dlopens the library once per process. Later calls return the first result,
+// whatever path they name.
+func load(explicit string) (string, error) {
+	library.once.Do(func() {
+		tried := candidates(explicit)
+		var found string
+		for _, p := range tried {
+			if st, err := os.Stat(p); err == nil && !st.IsDir() {
+				found = p
+				break
+			}
+		}
+		if found == "" {
+			library.err = fmt.Errorf("%w: cuda: %s not found (tried %v; set GRF_CUDA_LIB or run 'make native')",
+				engine.ErrUnavailable, LibName, tried)
+			return
+		}
+		abs, err := filepath.Abs(found)
+		if err != nil {
+			abs = found
+		}
+		cpath := C.CString(abs)
+		defer C.free(unsafe.Pointer(cpath))
+		var e errBuf
+		if rc := C.grf_go_load(cpath, e.ptr(), errLen); rc != 0 {
+			library.err = fmt.Errorf("%w: cuda: cannot load %s: %s", engine.ErrUnavailable, abs, e.msg())
+			return
+		}
+		library.path = abs
+	})
+	return library.path, library.err
+}

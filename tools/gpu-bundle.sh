@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# make gpu-bundle: build everything a GPU machine needs to verify grefine into .gpu/:
+#   <pkg>.test             Go test binaries (cgo; need only libc/libdl/libpthread to load)
+#                          of every package in GRF_GPU_PKGS that has tests
+#   libgrefine_*.so        the native libraries from build/ (CUDA runtime linked statically)
+#   verify.sh              the runner (from ../shared/gpu/ beside the repository)
+#   COMMIT                 git rev-parse HEAD, with "-dirty" for a modified tree
+# On the GPU machine (no Go needed): bash .gpu/verify.sh [REPORT_DIR]
+# Add packages with GRF_GPU_PKGS="engine/cuda monitor engine/trt" (paths from the root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source tools/env.sh
+
+pkgs=${GRF_GPU_PKGS:-"engine/cuda monitor"}
+max_mib=${GRF_GPU_BUNDLE_MAX_MIB:-60}
+
+GRF_REQUIRE_CUDA=1 bash tools/native.sh
+
+rm -rf .gpu
+mkdir -p .gpu
+for pkg in $pkgs; do
+  if ! ls "$pkg"/*_test.go >/dev/null 2>&1; then
+    echo "gpu-bundle: $pkg has no tests, skipped"
+    continue
+  fi
+  name=$(echo "$pkg" | tr '/' '_').test
+  echo "gpu-bundle: go test -c $pkg -> .gpu/$name"
+  CGO_ENABLED=1 go test -c -trimpath -o ".gpu/$name" "./$pkg"
+done
+shopt -s nullglob
+libs=(build/libgrefine_*.so)
+[ ${#libs[@]} -gt 0 ] || { echo "gpu-bundle: no native library in build/" >&2; exit 1; }
+cp "${libs[@]}" .gpu/
+
+verify=""
+for v in "$GRF_ROOT/../shared/gpu/verify.sh" "$GRF_ROOT/shared/gpu/verify.sh"; do
+  [ -f "$v" ] && { verify=$v; break; }
+done
+[ -n "$verify" ] || { echo "gpu-bundle: verify.sh not found in ../shared/gpu or shared/gpu" >&2; exit 1; }
+cp "$verify" .gpu/verify.sh
+chmod +x .gpu/verify.sh
+
+commit=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+if [ -n "$(git status --porcelain 2>/dev/null)" ]; then commit="$commit-dirty"; fi
+echo "$commit" >.gpu/COMMIT
+
+# Load-time dependencies: the binaries must run where only the NVIDIA driver is installed.
+status=0
+for f in .gpu/*.test .gpu/*.so; do
+  extra=$(ldd "$f" 2>/dev/null | awk '{print $1}' |
+    grep -Ev '^(linux-vdso\.so\.1|/lib64/ld-linux-x86-64\.so\.2|ld-linux-x86-64\.so\.2|libc\.so\.6|libdl\.so\.2|libpthread\.so\.0|libm\.so\.6|librt\.so\.1)$' || true)
+  if [ -n "$extra" ]; then
+    echo "gpu-bundle: $f needs more than libc at load time: $extra" >&2
+    status=1
+  fi
+  glibc=$(objdump -T "$f" 2>/dev/null | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1)
+  echo "gpu-bundle: $(basename "$f"): $(stat -c %s "$f") bytes, needs ${glibc:-no versioned glibc}"
+done
+size=$(du -sm .gpu | cut -f1)
+echo "gpu-bundle: .gpu is ${size} MiB (limit ${max_mib}), commit $commit"
+[ "$size" -lt "$max_mib" ] || { echo "gpu-bundle: bundle too large" >&2; status=1; }
+exit $status

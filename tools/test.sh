@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# make test: (after make setup) build the native libraries, lint, run every Go test.
+# ONNX Runtime is required here (GRF_REQUIRE_ORT=1): its tests fail instead of skipping.
+# GPU-only tests skip with their reason on machines without a GPU.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source tools/env.sh
+export GRF_REQUIRE_ORT=1
+if [ -f tools/native.sh ]; then
+  GRF_REQUIRE_CUDA=${GRF_REQUIRE_CUDA:-1} bash tools/native.sh
+fi
+bash tools/lint.sh
+go test -count=1 ./... 2>&1 | tee /tmp/grefine-test.log
+echo "test: ok"
