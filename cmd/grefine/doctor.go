@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/grefine/grefine/engine"
+	"github.com/grefine/grefine/engine/cuda"
 	"github.com/grefine/grefine/engine/modelset"
 	"github.com/grefine/grefine/monitor"
 )
@@ -99,6 +100,14 @@ func runChecks(c *cli.Context) []check {
 // extraChecks reports the native parts: the CUDA kernel library and the GPU (NVML).
 func extraChecks(*cli.Context) []check {
 	var out []check
+	if d, err := cuda.Open(cuda.Options{}); err != nil {
+		out = append(out, check{Name: "device cuda", Detail: err.Error()})
+	} else {
+		i := d.Info()
+		out = append(out, check{Name: "device cuda", OK: true, Detail: fmt.Sprintf("%s, sm_%d%d, %.1f GiB, CUDA runtime %d, driver %d (%s)",
+			i.Name, i.Major, i.Minor, float64(i.TotalMem)/(1<<30), i.RuntimeVersion, i.DriverVersion, i.LibPath)})
+		d.Close()
+	}
 	gpu := monitor.Probe(nil)
 	for _, line := range gpu.Lines() {
 		out = append(out, check{Name: "gpu", OK: gpu.Available, Detail: line})

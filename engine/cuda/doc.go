@@ -5,8 +5,8 @@
 // # Opening
 //
 // Open(Options{}) loads the library once per process (the load error is cached) from
-// Options.LibPath, else $GRF_CUDA_LIB, else the executable's directory, else the current
-// directory. It returns an error wrapping engine.ErrUnavailable that names the cause:
+// Options.LibPath, else $GRF_CUDA_LIB, else the executable's directory (and ../build
+// beside it), else the current directory (and its build/). It returns an error wrapping engine.ErrUnavailable that names the cause:
 // library not found, no device (cudaErrorNoDevice, 100) or insufficient driver
 // (cudaErrorInsufficientDriver, 35), with CUDA's own message. The library links the CUDA
 // runtime statically and needs only the NVIDIA driver.

@@ -180,9 +180,10 @@ func candidates(explicit string) []string {
 		c = append(c, p)
 	}
 	if exe, err := os.Executable(); err == nil {
-		c = append(c, filepath.Join(filepath.Dir(exe), LibName))
+		// beside the binary, and build/ of a source tree whose bin/ holds it
+		c = append(c, filepath.Join(filepath.Dir(exe), LibName), filepath.Join(filepath.Dir(exe), "..", "build", LibName))
 	}
-	return append(c, filepath.Join(".", LibName))
+	return append(c, filepath.Join(".", LibName), filepath.Join("build", LibName))
 }
 
 // load dlopens the library once per process. Later calls return the first result,
