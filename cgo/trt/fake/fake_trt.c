@@ -1,0 +1,975 @@
+/*
+ * fake_trt.c: a CPU-only implementation of the grefine_trt.h ABI for tests. It needs no
+ * GPU and no TensorRT: "device" memory is host memory, streams are tokens, and a plan is
+ * a small text file:
+ *
+ *   grefine-fake-plan 1
+ *   # comments and blank lines are ignored
+ *   input  NAME DTYPE DIMS               e.g. input x float32 -1,3,4   (-1: dynamic)
+ *   output NAME DTYPE SRC SCALE BIAS     NAME = SRC*SCALE + BIAS elementwise, SRC's shape
+ *   profile INDEX NAME MIN OPT MAX       e.g. profile 0 x 1,3,4 2,3,4 8,3,4
+ *   memory INDEX BYTES                   scratch bytes profile INDEX needs
+ *   build KEY=VALUE ...                  written by the fake builder, ignored on load
+ *
+ * Outputs of dtype float32 and int32 apply SCALE and BIAS; other dtypes copy bytes. The
+ * fake builder reads an "onnx" file in the same format (profile and memory lines are
+ * replaced by the builder's profiles) and returns the resulting plan text.
+ *
+ * Environment knobs (read on every call, so tests can change them): GRF_FAKE_TRT_VERSION
+ * (runtime TensorRT version as major*10000+minor*100+patch, default 101600),
+ * GRF_FAKE_TRT_DEVICES (device count, default 1), GRF_FAKE_TRT_CC ("8.9").
+ * Build: cc -std=c11 -shared -fPIC -I cgo/include cgo/trt/fake/fake_trt.c -o libfake.so
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "grefine_trt.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FAKE_MAX_IO 32
+#define FAKE_MAX_PROFILES 8
+#define FAKE_COMPILED_TRT 110100
+
+/* ---- errors and logging --------------------------------------------------------------- */
+
+static grf_trt_log_fn g_log_fn = NULL;
+static int32_t g_log_max = GRF_TRT_LOG_WARNING;
+
+static void logf_(int32_t sev, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  grf_trt_log_fn fn = __atomic_load_n(&g_log_fn, __ATOMIC_ACQUIRE);
+  if (fn == NULL || sev > __atomic_load_n(&g_log_max, __ATOMIC_ACQUIRE)) return;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  fn(sev, msg);
+}
+
+static int32_t fail(char *err, size_t errlen, int32_t status, const char *fmt, ...) {
+  va_list ap;
+  if (err != NULL && errlen > 0) {
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+  }
+  return status;
+}
+
+#define NEED(cond, msg) \
+  do { \
+    if (!(cond)) return fail(err, errlen, GRF_TRT_ERR_INVALID, "%s", msg); \
+  } while (0)
+
+static int env_int(const char *name, int def) {
+  const char *v = getenv(name);
+  return v != NULL && *v != '\0' ? atoi(v) : def;
+}
+
+/* ---- types ---------------------------------------------------------------------------- */
+
+typedef struct {
+  int32_t nb;
+  int64_t d[GRF_TRT_MAX_DIMS];
+} dims_t;
+
+typedef struct {
+  char name[GRF_TRT_MAX_NAME];
+  int32_t mode;
+  int32_t dtype;
+  dims_t dims;      /* inputs: declared shape with -1 */
+  int src;          /* outputs: index of the source input */
+  double scale, bias;
+  int has_profile[FAKE_MAX_PROFILES];
+  dims_t pmin[FAKE_MAX_PROFILES], popt[FAKE_MAX_PROFILES], pmax[FAKE_MAX_PROFILES];
+} io_t;
+
+typedef struct {
+  int nio;
+  io_t io[FAKE_MAX_IO];
+  int nprofiles;
+  int64_t memory[FAKE_MAX_PROFILES];
+} plan_t;
+
+struct grf_trt_runtime {
+  int engines;
+};
+
+struct grf_trt_engine {
+  grf_trt_runtime *owner;
+  int contexts;
+  plan_t plan;
+};
+
+struct grf_trt_context {
+  grf_trt_engine *owner;
+  int profile;
+  void *memory;
+  int64_t memory_bytes;
+  dims_t shape[FAKE_MAX_IO];
+  int shape_set[FAKE_MAX_IO];
+  void *addr[FAKE_MAX_IO];
+  int captured; /* a "graph" for the current state exists */
+};
+
+struct grf_trt_buffer {
+  void *ptr;
+  int64_t bytes;
+};
+
+typedef struct {
+  char name[GRF_TRT_MAX_NAME];
+  dims_t mom[3];
+} bprof_t;
+
+struct grf_trt_builder {
+  int nprofiles;
+  int nshapes[FAKE_MAX_PROFILES];
+  bprof_t shapes[FAKE_MAX_PROFILES][FAKE_MAX_IO];
+  int32_t precision;
+  int32_t strongly_typed;
+  int64_t workspace;
+  int32_t opt_level;
+  char timing_cache[1024];
+};
+
+struct grf_trt_blob {
+  char *data;
+  size_t size;
+};
+
+static const char *dtype_names[] = {"", "float32", "float16", "int32", "int64", "uint8", "bool", "bfloat16", "int8", "fp8"};
+
+static int32_t parse_dtype(const char *s) {
+  for (int32_t i = 1; i < (int32_t)(sizeof dtype_names / sizeof dtype_names[0]); i++) {
+    if (strcmp(s, dtype_names[i]) == 0) return i;
+  }
+  return 0;
+}
+
+static size_t dtype_size(int32_t dt) {
+  switch (dt) {
+    case GRF_TRT_DTYPE_FLOAT32: case GRF_TRT_DTYPE_INT32: return 4;
+    case GRF_TRT_DTYPE_INT64: return 8;
+    case GRF_TRT_DTYPE_FLOAT16: case GRF_TRT_DTYPE_BFLOAT16: return 2;
+    default: return 1;
+  }
+}
+
+static int parse_dims(const char *s, dims_t *out) {
+  char buf[256];
+  char *save = NULL;
+  snprintf(buf, sizeof buf, "%s", s);
+  out->nb = 0;
+  if (strcmp(buf, "scalar") == 0) return 1;
+  for (char *tok = strtok_r(buf, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+    char *end = NULL;
+    if (out->nb == GRF_TRT_MAX_DIMS) return 0;
+    out->d[out->nb++] = strtoll(tok, &end, 10);
+    if (end == tok || *end != '\0') return 0;
+  }
+  return out->nb > 0;
+}
+
+static void format_dims(const dims_t *d, char *buf, size_t n) {
+  size_t k = 0;
+  k += (size_t)snprintf(buf + k, n - k, "[");
+  for (int i = 0; i < d->nb && k < n; i++) k += (size_t)snprintf(buf + k, n - k, i ? ",%lld" : "%lld", (long long)d->d[i]);
+  if (k < n) snprintf(buf + k, n - k, "]");
+}
+
+static void write_dims(FILE *f, const dims_t *d) {
+  if (d->nb == 0) fputs("scalar", f);
+  for (int i = 0; i < d->nb; i++) fprintf(f, i ? ",%lld" : "%lld", (long long)d->d[i]);
+}
+
+static int find_io(const plan_t *p, const char *name) {
+  for (int i = 0; i < p->nio; i++) {
+    if (strcmp(p->io[i].name, name) == 0) return i;
+  }
+  return -1;
+}
+
+static int64_t numel(const dims_t *d) {
+  int64_t n = 1;
+  for (int i = 0; i < d->nb; i++) {
+    if (d->d[i] < 0) return -1;
+    n *= d->d[i];
+  }
+  return n;
+}
+
+/* parse_plan reads plan text. allow_no_profiles: the builder's "onnx" input. */
+static int32_t parse_plan(const char *text, size_t size, plan_t *p, int allow_no_profiles, char *err, size_t errlen) {
+  char *buf = malloc(size + 1);
+  char *save = NULL;
+  int lineno = 0, header = 0;
+  int32_t st = GRF_TRT_OK;
+  if (buf == NULL) return fail(err, errlen, GRF_TRT_ERR_NOMEM, "out of memory");
+  memcpy(buf, text, size);
+  buf[size] = '\0';
+  memset(p, 0, sizeof *p);
+  for (char *line = strtok_r(buf, "\n", &save); line != NULL && st == GRF_TRT_OK; line = strtok_r(NULL, "\n", &save)) {
+    char kw[32] = "", a[GRF_TRT_MAX_NAME] = "", b[256] = "", c[256] = "", d[256] = "", e[256] = "";
+    int n;
+    lineno++;
+    while (*line == ' ' || *line == '\t') line++;
+    if (*line == '\0' || *line == '#' || *line == '\r') continue;
+    n = sscanf(line, "%31s %255s %255s %255s %255s %255s", kw, a, b, c, d, e);
+    if (!header) {
+      if (strcmp(kw, "grefine-fake-plan") != 0 || strcmp(a, "1") != 0) {
+        st = fail(err, errlen, GRF_TRT_ERR_PLAN, "not a fake plan (missing \"grefine-fake-plan 1\" header)");
+        break;
+      }
+      header = 1;
+      continue;
+    }
+    if (strcmp(kw, "input") == 0 || strcmp(kw, "output") == 0) {
+      io_t *io;
+      int is_in = kw[0] == 'i';
+      if ((is_in && n != 4) || (!is_in && n != 6)) {
+        st = fail(err, errlen, GRF_TRT_ERR_PLAN, "line %d: malformed %s", lineno, kw);
+        break;
+      }
+      if (p->nio == FAKE_MAX_IO || find_io(p, a) >= 0) {
+        st = fail(err, errlen, GRF_TRT_ERR_PLAN, "line %d: too many or duplicate tensors", lineno);
+        break;
+      }
+      io = &p->io[p->nio];
+      snprintf(io->name, sizeof io->name, "%s", a);
+      io->mode = is_in ? GRF_TRT_MODE_INPUT : GRF_TRT_MODE_OUTPUT;
+      io->dtype = parse_dtype(b);
+      if (io->dtype == 0) {
+        st = fail(err, errlen, GRF_TRT_ERR_PLAN, "line %d: unknown dtype %s", lineno, b);
+        break;
+      }
+      if (is_in) {
+        if (!parse_dims(c, &io->dims)) {
+          st = fail(err, errlen, GRF_TRT_ERR_PLAN, "line %d: bad dims %s", lineno, c);
+          break;
+        }
+      } else {
+        io->src = find_io(p, c);
+        if (io->src < 0 || p->io[io->src].mode != GRF_TRT_MODE_INPUT) {
+          st = fail(err, errlen, GRF_TRT_ERR_PLAN, "line %d: output source %s is not a declared input", lineno, c);
+          break;
+        }
+        if (p->io[io->src].dtype != io->dtype) {
+          st = fail(err, errlen, GRF_TRT_ERR_PLAN, "line %d: output %s and its source differ in dtype", lineno, a);
+          break;
+        }
+        io->dims = p->io[io->src].dims;
+        io->scale = atof(d);
+        io->bias = atof(e);
+      }
+      p->nio++;
+    } else if (strcmp(kw, "profile") == 0) {
+      int idx = atoi(a), t;
+      if (n != 6 || idx < 0 || idx >= FAKE_MAX_PROFILES) {
+        st = fail(err, errlen, GRF_TRT_ERR_PLAN, "line %d: malformed profile", lineno);
+        break;
+      }
+      t = find_io(p, b);
+      if (t < 0 || p->io[t].mode != GRF_TRT_MODE_INPUT || !parse_dims(c, &p->io[t].pmin[idx]) ||
+          !parse_dims(d, &p->io[t].popt[idx]) || !parse_dims(e, &p->io[t].pmax[idx])) {
+        st = fail(err, errlen, GRF_TRT_ERR_PLAN, "line %d: bad profile for %s", lineno, b);
+        break;
+      }
+      p->io[t].has_profile[idx] = 1;
+      if (idx + 1 > p->nprofiles) p->nprofiles = idx + 1;
+    } else if (strcmp(kw, "memory") == 0) {
+      int idx = atoi(a);
+      if (n != 3 || idx < 0 || idx >= FAKE_MAX_PROFILES) {
+        st = fail(err, errlen, GRF_TRT_ERR_PLAN, "line %d: malformed memory", lineno);
+        break;
+      }
+      p->memory[idx] = strtoll(b, NULL, 10);
+    } else if (strcmp(kw, "build") != 0) {
+      st = fail(err, errlen, GRF_TRT_ERR_PLAN, "line %d: unknown keyword %s", lineno, kw);
+    }
+  }
+  free(buf);
+  if (st != GRF_TRT_OK) return st;
+  if (!header) return fail(err, errlen, GRF_TRT_ERR_PLAN, "empty plan");
+  if (p->nprofiles == 0 && !allow_no_profiles) p->nprofiles = 1; /* static plan: implicit profile */
+  for (int i = 0; i < p->nio; i++) {
+    io_t *io = &p->io[i];
+    if (io->mode != GRF_TRT_MODE_INPUT) continue;
+    for (int k = 0; k < p->nprofiles; k++) {
+      if (!io->has_profile[k]) {
+        for (int j = 0; j < io->dims.nb; j++) {
+          if (io->dims.d[j] < 0) return fail(err, errlen, GRF_TRT_ERR_PLAN, "input %s is dynamic but profile %d has no shape for it", io->name, k);
+        }
+        io->pmin[k] = io->popt[k] = io->pmax[k] = io->dims;
+        io->has_profile[k] = 1;
+      } else if (io->pmin[k].nb != io->dims.nb || io->popt[k].nb != io->dims.nb || io->pmax[k].nb != io->dims.nb) {
+        return fail(err, errlen, GRF_TRT_ERR_PLAN, "profile %d rank for %s differs from the tensor", k, io->name);
+      }
+    }
+  }
+  return GRF_TRT_OK;
+}
+
+/* ---- process-wide --------------------------------------------------------------------- */
+
+int32_t grf_trt_get_version(grf_trt_version_info *out, char *err, size_t errlen) {
+  NEED(out != NULL, "get_version: out is null");
+  out->abi = GRF_TRT_ABI_VERSION;
+  out->compiled_trt = FAKE_COMPILED_TRT;
+  out->runtime_trt = env_int("GRF_FAKE_TRT_VERSION", 101600);
+  out->cuda_runtime = 0;
+  return GRF_TRT_OK;
+}
+
+int32_t grf_trt_set_log_callback(grf_trt_log_fn fn, int32_t max_severity, char *err, size_t errlen) {
+  NEED(max_severity >= GRF_TRT_LOG_INTERNAL_ERROR && max_severity <= GRF_TRT_LOG_VERBOSE,
+       "set_log_callback: max_severity is not a GRF_TRT_LOG_* value");
+  __atomic_store_n(&g_log_max, max_severity, __ATOMIC_RELEASE);
+  __atomic_store_n(&g_log_fn, fn, __ATOMIC_RELEASE);
+  return GRF_TRT_OK;
+}
+
+int32_t grf_trt_get_device_info(int32_t device, grf_trt_device_info *out, char *err, size_t errlen) {
+  const char *cc = getenv("GRF_FAKE_TRT_CC");
+  int maj = 8, min = 9;
+  NEED(out != NULL, "get_device_info: out is null");
+  memset(out, 0, sizeof *out);
+  out->count = env_int("GRF_FAKE_TRT_DEVICES", 1);
+  if (out->count == 0) return GRF_TRT_OK;
+  NEED(device >= 0 && device < out->count, "get_device_info: device index out of range");
+  if (cc != NULL && *cc != '\0' && sscanf(cc, "%d.%d", &maj, &min) != 2) {
+    return fail(err, errlen, GRF_TRT_ERR_INVALID, "GRF_FAKE_TRT_CC must look like 8.9");
+  }
+  out->cc_major = maj;
+  out->cc_minor = min;
+  out->total_mem = (int64_t)24 << 30;
+  snprintf(out->name, sizeof out->name, "fake gpu %d", device);
+  return GRF_TRT_OK;
+}
+
+/* ---- streams and buffers -------------------------------------------------------------- */
+
+int32_t grf_trt_stream_create(void **stream, char *err, size_t errlen) {
+  NEED(stream != NULL, "stream_create: out is null");
+  *stream = malloc(1);
+  return *stream ? GRF_TRT_OK : fail(err, errlen, GRF_TRT_ERR_NOMEM, "out of memory");
+}
+
+int32_t grf_trt_stream_destroy(void *stream, char *err, size_t errlen) {
+  (void)err;
+  (void)errlen;
+  free(stream);
+  return GRF_TRT_OK;
+}
+
+int32_t grf_trt_stream_synchronize(void *stream, char *err, size_t errlen) {
+  (void)stream;
+  (void)err;
+  (void)errlen;
+  return GRF_TRT_OK;
+}
+
+int32_t grf_trt_buffer_create(int64_t bytes, grf_trt_buffer **out, char *err, size_t errlen) {
+  grf_trt_buffer *b;
+  NEED(out != NULL, "buffer_create: out is null");
+  NEED(bytes >= 0, "buffer_create: negative size");
+  b = calloc(1, sizeof *b);
+  if (b == NULL) return fail(err, errlen, GRF_TRT_ERR_NOMEM, "out of memory");
+  if (bytes > 0 && (b->ptr = calloc(1, (size_t)bytes)) == NULL) {
+    free(b);
+    return fail(err, errlen, GRF_TRT_ERR_NOMEM, "cudaMalloc(%lld bytes): out of memory", (long long)bytes);
+  }
+  b->bytes = bytes;
+  *out = b;
+  return GRF_TRT_OK;
+}
+
+int32_t grf_trt_buffer_destroy(grf_trt_buffer *buf, char *err, size_t errlen) {
+  (void)err;
+  (void)errlen;
+  if (buf != NULL) free(buf->ptr);
+  free(buf);
+  return GRF_TRT_OK;
+}
+
+int32_t grf_trt_buffer_info(grf_trt_buffer *buf, void **ptr, int64_t *bytes, char *err, size_t errlen) {
+  NEED(buf != NULL && ptr != NULL && bytes != NULL, "buffer_info: null argument");
+  *ptr = buf->ptr;
+  *bytes = buf->bytes;
+  return GRF_TRT_OK;
+}
+
+static int32_t check_range(grf_trt_buffer *buf, int64_t off, int64_t n, const void *host, const char *op, char *err,
+                           size_t errlen) {
+  NEED(buf != NULL, op);
+  if (off < 0 || n < 0 || off > buf->bytes || n > buf->bytes - off) {
+    return fail(err, errlen, GRF_TRT_ERR_INVALID, "%s: range [%lld, +%lld) outside a buffer of %lld bytes", op,
+                (long long)off, (long long)n, (long long)buf->bytes);
+  }
+  NEED(n == 0 || host != NULL, op);
+  return GRF_TRT_OK;
+}
+
+int32_t grf_trt_buffer_upload(grf_trt_buffer *buf, int64_t offset, const void *src, int64_t bytes, void *stream,
+                              char *err, size_t errlen) {
+  int32_t st = check_range(buf, offset, bytes, src, "buffer_upload", err, errlen);
+  (void)stream;
+  if (st == GRF_TRT_OK && bytes > 0) memcpy((char *)buf->ptr + offset, src, (size_t)bytes);
+  return st;
+}
+
+int32_t grf_trt_buffer_download(grf_trt_buffer *buf, int64_t offset, void *dst, int64_t bytes, void *stream,
+                                char *err, size_t errlen) {
+  int32_t st = check_range(buf, offset, bytes, dst, "buffer_download", err, errlen);
+  (void)stream;
+  if (st == GRF_TRT_OK && bytes > 0) memcpy(dst, (char *)buf->ptr + offset, (size_t)bytes);
+  return st;
+}
+
+/* ---- runtime and engines -------------------------------------------------------------- */
+
+int32_t grf_trt_runtime_create(grf_trt_runtime **out, char *err, size_t errlen) {
+  NEED(out != NULL, "runtime_create: out is null");
+  *out = calloc(1, sizeof **out);
+  if (*out == NULL) return fail(err, errlen, GRF_TRT_ERR_NOMEM, "out of memory");
+  logf_(GRF_TRT_LOG_VERBOSE, "fake runtime created");
+  return GRF_TRT_OK;
+}
+
+int32_t grf_trt_runtime_destroy(grf_trt_runtime *rt, char *err, size_t errlen) {
+  if (rt == NULL) return GRF_TRT_OK;
+  if (rt->engines != 0) {
+    return fail(err, errlen, GRF_TRT_ERR_INVALID, "runtime_destroy: %d engine(s) still open", rt->engines);
+  }
+  free(rt);
+  return GRF_TRT_OK;
+}
+
+int32_t grf_trt_engine_deserialize(grf_trt_runtime *rt, const void *data, size_t size, grf_trt_engine **out,
+                                   char *err, size_t errlen) {
+  grf_trt_engine *e;
+  int32_t st;
+  NEED(rt != NULL && out != NULL, "engine_deserialize: null argument");
+  if (data == NULL || size == 0) return fail(err, errlen, GRF_TRT_ERR_PLAN, "empty plan");
+  e = calloc(1, sizeof *e);
+  if (e == NULL) return fail(err, errlen, GRF_TRT_ERR_NOMEM, "out of memory");
+  st = parse_plan(data, size, &e->plan, 0, err, errlen);
+  if (st != GRF_TRT_OK) {
+    logf_(GRF_TRT_LOG_ERROR, "fake: deserialization failed: %s", err != NULL ? err : "");
+    free(e);
+    return st;
+  }
+  e->owner = rt;
+  rt->engines++;
+  logf_(GRF_TRT_LOG_INFO, "fake: loaded engine with %d i/o tensors and %d profile(s)", e->plan.nio, e->plan.nprofiles);
+  *out = e;
+  return GRF_TRT_OK;
+}
+
+int32_t grf_trt_engine_load_file(grf_trt_runtime *rt, const char *path, grf_trt_engine **out, char *err,
+                                 size_t errlen) {
+  FILE *f;
+  char *buf;
+  long n;
+  int32_t st;
+  NEED(rt != NULL && out != NULL && path != NULL, "engine_load_file: null argument");
+  f = fopen(path, "rb");
+  if (f == NULL) return fail(err, errlen, GRF_TRT_ERR_NOT_FOUND, "cannot open %s", path);
+  fseek(f, 0, SEEK_END);
+  n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  buf = malloc(n > 0 ? (size_t)n : 1);
+  if (buf == NULL || (n > 0 && fread(buf, 1, (size_t)n, f) != (size_t)n)) {
+    fclose(f);
+    free(buf);
+    return fail(err, errlen, GRF_TRT_ERR_NOT_FOUND, "cannot read %s", path);
+  }
+  fclose(f);
+  st = grf_trt_engine_deserialize(rt, buf, (size_t)n, out, err, errlen);
+  free(buf);
+  return st;
+}
+
+int32_t grf_trt_engine_destroy(grf_trt_engine *eng, char *err, size_t errlen) {
+  if (eng == NULL) return GRF_TRT_OK;
+  if (eng->contexts != 0) {
+    return fail(err, errlen, GRF_TRT_ERR_INVALID, "engine_destroy: %d context(s) still open", eng->contexts);
+  }
+  eng->owner->engines--;
+  free(eng);
+  return GRF_TRT_OK;
+}
+
+int32_t grf_trt_engine_num_io(grf_trt_engine *eng, int32_t *n, char *err, size_t errlen) {
+  NEED(eng != NULL && n != NULL, "engine_num_io: null argument");
+  *n = eng->plan.nio;
+  return GRF_TRT_OK;
+}
+
+int32_t grf_trt_engine_io_info(grf_trt_engine *eng, int32_t index, grf_trt_tensor_info *out, char *err,
+                               size_t errlen) {
+  const io_t *io;
+  NEED(eng != NULL && out != NULL, "engine_io_info: null argument");
+  NEED(index >= 0 && index < eng->plan.nio, "engine_io_info: index out of range");
+  io = &eng->plan.io[index];
+  memset(out, 0, sizeof *out);
+  snprintf(out->name, sizeof out->name, "%s", io->name);
+  out->mode = io->mode;
+  out->dtype = io->dtype;
+  out->nb_dims = io->dims.nb;
+  memcpy(out->dims, io->dims.d, sizeof out->dims);
+  return GRF_TRT_OK;
+}
+
+int32_t grf_trt_engine_num_profiles(grf_trt_engine *eng, int32_t *n, char *err, size_t errlen) {
+  NEED(eng != NULL && n != NULL, "engine_num_profiles: null argument");
+  *n = eng->plan.nprofiles;
+  return GRF_TRT_OK;
+}
+
+int32_t grf_trt_engine_profile_shape(grf_trt_engine *eng, const char *name, int32_t profile, grf_trt_profile_shape *out,
+                                     char *err, size_t errlen) {
+  int i;
+  const io_t *io;
+  NEED(eng != NULL && name != NULL && out != NULL, "engine_profile_shape: null argument");
+  i = find_io(&eng->plan, name);
+  if (i < 0) return fail(err, errlen, GRF_TRT_ERR_NOT_FOUND, "no i/o tensor named \"%s\"", name);
+  io = &eng->plan.io[i];
+  if (io->mode != GRF_TRT_MODE_INPUT) return fail(err, errlen, GRF_TRT_ERR_NOT_FOUND, "\"%s\" is not an input", name);
+  if (profile < 0 || profile >= eng->plan.nprofiles) {
+    return fail(err, errlen, GRF_TRT_ERR_INVALID, "profile %d out of range", profile);
+  }
+  memset(out, 0, sizeof *out);
+  out->nb_dims = io->pmin[profile].nb;
+  memcpy(out->min, io->pmin[profile].d, sizeof out->min);
+  memcpy(out->opt, io->popt[profile].d, sizeof out->opt);
+  memcpy(out->max, io->pmax[profile].d, sizeof out->max);
+  return GRF_TRT_OK;
+}
+
+int32_t grf_trt_engine_device_memory_size(grf_trt_engine *eng, int32_t profile, int64_t *bytes, char *err,
+                                          size_t errlen) {
+  NEED(eng != NULL && bytes != NULL, "engine_device_memory_size: null argument");
+  if (profile < -1 || profile >= eng->plan.nprofiles) {
+    return fail(err, errlen, GRF_TRT_ERR_INVALID, "profile %d out of range", profile);
+  }
+  if (profile >= 0) {
+    *bytes = eng->plan.memory[profile];
+    return GRF_TRT_OK;
+  }
+  *bytes = 0;
+  for (int k = 0; k < eng->plan.nprofiles; k++) {
+    if (eng->plan.memory[k] > *bytes) *bytes = eng->plan.memory[k];
+  }
+  return GRF_TRT_OK;
+}
+
+/* ---- contexts ------------------------------------------------------------------------- */
+
+static void reset_shapes(grf_trt_context *c) {
+  const plan_t *p = &c->owner->plan;
+  for (int i = 0; i < p->nio; i++) {
+    c->shape_set[i] = 0;
+    if (p->io[i].mode != GRF_TRT_MODE_INPUT) continue;
+    if (numel(&p->io[i].dims) >= 0) { /* static inputs need no shape call */
+      c->shape[i] = p->io[i].dims;
+      c->shape_set[i] = 1;
+    }
+  }
+}
+
+int32_t grf_trt_context_create(grf_trt_engine *eng, grf_trt_context **out, char *err, size_t errlen) {
+  grf_trt_context *c;
+  NEED(eng != NULL && out != NULL, "context_create: null argument");
+  c = calloc(1, sizeof *c);
+  if (c == NULL) return fail(err, errlen, GRF_TRT_ERR_NOMEM, "out of memory");
+  c->owner = eng;
+  c->memory_bytes = -1;
+  reset_shapes(c);
+  eng->contexts++;
+  *out = c;
+  return GRF_TRT_OK;
+}
+
+int32_t grf_trt_context_destroy(grf_trt_context *ctx, char *err, size_t errlen) {
+  (void)err;
+  (void)errlen;
+  if (ctx == NULL) return GRF_TRT_OK;
+  ctx->owner->contexts--;
+  free(ctx);
+  return GRF_TRT_OK;
+}
+
+int32_t grf_trt_context_set_device_memory(grf_trt_context *ctx, void *ptr, int64_t bytes, char *err, size_t errlen) {
+  NEED(ctx != NULL, "context handle is null");
+  NEED(bytes >= 0, "context_set_device_memory: negative size");
+  NEED(ptr != NULL || bytes == 0, "context_set_device_memory: null memory");
+  if (ptr == ctx->memory && bytes == ctx->memory_bytes) return GRF_TRT_OK;
+  ctx->memory = ptr;
+  ctx->memory_bytes = bytes;
+  ctx->captured = 0;
+  return GRF_TRT_OK;
+}
+
+int32_t grf_trt_context_set_profile(grf_trt_context *ctx, int32_t profile, void *stream, char *err, size_t errlen) {
+  (void)stream;
+  NEED(ctx != NULL, "context handle is null");
+  if (profile < 0 || profile >= ctx->owner->plan.nprofiles) {
+    return fail(err, errlen, GRF_TRT_ERR_INVALID, "profile %d out of range (engine has %d)", profile,
+                ctx->owner->plan.nprofiles);
+  }
+  if (profile == ctx->profile) return GRF_TRT_OK;
+  ctx->profile = profile;
+  reset_shapes(ctx);
+  ctx->captured = 0;
+  return GRF_TRT_OK;
+}
+
+int32_t grf_trt_context_set_input_shape(grf_trt_context *ctx, const char *name, int32_t nb_dims, const int64_t *dims,
+                                        char *err, size_t errlen) {
+  int i, inside;
+  const io_t *io;
+  dims_t d;
+  char got[128], lo[128], hi[128];
+  NEED(ctx != NULL && name != NULL, "context_set_input_shape: null argument");
+  i = find_io(&ctx->owner->plan, name);
+  if (i < 0) return fail(err, errlen, GRF_TRT_ERR_NOT_FOUND, "no i/o tensor named \"%s\"", name);
+  io = &ctx->owner->plan.io[i];
+  if (io->mode != GRF_TRT_MODE_INPUT) return fail(err, errlen, GRF_TRT_ERR_NOT_FOUND, "\"%s\" is not an input", name);
+  if (nb_dims < 0 || nb_dims > GRF_TRT_MAX_DIMS || (nb_dims > 0 && dims == NULL)) {
+    return fail(err, errlen, GRF_TRT_ERR_SHAPE, "%s: bad rank %d", name, nb_dims);
+  }
+  memset(&d, 0, sizeof d);
+  d.nb = nb_dims;
+  for (int j = 0; j < nb_dims; j++) d.d[j] = dims[j];
+  inside = d.nb == io->pmin[ctx->profile].nb;
+  for (int j = 0; inside && j < d.nb; j++) {
+    inside = io->pmin[ctx->profile].d[j] <= d.d[j] && d.d[j] <= io->pmax[ctx->profile].d[j];
+  }
+  if (!inside) {
+    format_dims(&d, got, sizeof got);
+    format_dims(&io->pmin[ctx->profile], lo, sizeof lo);
+    format_dims(&io->pmax[ctx->profile], hi, sizeof hi);
+    return fail(err, errlen, GRF_TRT_ERR_SHAPE, "input \"%s\" shape %s is outside profile %d %s..%s", name, got,
+                ctx->profile, lo, hi);
+  }
+  if (ctx->shape_set[i] && memcmp(&ctx->shape[i], &d, sizeof d) == 0) return GRF_TRT_OK;
+  ctx->shape[i] = d;
+  ctx->shape_set[i] = 1;
+  ctx->captured = 0;
+  return GRF_TRT_OK;
+}
+
+int32_t grf_trt_context_set_tensor_address(grf_trt_context *ctx, const char *name, void *ptr, char *err, size_t errlen) {
+  int i;
+  NEED(ctx != NULL && name != NULL, "context_set_tensor_address: null argument");
+  i = find_io(&ctx->owner->plan, name);
+  if (i < 0) return fail(err, errlen, GRF_TRT_ERR_NOT_FOUND, "no i/o tensor named \"%s\"", name);
+  if (ctx->addr[i] == ptr) return GRF_TRT_OK;
+  ctx->addr[i] = ptr;
+  ctx->captured = 0;
+  return GRF_TRT_OK;
+}
+
+int32_t grf_trt_context_tensor_shape(grf_trt_context *ctx, const char *name, int32_t *nb_dims, int64_t *dims,
+                                     char *err, size_t errlen) {
+  int i, src;
+  const dims_t *d;
+  NEED(ctx != NULL && name != NULL && nb_dims != NULL && dims != NULL, "context_tensor_shape: null argument");
+  i = find_io(&ctx->owner->plan, name);
+  if (i < 0) return fail(err, errlen, GRF_TRT_ERR_NOT_FOUND, "no i/o tensor named \"%s\"", name);
+  src = ctx->owner->plan.io[i].mode == GRF_TRT_MODE_INPUT ? i : ctx->owner->plan.io[i].src;
+  if (!ctx->shape_set[src]) {
+    d = &ctx->owner->plan.io[src].dims; /* unknown yet: -1 where dynamic, like TensorRT */
+  } else {
+    d = &ctx->shape[src];
+  }
+  *nb_dims = d->nb;
+  for (int j = 0; j < GRF_TRT_MAX_DIMS; j++) dims[j] = j < d->nb ? d->d[j] : 0;
+  return GRF_TRT_OK;
+}
+
+static int32_t run(grf_trt_context *c, char *err, size_t errlen) {
+  const plan_t *p = &c->owner->plan;
+  int64_t need = p->memory[c->profile];
+  if (need > 0 && c->memory_bytes < need) {
+    return fail(err, errlen, GRF_TRT_ERR_INVALID, "scratch memory %lld bytes, profile %d needs %lld",
+                (long long)(c->memory_bytes < 0 ? 0 : c->memory_bytes), c->profile, (long long)need);
+  }
+  for (int i = 0; i < p->nio; i++) {
+    if (p->io[i].mode == GRF_TRT_MODE_INPUT && !c->shape_set[i]) {
+      return fail(err, errlen, GRF_TRT_ERR_SHAPE, "not every input shape is set");
+    }
+  }
+  for (int i = 0; i < p->nio; i++) {
+    if (c->addr[i] == NULL && numel(&c->shape[p->io[i].mode == GRF_TRT_MODE_INPUT ? i : p->io[i].src]) > 0) {
+      logf_(GRF_TRT_LOG_ERROR, "fake: tensor \"%s\" has no address", p->io[i].name);
+      return fail(err, errlen, GRF_TRT_ERR_TRT, "enqueueV3 failed: tensor \"%s\" has no address", p->io[i].name);
+    }
+  }
+  if (need > 0) memset(c->memory, 0xAB, (size_t)need); /* touch exactly the scratch it asked for */
+  for (int i = 0; i < p->nio; i++) {
+    const io_t *io = &p->io[i];
+    int64_t n;
+    if (io->mode != GRF_TRT_MODE_OUTPUT) continue;
+    n = numel(&c->shape[io->src]);
+    if (io->dtype == GRF_TRT_DTYPE_FLOAT32) {
+      const float *in = c->addr[io->src];
+      float *out = c->addr[i];
+      for (int64_t k = 0; k < n; k++) out[k] = (float)(in[k] * io->scale + io->bias);
+    } else if (io->dtype == GRF_TRT_DTYPE_INT32) {
+      const int32_t *in = c->addr[io->src];
+      int32_t *out = c->addr[i];
+      for (int64_t k = 0; k < n; k++) out[k] = (int32_t)(in[k] * io->scale + io->bias);
+    } else if (n > 0) {
+      memmove(c->addr[i], c->addr[io->src], (size_t)n * dtype_size(io->dtype));
+    }
+  }
+  return GRF_TRT_OK;
+}
+
+int32_t grf_trt_context_enqueue(grf_trt_context *ctx, void *stream, char *err, size_t errlen) {
+  (void)stream;
+  NEED(ctx != NULL, "context handle is null");
+  return run(ctx, err, errlen);
+}
+
+int32_t grf_trt_context_enqueue_graph(grf_trt_context *ctx, void *stream, int32_t *replayed, char *err, size_t errlen) {
+  int32_t st;
+  NEED(ctx != NULL && replayed != NULL, "context_enqueue_graph: null argument");
+  NEED(stream != NULL, "context_enqueue_graph: cuda graphs need an explicit stream");
+  *replayed = ctx->captured;
+  st = run(ctx, err, errlen);
+  if (st == GRF_TRT_OK) ctx->captured = 1;
+  return st;
+}
+
+/* ---- builder -------------------------------------------------------------------------- */
+
+int32_t grf_trt_builder_create(grf_trt_builder **out, char *err, size_t errlen) {
+  NEED(out != NULL, "builder_create: out is null");
+  *out = calloc(1, sizeof **out);
+  if (*out == NULL) return fail(err, errlen, GRF_TRT_ERR_NOMEM, "out of memory");
+  (*out)->precision = GRF_TRT_PRECISION_FP32;
+  (*out)->opt_level = -1;
+  return GRF_TRT_OK;
+}
+
+int32_t grf_trt_builder_destroy(grf_trt_builder *b, char *err, size_t errlen) {
+  (void)err;
+  (void)errlen;
+  free(b);
+  return GRF_TRT_OK;
+}
+
+int32_t grf_trt_builder_add_profile(grf_trt_builder *b, int32_t *index, char *err, size_t errlen) {
+  NEED(b != NULL && index != NULL, "builder_add_profile: null argument");
+  if (b->nprofiles == FAKE_MAX_PROFILES) return fail(err, errlen, GRF_TRT_ERR_UNSUPPORTED, "too many profiles");
+  *index = b->nprofiles++;
+  return GRF_TRT_OK;
+}
+
+int32_t grf_trt_builder_set_profile_shape(grf_trt_builder *b, int32_t profile, const char *name, int32_t nb_dims,
+                                          const int64_t *min, const int64_t *opt, const int64_t *max, char *err,
+                                          size_t errlen) {
+  bprof_t *s;
+  NEED(b != NULL && name != NULL && *name != '\0', "builder_set_profile_shape: null argument");
+  if (profile < 0 || profile >= b->nprofiles) {
+    return fail(err, errlen, GRF_TRT_ERR_INVALID, "builder_set_profile_shape: no profile %d", profile);
+  }
+  if (nb_dims < 0 || nb_dims > GRF_TRT_MAX_DIMS || (nb_dims > 0 && (!min || !opt || !max))) {
+    return fail(err, errlen, GRF_TRT_ERR_SHAPE, "input \"%s\": bad rank %d", name, nb_dims);
+  }
+  if (b->nshapes[profile] == FAKE_MAX_IO) return fail(err, errlen, GRF_TRT_ERR_UNSUPPORTED, "too many inputs");
+  s = &b->shapes[profile][b->nshapes[profile]++];
+  memset(s, 0, sizeof *s);
+  snprintf(s->name, sizeof s->name, "%s", name);
+  for (int k = 0; k < 3; k++) s->mom[k].nb = nb_dims;
+  for (int32_t i = 0; i < nb_dims; i++) {
+    if (!(0 < min[i] && min[i] <= opt[i] && opt[i] <= max[i])) {
+      b->nshapes[profile]--;
+      return fail(err, errlen, GRF_TRT_ERR_SHAPE, "input \"%s\" dim %d: need 0 < min <= opt <= max", name, i);
+    }
+    s->mom[0].d[i] = min[i];
+    s->mom[1].d[i] = opt[i];
+    s->mom[2].d[i] = max[i];
+  }
+  return GRF_TRT_OK;
+}
+
+int32_t grf_trt_builder_set_precision(grf_trt_builder *b, int32_t precision, char *err, size_t errlen) {
+  NEED(b != NULL, "builder handle is null");
+  NEED(precision >= GRF_TRT_PRECISION_FP32 && precision <= GRF_TRT_PRECISION_BF16,
+       "builder_set_precision: not a GRF_TRT_PRECISION_* value");
+  b->precision = precision;
+  return GRF_TRT_OK;
+}
+
+int32_t grf_trt_builder_set_strongly_typed(grf_trt_builder *b, int32_t on, char *err, size_t errlen) {
+  NEED(b != NULL, "builder handle is null");
+  b->strongly_typed = on != 0;
+  return GRF_TRT_OK;
+}
+
+int32_t grf_trt_builder_set_workspace(grf_trt_builder *b, int64_t bytes, char *err, size_t errlen) {
+  NEED(b != NULL && bytes >= 0, "builder_set_workspace: bad argument");
+  b->workspace = bytes;
+  return GRF_TRT_OK;
+}
+
+int32_t grf_trt_builder_set_optimization_level(grf_trt_builder *b, int32_t level, char *err, size_t errlen) {
+  NEED(b != NULL && level >= -1 && level <= 5, "builder_set_optimization_level: level not in -1..5");
+  b->opt_level = level;
+  return GRF_TRT_OK;
+}
+
+int32_t grf_trt_builder_set_timing_cache(grf_trt_builder *b, const char *path, char *err, size_t errlen) {
+  NEED(b != NULL, "builder handle is null");
+  snprintf(b->timing_cache, sizeof b->timing_cache, "%s", path != NULL ? path : "");
+  return GRF_TRT_OK;
+}
+
+static char *read_all(const char *path, size_t *size) {
+  FILE *f = fopen(path, "rb");
+  char *buf;
+  long n;
+  if (f == NULL) return NULL;
+  fseek(f, 0, SEEK_END);
+  n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  buf = malloc((size_t)(n > 0 ? n : 0) + 1);
+  if (buf != NULL && n > 0 && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+    free(buf);
+    buf = NULL;
+  }
+  fclose(f);
+  if (buf != NULL) {
+    buf[n > 0 ? n : 0] = '\0';
+    *size = (size_t)(n > 0 ? n : 0);
+  }
+  return buf;
+}
+
+/* timing cache: "fake-timing-cache N" where N counts the builds that used it. */
+static int32_t touch_timing_cache(const char *path, char *err, size_t errlen) {
+  size_t n = 0;
+  long builds = 0;
+  char tmp[1100];
+  char *old = read_all(path, &n);
+  FILE *f;
+  if (old != NULL) {
+    int ok = sscanf(old, "fake-timing-cache %ld", &builds) == 1;
+    free(old);
+    if (!ok) return fail(err, errlen, GRF_TRT_ERR_BUILD, "timing cache %s does not load", path);
+  }
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  f = fopen(tmp, "wb");
+  if (f == NULL) return fail(err, errlen, GRF_TRT_ERR_NOT_FOUND, "cannot create %s", tmp);
+  fprintf(f, "fake-timing-cache %ld\n", builds + 1);
+  fclose(f);
+  if (rename(tmp, path) != 0) return fail(err, errlen, GRF_TRT_ERR_NOT_FOUND, "cannot rename %s", tmp);
+  return GRF_TRT_OK;
+}
+
+int32_t grf_trt_builder_build(grf_trt_builder *b, const char *onnx_path, grf_trt_blob **out, char *err,
+                              size_t errlen) {
+  static const char *prec[] = {"", "fp32", "fp16", "bf16"};
+  plan_t p;
+  size_t n = 0;
+  char *src, *text = NULL;
+  size_t tlen = 0;
+  FILE *f;
+  int32_t st;
+  NEED(b != NULL && onnx_path != NULL && out != NULL, "builder_build: null argument");
+  src = read_all(onnx_path, &n);
+  if (src == NULL) return fail(err, errlen, GRF_TRT_ERR_NOT_FOUND, "cannot open onnx file %s", onnx_path);
+  st = parse_plan(src, n, &p, 1, err, errlen);
+  free(src);
+  if (st != GRF_TRT_OK) {
+    char msg[GRF_TRT_ERRLEN];
+    snprintf(msg, sizeof msg, "%s", err != NULL ? err : "");
+    return fail(err, errlen, GRF_TRT_ERR_BUILD, "onnx parse of %s failed: %s", onnx_path, msg);
+  }
+  if (b->nprofiles == 0) return fail(err, errlen, GRF_TRT_ERR_BUILD, "no optimisation profile");
+  for (int k = 0; k < b->nprofiles; k++) {
+    for (int s = 0; s < b->nshapes[k]; s++) {
+      int i = find_io(&p, b->shapes[k][s].name);
+      if (i < 0 || p.io[i].mode != GRF_TRT_MODE_INPUT) {
+        return fail(err, errlen, GRF_TRT_ERR_NOT_FOUND, "profile %d names input \"%s\", which the onnx does not have",
+                    k, b->shapes[k][s].name);
+      }
+      if (b->shapes[k][s].mom[0].nb != p.io[i].dims.nb) {
+        return fail(err, errlen, GRF_TRT_ERR_SHAPE, "profile %d input \"%s\": rank %d, the onnx has %d", k,
+                    b->shapes[k][s].name, b->shapes[k][s].mom[0].nb, p.io[i].dims.nb);
+      }
+      for (int j = 0; j < p.io[i].dims.nb; j++) {
+        int64_t fixed = p.io[i].dims.d[j];
+        if (fixed >= 0 && (b->shapes[k][s].mom[0].d[j] != fixed || b->shapes[k][s].mom[2].d[j] != fixed)) {
+          return fail(err, errlen, GRF_TRT_ERR_SHAPE, "profile %d input \"%s\" dim %d: the onnx fixes it to %lld", k,
+                      b->shapes[k][s].name, j, (long long)fixed);
+        }
+      }
+    }
+  }
+  if (b->timing_cache[0] != '\0' && (st = touch_timing_cache(b->timing_cache, err, errlen)) != GRF_TRT_OK) return st;
+  logf_(GRF_TRT_LOG_INFO, "fake: building %s with %d profile(s), precision %s", onnx_path, b->nprofiles,
+        prec[b->precision]);
+
+  f = open_memstream(&text, &tlen);
+  if (f == NULL) return fail(err, errlen, GRF_TRT_ERR_NOMEM, "out of memory");
+  fprintf(f, "grefine-fake-plan 1\n");
+  fprintf(f, "build precision=%s strongly_typed=%d workspace=%lld opt_level=%d\n", prec[b->precision],
+          b->strongly_typed, (long long)b->workspace, b->opt_level);
+  for (int i = 0; i < p.nio; i++) {
+    const io_t *io = &p.io[i];
+    if (io->mode == GRF_TRT_MODE_INPUT) {
+      fprintf(f, "input %s %s ", io->name, dtype_names[io->dtype]);
+      write_dims(f, &io->dims);
+      fputc('\n', f);
+    } else {
+      fprintf(f, "output %s %s %s %.17g %.17g\n", io->name, dtype_names[io->dtype], p.io[io->src].name, io->scale,
+              io->bias);
+    }
+  }
+  for (int k = 0; k < b->nprofiles; k++) {
+    int64_t mem = 0;
+    for (int s = 0; s < b->nshapes[k]; s++) {
+      const bprof_t *sh = &b->shapes[k][s];
+      fprintf(f, "profile %d %s ", k, sh->name);
+      write_dims(f, &sh->mom[0]);
+      fputc(' ', f);
+      write_dims(f, &sh->mom[1]);
+      fputc(' ', f);
+      write_dims(f, &sh->mom[2]);
+      fputc('\n', f);
+      mem += numel(&sh->mom[2]) * 4;
+    }
+    fprintf(f, "memory %d %lld\n", k, (long long)mem);
+  }
+  fclose(f);
+  *out = calloc(1, sizeof **out);
+  if (*out == NULL) {
+    free(text);
+    return fail(err, errlen, GRF_TRT_ERR_NOMEM, "out of memory");
+  }
+  (*out)->data = text;
+  (*out)->size = tlen;
+  return GRF_TRT_OK;
+}
+
+int32_t grf_trt_blob_data(grf_trt_blob *blob, const void **data, size_t *size, char *err, size_t errlen) {
+  NEED(blob != NULL && data != NULL && size != NULL, "blob_data: null argument");
+  *data = blob->data;
+  *size = blob->size;
+  return GRF_TRT_OK;
+}
+
+int32_t grf_trt_blob_destroy(grf_trt_blob *blob, char *err, size_t errlen) {
+  (void)err;
+  (void)errlen;
+  if (blob != NULL) free(blob->data);
+  free(blob);
+  return GRF_TRT_OK;
+}

@@ -1,0 +1,173 @@
+package trt
+
+/*
+#include "grefine_trt_loader.h"
+*/
+import "C"
+
+import (
+	"fmt"
+	"sync"
+	"unsafe"
+
+	"github.com/grefine/grefine/engine"
+)
+
+// DeviceTensor is a Tensor in GPU memory: what trt engines read and write. engine/cuda's
+// tensors satisfy it; Buffer is this package's own implementation.
+type DeviceTensor interface {
+	engine.Tensor
+	// DevicePtr is the device address of the first element (0 for an empty tensor).
+	DevicePtr() uintptr
+}
+
+// Allocator makes the output tensors of Engine.Run. Returned tensors must implement
+// DeviceTensor. engine/cuda's device can serve; by default the Backend allocates Buffers.
+type Allocator interface {
+	Alloc(dt engine.DType, shape engine.Shape) (engine.Tensor, error)
+}
+
+// Buffer is device memory allocated by the shim (cudaMalloc), typed and shaped. It is a
+// DeviceTensor named "cuda". Close frees it; Close is idempotent and nil-safe.
+type Buffer struct {
+	mu     sync.Mutex
+	h      *C.grf_trt_buffer
+	ptr    uintptr
+	bytes  int64
+	dtype  engine.DType
+	shape  engine.Shape
+	stream uintptr // stream used for copies
+}
+
+func newBuffer(dt engine.DType, shape engine.Shape, stream uintptr) (*Buffer, error) {
+	n := shape.NumElements()
+	if n < 0 {
+		return nil, fmt.Errorf("%w: trt: cannot allocate shape %v", engine.ErrShape, shape)
+	}
+	if dt.Size() == 0 {
+		return nil, fmt.Errorf("%w: trt: cannot allocate dtype %v", engine.ErrDType, dt)
+	}
+	bytes := n * int64(dt.Size())
+	b := &Buffer{dtype: dt, shape: shape.Clone(), bytes: bytes, stream: stream}
+	if err := call("buffer create", func(e *C.char, l C.size_t) C.int32_t {
+		return C.grf_trtl_buffer_create(C.int64_t(bytes), &b.h, e, l)
+	}); err != nil {
+		return nil, err
+	}
+	var p C.uintptr_t
+	var sz C.int64_t
+	if err := call("buffer info", func(e *C.char, l C.size_t) C.int32_t {
+		return C.grf_trtl_buffer_info(b.h, &p, &sz, e, l)
+	}); err != nil {
+		_ = b.Close()
+		return nil, err
+	}
+	b.ptr = uintptr(p)
+	return b, nil
+}
+
+// DType implements engine.Tensor.
+func (b *Buffer) DType() engine.DType { return b.dtype }
+
+// Shape implements engine.Tensor. The returned slice must not be modified.
+func (b *Buffer) Shape() engine.Shape { return b.shape }
+
+// DeviceName implements engine.Tensor: "cuda".
+func (b *Buffer) DeviceName() string { return "cuda" }
+
+// DevicePtr implements DeviceTensor.
+func (b *Buffer) DevicePtr() uintptr { return b.ptr }
+
+// Bytes is the buffer size.
+func (b *Buffer) Bytes() int64 { return b.bytes }
+
+// Close frees the device memory. Work queued on streams that still uses the buffer must be
+// finished (cudaFree synchronises the device).
+func (b *Buffer) Close() error {
+	if b == nil {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.h == nil {
+		return nil
+	}
+	h := b.h
+	b.h, b.ptr = nil, 0
+	return call("buffer destroy", func(e *C.char, l C.size_t) C.int32_t { return C.grf_trtl_buffer_destroy(h, e, l) })
+}
+
+// hostBytes views a host tensor's storage as bytes (no copy).
+func hostBytes(t *engine.HostTensor) ([]byte, error) {
+	var p unsafe.Pointer
+	var n int
+	switch t.DType() {
+	case engine.Float32:
+		p, n = unsafe.Pointer(unsafe.SliceData(t.F32)), len(t.F32)*4
+	case engine.Int32:
+		p, n = unsafe.Pointer(unsafe.SliceData(t.I32)), len(t.I32)*4
+	case engine.Int64:
+		p, n = unsafe.Pointer(unsafe.SliceData(t.I64)), len(t.I64)*8
+	case engine.Uint8, engine.Bool:
+		p, n = unsafe.Pointer(unsafe.SliceData(t.U8)), len(t.U8)
+	default:
+		return nil, fmt.Errorf("%w: trt: host tensors of %v cannot be copied", engine.ErrDType, t.DType())
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	return unsafe.Slice((*byte)(p), n), nil
+}
+
+// upload copies a host tensor of the same dtype and element count into the buffer.
+func (b *Buffer) upload(t *engine.HostTensor) error {
+	src, err := hostBytes(t)
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.h == nil {
+		return fmt.Errorf("%w: trt: upload to a closed buffer", engine.ErrClosed)
+	}
+	if int64(len(src)) != b.bytes {
+		return fmt.Errorf("%w: trt: upload of %d bytes into a %d-byte buffer", engine.ErrShape, len(src), b.bytes)
+	}
+	if len(src) == 0 {
+		return nil
+	}
+	return call("buffer upload", func(e *C.char, l C.size_t) C.int32_t {
+		return C.grf_trtl_buffer_upload(b.h, 0, unsafe.Pointer(&src[0]), C.int64_t(len(src)), C.uintptr_t(b.stream), e, l)
+	})
+}
+
+// Download copies the buffer into a new host tensor, after the work queued on the buffer's
+// stream.
+func (b *Buffer) Download() (*engine.HostTensor, error) {
+	h, err := engine.NewHostTensor(b.dtype, b.shape)
+	if err != nil {
+		return nil, err
+	}
+	dst, err := hostBytes(h)
+	if err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.h == nil {
+		return nil, fmt.Errorf("%w: trt: download from a closed buffer", engine.ErrClosed)
+	}
+	if len(dst) == 0 {
+		return h, nil
+	}
+	if int64(len(dst)) != b.bytes {
+		return nil, fmt.Errorf("%w: trt: download of %d bytes from a %d-byte buffer", engine.ErrShape, len(dst), b.bytes)
+	}
+	err = call("buffer download", func(e *C.char, l C.size_t) C.int32_t {
+		return C.grf_trtl_buffer_download(b.h, 0, unsafe.Pointer(&dst[0]), C.int64_t(len(dst)), C.uintptr_t(b.stream), e, l)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return h, nil
+}
