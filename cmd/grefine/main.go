@@ -15,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	_ "github.com/grefine/grefine/engine/ort" // register the embedded default backend
+	_ "github.com/grefine/grefine/engine/trt" // register the TensorRT backend (dlopen'd shim)
 )
 
 // version is set by the build (-ldflags "-X main.version=...").
@@ -99,5 +100,5 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 
 // commands lists the subcommands; each lives in its own file.
 func commands() []*cli.Command {
-	return []*cli.Command{doctorCommand()}
+	return []*cli.Command{doctorCommand(), plansCommand()}
 }
