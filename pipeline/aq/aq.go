@@ -28,9 +28,9 @@ func DefaultConfig() Config {
 
 // Part is one prompt part as the syntax parser gives it.
 type Part struct {
-	Text     string // filtered part text (stopwords removed)
-	Noun     string // head noun, "" if none
-	Ancestor int    // index of the ancestor part, -1 if none
+	Text     string `json:"text"`     // filtered part text (stopwords removed)
+	Noun     string `json:"noun"`     // head noun, "" if none
+	Ancestor int    `json:"ancestor"` // index of the ancestor part, -1 if none
 }
 
 // Defect kinds of a part.

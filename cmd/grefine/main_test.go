@@ -1,0 +1,157 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+var tiny = filepath.Join("..", "..", "testdata", "models", "tiny")
+
+// run executes the CLI in-process and returns stdout, stderr and the exit code.
+func run(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	err := newApp(&out, &errb).RunContext(context.Background(), append([]string{"grefine", "--models", tiny, "--log-level", "error"}, args...))
+	code := 0
+	if err != nil {
+		errb.WriteString("grefine: " + err.Error() + "\n")
+		code = exitCode(err)
+	}
+	return out.String(), errb.String(), code
+}
+
+func requireORT(t *testing.T) {
+	if _, err := os.Stat(filepath.Join("..", "..", ".deps", "ort", "libonnxruntime.so.1")); err != nil && os.Getenv("ONNXRUNTIME_SHARED_LIBRARY_PATH") == "" {
+		if os.Getenv("GRF_REQUIRE_ORT") == "1" {
+			t.Fatal("onnxruntime required")
+		}
+		t.Skip("skipping: onnxruntime not installed (run `make setup`)")
+	}
+}
+
+func TestDoctor(t *testing.T) {
+	requireORT(t)
+	out, _, code := run(t, "doctor")
+	require.Equal(t, 0, code, "doctor exits 0 even when parts are missing")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	names := map[string]string{}
+	for _, l := range lines {
+		f := strings.Fields(l)
+		require.GreaterOrEqual(t, len(f), 3, l)
+		names[strings.Join(f[:2], " ")] = l
+	}
+	for _, want := range []string{"backend ort", "backend trt", "device cuda", "gpu", "models ok"} {
+		found := false
+		for k, l := range names {
+			if strings.HasPrefix(k, want) || strings.HasPrefix(l, want) {
+				found = true
+			}
+		}
+		assert.True(t, found, "doctor reports %q:\n%s", want, out)
+	}
+	assert.Contains(t, out, "onnxruntime 1.30.0")
+	jout, _, code := run(t, "doctor", "--json")
+	require.Equal(t, 0, code)
+	var checks []check
+	require.NoError(t, json.Unmarshal([]byte(jout), &checks))
+	assert.GreaterOrEqual(t, len(checks), 5)
+}
+
+func TestParseJSONContract(t *testing.T) {
+	out, _, code := run(t, "parse", "--json", "Mr. Beans wearing sun glasses with blue doctor suit and stripe tie")
+	require.Equal(t, 0, code)
+	assert.Equal(t, `{"parts":[{"text":"Mr. Beans wearing","noun":"Beans","start":0,"end":3,"ancestor":-1},`+
+		`{"text":"sun glasses","noun":"glasses","start":3,"end":6,"ancestor":0},`+
+		`{"text":"blue doctor suit","noun":"suit","start":6,"end":10,"ancestor":0},`+
+		`{"text":"stripe tie","noun":"tie","start":10,"end":12,"ancestor":2}]}`, strings.TrimSpace(out))
+	_, errOut, code := run(t, "parse")
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errOut, "one PROMPT")
+	_, errOut, code = run(t, "parse", "bad \xff")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, strings.ToLower(errOut), "utf-8")
+}
+
+func TestAssess(t *testing.T) {
+	requireORT(t)
+	dir := t.TempDir()
+	out, errOut, code := run(t, "assess", "--image", filepath.Join("..", "..", "testdata", "images", "sample.png"), "--prompt", "a red apple on a wooden table", "--out", dir)
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "p=")
+	for _, f := range []string{"report.json", "p_map.png", "a_map.png", "mask.png"} {
+		assert.FileExists(t, filepath.Join(dir, f))
+	}
+	var rep map[string]any
+	b, err := os.ReadFile(filepath.Join(dir, "report.json"))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &rep))
+	for _, k := range []string{"p", "a", "q", "perceptual", "parts", "timings_ms"} {
+		assert.Contains(t, rep, k)
+	}
+}
+
+func TestAssessBadInputs(t *testing.T) {
+	requireORT(t)
+	dir := t.TempDir()
+	corrupt := filepath.Join(dir, "corrupt.png")
+	require.NoError(t, os.WriteFile(corrupt, []byte("\x89PNG\r\n\x1a\nnot really"), 0o644))
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		msg  string
+	}{
+		{"missing image", []string{"--image", filepath.Join(dir, "nope.png"), "--prompt", "x"}, 1, "no such file"},
+		{"corrupt image", []string{"--image", corrupt, "--prompt", "x"}, 1, "cannot decode"},
+		{"no prompt flag", []string{"--image", corrupt}, 2, "--prompt is required"},
+		{"nothing", nil, 2, "give --image"},
+		{"bad utf8", []string{"--image", filepath.Join("..", "..", "testdata", "images", "sample.png"), "--prompt", "a \xff"}, 1, "UTF-8"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := filepath.Join(dir, tc.name)
+			_, errOut, code := run(t, append([]string{"assess", "--out", out}, tc.args...)...)
+			assert.Equal(t, tc.code, code, errOut)
+			assert.Contains(t, errOut, tc.msg)
+			assert.NoFileExists(t, filepath.Join(out, "report.json"), "no partial output")
+		})
+	}
+}
+
+func TestAssessBatch(t *testing.T) {
+	requireORT(t)
+	dir := t.TempDir()
+	img := filepath.Join("..", "..", "testdata", "images", "sample.png")
+	list := filepath.Join(dir, "list.jsonl")
+	lines := `{"image": "` + img + `", "prompt": "a cat on a sofa", "id": "one"}
+{"image": "` + filepath.Join(dir, "missing.png") + `", "prompt": "x"}
+
+{"image": "` + img + `", "prompt": ""}
+`
+	require.NoError(t, os.WriteFile(list, []byte(lines), 0o644))
+	out, errOut, code := run(t, "assess", "--batch", list, "--out", filepath.Join(dir, "out"), "--quiet", "--no-maps")
+	assert.Equal(t, 1, code, "one image failed")
+	assert.Contains(t, errOut, "1 of 3 images failed")
+	rows := strings.Split(strings.TrimSpace(out), "\n")
+	require.Len(t, rows, 3)
+	var first, second, third batchLine
+	require.NoError(t, json.Unmarshal([]byte(rows[0]), &first))
+	require.NoError(t, json.Unmarshal([]byte(rows[1]), &second))
+	require.NoError(t, json.Unmarshal([]byte(rows[2]), &third))
+	assert.Equal(t, "one", first.ID)
+	assert.NotNil(t, first.Report)
+	assert.NotEmpty(t, second.Error)
+	assert.Equal(t, "0003", third.ID)
+	assert.Nil(t, third.Report.A, "empty prompt: alignment skipped")
+	assert.FileExists(t, filepath.Join(dir, "out", "one", "report.json"))
+	_, errOut, code = run(t, "assess", "--batch", list, "--image", img, "--out", dir)
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errOut, "excludes")
+}

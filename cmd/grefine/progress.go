@@ -1,0 +1,57 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+)
+
+// progress draws a one-line progress bar on w (stderr); with quiet set it draws nothing.
+type progress struct {
+	mu    sync.Mutex
+	w     io.Writer
+	label string
+	total int
+	done  int
+	start time.Time
+	quiet bool
+}
+
+func newProgress(w io.Writer, label string, total int, quiet bool) *progress {
+	p := &progress{w: w, label: label, total: total, start: time.Now(), quiet: quiet}
+	p.draw()
+	return p
+}
+
+// Set records n items done and redraws.
+func (p *progress) Set(n int) {
+	p.mu.Lock()
+	p.done = n
+	p.mu.Unlock()
+	p.draw()
+}
+
+func (p *progress) draw() {
+	if p.quiet || p.total <= 0 {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	const width = 30
+	filled := width * p.done / p.total
+	el := time.Since(p.start).Seconds()
+	rate := ""
+	if el > 0 && p.done > 0 {
+		rate = fmt.Sprintf(" %.2f/s", float64(p.done)/el)
+	}
+	fmt.Fprintf(p.w, "\r%-12s [%s%s] %d/%d%s ", p.label, strings.Repeat("#", filled), strings.Repeat(".", width-filled), p.done, p.total, rate)
+}
+
+// Finish ends the line.
+func (p *progress) Finish() {
+	if !p.quiet && p.total > 0 {
+		fmt.Fprintln(p.w)
+	}
+}
