@@ -142,18 +142,34 @@ func (e *TextEncoder) put(t string, f []float32) {
 	}
 }
 
-// encode runs the template ensemble for texts (no cache).
+// encode runs the template ensemble for texts (no cache). When the engine's sequence
+// axis is dynamic, rows are cut to the longest tokenised row of the call (EOT included):
+// CLIP's text transformer is causal and reads its output at EOT, so the padding after it
+// cannot change the result, and the work shrinks from 77 positions to ~10-20.
 func (e *TextEncoder) encode(ctx context.Context, texts []string) ([][]float32, error) {
 	K := len(e.templates)
 	rows := len(texts) * K
-	ids := make([]int32, rows*tokenizer.ContextLength)
+	const L = tokenizer.ContextLength
+	full := make([]int32, rows*L)
+	seq := 1
 	for i, t := range texts {
 		for k, tpl := range e.templates {
-			enc, _, err := e.tok.Encode(strings.Replace(tpl, "{}", t, 1))
+			enc, info, err := e.tok.Encode(strings.Replace(tpl, "{}", t, 1))
 			if err != nil {
 				return nil, fmt.Errorf("aq: text %q: %w", t, err)
 			}
-			copy(ids[(i*K+k)*tokenizer.ContextLength:], enc[:])
+			copy(full[(i*K+k)*L:], enc[:])
+			seq = max(seq, info.NumTokens)
+		}
+	}
+	if in := e.eng.Inputs()[0].Shape; len(in) != 2 || in[1] != engine.Dynamic {
+		seq = L // fixed-length export
+	}
+	ids := full
+	if seq < L {
+		ids = make([]int32, rows*seq)
+		for r := 0; r < rows; r++ {
+			copy(ids[r*seq:(r+1)*seq], full[r*L:r*L+seq])
 		}
 	}
 	emb := make([]float32, 0, rows*e.dim)
@@ -163,7 +179,7 @@ func (e *TextEncoder) encode(ctx context.Context, texts []string) ([][]float32, 
 	}
 	for lo := 0; lo < rows; lo += step {
 		hi := min(lo+step, rows)
-		x, err := engine.FromInt32(engine.Shape{int64(hi - lo), tokenizer.ContextLength}, ids[lo*tokenizer.ContextLength:hi*tokenizer.ContextLength])
+		x, err := engine.FromInt32(engine.Shape{int64(hi - lo), int64(seq)}, ids[lo*seq:hi*seq])
 		if err != nil {
 			return nil, err
 		}
