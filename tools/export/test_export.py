@@ -1,0 +1,314 @@
+"""Tests of the exporter (run: .venv/bin/python -m unittest discover -s tools/export -v).
+
+The CLIP engines are checked against independent references written from other code:
+open_clip's OpenAI-layout CLIP (the weights CLIP-Surgery loads) for the text tower and the
+weight conversion, and a literal transcription of CLIP-Surgery's dual-path forward
+(qkv = in_proj, reshape (B,N,3,heads,hd), q=k=v for the VV path, in-place residuals) for
+the surgery encoder. All tolerances are float32 round-off of tiny models.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import unittest
+
+import numpy as np
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+
+import clip_consts  # noqa: E402
+import clip_engines  # noqa: E402
+import common  # noqa: E402
+
+common.setup_determinism()
+
+
+def tiny_openclip(seed: int):
+    from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
+
+    torch.manual_seed(seed)
+    m = CLIP(embed_dim=512,
+             vision_cfg=CLIPVisionCfg(layers=4, width=32, head_width=16, patch_size=16, image_size=224),
+             text_cfg=CLIPTextCfg(context_length=77, vocab_size=49408, width=16, heads=2, layers=2),
+             quick_gelu=True).eval()
+    # open_clip zero-inits some tensors; randomise everything so no path hides behind zeros
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return m
+
+
+def hf_from_openclip(oc) -> torch.nn.Module:
+    model = clip_engines.build_clip(clip_engines.tiny_config())
+    missing, unexpected = model.load_state_dict(clip_engines.openai_to_hf(oc.state_dict()), strict=False)
+    assert not [k for k in missing if not k.endswith("position_ids")] and not unexpected, (missing, unexpected)
+    return model
+
+
+@torch.no_grad()
+def surgery_literal(visual, x: torch.Tensor) -> torch.Tensor:
+    """CLIP-Surgery's VisionTransformer.forward + ResidualAttentionBlock + Attention, in its
+    LND layout, on OpenAI-named weights (open_clip's visual tower)."""
+    blocks = visual.transformer.resblocks
+    n = len(blocks)
+    n_surg = n // 2
+
+    def attention(blk, h):  # h: LND
+        heads = blk.attn.num_heads
+        t = h.transpose(0, 1)  # NLD
+        B, N, C = t.shape
+        qkv = torch.nn.functional.linear(t, blk.attn.in_proj_weight, blk.attn.in_proj_bias)
+        qkv = qkv.reshape(B, N, 3, heads, C // heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        scale = (C // heads) ** -0.5
+        attn_ori = ((q @ k.transpose(-2, -1)) * scale).softmax(dim=-1)
+        k = v
+        q = k
+        attn = ((q @ k.transpose(-2, -1)) * scale).softmax(dim=-1)
+        x_ori = (attn_ori @ v).transpose(1, 2).reshape(B, N, C)
+        xx = (attn @ v).transpose(1, 2).reshape(B, N, C)
+        proj = blk.attn.out_proj
+        return [proj(xx).transpose(0, 1), proj(x_ori).transpose(0, 1)]
+
+    x = visual.conv1(x)
+    x = x.reshape(x.shape[0], x.shape[1], -1).permute(0, 2, 1)
+    x = torch.cat([visual.class_embedding + torch.zeros(x.shape[0], 1, x.shape[-1]), x], dim=1)
+    x = visual.ln_pre(x + visual.positional_embedding)
+    x = x.permute(1, 0, 2)
+    for i, blk in enumerate(blocks):
+        if i < n - n_surg:
+            h = blk.ln_1(x).transpose(0, 1)
+            a = blk.attn(h, h, h, need_weights=False)[0].transpose(0, 1)
+            x = x + a
+            x = x + blk.mlp(blk.ln_2(x))
+        elif not isinstance(x, list):
+            x_res, x_ori_res = attention(blk, blk.ln_1(x))
+            x_ori = x + x_ori_res
+            x_ori = x_ori + blk.mlp(blk.ln_2(x_ori))
+            x += x_res
+            x = [x, x_ori]
+        else:
+            x, x_ori = x
+            x_res, x_ori_res = attention(blk, blk.ln_1(x_ori))
+            x_ori += x_ori_res
+            x_ori = x_ori + blk.mlp(blk.ln_2(x_ori))
+            x += x_res
+            x = [x, x_ori]
+    x, x_ori = x
+    x[0, :, :] = x_ori[0, :, :]
+    x = x.permute(1, 0, 2)
+    x = visual.ln_post(x) @ visual.proj
+    return x / x.norm(dim=1, keepdim=True)  # G-Refine: norm over dim=1 (tokens)
+
+
+class ClipTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.oc = tiny_openclip(7)
+        cls.hf = hf_from_openclip(cls.oc)
+
+    def test_surgery_matches_literal_clip_surgery(self):
+        x = torch.randn(2, 3, 224, 224, generator=common.generator(3))
+        want = surgery_literal(self.oc.visual, x.clone())
+        with torch.no_grad():
+            got = clip_engines.ClipSurgery(self.hf)(x)
+        self.assertEqual(tuple(got.shape), (2, 197, 512))
+        np.testing.assert_allclose(got.numpy(), want.numpy(), atol=2e-6, rtol=0)
+        # the channel norm over tokens is 1, and the surgery actually changed the patches
+        np.testing.assert_allclose(got.norm(dim=1).numpy(), 1.0, atol=1e-5)
+        with torch.no_grad():
+            plain = self.hf.visual_projection(self.hf.vision_model.post_layernorm(
+                self.hf.vision_model(pixel_values=x).last_hidden_state))
+        plain = plain / plain.norm(dim=1, keepdim=True)
+        self.assertGreater(float((plain[:, 1:] - got[:, 1:]).abs().max()), 1e-3)
+
+    def test_conversion_matches_openclip_image_features(self):
+        x = torch.randn(1, 3, 224, 224, generator=common.generator(4))
+        with torch.no_grad():
+            want = self.oc.encode_image(x)
+            got = self.hf.get_image_features(pixel_values=x)
+        np.testing.assert_allclose(got.numpy(), want.numpy(), atol=2e-6, rtol=0)
+
+    def test_text_matches_openclip_and_hf(self):
+        ids = clip_consts.tokenize(["a photo of a cat", "", "Mr. Beans wearing sun glasses " * 20])
+        self.assertEqual(ids.dtype, torch.int32)
+        self.assertEqual(int(ids[2, 76]), clip_engines.EOS_ID)  # truncated: EOS last
+        with torch.no_grad():
+            got = clip_engines.ClipText(self.hf)(ids)
+            want = self.oc.encode_text(ids.long())
+            want_hf = self.hf.get_text_features(input_ids=ids.long())
+        np.testing.assert_allclose(got.numpy(), want.numpy(), atol=2e-6, rtol=0)
+        np.testing.assert_allclose(got.numpy(), want_hf.numpy(), atol=2e-6, rtol=0)
+
+    def test_pq_assembly_matches_token_path(self):
+        # A prompt whose EOS sits at index 20: split its token embeddings into the
+        # prefix/ctx/suffix layout of a learned-prompt file; the PQ path must give the
+        # same embedding as clip_text on the ids.
+        ids = clip_consts.tokenize(["good photo of a cat sitting on the red mat in the sun with "
+                                    "two dogs and a bird", "a b c d e f g h i j k l m n o p q r s"])
+        eos = ids.float().argmax(-1)
+        self.assertTrue(bool((eos == 20).all()), eos)
+        text = clip_engines.ClipText(self.hf)
+        with torch.no_grad():
+            emb = text.tower.token_embedding(ids.long())
+            want = text(ids)
+        params = {"prompt_learner.ctx": torch.cat([emb[:, 1:9], emb[:, 12:20]], 1),
+                  "prompt_learner.token_prefix": emb[:, :1],
+                  "prompt_learner.token_suffix": torch.cat([emb[:, 9:12], emb[:, 20:]], 1)}
+        with tempfile.TemporaryDirectory() as d:
+            for n in clip_consts.PQ_NAMES:
+                torch.save({"params": params}, os.path.join(d, f"PQ-{n}.pth"))
+            got = clip_consts.pq_text_real(text.tower, d)
+        self.assertEqual(got.shape, (4, 2, 512))
+        for i in range(4):
+            np.testing.assert_allclose(got[i], want.numpy(), atol=2e-6, rtol=0)
+
+    def test_templates(self):
+        clip_consts.check_templates()
+        self.assertEqual(len(clip_consts.templates_text().decode().splitlines()), 85)
+
+
+class FixtureTest(unittest.TestCase):
+    """Checks the committed tiny model set against its manifest and its goldens."""
+
+    tiny = os.path.join(ROOT, "testdata", "models", "tiny")
+    goldens = os.path.join(ROOT, "testdata", "goldens")
+
+    def setUp(self):
+        if not os.path.exists(os.path.join(self.tiny, "models.json")):
+            self.skipTest("no tiny model set: run tools/fixtures.sh")
+
+    def test_manifest_hashes(self):
+        with open(os.path.join(self.tiny, "models.json")) as f:
+            man = json.load(f)
+        self.assertEqual(man["format"], 1)
+        entries = list(man["engines"].values()) + list(man["constants"].values()) + list(man["files"].values())
+        self.assertGreaterEqual(len(entries), 6)
+        for e in entries:
+            self.assertEqual(common.sha256_file(os.path.join(self.tiny, e["file"])), e["sha256"], e["file"])
+        for n, c in man["constants"].items():
+            size = os.path.getsize(os.path.join(self.tiny, c["file"]))
+            self.assertEqual(size, 4 * int(np.prod(c["shape"])), n)
+
+    def test_ort_reproduces_clip_goldens(self):
+        for engine, inp, name, out in (("clip_surgery", "clip_surgery_input.npy", "pixel_values",
+                                        "clip_surgery_tokens.npy"),
+                                       ("clip_text", "clip_text_ids.npy", "input_ids", "clip_text_embeds.npy")):
+            x = np.load(os.path.join(self.goldens, inp))
+            want = np.load(os.path.join(self.goldens, out))
+            got = common.ort_session(os.path.join(self.tiny, engine + ".onnx")).run(None, {name: x})[0]
+            np.testing.assert_allclose(got, want, atol=1e-5, rtol=0, err_msg=engine)
+
+    def test_aq_empty_consistent_with_templates(self):
+        # recompute the ensemble of "" with the ONNX text engine and the shipped templates
+        with open(os.path.join(self.tiny, "templates.txt")) as f:
+            tpl = f.read().splitlines()
+        ids = clip_consts.tokenize([t.format("") for t in tpl]).numpy()
+        e = common.ort_session(os.path.join(self.tiny, "clip_text.onnx")).run(None, {"input_ids": ids})[0]
+        e = e / np.linalg.norm(e, axis=-1, keepdims=True)
+        m = e.mean(0)
+        m = m / np.linalg.norm(m)
+        got = np.fromfile(os.path.join(self.tiny, "aq_empty.bin"), dtype="<f4")
+        np.testing.assert_allclose(got, m, atol=1e-5, rtol=0)
+
+    def test_preprocess_golden(self):
+        from PIL import Image
+
+        import images
+
+        img = Image.open(os.path.join(ROOT, "testdata", "images", "sample.png"))
+        self.assertEqual(img.size, (320, 240))
+        got = images.clip_preprocess(img).numpy()
+        want = np.load(os.path.join(self.goldens, "preprocess_sample.npy"))
+        np.testing.assert_array_equal(got, want)
+
+
+class DiffusionFixtureTest(unittest.TestCase):
+    """The stage goldens, replayed with the ONNX engines and hand-written scheduler maths
+    (what the Go refiner must do)."""
+
+    tiny = FixtureTest.tiny
+    goldens = FixtureTest.goldens
+
+    def setUp(self):
+        if not os.path.exists(os.path.join(self.goldens, "sdxl_params.json")):
+            self.skipTest("no stage goldens: run tools/fixtures.sh")
+
+    def g(self, name):
+        return np.load(os.path.join(self.goldens, name + ".npy"))
+
+    def sess(self, name):
+        return common.ort_session(os.path.join(self.tiny, name + ".onnx"))
+
+    def test_sdxl_text_engines_give_prompt_embeds(self):
+        hl = self.sess("sdxl_text_l").run(None, {"input_ids": self.g("sdxl_ids_l")})[0]
+        hg, pooled = self.sess("sdxl_text_g").run(None, {"input_ids": self.g("sdxl_ids_g")})
+        want = self.g("sdxl_prompt_embeds")
+        np.testing.assert_array_equal(want[0], 0)  # zero negative embeddings
+        np.testing.assert_allclose(np.concatenate([hl, hg], -1)[0], want[1], atol=1e-5, rtol=0)
+        np.testing.assert_allclose(pooled[0], self.g("sdxl_text_embeds")[1], atol=1e-5, rtol=0)
+
+    def test_sdxl_euler_loop_by_hand(self):
+        with open(os.path.join(self.goldens, "sdxl_params.json")) as f:
+            p = json.load(f)
+        sc = p["scheduler"]
+        self.assertEqual((sc["timestep_spacing"], sc["beta_schedule"], sc["steps_offset"]),
+                         ("leading", "scaled_linear", 1))
+        n = p["num_inference_steps"]
+        betas = np.linspace(sc["beta_start"] ** 0.5, sc["beta_end"] ** 0.5, sc["num_train_timesteps"],
+                            dtype=np.float32) ** 2
+        acp = np.cumprod(1.0 - betas, axis=0)
+        ratio = sc["num_train_timesteps"] // n
+        ts = (np.arange(0, n) * ratio).round()[::-1].astype(np.float32) + sc["steps_offset"]
+        sig_all = ((1 - acp) / acp) ** 0.5
+        sigmas = np.concatenate([np.interp(ts, np.arange(len(sig_all)), sig_all), [0.0]]).astype(np.float32)
+        start = n - p["steps"]
+        np.testing.assert_array_equal(ts[start:], self.g("sdxl_timesteps"))
+        x = self.g("sdxl_image_latents") + self.g("sdxl_noise") * sigmas[start]
+        np.testing.assert_allclose(x, self.g("sdxl_latents_init"), atol=1e-5, rtol=0)
+        unet = self.sess("sdxl_unet")
+        emb, te, tid = self.g("sdxl_prompt_embeds"), self.g("sdxl_text_embeds"), self.g("sdxl_time_ids")
+        mask, masked = self.g("sdxl_mask_latents"), self.g("sdxl_masked_image_latents")
+        steps = self.g("sdxl_latents_steps")
+        for i in range(p["steps"]):
+            s, s_next = sigmas[start + i], sigmas[start + i + 1]
+            xin = np.concatenate([np.concatenate([x, x]) / np.sqrt(s * s + 1),
+                                  np.concatenate([mask, mask]), np.concatenate([masked, masked])], 1)
+            eps = unet.run(None, {"sample": xin.astype(np.float32), "timestep": ts[start + i:start + i + 1],
+                                  "encoder_hidden_states": emb, "text_embeds": te, "time_ids": tid})[0]
+            u, c = eps[:1], eps[1:]
+            e = u + p["guidance_scale"] * (c - u)
+            x = (x + e * (s_next - s)).astype(np.float32)
+            np.testing.assert_allclose(x, steps[i], atol=1e-4, rtol=0, err_msg=f"step {i}")
+        img = self.sess("sdxl_vae_decoder").run(None, {"latent": x / 0.13025})[0]
+        np.testing.assert_allclose(np.clip(img / 2 + 0.5, 0, 1), self.g("sdxl_decoded"), atol=1e-4, rtol=0)
+
+    def test_pasd_unet_step0(self):
+        x = self.g("pasd_latents_init")
+        eps = self.sess("pasd_unet").run(None, {
+            "sample": np.concatenate([x, x]), "timestep": self.g("pasd_timesteps")[:1],
+            "encoder_hidden_states": self.g("pasd_text_hidden"),
+            "control": np.concatenate([self.g("pasd_image")] * 2)})[0]
+        np.testing.assert_allclose(eps, self.g("pasd_noise_pred")[0], atol=1e-5, rtol=0)
+        hid = self.sess("pasd_text").run(None, {"input_ids": self.g("pasd_ids")})[0]
+        np.testing.assert_allclose(hid, self.g("pasd_text_hidden"), atol=1e-5, rtol=0)
+
+    def test_colorfix_golden(self):
+        import pasd_export
+
+        got = pasd_export.wavelet_color_fix(torch.from_numpy(self.g("pasd_decoded")),
+                                            torch.from_numpy(self.g("pasd_image"))).numpy()
+        np.testing.assert_allclose(got, self.g("pasd_colorfix"), atol=1e-6, rtol=0)
+        # the fix keeps the source's low band: the result is closer to the source in the mean
+        self.assertLess(abs(got.mean() - self.g("pasd_image").mean()),
+                        abs(self.g("pasd_decoded").mean() - self.g("pasd_image").mean()) + 1e-3)
+
+
+if __name__ == "__main__":
+    unittest.main()
