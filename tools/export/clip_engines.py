@@ -193,10 +193,15 @@ class ClipTextTower(nn.Module):
         self.register_buffer("causal_mask", mask[None, None], persistent=False)
 
     def hidden(self, embeds: torch.Tensor) -> torch.Tensor:
-        """[B,77,W] token embeddings -> final-layer-normed hidden states [B,77,W]."""
-        h = embeds + self.position_embedding.weight[:CONTEXT]
+        """[B,S,W] token embeddings (S <= 77) -> final-layer-normed hidden states [B,S,W].
+
+        S is dynamic in the exported graph: the transformer is causal and CLIP reads its
+        output at EOS, so callers may cut the padding after the longest EOS of a batch
+        and get the same features for less work (grefine's text encoder does)."""
+        s = embeds.shape[1]
+        h = embeds + self.position_embedding.weight[:s]
         h = self.encoder(inputs_embeds=h, attention_mask=None,
-                         causal_attention_mask=self.causal_mask.expand(h.shape[0], 1, CONTEXT, CONTEXT)
+                         causal_attention_mask=self.causal_mask[:, :, :s, :s].expand(h.shape[0], 1, s, s)
                          ).last_hidden_state
         return self.final_layer_norm(h)
 
@@ -208,7 +213,8 @@ class ClipTextTower(nn.Module):
 
 
 class ClipText(nn.Module):
-    """input_ids i32 [B,77] -> text_embeds f32 [B,512] (projected hidden state at EOS)."""
+    """input_ids i32 [B,S] (S <= 77, normally 77) -> text_embeds f32 [B,512] (projected
+    hidden state at EOS)."""
 
     def __init__(self, clip: CLIPModel):
         super().__init__()
