@@ -1,0 +1,40 @@
+// Package refine is G-Refine's balanced refiner (paper eq. 9-10, DESIGN §1.4): stage 1
+// repaints only the defect mask with SDXL-Inpainting, at a strength driven by the quality
+// scores; stage 2 polishes the whole image gently with PASD; high-quality images and
+// regions are left alone.
+//
+// # Stage 1 (SDXL-Inpainting)
+//
+// Skipped when the mask is empty: the image comes out bit-identical and the report says
+// so. Otherwise the image is resized (Pillow-exact bicubic) so its long side is LongSide
+// (1024) and both sides are multiples of 8, aspect kept; the mask goes with it (nearest)
+// and to the latent grid (nearest, PyTorch semantics). Strength
+// s1 = StrengthMax − (StrengthMax − StrengthMin)·q. The schedule is diffusers'
+// img2img one with num_inference_steps = N chosen so that exactly Steps1 steps run
+// (sched.TimestepsForStrength). Latents start at add_noise(z, ε, t0) where z is the VAE
+// latent mean of the image (times vae_scale) and ε seeded Gaussian noise. Every step:
+// UNet input [scale_in·x | mask | masked-image latents] duplicated for classifier-free
+// guidance (zero negative embeddings, SDXL time ids (h, w, 0, 0, h, w)), then the fused
+// CFG + Euler step + masked latent blending (engine/cpu.BlendStep, the reference of the
+// CUDA kernel): outside the mask the latents are reset to the original latents noised to
+// the next timestep. After decoding, pixels outside the mask are taken from the input.
+// Both switches (MaskedBlend, PastePixels) default on; diffusers' 9-channel pipeline does
+// neither, so the parity test turns them off.
+//
+// The prompt is prompt + Suffix1, with every defective part's tokens weighted by Emphasis
+// (1.1; paper eq. 7): segments are tokenised separately, and the text encoders' hidden
+// states are scaled per token and rescaled to their original mean (A1111 style).
+//
+// # Stage 2 (PASD)
+//
+// The whole image at strength Strength2 (0.15), Steps2 (10) UniPC steps (bh2, order 2),
+// guidance 9, PASD's negative prompt, prompt + Suffix2, control image = the stage-1 result
+// in [0,1]. PASD's caption model is not used (its text would be prepended to the prompt).
+// Images whose short side is below ProcessSize are upscaled to it first (PASD does the
+// same; 0 disables); sides are floored to multiples of 8 and the result is resized back.
+// Then PASD's wavelet colour fix: high bands from the output, low band from the stage-1
+// image.
+//
+// Seeds make runs reproducible: the same seed, inputs and model set give the same bytes.
+// Cancelling the context stops a stage between UNet calls.
+package refine

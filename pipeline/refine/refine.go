@@ -1,0 +1,293 @@
+package refine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/grefine/grefine/engine"
+	"github.com/grefine/grefine/engine/cpu"
+	"github.com/grefine/grefine/engine/modelset"
+	"github.com/grefine/grefine/pipeline/sched"
+	"github.com/grefine/grefine/pipeline/tokenizer"
+)
+
+// Errors wrapped by this package.
+var (
+	ErrConfig = errors.New("refine: bad configuration")
+	ErrInput  = errors.New("refine: bad input")
+)
+
+// engines of a full refiner, in opening order.
+var engineNames = []string{"sdxl_text_l", "sdxl_text_g", "sdxl_unet", "sdxl_vae_encoder", "sdxl_vae_decoder",
+	"pasd_text", "pasd_unet", "pasd_vae_encoder", "pasd_vae_decoder"}
+
+type sdxlConfig struct {
+	VAEScale       float64         `json:"vae_scale"`
+	VAEFactor      int             `json:"vae_factor"`
+	LatentChannels int             `json:"latent_channels"`
+	TextLDim       int             `json:"text_l_dim"`
+	TextGDim       int             `json:"text_g_dim"`
+	TextEmbedsDim  int             `json:"text_embeds_dim"`
+	UNetIn         int             `json:"unet_in_channels"`
+	TimeIDs        int             `json:"time_ids"`
+	TextLPad       int32           `json:"text_l_pad_id"`
+	TextGPad       int32           `json:"text_g_pad_id"`
+	Scheduler      json.RawMessage `json:"scheduler"`
+}
+
+type pasdConfig struct {
+	VAEScale       float64         `json:"vae_scale"`
+	VAEFactor      int             `json:"vae_factor"`
+	LatentChannels int             `json:"latent_channels"`
+	TextDim        int             `json:"text_dim"`
+	PadID          int32           `json:"pad_id"`
+	Scheduler      json.RawMessage `json:"scheduler"`
+}
+
+// Refiner holds the stage engines of a model set. Create with New; Close releases them.
+// It is safe for concurrent use when the backend's engines are (ONNX Runtime's are).
+type Refiner struct {
+	cfg    Config
+	tok    *tokenizer.Tokenizer
+	sdxl   sdxlConfig
+	pasd   pasdConfig
+	sched1 sched.Scheduler // prototypes; cloned per request
+	sched2 sched.Scheduler
+	eng    map[string]engine.Engine
+}
+
+// Options for New.
+type Options struct {
+	Config  Config
+	Threads int
+}
+
+// New opens the SDXL-Inpainting and PASD engines of set with backend b.
+func New(set *modelset.Set, b engine.Backend, opts Options) (*Refiner, error) {
+	if err := opts.Config.Validate(); err != nil {
+		return nil, err
+	}
+	r := &Refiner{cfg: opts.Config, eng: map[string]engine.Engine{}}
+	if err := set.Config("sdxl", &r.sdxl); err != nil {
+		return nil, err
+	}
+	if err := set.Config("pasd", &r.pasd); err != nil {
+		return nil, err
+	}
+	if r.sdxl.VAEFactor < 1 || r.pasd.VAEFactor < 1 || r.sdxl.LatentChannels < 1 || r.pasd.LatentChannels < 1 ||
+		r.sdxl.VAEScale <= 0 || r.pasd.VAEScale <= 0 {
+		return nil, fmt.Errorf("%w: model set sdxl/pasd config incomplete: %+v %+v", ErrConfig, r.sdxl, r.pasd)
+	}
+	var err error
+	if r.sched1, err = sched.NewFromJSON("EulerDiscreteScheduler", r.sdxl.Scheduler); err != nil {
+		return nil, fmt.Errorf("refine: sdxl scheduler: %w", err)
+	}
+	if r.sched2, err = sched.NewFromJSON("UniPCMultistepScheduler", r.pasd.Scheduler); err != nil {
+		return nil, fmt.Errorf("refine: pasd scheduler: %w", err)
+	}
+	vocab, err := set.FilePath("bpe_vocab")
+	if err != nil {
+		return nil, err
+	}
+	if r.tok, err = tokenizer.Load(vocab); err != nil {
+		return nil, err
+	}
+	for _, n := range engineNames {
+		e, err := set.OpenEngine(b, n, engine.OpenOptions{Threads: opts.Threads})
+		if err != nil {
+			r.Close()
+			return nil, err
+		}
+		r.eng[n] = e
+	}
+	return r, nil
+}
+
+// Close releases the engines; idempotent.
+func (r *Refiner) Close() error {
+	if r == nil {
+		return nil
+	}
+	var errs []error
+	for n, e := range r.eng {
+		errs = append(errs, e.Close())
+		delete(r.eng, n)
+	}
+	return errors.Join(errs...)
+}
+
+// Config returns the refiner's configuration.
+func (r *Refiner) Config() Config { return r.cfg }
+
+// Tokenizer returns the CLIP tokenizer the text engines use.
+func (r *Refiner) Tokenizer() *tokenizer.Tokenizer { return r.tok }
+
+// run runs one engine with host tensors and returns its float32 outputs.
+func (r *Refiner) run(ctx context.Context, name string, in map[string]engine.Tensor) (map[string]*engine.HostTensor, error) {
+	e, ok := r.eng[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: engine %s is closed", engine.ErrClosed, name)
+	}
+	out, err := e.Run(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	res := make(map[string]*engine.HostTensor, len(out))
+	for k, t := range out {
+		h, ok := t.(*engine.HostTensor)
+		if !ok || h.DType() != engine.Float32 {
+			engine.CloseAll(out)
+			return nil, fmt.Errorf("refine: %s output %s is not a float32 host tensor", name, k)
+		}
+		res[k] = h
+	}
+	return res, nil
+}
+
+func f32(shape engine.Shape, data []float32) engine.Tensor {
+	t, err := engine.FromFloat32(shape, data)
+	if err != nil {
+		panic(err) // shapes are computed here; a mismatch is a bug in this package
+	}
+	return t
+}
+
+func i32(ids []int32) engine.Tensor {
+	t, err := engine.FromInt32(engine.Shape{int64(len(ids) / tokenizer.ContextLength), tokenizer.ContextLength}, ids)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
+// vaeEncode returns vae_scale · latent_mean of image [3,H,W] in [0,1] (or already in
+// [-1,1] when signed).
+func (r *Refiner) vaeEncode(ctx context.Context, name string, scale float64, img []float32, H, W int, signed bool) ([]float32, error) {
+	x := make([]float32, len(img))
+	for i, v := range img {
+		if signed {
+			x[i] = v
+		} else {
+			x[i] = v*2 - 1
+		}
+	}
+	out, err := r.run(ctx, name, map[string]engine.Tensor{"images": f32(engine.Shape{1, 3, int64(H), int64(W)}, x)})
+	if err != nil {
+		return nil, err
+	}
+	z := out["latent_mean"].F32
+	for i := range z {
+		z[i] = float32(float64(z[i]) * scale)
+	}
+	return z, nil
+}
+
+// vaeDecode decodes scaled latents [C,h,w] to an image [3,H,W] in [0,1] (clamped).
+func (r *Refiner) vaeDecode(ctx context.Context, name string, scale float64, z []float32, C, h, w int) ([]float32, int, int, error) {
+	x := make([]float32, len(z))
+	for i, v := range z {
+		x[i] = float32(float64(v) / scale)
+	}
+	out, err := r.run(ctx, name, map[string]engine.Tensor{"latent": f32(engine.Shape{1, int64(C), int64(h), int64(w)}, x)})
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	img := out["images"]
+	s := img.Shape()
+	if len(s) != 4 || s[1] != 3 {
+		return nil, 0, 0, fmt.Errorf("refine: %s returned shape %v", name, s)
+	}
+	for i, v := range img.F32 {
+		img.F32[i] = min(max(v/2+0.5, 0), 1)
+	}
+	return img.F32, int(s[2]), int(s[3]), nil
+}
+
+// StepFunc observes the latents after each denoising step (tests, progress).
+type StepFunc func(stage string, step, total int, latents []float32)
+
+// loopSpec is one denoising loop: scheduler, conditioning and the UNet call.
+type loopSpec struct {
+	stage    string
+	sc       sched.Scheduler
+	start, N int
+	guidance float64
+	C, h, w  int
+	init     []float32 // clean latents (blending target)
+	noise    []float32
+	mask     []float32 // latent mask [h,w] for blending; nil = none
+	unet     func(ctx context.Context, x []float32, i int) ([]float32, error)
+	onStep   StepFunc
+}
+
+// denoise runs steps start..N-1 from x (modified in place) with the fused CFG + step +
+// blending reference op.
+func denoise(ctx context.Context, l loopSpec, x []float32) error {
+	n := len(x)
+	// Three buffers rotate: x0 of this step, and the two previous x0 (history).
+	bufs := [3][]float32{make([]float32, n), make([]float32, n), make([]float32, n)}
+	hist := [2][]float32{}
+	for i := l.start; i < l.N; i++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		np, err := l.unet(ctx, x, i)
+		if err != nil {
+			return err
+		}
+		if len(np) != 2*n {
+			return fmt.Errorf("refine: %s: UNet returned %d values, want %d", l.stage, len(np), 2*n)
+		}
+		co, err := sched.Blend(l.sc, i, l.guidance)
+		if err != nil {
+			return err
+		}
+		in := cpu.BlendIn{NoisePred: np, X: x, Hist: hist}
+		if l.mask != nil {
+			in.Init, in.Noise, in.Mask = l.init, l.noise, l.mask
+		}
+		x0 := bufs[(i-l.start)%3]
+		if err := cpu.BlendStep(co, 1, l.C, l.h, l.w, in, x, x0); err != nil {
+			return err
+		}
+		// history for multistep solvers: hist[0] = this step's x0, hist[1] the one before
+		hist[1], hist[0] = hist[0], x0
+		if l.onStep != nil {
+			l.onStep(l.stage, i-l.start+1, l.N-l.start, x)
+		}
+	}
+	return nil
+}
+
+// schedule prepares a cloned scheduler so exactly steps steps run at strength s.
+func schedule(proto sched.Scheduler, steps int, s float64) (sched.Scheduler, int, int, error) {
+	N, err := sched.TimestepsForStrength(steps, s)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	start, err := sched.StartStep(N, s)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	sc := proto.Clone()
+	if err := sc.SetTimesteps(N); err != nil {
+		return nil, 0, 0, err
+	}
+	if err := sc.SetBeginIndex(start * sc.Order()); err != nil {
+		return nil, 0, 0, err
+	}
+	return sc, start * sc.Order(), N, nil
+}
+
+func joinNonEmpty(parts ...string) string {
+	var out []string
+	for _, p := range parts {
+		if strings.TrimSpace(p) != "" {
+			out = append(out, p)
+		}
+	}
+	return strings.Join(out, "")
+}
