@@ -207,7 +207,9 @@ func (a *Assessor) Assess(ctx context.Context, img *imageio.RGB8, prompt string)
 		return nil, fmt.Errorf("%w: prompt of %d bytes exceeds the limit of %d", ErrPrompt, len(prompt), a.cfg.MaxPromptBytes)
 	}
 	rep := &Report{Width: img.W, Height: img.H, TimingsMillis: map[string]float64{}, Parts: []aq.PartResult{}}
-	lap := func(name string, t0 time.Time) { rep.TimingsMillis[name] += float64(time.Since(t0).Microseconds()) / 1000 }
+	lap := func(name string, t0 time.Time) {
+		rep.TimingsMillis[name] += float64(time.Since(t0).Microseconds()) / 1000
+	}
 	t0 := time.Now()
 	total := t0
 
