@@ -268,4 +268,3 @@ func printSummary(w io.Writer, rep *assess.Report, dir string) {
 		fmt.Fprintln(w, "  note:", n)
 	}
 }
-

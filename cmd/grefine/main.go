@@ -93,7 +93,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			c.Context = log.WithContext(c.Context)
 			return nil
 		},
-		Commands: commands(),
+		Commands:       commands(),
 		ExitErrHandler: func(*cli.Context, error) {}, // main prints and picks the exit code
 	}
 }

@@ -29,9 +29,9 @@ The maths, literally (torch, CPU, float32 unless float64 is said):
   x      = PIL img.convert("RGB").resize((224,224), BICUBIC), /255, (x-mean)/std, CHW
   tokens = clip_surgery(x) [197,512] (channels already L2-normalised over the 197 tokens)
   PQ     S_i = tokens @ pq_text[i].T [197,2] and g_i = softmax(S_i)[:,0], both in float64,
-         then cast to float32. L = g0 * min(g1/α1,1) * min(g2/α2,1) * min(g3/α3,1) in
-         float32 with α = float32(0.935, 0.892*0.6, 0.826*0.8) (products taken in float64,
-         then rounded once to float32). p = L[0]; dims = g[:,0].
+         then cast to float32. L = ((g0 * min(g1/α1,1)) * min(g2/α2,1)) * min(g3/α3,1),
+         every operation in float32, with α = float32 of the float64 values 0.935,
+         0.892*0.6, 0.826*0.8. p = L[0]; dims = g[:,0].
          G = L[1:].reshape(14,14); N = (G-min)/(max-min) (zeros if max-min < 1e-12);
          P = clamp(interpolate(N, (H,W), bicubic, align_corners=False), 0, 1);
          Lup = interpolate(G, (H,W), bicubic, align_corners=False) (raw, not clamped).
@@ -47,7 +47,7 @@ The maths, literally (torch, CPU, float32 unless float64 is said):
          a = s(prompt) * prod_j min(a_ph[j]/0.5, 1) (float64); a = s(prompt) without nouns.
   q = (p + a)/2 (float64).
   M = ((P < float32(100/255)) & (Lup < 0.5)) | (A > float32(170/255)), float32 0/1, no
-  dilation.
+  dilation; all three comparisons in float32 (100/255 and 170/255 rounded to float32).
 
 The tiny CLIP modules are rebuilt exactly as tools/export/clip_export.py builds them
 (`common.seed(1000)`, `clip_engines.build_clip(tiny_config())`) and checked against the
@@ -65,7 +65,6 @@ torch.set_num_threads(threads); prints best and median ms plus a per-stage split
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -232,7 +231,8 @@ def verify_tiny(m: Models) -> Dict:
     d_tok = float(np.max(np.abs(m.surgery(x).numpy() - want_t)))
     d_emb = float(np.max(np.abs(m.text(ids).numpy() - want_e)))
     d_empty = float(torch.max(torch.abs(ensemble(m, "") - m.aq_empty)))
-    pre = images.clip_preprocess(Image.open(os.path.join(ROOT, SAMPLE)))
+    with Image.open(os.path.join(ROOT, SAMPLE)) as im:
+        pre = images.clip_preprocess(im)
     d_pre = float(np.max(np.abs(pre.numpy() - np.load(os.path.join(GOLDENS_DIR, "preprocess_sample.npy")))))
     out = {"max_abs_vs_goldens": {"clip_surgery_tokens": d_tok, "clip_text_embeds": d_emb,
                                   "aq_empty": d_empty, "preprocess_sample": d_pre}}
@@ -393,7 +393,7 @@ def aq(m: Models, tokens: torch.Tensor, prompt: str, parts: List[Part], h: int, 
 def assess(m: Models, img: Image.Image, prompt: str, parts: List[Part],
            timer: Optional[Dict] = None) -> Dict:
     """The whole quality assessment of one image (see the module doc)."""
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     w, h = img.size
     x = preprocess(img)
     t1 = time.perf_counter()
@@ -410,7 +410,8 @@ def assess(m: Models, img: Image.Image, prompt: str, parts: List[Part],
     t5 = time.perf_counter()
     if timer is not None:
         timer.update({"preprocess": t1 - t0, "clip_surgery": t2 - t1, "pq": t3 - t2,
-                      "aq": t4 - t3, "mask": t5 - t4, "total": t5 - t0})
+                      "aq": t4 - t3, "mask": t5 - t4, "total": t5 - t0,
+                      "cpu": time.process_time() - c0})
     return {"H": h, "W": w, "tokens": tokens, **q_pq, **q_aq, "q": (q_pq["p"] + q_aq["a"]) / 2, "M": M}
 
 
@@ -523,7 +524,11 @@ Run it after `make fixtures` (the tiny models change every golden here).
 Go-side tolerances: maps ≤ 1e-4 max abs, scores ≤ 1e-5. The mask M is a thresholded map:
 `margins` in each case JSON says how close P, Lup and A came to their thresholds and how
 many pixels could flip under a 1e-4 map error (`M_fragile_pixels`); compare M exactly
-outside those pixels.
+outside those pixels. `score_decision_min_dist` is the smallest |a_pn − 0.5| or
+|a_pn − a_ph| over the parts; it is 0 in case4 on purpose (river: noun and text are the
+same string, so a_pn == a_ph exactly and the strict `>` must give "none").
+`--selftest` recomputes every golden with a numpy-only transcription (own resamplers);
+`--selftest --engines onnx` does so from the ONNX files with the Go-side tolerances.
 
 | case | image | prompt | parts (text / noun / ancestor) |
 |---|---|---|---|
@@ -783,7 +788,8 @@ def run_bench(args) -> int:
         timer: Dict[str, float] = {}
         r = assess(m, img, CASE1_PROMPT, CASE1_PARTS, timer)
         tag = "warmup" if i < args.warmup else f"run {i - args.warmup + 1}"
-        print(f"bench: {tag}: {timer['total'] * 1e3:.1f} ms (p={r['p']:.4f} a={r['a']:.4f})", flush=True)
+        print(f"bench: {tag}: {timer['total'] * 1e3:.1f} ms wall, {timer['cpu'] * 1e3:.1f} ms process CPU "
+              f"(p={r['p']:.4f} a={r['a']:.4f})", flush=True)
         if i >= args.warmup:
             runs.append(timer)
     best = min(runs, key=lambda t: t["total"])
