@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make demo: run G-Refine on the bundled sample with the tiny model set and write the result,
-# the maps and the report under demo-out/.
+# the maps and the reports under demo-out/ (assess/ and refine/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tools/env.sh
@@ -14,6 +14,9 @@ bin/grefine --models "$models" doctor
 echo
 echo "== grefine assess (PQ-Map, AQ-Map, repair mask)"
 bin/grefine --models "$models" --log-level warn assess --image "$img" --prompt "$prompt" --out "$out/assess"
+echo
+echo "== grefine refine (stage 1 SDXL-Inpainting under the mask, stage 2 PASD)"
+bin/grefine --models "$models" --log-level warn refine --image "$img" --prompt "$prompt" --out "$out/refine" --save-maps --seed 1
 echo
 cat <<TXT
 Outputs in $out/. NOTE: the bundled model set (testdata/models/tiny) has tiny random weights with

@@ -11,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/grefine/grefine/pipeline/imageio"
 )
 
 var tiny = filepath.Join("..", "..", "testdata", "models", "tiny")
@@ -154,4 +156,45 @@ func TestAssessBatch(t *testing.T) {
 	_, errOut, code = run(t, "assess", "--batch", list, "--image", img, "--out", dir)
 	assert.Equal(t, 2, code)
 	assert.Contains(t, errOut, "excludes")
+}
+
+func TestRefineCLI(t *testing.T) {
+	requireORT(t)
+	dir := t.TempDir()
+	img := filepath.Join("..", "..", "testdata", "images", "sample.png")
+	out, errOut, code := run(t, "refine", "--image", img, "--prompt", "a red apple on a wooden table", "--out", dir,
+		"--long-side", "64", "--steps1", "2", "--steps2", "2", "--quiet", "--save-maps")
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "refined:")
+	for _, f := range []string{"refined.png", "report.json", "p_map.png", "mask.png"} {
+		assert.FileExists(t, filepath.Join(dir, f))
+	}
+	var rep map[string]any
+	b, err := os.ReadFile(filepath.Join(dir, "report.json"))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &rep))
+	assert.Contains(t, rep, "refine")
+	assert.Contains(t, rep, "q")
+	// A small image is refused with a clear error and no output.
+	small := filepath.Join(dir, "small.png")
+	_, _, code = run(t, "assess", "--image", img, "--prompt", "", "--out", filepath.Join(dir, "x"), "--no-maps")
+	require.Equal(t, 0, code)
+	require.NoError(t, os.WriteFile(small, mustPNG(t, 32, 32), 0o644))
+	out2 := filepath.Join(dir, "small-out")
+	_, errOut, code = run(t, "refine", "--image", small, "--prompt", "a cat", "--out", out2, "--quiet")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "too small")
+	assert.NoFileExists(t, filepath.Join(out2, "refined.png"))
+	_, errOut, code = run(t, "refine", "--image", img, "--prompt", "x", "--out", out2, "--steps1", "0")
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errOut, "steps")
+}
+
+func mustPNG(t *testing.T, w, h int) []byte {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "x.png")
+	require.NoError(t, imageio.WritePNG(p, imageio.NewRGB8(w, h).Image()))
+	b, err := os.ReadFile(p)
+	require.NoError(t, err)
+	return b
 }

@@ -43,7 +43,7 @@ func (p *progress) draw() {
 	filled := width * p.done / p.total
 	el := time.Since(p.start).Seconds()
 	rate := ""
-	if el > 0 && p.done > 0 {
+	if el > 0.5 && p.done > 0 {
 		rate = fmt.Sprintf(" %.2f/s", float64(p.done)/el)
 	}
 	fmt.Fprintf(p.w, "\r%-12s [%s%s] %d/%d%s ", p.label, strings.Repeat("#", filled), strings.Repeat(".", width-filled), p.done, p.total, rate)
