@@ -1,6 +1,9 @@
 package refine
 
-import "fmt"
+import (
+	"fmt"
+	"sync"
+)
 
 // WaveletColorFix is PASD's wavelet colour fix: the high-frequency bands of content and
 // the low-frequency residue of style, clamped to [0,1]. Images are planar [C,H,W] in
@@ -38,24 +41,34 @@ func waveletDecompose(img []float32, C, H, W, levels int) (high, low []float32) 
 	return high, cur
 }
 
-// waveletBlur: dilated 3×3 binomial blur with replicate padding (clamped indices).
+// waveletBlur: dilated 3×3 binomial blur with replicate padding (clamped indices). The
+// kernel [[1,2,1],[2,4,2],[1,2,1]]/16 is the outer product of [1,2,1]/4 with itself, so it
+// runs as a horizontal then a vertical 3-tap pass (equal up to float rounding), one
+// goroutine per channel.
 func waveletBlur(src, dst []float32, C, H, W, r int) {
-	k := [3]float32{1, 2, 1}
-	clamp := func(v, hi int) int { return min(max(v, 0), hi-1) }
+	var wg sync.WaitGroup
 	for c := 0; c < C; c++ {
-		s := src[c*H*W : (c+1)*H*W]
-		d := dst[c*H*W : (c+1)*H*W]
-		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				var acc float32
-				for dy := -1; dy <= 1; dy++ {
-					row := clamp(y+dy*r, H) * W
-					for dx := -1; dx <= 1; dx++ {
-						acc += k[dy+1] * k[dx+1] / 16 * s[row+clamp(x+dx*r, W)]
-					}
+		wg.Add(1)
+		go func(c int) {
+			defer wg.Done()
+			s := src[c*H*W : (c+1)*H*W]
+			d := dst[c*H*W : (c+1)*H*W]
+			tmp := make([]float32, H*W)
+			for y := 0; y < H; y++ {
+				row, out := s[y*W:(y+1)*W], tmp[y*W:(y+1)*W]
+				for x := 0; x < W; x++ {
+					l, rr := row[max(x-r, 0)], row[min(x+r, W-1)]
+					out[x] = 0.25*l + 0.5*row[x] + 0.25*rr
 				}
-				d[y*W+x] = acc
 			}
-		}
+			for y := 0; y < H; y++ {
+				up, mid, down := tmp[max(y-r, 0)*W:], tmp[y*W:], tmp[min(y+r, H-1)*W:]
+				out := d[y*W : (y+1)*W]
+				for x := 0; x < W; x++ {
+					out[x] = 0.25*up[x] + 0.5*mid[x] + 0.25*down[x]
+				}
+			}
+		}(c)
 	}
+	wg.Wait()
 }

@@ -161,3 +161,32 @@ func TestStage2ParityWithReference(t *testing.T) {
 	assert.LessOrEqual(t, eDec, 1e-3, "decoded")
 	assert.LessOrEqual(t, eFix, 1e-3, "colour-fixed output")
 }
+
+// TestWaveletBlurSeparable checks the separable blur against the direct 3×3 dilated
+// convolution with replicate padding (PASD's wavelet_blur).
+func TestWaveletBlurSeparable(t *testing.T) {
+	C, H, W := 2, 7, 11
+	src := make([]float32, C*H*W)
+	for i := range src {
+		src[i] = float32((i*37)%101) / 100
+	}
+	for _, r := range []int{1, 2, 4, 8, 16} {
+		got := make([]float32, len(src))
+		waveletBlur(src, got, C, H, W, r)
+		k := [3]float64{1, 2, 1}
+		cl := func(v, n int) int { return min(max(v, 0), n-1) }
+		for c := 0; c < C; c++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					want := 0.0
+					for dy := -1; dy <= 1; dy++ {
+						for dx := -1; dx <= 1; dx++ {
+							want += k[dy+1] * k[dx+1] / 16 * float64(src[c*H*W+cl(y+dy*r, H)*W+cl(x+dx*r, W)])
+						}
+					}
+					assert.InDelta(t, want, got[c*H*W+y*W+x], 1e-6, "r=%d c=%d y=%d x=%d", r, c, y, x)
+				}
+			}
+		}
+	}
+}
