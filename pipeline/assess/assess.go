@@ -47,9 +47,11 @@ func DefaultConfig() Config {
 	}
 }
 
-// Parser turns a prompt into parts (the syntax package implements it).
+// Parser turns a prompt into its plain text (weight syntax such as "(red hat:1.2)"
+// removed: what CLIP scores as the whole prompt) and its parts (the syntax package
+// implements it).
 type Parser interface {
-	Parts(prompt string) ([]aq.Part, error)
+	Parts(prompt string) (plain string, parts []aq.Part, err error)
 }
 
 // Fuser runs the quality-map fusion on host slices (engine/cpu.FuseMaps is the
@@ -252,16 +254,19 @@ func (a *Assessor) Assess(ctx context.Context, img *imageio.RGB8, prompt string)
 		rep.Notes = append(rep.Notes, "empty prompt: alignment skipped, q = p")
 	} else {
 		t0 = time.Now()
-		parts, err := a.parser.Parts(prompt)
+		plain, parts, err := a.parser.Parts(prompt)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrPrompt, err)
 		}
+		if strings.TrimSpace(plain) == "" {
+			plain = prompt
+		}
 		lap("parse", t0)
-		if _, info, err := a.tok.Encode(prompt); err == nil && info.Truncated {
+		if _, info, err := a.tok.Encode(plain); err == nil && info.Truncated {
 			rep.Notes = append(rep.Notes, fmt.Sprintf("prompt has more than 75 CLIP tokens: %d dropped when scoring the whole prompt", info.Dropped))
 		}
 		t0 = time.Now()
-		texts := aq.Texts(prompt, parts)
+		texts := aq.Texts(plain, parts)
 		fs, err := a.encoder.Features(ctx, texts)
 		if err != nil {
 			return nil, err
@@ -272,7 +277,7 @@ func (a *Assessor) Assess(ctx context.Context, img *imageio.RGB8, prompt string)
 		}
 		lap("clip_text", t0)
 		t0 = time.Now()
-		res, err := aq.Compute(a.cfg.AQ, aq.Geometry{GridH: grid, GridW: grid, Dim: D, H: img.H, W: img.W}, tokens, prompt, parts, feats)
+		res, err := aq.Compute(a.cfg.AQ, aq.Geometry{GridH: grid, GridW: grid, Dim: D, H: img.H, W: img.W}, tokens, plain, parts, feats)
 		if err != nil {
 			return nil, err
 		}

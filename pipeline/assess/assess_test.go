@@ -31,12 +31,12 @@ const (
 // fixedParser returns the parts a golden case lists (the parser is tested on its own).
 type fixedParser map[string][]aq.Part
 
-func (f fixedParser) Parts(prompt string) ([]aq.Part, error) {
+func (f fixedParser) Parts(prompt string) (string, []aq.Part, error) {
 	p, ok := f[prompt]
 	if !ok {
-		return nil, fmt.Errorf("no parts for %q", prompt)
+		return "", nil, fmt.Errorf("no parts for %q", prompt)
 	}
-	return p, nil
+	return prompt, p, nil
 }
 
 type goldenCase struct {
