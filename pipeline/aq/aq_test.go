@@ -41,7 +41,7 @@ func TestComputeDefects(t *testing.T) {
 	feat := func(cls float32, patch float32) []float32 { return []float32{cls, patch} }
 	logit := func(p float64) float32 { return float32(math.Log(p/(1-p)) / 10) } // s(x) = p
 	parts := []Part{
-		{Text: "red apple", Noun: "apple", Ancestor: -1}, // attribute: a_pn .7 > a_ph .6
+		{Text: "red apple", Noun: "apple", Ancestor: -1},   // attribute: a_pn .7 > a_ph .6
 		{Text: "wooden table", Noun: "table", Ancestor: 0}, // missing: a_pn .3 -> ancestor's map
 		{Text: "blue sky", Noun: "sky", Ancestor: -1},      // fine: a_pn .6 < a_ph .9
 	}
