@@ -72,22 +72,24 @@ func benchAssess(b *testing.B, dir string) {
 
 func BenchmarkAssessTiny(b *testing.B) { benchAssess(b, tinyDir) }
 
-func BenchmarkAssessFull(b *testing.B) {
+// benchModels is $GRF_BENCH_MODELS, relative paths taken from the repository root.
+func benchModels(b *testing.B) string {
 	dir := os.Getenv("GRF_BENCH_MODELS")
 	if dir == "" {
 		b.Skip("skipping: set GRF_BENCH_MODELS to a full-size model set (see bench/RESULTS.md)")
 	}
-	benchAssess(b, dir)
+	if !filepath.IsAbs(dir) {
+		dir = filepath.Join("..", dir)
+	}
+	return dir
 }
+
+func BenchmarkAssessFull(b *testing.B) { benchAssess(b, benchModels(b)) }
 
 // BenchmarkAssessFullCached is BenchmarkAssessFull for a repeated prompt: the text
 // features come from the LRU cache after the first run.
 func BenchmarkAssessFullCached(b *testing.B) {
-	dir := os.Getenv("GRF_BENCH_MODELS")
-	if dir == "" {
-		b.Skip("skipping: set GRF_BENCH_MODELS to a full-size model set (see bench/RESULTS.md)")
-	}
-	a := newAssessor(b, dir)
+	a := newAssessor(b, benchModels(b))
 	img := image1024(b)
 	_, err := a.Assess(context.Background(), img, prompt4)
 	require.NoError(b, err)
