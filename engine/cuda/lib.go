@@ -6,7 +6,7 @@ package cuda
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include "grefine_cuda.h"
+#include "grefine_cuda_loader.h"
 
 // The library's entry points, resolved once per process by grf_go_load.
 static struct {
