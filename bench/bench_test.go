@@ -10,7 +10,7 @@ import (
 
 	"github.com/grefine/grefine/engine"
 	"github.com/grefine/grefine/engine/modelset"
-	"github.com/grefine/grefine/engine/ort"
+	"github.com/grefine/grefine/internal/testenv"
 	"github.com/grefine/grefine/pipeline/assess"
 	"github.com/grefine/grefine/pipeline/imageio"
 	"github.com/grefine/grefine/pipeline/refine"
@@ -22,14 +22,7 @@ var tinyDir = filepath.Join("..", "testdata", "models", "tiny")
 // prompt4 is the DESIGN example: four nouns (Beans, glasses, suit, tie).
 const prompt4 = "Mr. Beans wearing sun glasses with blue doctor suit and stripe tie"
 
-func ortBackend(b testing.TB) engine.Backend {
-	be, err := ort.New("")
-	require.NoError(b, err)
-	if err := be.Available(); err != nil {
-		b.Skipf("skipping: onnxruntime not installed (run `make setup`): %v", err)
-	}
-	return be
-}
+func ortBackend(b testing.TB) engine.Backend { return testenv.ORT(b) }
 
 func image1024(b testing.TB) *imageio.RGB8 {
 	img, err := imageio.ReadFile(filepath.Join("..", "testdata", "images", "sample.png"), imageio.DefaultLimits)

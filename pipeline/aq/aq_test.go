@@ -3,16 +3,13 @@ package aq
 import (
 	"context"
 	"math"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/grefine/grefine/engine"
-	"github.com/grefine/grefine/engine/modelset"
-	"github.com/grefine/grefine/engine/ort"
+	"github.com/grefine/grefine/internal/testenv"
 	"github.com/grefine/grefine/pipeline/tokenizer"
 )
 
@@ -77,17 +74,8 @@ func TestComputeDefects(t *testing.T) {
 // TestTrimmedSequenceEqualsFullLength: the text encoder cuts ids after the longest EOT of
 // a batch; the features must equal those of full 77-token rows.
 func TestTrimmedSequenceEqualsFullLength(t *testing.T) {
-	b, err := ort.New("")
-	require.NoError(t, err)
-	if err := b.Available(); err != nil {
-		if os.Getenv("GRF_REQUIRE_ORT") == "1" {
-			t.Fatal(err)
-		}
-		t.Skipf("skipping: onnxruntime not installed: %v", err)
-	}
-	set, err := modelset.Load(filepath.Join("..", "..", "testdata", "models", "tiny"), modelset.Options{})
-	require.NoError(t, err)
-	e, err := set.OpenEngine(b, "clip_text", engine.OpenOptions{})
+	set := testenv.TinySet(t)
+	e, err := set.OpenEngine(testenv.ORT(t), "clip_text", engine.OpenOptions{})
 	require.NoError(t, err)
 	defer e.Close()
 	require.Equal(t, int64(engine.Dynamic), e.Inputs()[0].Shape[1], "the tiny clip_text has a dynamic sequence axis")

@@ -12,10 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/grefine/grefine/engine"
-	"github.com/grefine/grefine/engine/modelset"
-	"github.com/grefine/grefine/engine/ort"
-	"github.com/grefine/grefine/internal/npy"
+	"github.com/grefine/grefine/internal/testenv"
 	"github.com/grefine/grefine/pipeline/aq"
 	"github.com/grefine/grefine/pipeline/imageio"
 )
@@ -78,24 +75,9 @@ func loadCases(t *testing.T) []goldenCase {
 	return cases
 }
 
-func ortBackend(t testing.TB) engine.Backend {
-	t.Helper()
-	b, err := ort.New("")
-	require.NoError(t, err)
-	if err := b.Available(); err != nil {
-		if os.Getenv("GRF_REQUIRE_ORT") == "1" {
-			t.Fatalf("onnxruntime required: %v", err)
-		}
-		t.Skipf("skipping: onnxruntime not installed (run `make setup`): %v", err)
-	}
-	return b
-}
-
 func newTiny(t testing.TB, p Parser) *Assessor {
 	t.Helper()
-	set, err := modelset.Load(filepath.Join(root, "testdata", "models", "tiny"), modelset.Options{})
-	require.NoError(t, err)
-	a, err := New(set, ortBackend(t), Options{Config: DefaultConfig(), Parser: p})
+	a, err := New(testenv.TinySet(t), testenv.ORT(t), Options{Config: DefaultConfig(), Parser: p})
 	require.NoError(t, err)
 	t.Cleanup(func() { a.Close() })
 	return a
@@ -128,9 +110,7 @@ func TestParityWithPythonReference(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, [2]int{c.W, c.H}, [2]int{rep.Width, rep.Height})
 			golden := func(suffix string) []float32 {
-				arr, err := npy.ReadFile(filepath.Join(root, "testdata", "goldens", "quality", fmt.Sprintf("case%d_%s.npy", k+1, suffix)))
-				require.NoError(t, err)
-				return arr.F32
+				return testenv.Golden(t, filepath.Join("quality", fmt.Sprintf("case%d_%s.npy", k+1, suffix))).F32
 			}
 			// Scores.
 			assert.InDelta(t, c.Scores.P, rep.P, scoreTol, "p")

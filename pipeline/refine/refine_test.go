@@ -11,43 +11,21 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/grefine/grefine/engine"
-	"github.com/grefine/grefine/engine/modelset"
-	"github.com/grefine/grefine/engine/ort"
 	"github.com/grefine/grefine/internal/npy"
+	"github.com/grefine/grefine/internal/testenv"
 )
 
 var root = filepath.Join("..", "..")
 
-func ortBackend(t testing.TB) engine.Backend {
-	t.Helper()
-	b, err := ort.New("")
-	require.NoError(t, err)
-	if err := b.Available(); err != nil {
-		if os.Getenv("GRF_REQUIRE_ORT") == "1" {
-			t.Fatalf("onnxruntime required: %v", err)
-		}
-		t.Skipf("skipping: onnxruntime not installed (run `make setup`): %v", err)
-	}
-	return b
-}
-
 func tinyRefiner(t testing.TB, cfg Config) *Refiner {
 	t.Helper()
-	set, err := modelset.Load(filepath.Join(root, "testdata", "models", "tiny"), modelset.Options{})
-	require.NoError(t, err)
-	r, err := New(set, ortBackend(t), Options{Config: cfg})
+	r, err := New(testenv.TinySet(t), testenv.ORT(t), Options{Config: cfg})
 	require.NoError(t, err)
 	t.Cleanup(func() { r.Close() })
 	return r
 }
 
-func golden(t testing.TB, name string) *npy.Array {
-	t.Helper()
-	a, err := npy.ReadFile(filepath.Join(root, "testdata", "goldens", name))
-	require.NoError(t, err)
-	return a
-}
+func golden(t testing.TB, name string) *npy.Array { return testenv.Golden(t, name) }
 
 func maxAbs(a, b []float32) float64 {
 	m := 0.0

@@ -1,0 +1,66 @@
+package testenv
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/grefine/grefine/engine"
+	"github.com/grefine/grefine/engine/modelset"
+	"github.com/grefine/grefine/engine/ort"
+	"github.com/grefine/grefine/internal/npy"
+)
+
+// Root is the repository root (the directory holding go.mod), found from the working
+// directory of the test.
+func Root(t testing.TB) string {
+	t.Helper()
+	d, err := os.Getwd()
+	require.NoError(t, err)
+	for {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d
+		}
+		up := filepath.Dir(d)
+		require.NotEqual(t, d, up, "no go.mod above the test's directory")
+		d = up
+	}
+}
+
+// Path joins elements onto the repository root.
+func Path(t testing.TB, elem ...string) string {
+	return filepath.Join(append([]string{Root(t)}, elem...)...)
+}
+
+// ORT returns the ONNX Runtime backend. Without the library the test is skipped with the
+// reason, unless GRF_REQUIRE_ORT=1 (make test), where it fails.
+func ORT(t testing.TB) engine.Backend {
+	t.Helper()
+	b, err := ort.New("")
+	require.NoError(t, err)
+	if err := b.Available(); err != nil {
+		if os.Getenv("GRF_REQUIRE_ORT") == "1" {
+			t.Fatalf("onnxruntime required (GRF_REQUIRE_ORT=1): %v", err)
+		}
+		t.Skipf("skipping: onnxruntime not installed (run `make setup`): %v", err)
+	}
+	return b
+}
+
+// TinySet loads and verifies testdata/models/tiny.
+func TinySet(t testing.TB) *modelset.Set {
+	t.Helper()
+	s, err := modelset.Load(Path(t, "testdata", "models", "tiny"), modelset.Options{})
+	require.NoError(t, err, "the committed tiny model set must load and verify")
+	return s
+}
+
+// Golden reads testdata/goldens/<rel> (.npy).
+func Golden(t testing.TB, rel string) *npy.Array {
+	t.Helper()
+	a, err := npy.ReadFile(Path(t, "testdata", "goldens", rel))
+	require.NoError(t, err)
+	return a
+}
