@@ -3,9 +3,12 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/mattn/go-isatty"
 )
 
 // progress draws a one-line progress bar on w (stderr); with quiet set it draws nothing.
@@ -19,7 +22,12 @@ type progress struct {
 	quiet bool
 }
 
+// newProgress draws on w only when w is a terminal (a log file gets no carriage-return
+// noise) and quiet is not set.
 func newProgress(w io.Writer, label string, total int, quiet bool) *progress {
+	if f, ok := w.(*os.File); !ok || !(isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd())) {
+		quiet = true
+	}
 	p := &progress{w: w, label: label, total: total, start: time.Now(), quiet: quiet}
 	p.draw()
 	return p
