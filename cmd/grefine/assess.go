@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/grefine/grefine/engine"
+	"github.com/grefine/grefine/engine/cuda"
 	"github.com/grefine/grefine/engine/modelset"
 	"github.com/grefine/grefine/pipeline/assess"
 	"github.com/grefine/grefine/pipeline/imageio"
@@ -52,7 +53,28 @@ func assessCommand() *cli.Command {
 	}
 }
 
-// openAssessor builds the quality pipeline from the global flags.
+// openFuser returns the map-fusion implementation for --device, and its cleanup.
+func openFuser(c *cli.Context) (assess.Fuser, func(), error) {
+	switch c.String("device") {
+	case "cpu":
+		return nil, func() {}, nil // assess defaults to cpu.FuseMaps
+	case "cuda":
+		d, err := cuda.Open(cuda.Options{})
+		if err != nil {
+			return nil, nil, fmt.Errorf("--device cuda: %w", err)
+		}
+		f, err := cuda.NewHostFuser(d)
+		if err != nil {
+			d.Close()
+			return nil, nil, fmt.Errorf("--device cuda: %w", err)
+		}
+		return f.FuseMaps, func() { f.Close(); d.Close() }, nil
+	}
+	return nil, nil, usagef("bad --device %q (cpu or cuda)", c.String("device"))
+}
+
+// openAssessor builds the quality pipeline from the global flags. The caller closes the
+// assessor (which also releases the device).
 func openAssessor(c *cli.Context) (*assess.Assessor, imageio.Limits, error) {
 	lim := imageio.DefaultLimits
 	if c.IsSet("max-pixels") {
@@ -88,8 +110,13 @@ func openAssessor(c *cli.Context) (*assess.Assessor, imageio.Limits, error) {
 	if cfg.DilateRadius < 0 {
 		return nil, lim, usagef("--dilate must be >= 0")
 	}
-	a, err := assess.New(set, b, assess.Options{Config: cfg, Parser: assess.SyntaxParser{P: p}, Threads: c.Int("threads")})
+	fuser, release, err := openFuser(c)
 	if err != nil {
+		return nil, lim, err
+	}
+	a, err := assess.New(set, b, assess.Options{Config: cfg, Parser: assess.SyntaxParser{P: p}, Threads: c.Int("threads"), Fuser: fuser, Release: release})
+	if err != nil {
+		release()
 		return nil, lim, err
 	}
 	if set.Manifest.Tiny {

@@ -70,6 +70,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "models", Usage: "model set directory (holds models.json)", Value: defaultModels(), EnvVars: []string{"GRF_MODELS"}},
 			&cli.StringFlag{Name: "backend", Usage: "inference backend: ort (ONNX Runtime, CPU) or trt (TensorRT)", Value: "ort", EnvVars: []string{"GRF_BACKEND"}},
+			&cli.StringFlag{Name: "device", Usage: "where the quality-map fusion runs: cpu (pure Go) or cuda (libgrefine_cuda.so kernels)", Value: "cpu", EnvVars: []string{"GRF_DEVICE"}},
 			&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime shared library (default: $ONNXRUNTIME_SHARED_LIBRARY_PATH, then .deps/ort/)"},
 			&cli.IntFlag{Name: "threads", Usage: "intra-op threads per engine (0: backend default)"},
 			&cli.StringFlag{Name: "log-level", Usage: "trace, debug, info, warn, error", Value: "info", EnvVars: []string{"GRF_LOG_LEVEL"}},

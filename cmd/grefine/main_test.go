@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/grefine/grefine/engine/cuda"
 	"github.com/grefine/grefine/pipeline/imageio"
 )
 
@@ -197,4 +198,25 @@ func mustPNG(t *testing.T, w, h int) []byte {
 	b, err := os.ReadFile(p)
 	require.NoError(t, err)
 	return b
+}
+
+// TestAssessDeviceCUDA: without a GPU, --device cuda is a clear error (exit 1) and writes
+// nothing; with one it produces the same report files as the cpu device.
+func TestAssessDeviceCUDA(t *testing.T) {
+	requireORT(t)
+	dir := t.TempDir()
+	img := filepath.Join("..", "..", "testdata", "images", "sample.png")
+	_, errOut, code := run(t, "--device", "cuda", "assess", "--image", img, "--prompt", "a cat", "--out", dir)
+	if d, err := cuda.Open(cuda.Options{}); err != nil {
+		assert.Equal(t, 1, code)
+		assert.Contains(t, errOut, "--device cuda: engine: unavailable")
+		assert.NoFileExists(t, filepath.Join(dir, "report.json"))
+	} else {
+		d.Close()
+		require.Equal(t, 0, code, errOut)
+		assert.FileExists(t, filepath.Join(dir, "report.json"))
+	}
+	_, errOut, code = run(t, "--device", "tpu", "assess", "--image", img, "--prompt", "a cat", "--out", dir)
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errOut, "bad --device")
 }

@@ -79,15 +79,18 @@ type Assessor struct {
 	encoder  *aq.TextEncoder
 	pqText   []float32
 	fuse     Fuser
+	release  func()
 	Backend  string
 	ModelSet string
 }
 
 // Options for New.
 type Options struct {
-	Config  Config
-	Parser  Parser
-	Fuser   Fuser // nil: cpu.FuseMaps
+	Config Config
+	Parser Parser
+	Fuser  Fuser // nil: cpu.FuseMaps
+	// Release, if set, is called once by Close (e.g. to free the device behind Fuser).
+	Release func()
 	Threads int
 }
 
@@ -97,6 +100,7 @@ func New(set *modelset.Set, b engine.Backend, opts Options) (*Assessor, error) {
 		return nil, errors.New("assess: a prompt parser is required")
 	}
 	a := &Assessor{cfg: opts.Config, parser: opts.Parser, fuse: opts.Fuser, Backend: b.Name(), ModelSet: set.Manifest.Name}
+	// Release belongs to the caller until New succeeds (the caller cleans up on error).
 	if a.fuse == nil {
 		a.fuse = cpu.FuseMaps
 	}
@@ -149,6 +153,7 @@ func New(set *modelset.Set, b engine.Backend, opts Options) (*Assessor, error) {
 		return nil, fmt.Errorf("assess: pq_text has %d values, want 4×2×%d", pqT.Len(), a.clip.EmbedDim)
 	}
 	a.pqText = pqT.F32
+	a.release = opts.Release
 	ok = true
 	return a, nil
 }
@@ -164,6 +169,10 @@ func (a *Assessor) Close() error {
 			errs = append(errs, (*e).Close())
 			*e = nil
 		}
+	}
+	if a.release != nil {
+		a.release()
+		a.release = nil
 	}
 	return errors.Join(errs...)
 }
