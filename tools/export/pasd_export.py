@@ -7,8 +7,19 @@ control image in [0,1] and downsamples it ÷8 (conv 3x3 + SiLU, then per stage a
 conv and a stride-2 conv, like PASD's), and a UNet2DConditionModel that adds the ControlNet
 residuals. PASD's pixel-aware cross-attention is not part of the stand-in.
 
-Real: the text encoder and VAE come from `--sd15` (diffusers SD-1.5 directory); the
-pasd_unet export needs PASD's own modules (`--pasd-checkout`) and is not implemented yet.
+Real: the text encoder, VAE and scheduler come from `--sd15` (diffusers SD-1.5 directory).
+pasd_unet is PASD's own pixel-aware ControlNet and UNet (`pasd.models.pasd.controlnet`,
+`pasd.models.pasd.unet_2d_condition`), imported from a yangxy/PASD checkout
+(`--pasd-checkout`, put first on sys.path; nothing of it is copied here) and loaded from
+`--pasd-weights` (runs/pasd/checkpoint-100000: `controlnet/`, `unet/`) as PASD's
+test_pasd.py does, in float32 with plain attention. `PixelAwareUnet` wires them as
+pipeline_pasd.py does per step: controlnet(sample, t, text, control in [0,1],
+conditioning_scale 1.0, guess_mode off, return_dict False) -> (training-only RGB heads,
+down residuals, mid residual); unet(sample, t, text, down, mid), where PASD's up blocks
+also attend to the raw down residuals (pixel-aware cross-attention). PASD's modules need
+`einops` (its requirements pin diffusers 0.29.2; they import and run unchanged under the
+pinned diffusers 0.31.0). Only the default `pasd` variant is wired (not pasd_light, not
+the RRDB ones, which need basicsr).
 
 Stage-2 goldens (DESIGN §1.4): a PyTorch loop written here (PASD's pipeline is not a
 diffusers class) with diffusers' UniPCMultistepScheduler (bh2, order 2) built from SD-1.5's
@@ -23,6 +34,7 @@ output, low band from the stage-1 image, clamped to [0,1].
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy as np
 import torch
@@ -114,25 +126,20 @@ def export(ms, c: dict, tiny: bool, tol: float) -> None:
         "scheduler": sdxl_export.scheduler_json(c["scheduler"]),
     }
 
-    if c.get("controlnet") is None:
-        raise NotImplementedError(
-            "export: pasd_unet: the real PASD export is not implemented: it needs PASD's own "
-            "ControlNet (pasd/models/pasd/controlnet.py, conditioning embedding 3->16->32->96->256 "
-            "on the full-resolution RGB control) and UNet with pixel-aware cross-attention "
-            "(pasd/models/pasd/unet_2d_condition.py) imported from --pasd-checkout and loaded from "
-            "--pasd-weights, wrapped like diffusion.PasdUnet (controlnet -> down/mid residuals -> unet); "
-            "pasd_text and the VAE engines were exported from --sd15")
     unet, control = c["unet"], c["controlnet"]
+    net = diffusion.PasdUnet(control, unet) if tiny else PixelAwareUnet(control, unet)
 
     def unet_feeds(b, h, w):
         return {"sample": torch.randn(b, lat, h, w, generator=g), "timestep": torch.tensor([801.0]),
                 "encoder_hidden_states": torch.randn(b, 77, dt, generator=g),
                 "control": torch.rand(b, 3, h * factor, w * factor, generator=g)}
 
-    trace = unet_feeds(2, 7, 5) if tiny else unet_feeds(2, 36, 28)
-    verify = [unet_feeds(2, 6, 8), unet_feeds(4, 4, 4)] if tiny else []
+    # odd latent sizes: the traced graph takes the upsample-to-skip-size path whatever the up factor
+    trace = unet_feeds(2, 7, 5) if tiny else unet_feeds(2, 35, 27)
+    # real: a multiple of the up factor and a ragged batch-4 size, beside the trace shape
+    verify = [unet_feeds(2, 6, 8), unet_feeds(4, 4, 4)] if tiny else [unet_feeds(2, 24, 40), unet_feeds(4, 17, 23)]
     common.export_engine(
-        ms, "pasd_unet", diffusion.PasdUnet(control, unet),
+        ms, "pasd_unet", net,
         [_io("sample", "float32", [-1, lat, -1, -1]), _io("timestep", "float32", [1]),
          _io("encoder_hidden_states", "float32", [-1, 77, dt]), _io("control", "float32", [-1, 3, -1, -1])],
         [_io("noise_pred", "float32", [-1, unet.config.out_channels, -1, -1])],
@@ -225,19 +232,89 @@ def make_goldens(ms, c: dict, out: str, control_image: torch.Tensor, prompt: str
     ms.golden_files.append(("pasd_params.json", "stage-2 golden settings (prompts, steps, strength, scheduler)"))
 
 
+PASD_MODULES = ("pasd.models.pasd.unet_2d_condition", "pasd.models.pasd.controlnet")
+
+
+def pasd_classes(checkout: str):
+    """PASD's UNet2DConditionModel and ControlNetModel (the default `pasd` variant, as
+    test_pasd.py without --use_pasd_light), imported from the checkout at `checkout`."""
+    checkout = os.path.abspath(checkout)
+    if not os.path.isfile(os.path.join(checkout, "pasd", "models", "pasd", "controlnet.py")):
+        raise common.ExportError(f"export: pasd: {checkout} is not a yangxy/PASD checkout "
+                                 "(no pasd/models/pasd/controlnet.py)")
+    try:
+        import einops  # noqa: F401  (pasd/models/pasd/unet_2d_blocks.py imports it)
+    except ImportError as e:
+        raise common.ExportError("export: pasd: PASD's modules need einops (pip install einops)") from e
+    loaded = sys.modules.get("pasd")
+    if loaded is not None and not os.path.abspath(getattr(loaded, "__file__", "") or "").startswith(checkout + os.sep):
+        raise common.ExportError(f"export: pasd: a module 'pasd' is already imported from "
+                                 f"{getattr(loaded, '__file__', None)}, not from {checkout}")
+    if checkout not in sys.path:
+        sys.path.insert(0, checkout)
+    import importlib
+
+    try:
+        unet_mod, control_mod = (importlib.import_module(m) for m in PASD_MODULES)
+    except ImportError as e:
+        raise common.ExportError(f"export: pasd: importing PASD's modules from {checkout}: {e}") from e
+    return unet_mod.UNet2DConditionModel, control_mod.ControlNetModel
+
+
+def load_pasd(cls, weights: str, subfolder: str):
+    """cls.from_pretrained(weights, subfolder=...) in float32, as test_pasd.py loads it, but
+    refusing a checkpoint whose tensors do not all match the model (diffusers would
+    otherwise leave the missing ones at their random init with only a warning)."""
+    if not os.path.isfile(os.path.join(weights, subfolder, "config.json")):
+        raise common.ExportError(f"export: pasd: no {subfolder}/config.json under --pasd-weights {weights}")
+    try:
+        model, info = cls.from_pretrained(weights, subfolder=subfolder, torch_dtype=torch.float32,
+                                          low_cpu_mem_usage=False, output_loading_info=True)
+    except ImportError as e:  # use_rrdb checkpoints import basicsr
+        raise common.ExportError(f"export: pasd: loading {subfolder}: {e}") from e
+    bad = {k: v for k, v in info.items() if v}
+    if bad:
+        raise common.ExportError(f"export: pasd: {subfolder} weights do not match PASD's model: {bad}")
+    return diffusion.default_attn(model.float()).eval()
+
+
+class PixelAwareUnet(torch.nn.Module):
+    """PASD's ControlNet + pixel-aware UNet in one graph, wired as one denoising step of
+    pipeline_pasd.py (untiled latent, conditioning_scale 1.0, guess_mode off):
+    sample [N,4,h,w], timestep f32 [1] (broadcast over N by both models), text [N,77,768],
+    control [N,3,8h,8w] RGB in [0,1] -> noise_pred [N,4,h,w]."""
+
+    def __init__(self, controlnet, unet, conditioning_scale: float = 1.0):
+        super().__init__()
+        self.controlnet = controlnet
+        self.unet = unet
+        self.scale = conditioning_scale
+
+    def forward(self, sample, timestep, encoder_hidden_states, control):
+        _, down, mid = self.controlnet(sample, timestep, encoder_hidden_states, controlnet_cond=control,
+                                       conditioning_scale=self.scale, guess_mode=False, return_dict=False)
+        return self.unet(sample, timestep, encoder_hidden_states, down_block_additional_residuals=list(down),
+                         mid_block_additional_residual=mid, return_dict=False)[0]
+
+
 def real_components(args) -> dict:
     from diffusers import AutoencoderKL, UniPCMultistepScheduler
     from transformers import CLIPTextModel
 
-    if not args.sd15:
-        raise common.ExportError("export: pasd: the real export needs --sd15 (diffusers SD-1.5 directory)")
+    missing = [f for f, v in (("--sd15", args.sd15), ("--pasd-checkout", args.pasd_checkout),
+                              ("--pasd-weights", args.pasd_weights)) if not v]
+    if missing:
+        raise common.ExportError("export: pasd: the real export needs " + ", ".join(missing) +
+                                 " (diffusers SD-1.5 directory, yangxy/PASD checkout, PASD checkpoint directory)")
+    unet_cls, control_cls = pasd_classes(args.pasd_checkout)
     return {
         "text_encoder": CLIPTextModel.from_pretrained(args.sd15, subfolder="text_encoder", torch_dtype=torch.float32,
                                                       attn_implementation="eager").eval(),
-        "vae": diffusion.default_attn(AutoencoderKL.from_pretrained(args.sd15, subfolder="vae",
-                                                                    torch_dtype=torch.float32)).eval(),
+        "vae": diffusion.default_attn(AutoencoderKL.from_pretrained(
+            args.sd15, subfolder="vae", torch_dtype=torch.float32, low_cpu_mem_usage=False)).eval(),
         "scheduler": UniPCMultistepScheduler.from_pretrained(args.sd15, subfolder="scheduler"),
-        "controlnet": None, "unet": None,
+        "controlnet": load_pasd(control_cls, args.pasd_weights, "controlnet"),
+        "unet": load_pasd(unet_cls, args.pasd_weights, "unet"),
     }
 
 

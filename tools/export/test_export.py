@@ -310,5 +310,103 @@ class DiffusionFixtureTest(unittest.TestCase):
                         abs(self.g("pasd_decoded").mean() - self.g("pasd_image").mean()) + 1e-3)
 
 
+class PasdRealExportTest(unittest.TestCase):
+    """The real pasd_unet path (--pasd-checkout/--pasd-weights/--sd15) on tiny seeded models
+    built from the PASD checkout's own classes (SD-1.5's block pattern shrunk: (16, 32, 32),
+    so the UpBlock2D pixel attention's context width equals its skips' like in SD-1.5).
+    The reference is written here from pipeline_pasd.py's denoising step, not the exporter's
+    wrapper. Needs GRF_PASD_CHECKOUT (a yangxy/PASD checkout) and einops."""
+
+    HEADS = 2
+    TEXT = 8
+
+    @classmethod
+    def setUpClass(cls):
+        checkout = os.environ.get("GRF_PASD_CHECKOUT")
+        if not checkout:
+            raise unittest.SkipTest("GRF_PASD_CHECKOUT is not set (path of a yangxy/PASD checkout)")
+        import pasd_export
+
+        cls.unet_cls, cls.control_cls = pasd_export.pasd_classes(checkout)
+        cls.checkout = checkout
+
+    def build_inputs(self, root):
+        from diffusers import UniPCMultistepScheduler
+
+        import diffusion
+        import pasd_export
+
+        blocks = dict(block_out_channels=(16, 32, 32), layers_per_block=1, norm_num_groups=8,
+                      down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+                      cross_attention_dim=self.TEXT, attention_head_dim=self.HEADS)
+        common.seed(71)
+        unet = self.unet_cls(sample_size=8, in_channels=4, out_channels=4,
+                             up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"), **blocks)
+        common.seed(72)
+        control = self.control_cls(in_channels=4, conditioning_embedding_out_channels=(8, 8, 16, 16), **blocks)
+        # zero convs would make every residual (and so every pixel-attention context) zero
+        diffusion.randomise_zeros(control, common.generator(73), std=0.5)
+        weights = os.path.join(root, "pasd")
+        unet.save_pretrained(os.path.join(weights, "unet"))
+        control.save_pretrained(os.path.join(weights, "controlnet"))
+        sd15 = os.path.join(root, "sd15")
+        common.seed(74)
+        diffusion.tiny_text(diffusion.tiny_text_config(self.TEXT, 2, 2), False).save_pretrained(
+            os.path.join(sd15, "text_encoder"))
+        common.seed(75)
+        diffusion.tiny_vae(pasd_export.VAE_SCALE).save_pretrained(os.path.join(sd15, "vae"))
+        UniPCMultistepScheduler(**pasd_export.unipc_config()).save_pretrained(os.path.join(sd15, "scheduler"))
+        return sd15, weights
+
+    def test_real_pasd_unet_matches_pipeline_step(self):
+        import export
+
+        with tempfile.TemporaryDirectory() as root:
+            sd15, weights = self.build_inputs(root)
+            out = os.path.join(root, "set")
+            rc = export.main(["--out", out, "--groups", "pasd", "--sd15", sd15,
+                              "--pasd-checkout", self.checkout, "--pasd-weights", weights])
+            self.assertEqual(rc, 0)
+            with open(os.path.join(out, "models.json")) as f:
+                entry = json.load(f)["engines"]["pasd_unet"]
+            self.assertEqual([(i["name"], i["shape"]) for i in entry["inputs"]],
+                             [("sample", [-1, 4, -1, -1]), ("timestep", [1]),
+                              ("encoder_hidden_states", [-1, 77, self.TEXT]), ("control", [-1, 3, -1, -1])])
+            self.assertEqual(entry["data_file"], "pasd_unet.onnx.data")
+            import onnx
+
+            graph = onnx.load(os.path.join(out, "pasd_unet.onnx"), load_external_data=False).graph
+            self.assertTrue(any("pixel_attentions" in t.name for t in graph.initializer),
+                            "no pixel-aware attention weights in the graph")
+
+            # reference: one step of pipeline_pasd.py, models loaded as test_pasd.py does
+            unet = self.unet_cls.from_pretrained(weights, subfolder="unet", low_cpu_mem_usage=False).eval()
+            control = self.control_cls.from_pretrained(weights, subfolder="controlnet",
+                                                       low_cpu_mem_usage=False).eval()
+            sess = common.ort_session(os.path.join(out, "pasd_unet.onnx"))
+            g = common.generator(76)
+            for b, h, w in ((2, 6, 10), (4, 9, 7), (1, 8, 8)):
+                x = torch.randn(b, 4, h, w, generator=g)
+                t = torch.tensor(921)
+                text = torch.randn(b, 77, self.TEXT, generator=g)
+                image = torch.rand(b, 3, 8 * h, 8 * w, generator=g)
+                with torch.no_grad():
+                    rgbs, down, mid = control(x, t, encoder_hidden_states=text, controlnet_cond=image,
+                                              conditioning_scale=1.0, guess_mode=False, return_dict=False)
+                    want = unet(x, t, encoder_hidden_states=text, down_block_additional_residuals=down,
+                                mid_block_additional_residual=mid, return_dict=False)[0].numpy()
+                feeds = {"sample": x.numpy(), "timestep": np.array([921.0], dtype=np.float32),
+                         "encoder_hidden_states": text.numpy(), "control": image.numpy()}
+                got = sess.run(None, feeds)[0]
+                diff = float(np.abs(got.astype(np.float64) - want).max())
+                print(f"pasd_unet real path, tiny PASD {b}x4x{h}x{w}: ort vs torch max abs diff {diff:.3g}")
+                self.assertLessEqual(diff, 1e-4)
+                # another control image moves the output far more than the export error
+                feeds["control"] = torch.rand(b, 3, 8 * h, 8 * w, generator=g).numpy()
+                moved = float(np.abs(sess.run(None, feeds)[0] - got).max())
+                print(f"  output change for another control image: {moved:.3g}")
+                self.assertGreater(moved, 100 * max(diff, 1e-6))
+
+
 if __name__ == "__main__":
     unittest.main()
