@@ -114,6 +114,9 @@ func runRefine(c *cli.Context) error {
 		if !c.IsSet("process-size") {
 			cfg.ProcessSize = 0
 		}
+		if cfg.LongSide > tinyMaxSide || cfg.ProcessSize > tinyMaxSide {
+			return usagef("tiny model set: --long-side and --process-size above %d need tens of GB (its UNets attend at full latent resolution)", tinyMaxSide)
+		}
 		log.Warn().Int("long_side", cfg.LongSide).Int("process_size", cfg.ProcessSize).
 			Msg("tiny model set: smaller working sizes (its UNets attend at full latent resolution); the refinement is not meaningful")
 	}
@@ -201,5 +204,8 @@ func runRefine(c *cli.Context) error {
 
 // tinyLongSide is the stage-1 working long side used with tiny model sets by default.
 const tinyLongSide = 256
+
+// tinyMaxSide bounds the working sizes with a tiny model set (memory).
+const tinyMaxSide = 512
 
 func ms(t0 time.Time) float64 { return float64(time.Since(t0).Microseconds()) / 1000 }
