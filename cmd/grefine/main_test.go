@@ -223,3 +223,20 @@ func TestAssessDeviceCUDA(t *testing.T) {
 	assert.Equal(t, 2, code)
 	assert.Contains(t, errOut, "bad --device")
 }
+
+// TestRefineHighQualityPassThrough: end to end, an image the (tiny) PQ model rates good
+// everywhere gets an empty mask from assess, stage 1 is skipped and the output equals the
+// input byte for byte (stage 2 off to isolate stage 1).
+func TestRefineHighQualityPassThrough(t *testing.T) {
+	requireORT(t)
+	dir := t.TempDir()
+	hq := filepath.Join("..", "..", "testdata", "goldens", "quality", "hq.png")
+	out, errOut, code := run(t, "refine", "--image", hq, "--prompt", "a cup", "--out", dir, "--skip-stage2", "--quiet")
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "stage 1: skipped (empty mask")
+	in, err := imageio.ReadFile(hq, imageio.DefaultLimits)
+	require.NoError(t, err)
+	got, err := imageio.ReadFile(filepath.Join(dir, "refined.png"), imageio.DefaultLimits)
+	require.NoError(t, err)
+	assert.Equal(t, in.Pix, got.Pix)
+}
