@@ -175,3 +175,47 @@ func TestEdgeCases(t *testing.T) {
 	after := a.CacheStats()
 	assert.Greater(t, after.Hits, before.Hits)
 }
+
+// TestConcurrentAssess: one Assessor serves goroutines at once (shared engines, tokenizer,
+// parser, feature cache) and gives each the result it gives alone.
+func TestConcurrentAssess(t *testing.T) {
+	prompts := map[string][]aq.Part{
+		"a cat":            {{Text: "cat", Noun: "cat", Ancestor: -1}},
+		"a dog on a sofa":  {{Text: "dog", Noun: "dog", Ancestor: -1}, {Text: "sofa", Noun: "sofa", Ancestor: 0}},
+		"red hat":          {{Text: "red hat", Noun: "hat", Ancestor: -1}},
+		"blue car, a tree": {{Text: "blue car", Noun: "car", Ancestor: -1}, {Text: "tree", Noun: "tree", Ancestor: 0}},
+	}
+	a := newTiny(t, fixedParser(prompts))
+	img := imageio.NewRGB8(48, 40)
+	for i := range img.Pix {
+		img.Pix[i] = uint8(i * 7)
+	}
+	want := map[string]*Report{}
+	for p := range prompts {
+		r, err := a.Assess(context.Background(), img, p)
+		require.NoError(t, err)
+		want[p] = r
+	}
+	type result struct {
+		p string
+		r *Report
+		e error
+	}
+	ch := make(chan result)
+	for k := 0; k < 3; k++ {
+		for p := range prompts {
+			go func(p string) {
+				r, err := a.Assess(context.Background(), img, p)
+				ch <- result{p, r, err}
+			}(p)
+		}
+	}
+	for i := 0; i < 3*len(prompts); i++ {
+		res := <-ch
+		require.NoError(t, res.e)
+		assert.Equal(t, want[res.p].P, res.r.P)
+		assert.Equal(t, *want[res.p].A, *res.r.A)
+		assert.Equal(t, want[res.p].AMap, res.r.AMap)
+		assert.Equal(t, want[res.p].Mask, res.r.Mask)
+	}
+}
