@@ -14,7 +14,6 @@ import (
 
 	"github.com/grefine/grefine/engine"
 	"github.com/grefine/grefine/engine/cuda"
-	"github.com/grefine/grefine/engine/modelset"
 	"github.com/grefine/grefine/pipeline/assess"
 	"github.com/grefine/grefine/pipeline/imageio"
 	"github.com/grefine/grefine/pipeline/syntax"
@@ -83,7 +82,7 @@ func openAssessor(c *cli.Context) (*assess.Assessor, imageio.Limits, error) {
 	if c.String("backend") != "ort" {
 		return nil, lim, fmt.Errorf("--backend %s: the quality pipeline runs on ort for now (TensorRT plans are built with `plans build` but not yet wired into assess/refine)", c.String("backend"))
 	}
-	set, err := modelset.Load(c.String("models"), modelset.Options{})
+	set, err := loadModels(c)
 	if err != nil {
 		return nil, lim, err
 	}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/grefine/grefine/engine"
 	"github.com/grefine/grefine/engine/cuda"
-	"github.com/grefine/grefine/engine/modelset"
 	"github.com/grefine/grefine/monitor"
 )
 
@@ -83,7 +82,7 @@ func runChecks(c *cli.Context) []check {
 	}
 	out = append(out, extraChecks(c)...)
 	dir := c.String("models")
-	set, err := modelset.Load(dir, modelset.Options{})
+	set, err := loadModels(c)
 	if err != nil {
 		out = append(out, check{Name: "models", Detail: err.Error()})
 	} else {

@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 
+	"github.com/grefine/grefine/engine/modelset"
 	_ "github.com/grefine/grefine/engine/ort" // register the embedded default backend
 	_ "github.com/grefine/grefine/engine/trt" // register the TensorRT backend (dlopen'd shim)
 )
@@ -61,6 +62,21 @@ func defaultModels() string {
 	return "models"
 }
 
+// defaultHashCache is <user cache dir>/grefine/modelset-hashes.json, or "" when there is
+// no user cache directory.
+func defaultHashCache() string {
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(d, "grefine", "modelset-hashes.json")
+}
+
+// loadModels loads and verifies the --models set (hashes through --hash-cache).
+func loadModels(c *cli.Context) (*modelset.Set, error) {
+	return modelset.Load(c.String("models"), modelset.Options{HashCache: c.String("hash-cache")})
+}
+
 func newApp(stdout, stderr io.Writer) *cli.App {
 	return &cli.App{
 		Name:    "grefine",
@@ -72,6 +88,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			&cli.StringFlag{Name: "backend", Usage: "inference backend: ort (ONNX Runtime, CPU) or trt (TensorRT)", Value: "ort", EnvVars: []string{"GRF_BACKEND"}},
 			&cli.StringFlag{Name: "device", Usage: "where the quality-map fusion runs: cpu (pure Go) or cuda (libgrefine_cuda.so kernels)", Value: "cpu", EnvVars: []string{"GRF_DEVICE"}},
 			&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime shared library (default: $ONNXRUNTIME_SHARED_LIBRARY_PATH, then .deps/ort/)"},
+			&cli.StringFlag{Name: "hash-cache", Usage: "file remembering verified model files (size+mtime) so big sets are hashed once; '' disables", Value: defaultHashCache(), EnvVars: []string{"GRF_HASH_CACHE"}},
 			&cli.IntFlag{Name: "threads", Usage: "intra-op threads per engine (0: backend default)"},
 			&cli.StringFlag{Name: "log-level", Usage: "trace, debug, info, warn, error", Value: "info", EnvVars: []string{"GRF_LOG_LEVEL"}},
 			&cli.StringFlag{Name: "log-format", Usage: "console or json", Value: "console", EnvVars: []string{"GRF_LOG_FORMAT"}},

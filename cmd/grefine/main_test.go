@@ -22,7 +22,8 @@ var tiny = filepath.Join("..", "..", "testdata", "models", "tiny")
 func run(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	err := newApp(&out, &errb).RunContext(context.Background(), append([]string{"grefine", "--models", tiny, "--log-level", "error"}, args...))
+	global := []string{"grefine", "--models", tiny, "--log-level", "error", "--hash-cache", filepath.Join(t.TempDir(), "hashes.json")}
+	err := newApp(&out, &errb).RunContext(context.Background(), append(global, args...))
 	code := 0
 	if err != nil {
 		errb.WriteString("grefine: " + err.Error() + "\n")

@@ -10,7 +10,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/grefine/grefine/engine"
-	"github.com/grefine/grefine/engine/modelset"
 	"github.com/grefine/grefine/pipeline/aq"
 	"github.com/grefine/grefine/pipeline/assess"
 	"github.com/grefine/grefine/pipeline/imageio"
@@ -96,7 +95,7 @@ func runRefine(c *cli.Context) error {
 		return err
 	}
 	defer a.Close()
-	set, err := modelset.Load(c.String("models"), modelset.Options{SkipHashes: true}) // verified by openAssessor
+	set, err := loadModels(c)
 	if err != nil {
 		return err
 	}

@@ -22,4 +22,8 @@
 //	 "config":    {…free-form per-component settings…}}
 //
 // Constants are raw little-endian arrays in C order.
+//
+// Hashing a real set (tens of GB) takes a while; Options.HashCache names a file that
+// remembers verified files by path, size and modification time, so only changed files are
+// hashed again (the CLI keeps it in the user cache directory).
 package modelset

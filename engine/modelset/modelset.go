@@ -65,9 +65,13 @@ type Manifest struct {
 
 // Options tune Load.
 type Options struct {
-	// SkipHashes checks sizes and presence only (for multi-GB real sets where a
-	// cached verification is trusted). Default: full SHA-256 check.
+	// SkipHashes checks presence only, no SHA-256. Default: full check.
 	SkipHashes bool
+	// HashCache, if set, is a JSON file remembering files already verified (absolute
+	// path, size, modification time, digest): a file whose size and mtime are unchanged
+	// is not hashed again, so a multi-GB real set is hashed once, not at every start.
+	// Unreadable or corrupt caches are ignored; write failures are not errors.
+	HashCache string
 }
 
 // Set is a loaded, verified model set.
@@ -102,6 +106,7 @@ func Load(dir string, opts Options) (*Set, error) {
 }
 
 func (s *Set) verify(opts Options) error {
+	cache := loadHashCache(opts.HashCache)
 	check := func(kind, name string, f FileEntry) error {
 		if f.File == "" || filepath.IsAbs(f.File) || strings.Contains(f.File, "..") {
 			return fmt.Errorf("%w: %s %q: bad file name %q", ErrManifest, kind, name, f.File)
@@ -116,6 +121,9 @@ func (s *Set) verify(opts Options) error {
 		if opts.SkipHashes {
 			return nil
 		}
+		if cache.known(p, f.SHA256) {
+			return nil
+		}
 		got, err := FileSHA256(p)
 		if err != nil {
 			return fmt.Errorf("%w: %s %q: %v", ErrMissing, kind, name, err)
@@ -123,8 +131,10 @@ func (s *Set) verify(opts Options) error {
 		if !strings.EqualFold(got, f.SHA256) {
 			return fmt.Errorf("%w: %s %q: %s has sha256 %s, manifest says %s", ErrMismatch, kind, name, f.File, got, f.SHA256)
 		}
+		cache.remember(p, got)
 		return nil
 	}
+	defer cache.save()
 	for _, n := range sortedKeys(s.Manifest.Engines) {
 		e := s.Manifest.Engines[n]
 		if err := check("engine", n, e.FileEntry); err != nil {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -174,4 +175,37 @@ func TestOpenEngineMismatch(t *testing.T) {
 			assert.Contains(t, err.Error(), tc.msg)
 		})
 	}
+}
+
+func TestHashCache(t *testing.T) {
+	dir := writeSet(t, nil)
+	cachePath := filepath.Join(t.TempDir(), "sub", "hashes.json")
+	opts := Options{HashCache: cachePath}
+	_, err := Load(dir, opts)
+	require.NoError(t, err)
+	require.FileExists(t, cachePath, "the first load records what it verified")
+	c := loadHashCache(cachePath)
+	assert.Len(t, c.entries, 3)
+
+	// Unchanged files are not hashed again: poison the cached digests' files' content
+	// behind the cache's back but keep size and mtime; the load still trusts the cache.
+	p := filepath.Join(dir, "clip_surgery.onnx")
+	st, err := os.Stat(p)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(p, []byte("MODEL BYTES"), 0o644)) // same length
+	require.NoError(t, os.Chtimes(p, st.ModTime(), st.ModTime()))
+	_, err = Load(dir, opts)
+	require.NoError(t, err, "size and mtime unchanged: trusted from the cache")
+	_, err = Load(dir, Options{})
+	require.ErrorIs(t, err, ErrMismatch, "without the cache the tampering is found")
+
+	// A changed mtime forces a new hash, which finds the mismatch.
+	require.NoError(t, os.Chtimes(p, st.ModTime().Add(time.Second), st.ModTime().Add(time.Second)))
+	_, err = Load(dir, opts)
+	require.ErrorIs(t, err, ErrMismatch)
+
+	// A corrupt cache file is ignored.
+	require.NoError(t, os.WriteFile(cachePath, []byte("{not json"), 0o644))
+	_, err = Load(writeSet(t, nil), opts)
+	require.NoError(t, err)
 }
