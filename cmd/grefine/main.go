@@ -85,7 +85,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Writer:  stdout, ErrWriter: stderr,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "models", Usage: "model set directory (holds models.json)", Value: defaultModels(), EnvVars: []string{"GRF_MODELS"}},
-			&cli.StringFlag{Name: "backend", Usage: "inference backend: ort (ONNX Runtime, CPU) or trt (TensorRT)", Value: "ort", EnvVars: []string{"GRF_BACKEND"}},
+			&cli.StringFlag{Name: "backend", Usage: "inference backend of assess/refine: ort (ONNX Runtime, CPU; trt is not wired into the pipelines yet, see plans build)", Value: "ort", EnvVars: []string{"GRF_BACKEND"}},
 			&cli.StringFlag{Name: "device", Usage: "where the quality-map fusion runs: cpu (pure Go) or cuda (libgrefine_cuda.so kernels)", Value: "cpu", EnvVars: []string{"GRF_DEVICE"}},
 			&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime shared library (default: $ONNXRUNTIME_SHARED_LIBRARY_PATH, then .deps/ort/)"},
 			&cli.StringFlag{Name: "hash-cache", Usage: "file remembering verified model files (size+mtime) so big sets are hashed once; '' disables", Value: defaultHashCache(), EnvVars: []string{"GRF_HASH_CACHE"}},
