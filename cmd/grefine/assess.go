@@ -14,6 +14,7 @@ import (
 
 	"github.com/grefine/grefine/engine"
 	"github.com/grefine/grefine/engine/cuda"
+	"github.com/grefine/grefine/engine/modelset"
 	"github.com/grefine/grefine/pipeline/assess"
 	"github.com/grefine/grefine/pipeline/imageio"
 	"github.com/grefine/grefine/pipeline/syntax"
@@ -72,19 +73,37 @@ func openFuser(c *cli.Context) (assess.Fuser, func(), error) {
 	return nil, nil, usagef("bad --device %q (cpu or cuda)", c.String("device"))
 }
 
+// quality is what openAssessor builds; refine reuses the set, backend and parser rather
+// than loading and verifying them again.
+type quality struct {
+	a       *assess.Assessor
+	lim     imageio.Limits
+	set     *modelset.Set
+	backend engine.Backend
+	parser  *syntax.Parser
+}
+
 // openAssessor builds the quality pipeline from the global flags. The caller closes the
 // assessor (which also releases the device).
 func openAssessor(c *cli.Context) (*assess.Assessor, imageio.Limits, error) {
+	q, err := openQuality(c)
+	if err != nil {
+		return nil, imageio.Limits{}, err
+	}
+	return q.a, q.lim, nil
+}
+
+func openQuality(c *cli.Context) (*quality, error) {
 	lim := imageio.DefaultLimits
 	if c.IsSet("max-pixels") {
 		lim.MaxPixels = c.Int64("max-pixels")
 	}
 	if c.String("backend") != "ort" {
-		return nil, lim, fmt.Errorf("--backend %s: the quality pipeline runs on ort for now (TensorRT plans are built with `plans build` but not yet wired into assess/refine)", c.String("backend"))
+		return nil, fmt.Errorf("--backend %s: the quality pipeline runs on ort for now (TensorRT plans are built with `plans build` but not yet wired into assess/refine)", c.String("backend"))
 	}
 	set, err := loadModels(c)
 	if err != nil {
-		return nil, lim, err
+		return nil, err
 	}
 	opts := map[string]string{}
 	if c.String("ort-lib") != "" {
@@ -92,14 +111,14 @@ func openAssessor(c *cli.Context) (*assess.Assessor, imageio.Limits, error) {
 	}
 	b, err := engine.NewBackend("ort", opts)
 	if err != nil {
-		return nil, lim, err
+		return nil, err
 	}
 	if err := b.Available(); err != nil {
-		return nil, lim, err
+		return nil, err
 	}
 	p, err := syntax.New(syntax.Options{})
 	if err != nil {
-		return nil, lim, err
+		return nil, err
 	}
 	cfg := assess.DefaultConfig()
 	cfg.PerceptualBound = float32(c.Float64("perceptual-bound"))
@@ -107,21 +126,21 @@ func openAssessor(c *cli.Context) (*assess.Assessor, imageio.Limits, error) {
 	cfg.AlignBound = float32(c.Float64("align-bound"))
 	cfg.DilateRadius = c.Int("dilate")
 	if cfg.DilateRadius < 0 {
-		return nil, lim, usagef("--dilate must be >= 0")
+		return nil, usagef("--dilate must be >= 0")
 	}
 	fuser, release, err := openFuser(c)
 	if err != nil {
-		return nil, lim, err
+		return nil, err
 	}
 	a, err := assess.New(set, b, assess.Options{Config: cfg, Parser: assess.SyntaxParser{P: p}, Threads: c.Int("threads"), Fuser: fuser, Release: release})
 	if err != nil {
 		release()
-		return nil, lim, err
+		return nil, err
 	}
 	if set.Manifest.Tiny {
 		zerolog.Ctx(c.Context).Warn().Str("models", c.String("models")).Msg("tiny random-weight model set: scores and maps are not meaningful")
 	}
-	return a, lim, nil
+	return &quality{a: a, lim: lim, set: set, backend: b, parser: p}, nil
 }
 
 type job struct {

@@ -9,12 +9,10 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 
-	"github.com/grefine/grefine/engine"
 	"github.com/grefine/grefine/pipeline/aq"
 	"github.com/grefine/grefine/pipeline/assess"
 	"github.com/grefine/grefine/pipeline/imageio"
 	"github.com/grefine/grefine/pipeline/refine"
-	"github.com/grefine/grefine/pipeline/syntax"
 )
 
 func refineCommand() *cli.Command {
@@ -90,19 +88,12 @@ func runRefine(c *cli.Context) error {
 	if err := cfg.Validate(); err != nil {
 		return usagef("%v", err)
 	}
-	a, lim, err := openAssessor(c)
+	q, err := openQuality(c)
 	if err != nil {
 		return err
 	}
+	a, lim, set := q.a, q.lim, q.set
 	defer a.Close()
-	set, err := loadModels(c)
-	if err != nil {
-		return err
-	}
-	b, err := engine.NewBackend("ort", map[string]string{"lib": c.String("ort-lib")})
-	if err != nil {
-		return err
-	}
 	if set.Manifest.Tiny {
 		// The tiny stand-in UNets attend at full latent resolution (the real SDXL and PASD
 		// UNets do not): at 1024 px that needs tens of GB. Bound the working sizes unless
@@ -119,7 +110,7 @@ func runRefine(c *cli.Context) error {
 		log.Warn().Int("long_side", cfg.LongSide).Int("process_size", cfg.ProcessSize).
 			Msg("tiny model set: smaller working sizes (its UNets attend at full latent resolution); the refinement is not meaningful")
 	}
-	r, err := refine.New(set, b, refine.Options{Config: cfg, Threads: c.Int("threads")})
+	r, err := refine.New(set, q.backend, refine.Options{Config: cfg, Threads: c.Int("threads")})
 	if err != nil {
 		return err
 	}
@@ -140,11 +131,7 @@ func runRefine(c *cli.Context) error {
 	log.Info().Float32("p", rep.P).Float32("q", rep.Q).Float32("mask", rep.MaskFraction).Msg("assessed")
 	req := refine.Request{Image: img, Prompt: prompt, Mask: rep.Mask, Q: float64(rep.Q)}
 	if prompt != "" {
-		p, err := syntax.New(syntax.Options{})
-		if err != nil {
-			return err
-		}
-		if req.Parsed, err = p.Parse(prompt); err != nil {
+		if req.Parsed, err = q.parser.Parse(prompt); err != nil {
 			return err
 		}
 		for i, part := range rep.Parts {
