@@ -49,6 +49,16 @@ func TestHostFuserMatchesCPU(t *testing.T) {
 	assert.ErrorIs(t, err, engine.ErrClosed)
 }
 
+// fuse1024 is the 1024² FuseMaps input both benchmarks below use (radius 8, with an
+// alignment map).
+func fuse1024() (engine.FuseParams, []float32, []float32, cpu.FuseMapsOut) {
+	good, align := fuseInputs(rand.New(rand.NewPCG(1, 2)), fuseCase{1, 14, 14, 1024, 1024, 128, 128, 8, true})
+	p := engine.DefaultFuseParams(1024, 1024)
+	p.Radius = 8
+	out := cpu.FuseMapsOut{Score: make([]float32, 1), PMap: make([]float32, 1<<20), MaskImg: make([]float32, 1<<20), MaskLat: make([]float32, 128*128)}
+	return p, good, align, out
+}
+
 // BenchmarkHostFuser1024: FuseMaps for a 1024² image from host memory to host memory
 // (uploads, kernel, downloads, allocation), what assess pays per image with --device cuda.
 // Compare with cpu.FuseMaps: BenchmarkCPUFuseMaps1024.
@@ -57,11 +67,7 @@ func BenchmarkHostFuser1024(b *testing.B) {
 	f, err := NewHostFuser(d)
 	require.NoError(b, err)
 	defer f.Close()
-	c := fuseCase{1, 14, 14, 1024, 1024, 128, 128, 8, true}
-	good, align := fuseInputs(rand.New(rand.NewPCG(1, 2)), c)
-	p := engine.DefaultFuseParams(1024, 1024)
-	p.Radius = 8
-	out := cpu.FuseMapsOut{Score: make([]float32, 1), PMap: make([]float32, 1<<20), MaskImg: make([]float32, 1<<20), MaskLat: make([]float32, 128*128)}
+	p, good, align, out := fuse1024()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if err := f.FuseMaps(p, 1, good, align, out); err != nil {
@@ -72,11 +78,7 @@ func BenchmarkHostFuser1024(b *testing.B) {
 
 // BenchmarkCPUFuseMaps1024 is the pure-Go twin on the same input (runs on any machine).
 func BenchmarkCPUFuseMaps1024(b *testing.B) {
-	c := fuseCase{1, 14, 14, 1024, 1024, 128, 128, 8, true}
-	good, align := fuseInputs(rand.New(rand.NewPCG(1, 2)), c)
-	p := engine.DefaultFuseParams(1024, 1024)
-	p.Radius = 8
-	out := cpu.FuseMapsOut{Score: make([]float32, 1), PMap: make([]float32, 1<<20), MaskImg: make([]float32, 1<<20), MaskLat: make([]float32, 128*128)}
+	p, good, align, out := fuse1024()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if err := cpu.FuseMaps(p, 1, good, align, out); err != nil {

@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -63,4 +64,15 @@ func Golden(t testing.TB, rel string) *npy.Array {
 	a, err := npy.ReadFile(Path(t, "testdata", "goldens", rel))
 	require.NoError(t, err)
 	return a
+}
+
+// MaxAbs is the largest |a[i] - b[i]| (float64); the slices must have equal lengths.
+func MaxAbs(t testing.TB, a, b []float32) float64 {
+	t.Helper()
+	require.Equal(t, len(a), len(b), "lengths differ")
+	m := 0.0
+	for i := range a {
+		m = math.Max(m, math.Abs(float64(a[i])-float64(b[i])))
+	}
+	return m
 }

@@ -83,14 +83,6 @@ func newTiny(t testing.TB, p Parser) *Assessor {
 	return a
 }
 
-func maxAbsDiff(a, b []float32) float64 {
-	m := 0.0
-	for i := range a {
-		m = math.Max(m, math.Abs(float64(a[i])-float64(b[i])))
-	}
-	return m
-}
-
 func TestParityWithPythonReference(t *testing.T) {
 	cases := loadCases(t)
 	parser := fixedParser{}
@@ -133,7 +125,7 @@ func TestParityWithPythonReference(t *testing.T) {
 			assert.LessOrEqual(t, worstScore, scoreTol, "part scores")
 			// Maps.
 			P, A, M := golden("P"), golden("A"), golden("M")
-			eP, eA := maxAbsDiff(P, rep.PMap), maxAbsDiff(A, rep.AMap)
+			eP, eA := testenv.MaxAbs(t, P, rep.PMap), testenv.MaxAbs(t, A, rep.AMap)
 			assert.LessOrEqual(t, eP, mapTol, "P")
 			assert.LessOrEqual(t, eA, mapTol, "A")
 			flips := 0

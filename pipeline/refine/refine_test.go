@@ -27,14 +27,6 @@ func tinyRefiner(t testing.TB, cfg Config) *Refiner {
 
 func golden(t testing.TB, name string) *npy.Array { return testenv.Golden(t, name) }
 
-func maxAbs(a, b []float32) float64 {
-	m := 0.0
-	for i := range a {
-		m = math.Max(m, math.Abs(float64(a[i])-float64(b[i])))
-	}
-	return m
-}
-
 type params struct {
 	Prompt         string
 	Negative       string
@@ -76,8 +68,8 @@ func TestStage1ParityWithDiffusers(t *testing.T) {
 
 	cond, err := r.EncodeSDXLIDs(ctx, wl, wg)
 	require.NoError(t, err)
-	eH := maxAbs(golden(t, "sdxl_prompt_embeds.npy").F32, cond.Hidden)
-	eP := maxAbs(golden(t, "sdxl_text_embeds.npy").F32, cond.TextEmbeds)
+	eH := testenv.MaxAbs(t, golden(t, "sdxl_prompt_embeds.npy").F32, cond.Hidden)
+	eP := testenv.MaxAbs(t, golden(t, "sdxl_text_embeds.npy").F32, cond.TextEmbeds)
 	assert.LessOrEqual(t, eH, 1e-5)
 	assert.LessOrEqual(t, eP, 1e-5)
 
@@ -98,9 +90,9 @@ func TestStage1ParityWithDiffusers(t *testing.T) {
 	n := len(steps[0])
 	worst := 0.0
 	for i, s := range steps {
-		worst = math.Max(worst, maxAbs(want[i*n:(i+1)*n], s))
+		worst = math.Max(worst, testenv.MaxAbs(t, want[i*n:(i+1)*n], s))
 	}
-	eImg := maxAbs(golden(t, "sdxl_decoded.npy").F32, out.Image)
+	eImg := testenv.MaxAbs(t, golden(t, "sdxl_decoded.npy").F32, out.Image)
 	t.Logf("stage 1 vs diffusers: prompt embeds %.3g, pooled %.3g, latents (all %d steps) %.3g, decoded image %.3g",
 		eH, eP, len(steps), worst, eImg)
 	assert.LessOrEqual(t, worst, 1e-4, "latents")
@@ -118,7 +110,7 @@ func TestStage2ParityWithReference(t *testing.T) {
 	ctx := context.Background()
 	hidden, _, err := r.EncodePASD(ctx, p.Negative, p.Prompt)
 	require.NoError(t, err)
-	eH := maxAbs(golden(t, "pasd_text_hidden.npy").F32, hidden)
+	eH := testenv.MaxAbs(t, golden(t, "pasd_text_hidden.npy").F32, hidden)
 	assert.LessOrEqual(t, eH, 1e-5)
 	var steps [][]float32
 	out, dec, err := r.Stage2(ctx, Stage2Args{Image: golden(t, "pasd_image.npy").F32, H: p.Height, W: p.Width, Hidden: hidden,
@@ -130,10 +122,10 @@ func TestStage2ParityWithReference(t *testing.T) {
 	n := len(steps[0])
 	worst := 0.0
 	for i, s := range steps {
-		worst = math.Max(worst, maxAbs(want[i*n:(i+1)*n], s))
+		worst = math.Max(worst, testenv.MaxAbs(t, want[i*n:(i+1)*n], s))
 	}
-	eDec := maxAbs(golden(t, "pasd_decoded.npy").F32, dec)
-	eFix := maxAbs(golden(t, "pasd_colorfix.npy").F32, out.Image)
+	eDec := testenv.MaxAbs(t, golden(t, "pasd_decoded.npy").F32, dec)
+	eFix := testenv.MaxAbs(t, golden(t, "pasd_colorfix.npy").F32, out.Image)
 	t.Logf("stage 2 vs reference: text %.3g, latents (all %d steps) %.3g, decoded %.3g, colour-fixed image %.3g", eH, len(steps), worst, eDec, eFix)
 	assert.LessOrEqual(t, worst, 1e-4, "latents")
 	assert.LessOrEqual(t, eDec, 1e-3, "decoded")
