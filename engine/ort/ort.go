@@ -157,32 +157,49 @@ func (b *Backend) Open(path string, opts engine.OpenOptions) (engine.Engine, err
 			return nil, fmt.Errorf("%w: ort: %s: threads: %v", engine.ErrRun, name, err)
 		}
 	}
-	ins, outs, err := ortgo.GetInputOutputInfoWithOptions(path, so)
-	if err != nil {
-		return nil, fmt.Errorf("%w: ort: %s: cannot load %s: %v", engine.ErrModel, name, path, err)
-	}
 	e := &Engine{name: name}
-	for _, io := range ins {
-		d, err := describe(name, io)
-		if err != nil {
-			return nil, err
-		}
-		e.inputs = append(e.inputs, d)
-		e.inNames = append(e.inNames, io.Name)
+	if e.inputs, e.outputs, err = describeModel(name, path, so); err != nil {
+		return nil, err
 	}
-	for _, io := range outs {
-		d, err := describe(name, io)
-		if err != nil {
-			return nil, err
-		}
-		e.outputs = append(e.outputs, d)
-		e.outNames = append(e.outNames, io.Name)
+	for _, d := range e.inputs {
+		e.inNames = append(e.inNames, d.Name)
+	}
+	for _, d := range e.outputs {
+		e.outNames = append(e.outNames, d.Name)
 	}
 	e.sess, err = ortgo.NewDynamicAdvancedSession(path, e.inNames, e.outNames, so)
 	if err != nil {
 		return nil, fmt.Errorf("%w: ort: %s: cannot create session: %v", engine.ErrModel, name, err)
 	}
 	return e, nil
+}
+
+// describeModel lists a model's I/O: from the ONNX protobuf when readIO can (no extra
+// session), else from a temporary ONNX Runtime session (which also gives the
+// authoritative error for a broken file).
+func describeModel(name, path string, so *ortgo.SessionOptions) (ins, outs []engine.TensorDesc, err error) {
+	if ins, outs, ok, err := readIO(path); err == nil && ok {
+		return ins, outs, nil
+	}
+	oi, oo, err := ortgo.GetInputOutputInfoWithOptions(path, so)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: ort: %s: cannot load %s: %v", engine.ErrModel, name, path, err)
+	}
+	for _, io := range oi {
+		d, err := describe(name, io)
+		if err != nil {
+			return nil, nil, err
+		}
+		ins = append(ins, d)
+	}
+	for _, io := range oo {
+		d, err := describe(name, io)
+		if err != nil {
+			return nil, nil, err
+		}
+		outs = append(outs, d)
+	}
+	return ins, outs, nil
 }
 
 func describe(engineName string, io ortgo.InputOutputInfo) (engine.TensorDesc, error) {
