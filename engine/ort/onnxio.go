@@ -287,7 +287,7 @@ func (p *pbReader) bytes() ([]byte, error) {
 		return nil, errTrunc(err)
 	}
 	if p.r != nil {
-		if n > 1<<30 {
+		if n > 1<<26 { // value infos are tiny; refuse absurd lengths before allocating
 			return nil, fmt.Errorf("field of %d bytes", n)
 		}
 		b := make([]byte, n)
