@@ -206,3 +206,40 @@ func TestFuseMapsOrientation(t *testing.T) {
 	assert.Equal(t, float32(0), out.MaskImg[35*p.Width+5], "bottom-left is not")
 	assert.Less(t, out.PMap[5*p.Width+55], out.PMap[35*p.Width+5])
 }
+
+// TestFusedMaskIsUnionOfMasks: the assess stage fuses without the alignment map and
+// unions Dilate(A > AlignBound) afterwards; a max filter distributes over OR, so that
+// must equal the fused mask exactly.
+func TestFusedMaskIsUnionOfMasks(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, radius := range []int{0, 1, 3} {
+		p := engine.DefaultFuseParams(37, 53)
+		p.Radius = radius
+		T := p.Tokens()
+		good := randSlice(r, 4*T)
+		HW := p.Height * p.Width
+		align := randSlice(r, HW)
+		fused := fuseOut(1, p)
+		require.NoError(t, FuseMaps(p, 1, good, align, fused))
+		perc := fuseOut(1, p)
+		require.NoError(t, FuseMaps(p, 1, good, nil, perc))
+		raw := make([]float32, HW)
+		for i, v := range align {
+			if v > p.AlignBound {
+				raw[i] = 1
+			}
+		}
+		am := make([]float32, HW)
+		require.NoError(t, Dilate(raw, 1, p.Height, p.Width, radius, am))
+		union := make([]float32, HW)
+		n := 0
+		for i := range union {
+			union[i] = max(perc.MaskImg[i], am[i])
+			n += int(union[i])
+		}
+		require.Greater(t, n, 0)
+		require.Less(t, n, HW, "the case has both kinds of pixels")
+		assert.Equal(t, fused.MaskImg, union, "radius %d", radius)
+		assert.Equal(t, fused.PMap, perc.PMap, "P does not depend on the alignment map")
+	}
+}

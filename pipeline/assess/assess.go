@@ -31,7 +31,6 @@ type Config struct {
 	PerceptualGate  float32    // τ_p = 0.5
 	AlignBound      float32    // 170/255
 	DilateRadius    int        // mask dilation radius in image pixels
-	LatentFactor    int        // image/latent size ratio of mask_lat (8)
 	AQ              aq.Config
 	MaxPromptBytes  int // longer prompts are refused (ErrPrompt)
 	FeatureCache    int // LRU entries of text features
@@ -42,7 +41,7 @@ func DefaultConfig() Config {
 	return Config{
 		Alpha: engine.DefaultAlpha, PerceptualBound: engine.DefaultPerceptualBound,
 		PerceptualGate: engine.DefaultPerceptualGate, AlignBound: engine.DefaultAlignBound,
-		DilateRadius: 0, LatentFactor: 8, AQ: aq.DefaultConfig(),
+		DilateRadius: 0, AQ: aq.DefaultConfig(),
 		MaxPromptBytes: 16 << 10, FeatureCache: 4096,
 	}
 }
@@ -80,6 +79,7 @@ type Assessor struct {
 	pqText   []float32
 	fuse     Fuser
 	release  func()
+	view     bool // a With copy: shares the engines, Close does nothing
 	Backend  string
 	ModelSet string
 }
@@ -92,6 +92,16 @@ type Options struct {
 	// Release, if set, is called once by Close (e.g. to free the device behind Fuser).
 	Release func()
 	Threads int
+	// Tokenizer, if set, is used instead of loading the model set's vocabulary again.
+	Tokenizer *tokenizer.Tokenizer
+	// Opener opens the engines (nil: the model set itself, from its ONNX files).
+	Opener Opener
+}
+
+// Opener opens a model set's engine by name; *modelset.Set implements it, and a plan
+// repository (TensorRT) can stand in for it.
+type Opener interface {
+	OpenEngine(b engine.Backend, name string, opts engine.OpenOptions) (engine.Engine, error)
 }
 
 // New loads the CLIP engines and constants of set with backend b.
@@ -117,18 +127,24 @@ func New(set *modelset.Set, b engine.Backend, opts Options) (*Assessor, error) {
 			a.Close()
 		}
 	}()
-	if a.image, err = set.OpenEngine(b, "clip_surgery", engine.OpenOptions{Threads: opts.Threads}); err != nil {
+	var opener Opener = set
+	if opts.Opener != nil {
+		opener = opts.Opener
+	}
+	if a.image, err = opener.OpenEngine(b, "clip_surgery", engine.OpenOptions{Threads: opts.Threads}); err != nil {
 		return nil, err
 	}
-	if a.text, err = set.OpenEngine(b, "clip_text", engine.OpenOptions{Threads: opts.Threads}); err != nil {
+	if a.text, err = opener.OpenEngine(b, "clip_text", engine.OpenOptions{Threads: opts.Threads}); err != nil {
 		return nil, err
 	}
-	vocab, err := set.FilePath("bpe_vocab")
-	if err != nil {
-		return nil, err
-	}
-	if a.tok, err = tokenizer.Load(vocab); err != nil {
-		return nil, err
+	if a.tok = opts.Tokenizer; a.tok == nil {
+		vocab, err := set.FilePath("bpe_vocab")
+		if err != nil {
+			return nil, err
+		}
+		if a.tok, err = tokenizer.Load(vocab); err != nil {
+			return nil, err
+		}
 	}
 	tplPath, err := set.FilePath("templates")
 	if err != nil {
@@ -158,9 +174,21 @@ func New(set *modelset.Set, b engine.Backend, opts Options) (*Assessor, error) {
 	return a, nil
 }
 
-// Close releases the engines; idempotent.
+// With returns a view of a that uses cfg for its calls (per-request thresholds). The view
+// shares a's engines, tokenizer, parser and feature cache; its Close does nothing, and it
+// must not be used after a is closed.
+func (a *Assessor) With(cfg Config) *Assessor {
+	v := *a
+	v.cfg, v.view, v.release = cfg, true, nil
+	return &v
+}
+
+// Config returns the thresholds the assessor's calls use.
+func (a *Assessor) Config() Config { return a.cfg }
+
+// Close releases the engines; idempotent. On a view (With) it does nothing.
 func (a *Assessor) Close() error {
-	if a == nil {
+	if a == nil || a.view {
 		return nil
 	}
 	var errs []error
@@ -198,24 +226,47 @@ type Report struct {
 	TimingsMillis map[string]float64 `json:"timings_ms"`
 
 	// Maps at image resolution (row-major H×W), not serialised.
-	PMap    []float32 `json:"-"`
-	AMap    []float32 `json:"-"`
-	Mask    []float32 `json:"-"`
-	MaskLat []float32 `json:"-"`
-	LatentH int       `json:"-"`
-	LatentW int       `json:"-"`
+	PMap []float32 `json:"-"`
+	AMap []float32 `json:"-"` // nil when alignment was skipped
+	// Mask is the repair mask (1 = repair): the union of PerceptualMask and AlignMask.
+	Mask []float32 `json:"-"`
+	// PerceptualMask is Dilate((P < PerceptualBound) AND (L↑ < PerceptualGate)).
+	PerceptualMask []float32 `json:"-"`
+	// AlignMask is Dilate(A > AlignBound); nil when alignment was skipped.
+	AlignMask []float32 `json:"-"`
 }
 
-// Assess computes the report for img and prompt.
+// CheckPrompt refuses a prompt that is not UTF-8 or over MaxPromptBytes (ErrPrompt).
+func (a *Assessor) CheckPrompt(prompt string) error {
+	if !utf8.ValidString(prompt) {
+		return fmt.Errorf("%w: prompt is not valid UTF-8", ErrPrompt)
+	}
+	if a.cfg.MaxPromptBytes > 0 && len(prompt) > a.cfg.MaxPromptBytes {
+		return fmt.Errorf("%w: prompt of %d bytes exceeds the limit of %d", ErrPrompt, len(prompt), a.cfg.MaxPromptBytes)
+	}
+	return nil
+}
+
+// Parsed is a prompt already parsed: its plain text (weight syntax removed) and parts.
+type Parsed struct {
+	Plain string
+	Parts []aq.Part
+}
+
+// Assess computes the report for img and prompt, parsing the prompt with the
+// assessor's parser.
 func (a *Assessor) Assess(ctx context.Context, img *imageio.RGB8, prompt string) (*Report, error) {
+	return a.AssessParsed(ctx, img, prompt, nil)
+}
+
+// AssessParsed is Assess with the prompt already parsed (nil: parse it here), so a caller
+// that needs the parse itself (prompt emphasis) parses once.
+func (a *Assessor) AssessParsed(ctx context.Context, img *imageio.RGB8, prompt string, parsed *Parsed) (*Report, error) {
 	if img == nil || img.W < 1 || img.H < 1 || len(img.Pix) != 3*img.W*img.H {
 		return nil, fmt.Errorf("%w: empty or malformed image", ErrImage)
 	}
-	if !utf8.ValidString(prompt) {
-		return nil, fmt.Errorf("%w: prompt is not valid UTF-8", ErrPrompt)
-	}
-	if a.cfg.MaxPromptBytes > 0 && len(prompt) > a.cfg.MaxPromptBytes {
-		return nil, fmt.Errorf("%w: prompt of %d bytes exceeds the limit of %d", ErrPrompt, len(prompt), a.cfg.MaxPromptBytes)
+	if err := a.CheckPrompt(prompt); err != nil {
+		return nil, err
 	}
 	rep := &Report{Width: img.W, Height: img.H, TimingsMillis: map[string]float64{}, Parts: []aq.PartResult{}}
 	lap := func(name string, t0 time.Time) {
@@ -237,6 +288,7 @@ func (a *Assessor) Assess(ctx context.Context, img *imageio.RGB8, prompt string)
 	if err != nil {
 		return nil, err
 	}
+	defer engine.CloseAll(out)
 	tokT, ok := out["tokens"].(*engine.HostTensor)
 	if !ok || tokT.Len() != T*D {
 		return nil, fmt.Errorf("assess: clip_surgery returned %v, want [1,%d,%d]", out["tokens"], T, D)
@@ -263,10 +315,14 @@ func (a *Assessor) Assess(ctx context.Context, img *imageio.RGB8, prompt string)
 		rep.Notes = append(rep.Notes, "empty prompt: alignment skipped, q = p")
 	} else {
 		t0 = time.Now()
-		plain, parts, err := a.parser.Parts(prompt)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrPrompt, err)
+		if parsed == nil {
+			plain, parts, err := a.parser.Parts(prompt)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %v", ErrPrompt, err)
+			}
+			parsed = &Parsed{Plain: plain, Parts: parts}
 		}
+		plain, parts := parsed.Plain, parsed.Parts
 		if strings.TrimSpace(plain) == "" {
 			plain = prompt
 		}
@@ -300,22 +356,38 @@ func (a *Assessor) Assess(ctx context.Context, img *imageio.RGB8, prompt string)
 
 	// Fusion: P, masks, p.
 	t0 = time.Now()
+	// The refiner resamples the mask to its own working resolution, so the fusion's
+	// latent-resolution mask is not needed: ask for the smallest one (1×1).
 	fp := engine.FuseParams{GridH: grid, GridW: grid, Height: img.H, Width: img.W,
-		LatentH: max(img.H/a.cfg.LatentFactor, 1), LatentW: max(img.W/a.cfg.LatentFactor, 1), Radius: a.cfg.DilateRadius,
+		LatentH: 1, LatentW: 1, Radius: a.cfg.DilateRadius,
 		Alpha: a.cfg.Alpha, PerceptualBound: a.cfg.PerceptualBound, PerceptualGate: a.cfg.PerceptualGate, AlignBound: a.cfg.AlignBound}
 	HW := img.H * img.W
-	fo := cpu.FuseMapsOut{Score: make([]float32, 1), PMap: make([]float32, HW), MaskImg: make([]float32, HW), MaskLat: make([]float32, fp.LatentH*fp.LatentW)}
-	if err := a.fuse(fp, 1, good, align, fo); err != nil {
+	// The fusion runs without the alignment map, so its mask is the perceptual one; the
+	// alignment mask is thresholded and dilated on its own and the repair mask is their
+	// union. A max filter distributes over OR, so the union equals the fused mask of
+	// DESIGN §1.4 exactly (tested), and the two masks come for free.
+	fo := cpu.FuseMapsOut{Score: make([]float32, 1), PMap: make([]float32, HW), MaskImg: make([]float32, HW), MaskLat: make([]float32, 1)}
+	if err := a.fuse(fp, 1, good, nil, fo); err != nil {
 		return nil, err
 	}
-	rep.P, rep.PMap, rep.Mask, rep.MaskLat, rep.LatentH, rep.LatentW = fo.Score[0], fo.PMap, fo.MaskImg, fo.MaskLat, fp.LatentH, fp.LatentW
-	n := 0
-	for _, v := range fo.MaskImg {
-		if v > 0.5 {
-			n++
+	rep.P, rep.PMap, rep.PerceptualMask, rep.Mask = fo.Score[0], fo.PMap, fo.MaskImg, fo.MaskImg
+	if align != nil {
+		raw := make([]float32, HW)
+		for i, v := range align {
+			if v > a.cfg.AlignBound {
+				raw[i] = 1
+			}
+		}
+		rep.AlignMask = make([]float32, HW)
+		if err := cpu.Dilate(raw, 1, img.H, img.W, a.cfg.DilateRadius, rep.AlignMask); err != nil {
+			return nil, err
+		}
+		rep.Mask = make([]float32, HW)
+		for i := range rep.Mask {
+			rep.Mask[i] = max(rep.PerceptualMask[i], rep.AlignMask[i])
 		}
 	}
-	rep.MaskFraction = float32(n) / float32(HW)
+	rep.MaskFraction = float32(cpu.MaskFraction(fo.MaskImg))
 	if rep.A != nil {
 		rep.Q = (rep.P + *rep.A) / 2
 	} else {

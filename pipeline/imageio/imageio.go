@@ -101,6 +101,9 @@ func Decode(r io.Reader, lim Limits) (*RGB8, error) {
 	return ToRGB8(img), nil
 }
 
+// Check refuses a w×h image outside the limits (ErrLimit), as decoding does.
+func (lim Limits) Check(w, h int) error { return lim.check(w, h) }
+
 func (lim Limits) check(w, h int) error {
 	min := lim.MinSide
 	if min < 1 {

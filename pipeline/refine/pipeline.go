@@ -74,20 +74,13 @@ func (r *Refiner) Refine(ctx context.Context, req Request, onStep StepFunc) (*Re
 	if math.IsNaN(req.Q) {
 		return nil, fmt.Errorf("%w: quality q is NaN", ErrInput)
 	}
-	res := &Result{}
-	n := 0
-	for _, v := range req.Mask {
-		if v >= 0.5 {
-			n++
-		}
-	}
-	res.MaskFraction = float64(n) / float64(len(req.Mask))
+	res := &Result{MaskFraction: cpu.MaskFraction(req.Mask)}
 
 	cur := img
 	switch {
 	case r.cfg.SkipStage1:
 		res.Stage1.Reason = "disabled"
-	case n == 0:
+	case res.MaskFraction == 0:
 		res.Stage1.Reason = "empty mask: no region below the quality bounds (image passed through unchanged)"
 	default:
 		t0 := time.Now()

@@ -57,13 +57,27 @@ type Refiner struct {
 	sched1 sched.Scheduler // prototypes; cloned per request
 	sched2 sched.Scheduler
 	eng    map[string]engine.Engine
+	view   bool // a With copy: shares the engines, Close does nothing
 }
 
 // Options for New.
 type Options struct {
 	Config  Config
 	Threads int
+	// Tokenizer, if set, is used instead of loading the model set's vocabulary again.
+	Tokenizer *tokenizer.Tokenizer
+	// Opener opens the engines (nil: the model set itself, from its ONNX files).
+	Opener Opener
 }
+
+// Opener opens a model set's engine by name; *modelset.Set implements it, and a plan
+// repository (TensorRT) can stand in for it.
+type Opener interface {
+	OpenEngine(b engine.Backend, name string, opts engine.OpenOptions) (engine.Engine, error)
+}
+
+// EngineNames lists the engines a refiner opens, in opening order.
+func EngineNames() []string { return append([]string(nil), engineNames...) }
 
 // New opens the SDXL-Inpainting and PASD engines of set with backend b.
 func New(set *modelset.Set, b engine.Backend, opts Options) (*Refiner, error) {
@@ -88,15 +102,21 @@ func New(set *modelset.Set, b engine.Backend, opts Options) (*Refiner, error) {
 	if r.sched2, err = sched.NewFromJSON("UniPCMultistepScheduler", r.pasd.Scheduler); err != nil {
 		return nil, fmt.Errorf("refine: pasd scheduler: %w", err)
 	}
-	vocab, err := set.FilePath("bpe_vocab")
-	if err != nil {
-		return nil, err
+	if r.tok = opts.Tokenizer; r.tok == nil {
+		vocab, err := set.FilePath("bpe_vocab")
+		if err != nil {
+			return nil, err
+		}
+		if r.tok, err = tokenizer.Load(vocab); err != nil {
+			return nil, err
+		}
 	}
-	if r.tok, err = tokenizer.Load(vocab); err != nil {
-		return nil, err
+	var opener Opener = set
+	if opts.Opener != nil {
+		opener = opts.Opener
 	}
 	for _, n := range engineNames {
-		e, err := set.OpenEngine(b, n, engine.OpenOptions{Threads: opts.Threads})
+		e, err := opener.OpenEngine(b, n, engine.OpenOptions{Threads: opts.Threads})
 		if err != nil {
 			r.Close()
 			return nil, err
@@ -106,9 +126,21 @@ func New(set *modelset.Set, b engine.Backend, opts Options) (*Refiner, error) {
 	return r, nil
 }
 
-// Close releases the engines; idempotent.
+// With returns a view of r that runs with cfg (per-request parameters: seed, steps,
+// strengths, guidance, switches). The view shares r's engines, tokenizer and scheduler
+// prototypes; its Close does nothing, and it must not be used after r is closed.
+func (r *Refiner) With(cfg Config) (*Refiner, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	v := *r
+	v.cfg, v.view = cfg, true
+	return &v, nil
+}
+
+// Close releases the engines; idempotent. On a view (With) it does nothing.
 func (r *Refiner) Close() error {
-	if r == nil {
+	if r == nil || r.view {
 		return nil
 	}
 	var errs []error
@@ -135,12 +167,14 @@ func (r *Refiner) run(ctx context.Context, name string, in map[string]engine.Ten
 	if err != nil {
 		return nil, err
 	}
+	// Every output is closed here (a device tensor holds device memory); host tensors
+	// are handed on, since their Close only drops nothing.
+	defer engine.CloseAll(out)
 	res := make(map[string]*engine.HostTensor, len(out))
 	for k, t := range out {
 		h, ok := t.(*engine.HostTensor)
 		if !ok || h.DType() != engine.Float32 {
-			engine.CloseAll(out)
-			return nil, fmt.Errorf("refine: %s output %s is not a float32 host tensor", name, k)
+			return nil, fmt.Errorf("refine: %s output %s is %T, want a float32 host tensor", name, k, t)
 		}
 		res[k] = h
 	}

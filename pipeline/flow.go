@@ -1,0 +1,284 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/grefine/grefine/pipeline/aq"
+	"github.com/grefine/grefine/pipeline/assess"
+	"github.com/grefine/grefine/pipeline/imageio"
+	"github.com/grefine/grefine/pipeline/refine"
+	"github.com/grefine/grefine/pipeline/syntax"
+)
+
+// Request is one image to assess or refine.
+type Request struct {
+	// ID names the request for Cancel and Request ("" = generated); it must not be in
+	// flight already.
+	ID string
+	// Image is the decoded input (DecodeImage or imageio), borrowed for the call.
+	Image *imageio.RGB8
+	// Prompt is the prompt the image was generated from ("" skips alignment).
+	Prompt string
+	// Params are the settings (nil: Pipeline.DefaultParams()).
+	Params *Params
+	// Assessment, for Refine, reuses an earlier Assess of the same image and prompt
+	// instead of assessing again.
+	Assessment *Assessment
+	// Observer, if set, receives progress events in order, on the request's goroutine.
+	// A non-nil return cancels the request (it fails with ErrCanceled wrapping that error).
+	Observer Observer
+}
+
+// Observer receives progress events.
+type Observer func(Event) error
+
+// Event is one progress event.
+type Event struct {
+	RequestID string `json:"id"`
+	// Stage is "queued" (Position set), "assess", "stage1" or "stage2" (Step of Total
+	// denoising steps done; Step 0 when the stage starts).
+	Stage    string `json:"stage"`
+	Step     int    `json:"step,omitempty"`
+	Total    int    `json:"total,omitempty"`
+	Position int    `json:"position,omitempty"`
+}
+
+// Input describes what a request was given.
+type Input struct {
+	Width  int    `json:"width"`
+	Height int    `json:"height"`
+	Prompt string `json:"prompt"`
+	// PixelSHA256 is the SHA-256 of the decoded RGB8 pixels (row-major R,G,B).
+	PixelSHA256 string `json:"pixel_sha256"`
+}
+
+// Setup says what ran a request.
+type Setup struct {
+	ModelSet string `json:"model_set"`
+	Tiny     bool   `json:"tiny,omitempty"`
+	Backend  string `json:"backend"`
+	Device   string `json:"device"`
+	Version  string `json:"version"`
+}
+
+// Assessment is the outcome of Assess: the quality report (scores, parts, defects, maps
+// and masks at the image's size) with its inputs and settings.
+type Assessment struct {
+	*assess.Report
+	RequestID string         `json:"request_id"`
+	Input     Input          `json:"input"`
+	Params    Params         `json:"params"`
+	Setup     Setup          `json:"setup"`
+	Parsed    *syntax.Result `json:"-"` // the prompt's parse (nil without a prompt)
+}
+
+// Refinement is the outcome of Refine.
+type Refinement struct {
+	*Assessment
+	Refine *refine.Result `json:"refine"`
+	// Image is the refined image at the input's size.
+	Image       *imageio.RGB8 `json:"-"`
+	TotalMillis float64       `json:"total_ms"`
+}
+
+// DecodeImage decodes an encoded image (PNG, JPEG, GIF) within the pipeline's limits;
+// the error wraps ErrInput.
+func (p *Pipeline) DecodeImage(data []byte) (*imageio.RGB8, error) {
+	img, err := imageio.Decode(strings.NewReader(string(data)), p.cfg.Limits)
+	return img, classify(err)
+}
+
+// Assess computes the quality report of one image.
+func (p *Pipeline) Assess(ctx context.Context, req Request) (*Assessment, error) {
+	var out *Assessment
+	err := p.do(ctx, req, false, func(ctx context.Context, r *run) error {
+		var err error
+		out, err = p.assessOne(ctx, r)
+		return err
+	})
+	return out, err
+}
+
+// Refine assesses the image (unless the request carries an Assessment), repairs the
+// defect mask (stage 1) and polishes the whole image (stage 2).
+func (p *Pipeline) Refine(ctx context.Context, req Request) (*Refinement, error) {
+	if p.refine == nil && !p.closedNow() {
+		return nil, fmt.Errorf("%w: the refiner was not loaded (the pipeline was opened assess-only)", ErrUnavailable)
+	}
+	var out *Refinement
+	err := p.do(ctx, req, true, func(ctx context.Context, r *run) error {
+		t0 := time.Now()
+		a := r.req.Assessment
+		if a == nil {
+			var err error
+			if a, err = p.assessOne(ctx, r); err != nil {
+				return err
+			}
+		} else if err := p.checkAssessment(a, r.req); err != nil {
+			return err
+		}
+		ref, err := p.refine.With(r.params.refineConfig(p.refine.Config()))
+		if err != nil {
+			return classify(err)
+		}
+		rr := refine.Request{Image: r.req.Image, Prompt: r.req.Prompt, Mask: a.Mask, Q: float64(a.Q), Parsed: a.Parsed}
+		for i, part := range a.Parts {
+			if part.Kind != aq.KindNone {
+				rr.Defective = append(rr.Defective, i)
+			}
+		}
+		started := map[string]bool{}
+		res, err := ref.Refine(ctx, rr, func(stage string, step, total int, _ []float32) {
+			if !started[stage] {
+				started[stage] = true
+				r.event(Event{Stage: stage, Step: 0, Total: total})
+			}
+			r.event(Event{Stage: stage, Step: step, Total: total})
+		})
+		if err != nil {
+			return err
+		}
+		out = &Refinement{Assessment: a, Refine: res, Image: res.Image, TotalMillis: ms(t0)}
+		return nil
+	})
+	return out, err
+}
+
+// checkAssessment refuses an assessment that does not belong to the request's image.
+func (p *Pipeline) checkAssessment(a *Assessment, req Request) error {
+	if a.Report == nil || len(a.Mask) != req.Image.W*req.Image.H {
+		return inputf("assessment: it is for a %dx%d image, the request's is %dx%d", a.Input.Width, a.Input.Height, req.Image.W, req.Image.H)
+	}
+	if a.Input.Prompt != req.Prompt {
+		return inputf("assessment: it is for another prompt")
+	}
+	return nil
+}
+
+// run is one request in flight.
+type run struct {
+	req    Request
+	params Params
+	track  *tracker
+	cancel func(error)
+}
+
+func (r *run) event(e Event) {
+	e.RequestID = r.track.id
+	r.track.set(func(s *RequestState) {
+		if e.Stage == "queued" {
+			return
+		}
+		s.State, s.Stage, s.Step, s.Total = "running", e.Stage, e.Step, e.Total
+	})
+	if r.req.Observer != nil {
+		if err := r.req.Observer(e); err != nil {
+			r.cancel(fmt.Errorf("cancelled by the progress observer: %w", err))
+		}
+	}
+}
+
+// do runs f on a slot: cheap checks first, then the wait for a slot, then f.
+func (p *Pipeline) do(ctx context.Context, req Request, refining bool, f func(context.Context, *run) error) error {
+	if !p.enter() {
+		return fmt.Errorf("%w: the pipeline is closed", ErrClosed)
+	}
+	defer p.closeMu.RUnlock()
+	params := p.DefaultParams()
+	if req.Params != nil {
+		params = *req.Params
+	}
+	if err := p.CheckParams(params); err != nil {
+		return err
+	}
+	if err := p.CheckImage(req.Image); err != nil {
+		return err
+	}
+	if refining {
+		if err := p.refine.CheckImage(req.Image); err != nil {
+			return classify(err)
+		}
+	}
+	if err := p.assess.CheckPrompt(req.Prompt); err != nil {
+		return classify(err)
+	}
+	t, rctx, err := p.reqs.add(ctx, req.ID)
+	if err != nil {
+		return err
+	}
+	defer p.reqs.remove(t)
+	r := &run{req: req, params: params, track: t, cancel: func(err error) { t.cancel(&classified{sentinel: ErrCanceled, cause: err}) }}
+	slot, err := p.slots.acquire(rctx, t, func(pos int) { r.event(Event{Stage: "queued", Position: pos}) })
+	if err != nil {
+		return withCause(rctx, err)
+	}
+	defer p.slots.release(slot)
+	t.set(func(s *RequestState) { s.State = "running" })
+	err = f(rctx, r)
+	if err != nil && rctx.Err() != nil {
+		return withCause(rctx, err)
+	}
+	return classify(err)
+}
+
+// withCause reports why ctx ended (Cancel, an observer, a deadline) rather than a bare
+// "context canceled".
+func withCause(ctx context.Context, err error) error {
+	cause := context.Cause(ctx)
+	if cause == nil || errors.Is(err, ErrBusy) {
+		return classify(err)
+	}
+	if errors.Is(cause, ErrCanceled) {
+		return cause
+	}
+	return classify(cause)
+}
+
+func (p *Pipeline) enter() bool {
+	p.closeMu.RLock()
+	if p.closed {
+		p.closeMu.RUnlock()
+		return false
+	}
+	return true
+}
+
+func (p *Pipeline) closedNow() bool {
+	p.closeMu.RLock()
+	defer p.closeMu.RUnlock()
+	return p.closed
+}
+
+// assessOne runs the quality indicators for r (on its slot).
+func (p *Pipeline) assessOne(ctx context.Context, r *run) (*Assessment, error) {
+	r.event(Event{Stage: "assess"})
+	var parsed *syntax.Result
+	var ap *assess.Parsed
+	if strings.TrimSpace(r.req.Prompt) != "" {
+		var err error
+		if parsed, err = p.parser.Parse(r.req.Prompt); err != nil {
+			return nil, inputf("prompt: %v", err)
+		}
+		ap = &assess.Parsed{Plain: parsed.PlainText(), Parts: make([]aq.Part, len(parsed.Parts))}
+		for i, pt := range parsed.Parts {
+			ap.Parts[i] = aq.Part{Text: pt.Text, Noun: pt.Noun, Ancestor: pt.Ancestor}
+		}
+	}
+	rep, err := p.assess.With(r.params.assessConfig(p.assess.Config())).AssessParsed(ctx, r.req.Image, r.req.Prompt, ap)
+	if err != nil {
+		return nil, err
+	}
+	img := r.req.Image
+	sum := sha256.Sum256(img.Pix)
+	return &Assessment{Report: rep, RequestID: r.track.id, Parsed: parsed, Params: r.params,
+		Input: Input{Width: img.W, Height: img.H, Prompt: r.req.Prompt, PixelSHA256: hex.EncodeToString(sum[:])},
+		Setup: Setup{ModelSet: p.info.ModelSet, Tiny: p.info.Tiny, Backend: p.info.Backend, Device: p.info.Device, Version: Version}}, nil
+}
+
+func ms(t0 time.Time) float64 { return float64(time.Since(t0).Microseconds()) / 1000 }

@@ -1,0 +1,352 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/grefine/grefine/engine"
+	"github.com/grefine/grefine/engine/cuda"
+	"github.com/grefine/grefine/engine/modelset"
+	"github.com/grefine/grefine/pipeline/assess"
+	"github.com/grefine/grefine/pipeline/imageio"
+	"github.com/grefine/grefine/pipeline/refine"
+	"github.com/grefine/grefine/pipeline/syntax"
+	"github.com/grefine/grefine/pipeline/tokenizer"
+)
+
+// Version is grefine's version, set by the build (-ldflags "-X
+// github.com/grefine/grefine/pipeline.Version=...").
+var Version = "dev"
+
+// Config is what Open needs. Only Models is required.
+type Config struct {
+	// Models is the model-set directory (a models.json manifest). Required: there is no
+	// default, so a server never serves the tiny random-weight set by accident.
+	Models string
+	// HashCache remembers verified model files by size and mtime ("" = hash every file).
+	HashCache string
+	// Backend runs the networks: "ort" (default).
+	Backend string
+	// BackendOptions are passed to the backend factory ("lib": the native library path).
+	BackendOptions map[string]string
+	// BackendInstance, if set, is used instead of building Backend (embedding, tests);
+	// the pipeline does not close it.
+	BackendInstance engine.Backend
+	// Opener, if set, opens the engines instead of the model set's ONNX files (a TensorRT
+	// plan repository).
+	Opener Opener
+	// Device runs the non-network operations: "cpu" (default) or "cuda".
+	Device string
+	// Threads bounds each engine's intra-op threads (0: the backend's default; at most
+	// MaxThreads).
+	Threads int
+	// Slots is the number of requests that run at once (default 1, at most MaxSlots).
+	// Further requests wait, in arrival order, until their context's deadline.
+	Slots int
+	// MaxQueue bounds the requests waiting for a slot (0: unbounded); one more fails at
+	// once with ErrBusy.
+	MaxQueue int
+	// AssessOnly opens only the quality indicators' engines; Refine is then unavailable.
+	AssessOnly bool
+	// Limits bound decoded images (DecodeImage) and accepted ones (every request).
+	Limits imageio.Limits
+	// MaxPromptBytes refuses longer prompts (default 16 KiB).
+	MaxPromptBytes int
+	// FeatureCache is the number of text features the LRU keeps (default 4096; negative
+	// disables the cache).
+	FeatureCache int
+	// TextBatch batches the text-encoder calls of concurrent requests.
+	TextBatch TextBatch
+	// Logger receives the pipeline's logs (nil: none).
+	Logger *zerolog.Logger
+}
+
+// TextBatch configures the cross-request batching of clip_text calls: a call waits up
+// to MaxWait for calls of other requests with the same sequence length, and at most
+// MaxRows rows run in one engine call. MaxWait 0 turns batching off.
+type TextBatch struct {
+	MaxRows int
+	MaxWait time.Duration
+}
+
+// Opener opens a model set's engine by name; *modelset.Set implements it.
+type Opener interface {
+	OpenEngine(b engine.Backend, name string, opts engine.OpenOptions) (engine.Engine, error)
+}
+
+// Bounds of Config.
+const (
+	MaxSlots = 64
+	// TinyMaxSide bounds the working sizes with a tiny model set: its stand-in UNets
+	// attend at full latent resolution, so larger sizes need tens of GB.
+	TinyMaxSide = 512
+	// tinyLongSide is stage 1's default working long side with a tiny model set.
+	tinyLongSide = 256
+)
+
+// MaxThreads is the largest Config.Threads accepted: four per CPU.
+func MaxThreads() int { return 4 * runtime.NumCPU() }
+
+// Info describes an open pipeline.
+type Info struct {
+	Version        string         `json:"version"`
+	ModelSet       string         `json:"model_set"`
+	ModelDir       string         `json:"model_dir"`
+	Tiny           bool           `json:"tiny"`
+	Backend        string         `json:"backend"`
+	BackendVersion string         `json:"backend_version"`
+	Device         string         `json:"device"`
+	Slots          int            `json:"slots"`
+	Engines        []string       `json:"engines"`
+	Refine         bool           `json:"refine"` // the refiner's engines are loaded
+	Limits         imageio.Limits `json:"limits"`
+	MinSide        int            `json:"min_side"`
+	MaxPromptBytes int            `json:"max_prompt_bytes"`
+	MaxSide        int            `json:"max_working_side,omitempty"` // tiny sets only
+	Defaults       Params         `json:"defaults"`
+}
+
+// Pipeline is a loaded G-Refine: the model set verified once, every engine opened once,
+// the parser, tokenizer and feature cache loaded. It is safe for concurrent use; requests
+// run on its slots. Close it when done.
+type Pipeline struct {
+	cfg     Config
+	info    Info
+	set     *modelset.Set
+	backend engine.Backend
+	ownB    bool
+	parser  *syntax.Parser
+	tok     *tokenizer.Tokenizer
+	assess  *assess.Assessor
+	refine  *refine.Refiner
+	release []func()
+	log     zerolog.Logger
+	text    *batchEngine
+
+	slots *slotQueue
+	reqs  *registry
+
+	closeMu sync.RWMutex // Close waits for requests in flight (held shared by each)
+	closed  bool
+}
+
+// Open loads the pipeline. Cheap checks come first (configuration, then the model set's
+// manifest and hashes), then the engines.
+func Open(ctx context.Context, cfg Config) (p *Pipeline, err error) {
+	if err := cfg.fill(); err != nil {
+		return nil, err
+	}
+	p = &Pipeline{cfg: cfg, log: zerolog.Nop()}
+	if cfg.Logger != nil {
+		p.log = *cfg.Logger
+	}
+	defer func() {
+		if err != nil {
+			p.Close()
+			p, err = nil, classify(err)
+		}
+	}()
+	if p.set, err = modelset.Load(cfg.Models, modelset.Options{HashCache: cfg.HashCache}); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if p.backend = cfg.BackendInstance; p.backend == nil {
+		if p.backend, err = engine.NewBackend(cfg.Backend, cfg.BackendOptions); err != nil {
+			return nil, err
+		}
+		p.ownB = true
+	}
+	if err := p.backend.Available(); err != nil {
+		return nil, err
+	}
+	fuser, err := p.openDevice()
+	if err != nil {
+		return nil, err
+	}
+	if p.parser, err = syntax.New(syntax.Options{}); err != nil {
+		return nil, err
+	}
+	vocab, err := p.set.FilePath("bpe_vocab")
+	if err != nil {
+		return nil, err
+	}
+	if p.tok, err = tokenizer.Load(vocab); err != nil {
+		return nil, err
+	}
+	var opener Opener = p.set
+	if cfg.Opener != nil {
+		opener = cfg.Opener
+	}
+	opener = &textBatchOpener{Opener: opener, cfg: cfg.TextBatch, out: &p.text}
+	acfg := assess.DefaultConfig()
+	acfg.MaxPromptBytes = cfg.MaxPromptBytes
+	acfg.FeatureCache = max(cfg.FeatureCache, 0)
+	if p.assess, err = assess.New(p.set, p.backend, assess.Options{Config: acfg, Parser: assess.SyntaxParser{P: p.parser},
+		Fuser: fuser, Threads: cfg.Threads, Tokenizer: p.tok, Opener: opener}); err != nil {
+		return nil, err
+	}
+	engines := []string{"clip_surgery", "clip_text"}
+	if !cfg.AssessOnly {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		rcfg := refine.DefaultConfig()
+		if cfg.Limits.MaxPixels > 0 {
+			rcfg.MaxPixels = cfg.Limits.MaxPixels
+		}
+		if p.refine, err = refine.New(p.set, p.backend, refine.Options{Config: rcfg, Threads: cfg.Threads, Tokenizer: p.tok, Opener: opener}); err != nil {
+			return nil, err
+		}
+		engines = append(engines, refine.EngineNames()...)
+	}
+	p.slots = newSlotQueue(cfg.Slots, cfg.MaxQueue)
+	p.reqs = newRegistry()
+	p.info = Info{Version: Version, ModelSet: p.set.Manifest.Name, ModelDir: p.set.Dir, Tiny: p.set.Manifest.Tiny,
+		Backend: p.backend.Name(), BackendVersion: p.backend.Version(), Device: cfg.Device, Slots: cfg.Slots,
+		Engines: engines, Refine: p.refine != nil, Limits: cfg.Limits, MinSide: refine.DefaultConfig().MinSide,
+		MaxPromptBytes: cfg.MaxPromptBytes}
+	if p.info.Tiny {
+		p.info.MaxSide = TinyMaxSide
+		p.log.Warn().Str("models", cfg.Models).Msg("tiny random-weight model set: scores, maps and refinements are not meaningful")
+	}
+	p.info.Defaults = p.DefaultParams()
+	return p, nil
+}
+
+// fill applies the defaults and checks the bounds.
+func (c *Config) fill() error {
+	if c.Models == "" {
+		return inputf("no model set given (--models DIR or GREFINE_MODELS)")
+	}
+	if c.Backend == "" {
+		c.Backend = "ort"
+	}
+	if c.Device == "" {
+		c.Device = "cpu"
+	}
+	if c.Slots == 0 {
+		c.Slots = 1
+	}
+	if c.MaxPromptBytes == 0 {
+		c.MaxPromptBytes = 16 << 10
+	}
+	if c.FeatureCache == 0 {
+		c.FeatureCache = 4096
+	}
+	if c.Limits == (imageio.Limits{}) {
+		c.Limits = imageio.DefaultLimits
+	}
+	switch {
+	case c.Device != "cpu" && c.Device != "cuda":
+		return inputf("device %q: want cpu or cuda", c.Device)
+	case c.Threads < 0 || c.Threads > MaxThreads():
+		return inputf("threads: %d is out of range [0, %d] (0: the backend's default)", c.Threads, MaxThreads())
+	case c.Slots < 1 || c.Slots > MaxSlots:
+		return inputf("slots: %d is out of range [1, %d]", c.Slots, MaxSlots)
+	case c.MaxQueue < 0:
+		return inputf("queue: %d must be >= 0", c.MaxQueue)
+	case c.MaxPromptBytes < 0:
+		return inputf("max prompt bytes: %d must be >= 0", c.MaxPromptBytes)
+	case c.TextBatch.MaxRows < 0 || c.TextBatch.MaxWait < 0:
+		return inputf("text batch: max rows %d and max wait %v must be >= 0", c.TextBatch.MaxRows, c.TextBatch.MaxWait)
+	}
+	return nil
+}
+
+// openDevice prepares Config.Device and returns the map fusion to use (nil: the cpu
+// reference).
+func (p *Pipeline) openDevice() (assess.Fuser, error) {
+	if p.cfg.Device == "cpu" {
+		return nil, nil
+	}
+	d, err := cuda.Open(cuda.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("device cuda: %w", err)
+	}
+	f, err := cuda.NewHostFuser(d)
+	if err != nil {
+		d.Close()
+		return nil, fmt.Errorf("device cuda: %w", err)
+	}
+	p.release = append(p.release, func() { f.Close(); d.Close() })
+	return f.FuseMaps, nil
+}
+
+// Info describes the pipeline.
+func (p *Pipeline) Info() Info { return p.info }
+
+// DefaultParams are DefaultParams() with working sizes the model set can hold: with a
+// tiny set stage 1 works at long side 256 and stage 2 at the input's size (its stand-in
+// UNets attend at full latent resolution).
+func (p *Pipeline) DefaultParams() Params {
+	d := DefaultParams()
+	if p.info.Tiny {
+		d.LongSide, d.ProcessSize = tinyLongSide, 0
+	}
+	return d
+}
+
+// CheckParams is Params.Validate plus the model set's limits.
+func (p *Pipeline) CheckParams(pr Params) error {
+	if err := pr.Validate(); err != nil {
+		return err
+	}
+	if p.info.Tiny && (pr.LongSide > TinyMaxSide || pr.ProcessSize > TinyMaxSide) {
+		return inputf("tiny model set: long_side %d and process_size %d must be at most %d (its UNets attend at full latent resolution; larger sizes need tens of GB)",
+			pr.LongSide, pr.ProcessSize, TinyMaxSide)
+	}
+	return nil
+}
+
+// CheckImage refuses an image the pipeline would refuse (malformed, outside Limits,
+// smaller than the refiner's minimum side), before any work.
+func (p *Pipeline) CheckImage(img *imageio.RGB8) error {
+	if img == nil || img.W < 1 || img.H < 1 || len(img.Pix) != 3*img.W*img.H {
+		return inputf("image: empty or malformed (want W×H×3 bytes of RGB8, W and H >= 1)")
+	}
+	if err := p.cfg.Limits.Check(img.W, img.H); err != nil {
+		return classify(err)
+	}
+	if m := p.info.MinSide; img.W < m || img.H < m {
+		return inputf("image: %dx%d is too small (at least %d px on each side)", img.W, img.H, m)
+	}
+	return nil
+}
+
+// Close waits for the requests in flight and releases the engines; idempotent.
+func (p *Pipeline) Close() error {
+	if p == nil {
+		return nil
+	}
+	p.closeMu.Lock()
+	defer p.closeMu.Unlock()
+	if p.closed {
+		return nil
+	}
+	p.closed = true
+	var errs []error
+	if p.refine != nil {
+		errs = append(errs, p.refine.Close())
+	}
+	if p.assess != nil {
+		errs = append(errs, p.assess.Close())
+	}
+	if p.text != nil {
+		p.text.stop()
+	}
+	for i := len(p.release) - 1; i >= 0; i-- {
+		p.release[i]()
+	}
+	if p.ownB && p.backend != nil {
+		errs = append(errs, p.backend.Close())
+	}
+	return errors.Join(errs...)
+}
