@@ -184,6 +184,15 @@ func (m *RGB8) Image() *image.NRGBA {
 	return out
 }
 
+// EncodePNG writes m as PNG: the one encoding every front end uses, so the CLI, the
+// server and libgrefine give the same bytes for the same image.
+func EncodePNG(w io.Writer, m *RGB8) error { return png.Encode(w, m.Image()) }
+
+// EncodeJPEG writes m as JPEG at quality 1-100.
+func EncodeJPEG(w io.Writer, m *RGB8, quality int) error {
+	return jpeg.Encode(w, m.Image(), &jpeg.Options{Quality: quality})
+}
+
 // WritePNG encodes img as PNG to path atomically.
 func WritePNG(path string, img image.Image) error {
 	return WriteAtomic(path, func(w io.Writer) error { return png.Encode(w, img) })
