@@ -1,0 +1,2 @@
+// Package server is `grefine serve`: the loaded pipeline behind HTTP.
+package server
