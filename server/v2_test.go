@@ -156,7 +156,9 @@ func binaryBody(t *testing.T, head map[string]any, bins ...[]byte) ([]byte, int)
 	return append(h, bytes.Join(bins, nil)...), len(h)
 }
 
-func lenPrefixed(b []byte) []byte { return append(binary.LittleEndian.AppendUint32(nil, uint32(len(b))), b...) }
+func lenPrefixed(b []byte) []byte {
+	return append(binary.LittleEndian.AppendUint32(nil, uint32(len(b))), b...)
+}
 
 func TestV2InferBinary(t *testing.T) {
 	_, ts, _ := newServer(t, shared(t), server.Config{})

@@ -54,6 +54,9 @@ func runServe(c *cli.Context) error {
 	if cfg.Timeout < 0 || cfg.DrainTimeout <= 0 {
 		return usagef("--timeout must be >= 0 and --drain-timeout > 0")
 	}
+	if c.Int("slots") < 1 || c.Int("slots") > pipeline.MaxSlots || c.Int("queue") < 0 {
+		return usagef("--slots must be in [1, %d] and --queue >= 0", pipeline.MaxSlots)
+	}
 	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
 		return usagef("--tls-cert and --tls-key go together")
 	}
