@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# make test: (after make setup) build the native libraries, lint, run every Go test.
+# make test: (after make setup) build the native libraries, lint, run every Go test, then
+# the real Python clients (tritonclient, schemathesis) against `grefine serve`.
 # ONNX Runtime is required here (GRF_REQUIRE_ORT=1): its tests fail instead of skipping.
 # GPU-only tests skip with their reason on machines without a GPU.
 set -euo pipefail
@@ -11,4 +12,5 @@ if [ -f tools/native.sh ]; then
 fi
 bash tools/lint.sh
 go test -count=1 ./... 2>&1 | tee /tmp/grefine-test.log
+bash tools/pyclients.sh
 echo "test: ok"
