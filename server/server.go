@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -182,7 +183,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		// WriteTimeout 0: a response ends when its request does (Config.Timeout bounds
 		// inference; SSE streams last as long as their request).
 		BaseContext: func(net.Listener) context.Context { return s.base },
-		ErrorLog:    nil,
+		ErrorLog:    log.New(s.log.With().Str("source", "net/http").Logger(), "", 0),
 	}
 	if s.cfg.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(s.cfg.TLSCert, s.cfg.TLSKey)
