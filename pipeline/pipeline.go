@@ -283,23 +283,30 @@ func (p *Pipeline) openDevice() (assess.Fuser, error) {
 // Info describes the pipeline.
 func (p *Pipeline) Info() Info { return p.info }
 
-// DefaultParams are DefaultParams() with working sizes the model set can hold: with a
+// DefaultParams are DefaultParamsFor(the loaded set is tiny).
+func (p *Pipeline) DefaultParams() Params { return DefaultParamsFor(p.info.Tiny) }
+
+// CheckParams is CheckParamsFor(pr, the loaded set is tiny).
+func (p *Pipeline) CheckParams(pr Params) error { return CheckParamsFor(pr, p.info.Tiny) }
+
+// DefaultParamsFor are DefaultParams() with working sizes a model set can hold: with a
 // tiny set stage 1 works at long side 256 and stage 2 at the input's size (its stand-in
 // UNets attend at full latent resolution).
-func (p *Pipeline) DefaultParams() Params {
+func DefaultParamsFor(tiny bool) Params {
 	d := DefaultParams()
-	if p.info.Tiny {
+	if tiny {
 		d.LongSide, d.ProcessSize = tinyLongSide, 0
 	}
 	return d
 }
 
-// CheckParams is Params.Validate plus the model set's limits.
-func (p *Pipeline) CheckParams(pr Params) error {
+// CheckParamsFor is Params.Validate plus a model set's limits; front ends call it before
+// opening anything (modelset.ReadManifest says whether a set is tiny).
+func CheckParamsFor(pr Params, tiny bool) error {
 	if err := pr.Validate(); err != nil {
 		return err
 	}
-	if p.info.Tiny && (pr.LongSide > TinyMaxSide || pr.ProcessSize > TinyMaxSide) {
+	if tiny && (pr.LongSide > TinyMaxSide || pr.ProcessSize > TinyMaxSide) {
 		return inputf("tiny model set: long_side %d and process_size %d must be at most %d (its UNets attend at full latent resolution; larger sizes need tens of GB)",
 			pr.LongSide, pr.ProcessSize, TinyMaxSide)
 	}

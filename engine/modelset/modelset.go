@@ -82,6 +82,20 @@ type Set struct {
 
 // Load reads dir/models.json and verifies the set.
 func Load(dir string, opts Options) (*Set, error) {
+	m, err := ReadManifest(dir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Set{Dir: dir, Manifest: *m}
+	if err := s.verify(opts); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// ReadManifest reads and parses dir/models.json without verifying any file: cheap, for
+// checks that must come before the expensive ones (is the set tiny?).
+func ReadManifest(dir string) (*Manifest, error) {
 	b, err := os.ReadFile(filepath.Join(dir, ManifestName))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -98,11 +112,7 @@ func Load(dir string, opts Options) (*Set, error) {
 	if m.Format != FormatVersion {
 		return nil, fmt.Errorf("%w: format %d, this grefine reads format %d", ErrManifest, m.Format, FormatVersion)
 	}
-	s := &Set{Dir: dir, Manifest: m}
-	if err := s.verify(opts); err != nil {
-		return nil, err
-	}
-	return s, nil
+	return &m, nil
 }
 
 func (s *Set) verify(opts Options) error {
