@@ -80,7 +80,7 @@ func TestParseJSONContract(t *testing.T) {
 	assert.Equal(t, 2, code)
 	assert.Contains(t, errOut, "one PROMPT")
 	_, errOut, code = run(t, "parse", "bad \xff")
-	assert.Equal(t, 1, code)
+	assert.Equal(t, 2, code)
 	assert.Contains(t, strings.ToLower(errOut), "utf-8")
 }
 
@@ -113,11 +113,11 @@ func TestAssessBadInputs(t *testing.T) {
 		code int
 		msg  string
 	}{
-		{"missing image", []string{"--image", filepath.Join(dir, "nope.png"), "--prompt", "x"}, 1, "no such file"},
-		{"corrupt image", []string{"--image", corrupt, "--prompt", "x"}, 1, "cannot decode"},
+		{"missing image", []string{"--image", filepath.Join(dir, "nope.png"), "--prompt", "x"}, 2, "no such file"},
+		{"corrupt image", []string{"--image", corrupt, "--prompt", "x"}, 2, "cannot decode"},
 		{"no prompt flag", []string{"--image", corrupt}, 2, "--prompt is required"},
 		{"nothing", nil, 2, "give --image"},
-		{"bad utf8", []string{"--image", filepath.Join("..", "..", "testdata", "images", "sample.png"), "--prompt", "a \xff"}, 1, "UTF-8"},
+		{"bad utf8", []string{"--image", filepath.Join("..", "..", "testdata", "images", "sample.png"), "--prompt", "a \xff"}, 2, "UTF-8"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := filepath.Join(dir, tc.name)
@@ -132,7 +132,8 @@ func TestAssessBadInputs(t *testing.T) {
 func TestAssessBatch(t *testing.T) {
 	requireORT(t)
 	dir := t.TempDir()
-	img := filepath.Join("..", "..", "testdata", "images", "sample.png")
+	img, err := filepath.Abs(filepath.Join("..", "..", "testdata", "images", "sample.png"))
+	require.NoError(t, err)
 	list := filepath.Join(dir, "list.jsonl")
 	lines := `{"image": "` + img + `", "prompt": "a cat on a sofa", "id": "one"}
 {"image": "` + filepath.Join(dir, "missing.png") + `", "prompt": "x"}
@@ -145,14 +146,19 @@ func TestAssessBatch(t *testing.T) {
 	assert.Contains(t, errOut, "1 of 3 images failed")
 	rows := strings.Split(strings.TrimSpace(out), "\n")
 	require.Len(t, rows, 3)
-	var first, second, third batchLine
+	type line struct {
+		ID     string
+		Error  string
+		Report *struct{ A *float32 }
+	}
+	var first, second, third line
 	require.NoError(t, json.Unmarshal([]byte(rows[0]), &first))
 	require.NoError(t, json.Unmarshal([]byte(rows[1]), &second))
 	require.NoError(t, json.Unmarshal([]byte(rows[2]), &third))
 	assert.Equal(t, "one", first.ID)
 	assert.NotNil(t, first.Report)
 	assert.NotEmpty(t, second.Error)
-	assert.Equal(t, "0003", third.ID)
+	assert.Equal(t, "line-0004", third.ID, "automatic ids are line numbers")
 	assert.Nil(t, third.Report.A, "empty prompt: alignment skipped")
 	assert.FileExists(t, filepath.Join(dir, "out", "one", "report.json"))
 	_, errOut, code = run(t, "assess", "--batch", list, "--image", img, "--out", dir)
@@ -184,7 +190,7 @@ func TestRefineCLI(t *testing.T) {
 	require.NoError(t, os.WriteFile(small, mustPNG(t, 32, 32), 0o644))
 	out2 := filepath.Join(dir, "small-out")
 	_, errOut, code = run(t, "refine", "--image", small, "--prompt", "a cat", "--out", out2, "--quiet")
-	assert.Equal(t, 1, code)
+	assert.Equal(t, 2, code)
 	assert.Contains(t, errOut, "too small")
 	assert.NoFileExists(t, filepath.Join(out2, "refined.png"))
 	_, errOut, code = run(t, "refine", "--image", img, "--prompt", "x", "--out", out2, "--long-side", "1024")
@@ -212,8 +218,8 @@ func TestAssessDeviceCUDA(t *testing.T) {
 	img := filepath.Join("..", "..", "testdata", "images", "sample.png")
 	_, errOut, code := run(t, "--device", "cuda", "assess", "--image", img, "--prompt", "a cat", "--out", dir)
 	if d, err := cuda.Open(cuda.Options{}); err != nil {
-		assert.Equal(t, 1, code)
-		assert.Contains(t, errOut, "--device cuda: engine: unavailable")
+		assert.Equal(t, 69, code, errOut)
+		assert.Contains(t, errOut, "device cuda: engine: unavailable")
 		assert.NoFileExists(t, filepath.Join(dir, "report.json"))
 	} else {
 		d.Close()

@@ -387,7 +387,7 @@ func (a *Assessor) AssessParsed(ctx context.Context, img *imageio.RGB8, prompt s
 			rep.Mask[i] = max(rep.PerceptualMask[i], rep.AlignMask[i])
 		}
 	}
-	rep.MaskFraction = float32(cpu.MaskFraction(fo.MaskImg))
+	rep.MaskFraction = float32(cpu.MaskFraction(rep.Mask))
 	if rep.A != nil {
 		rep.Q = (rep.P + *rep.A) / 2
 	} else {

@@ -135,6 +135,14 @@ func TestParityWithPythonReference(t *testing.T) {
 				}
 			}
 			assert.LessOrEqual(t, flips, c.Margins.MFragile, "mask pixels differ beyond the fragile ones")
+			// The report's mask fraction counts the repair mask (both kinds of defect), and
+			// the mask is exactly the union of its perceptual and alignment parts.
+			n := 0
+			for i, v := range rep.Mask {
+				n += int(v)
+				require.Equal(t, max(rep.PerceptualMask[i], rep.AlignMask[i]), v)
+			}
+			assert.InDelta(t, float64(n)/float64(len(rep.Mask)), float64(rep.MaskFraction), 1e-6, "mask fraction")
 			t.Logf("max abs: P %.3g, A %.3g, part scores %.3g; p %.3g a %.3g; mask pixels differing %d (fragile %d)",
 				eP, eA, worstScore, math.Abs(c.Scores.P-float64(rep.P)), math.Abs(*c.Scores.A-float64(*rep.A)), flips, c.Margins.MFragile)
 		})

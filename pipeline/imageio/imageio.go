@@ -13,11 +13,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // Errors wrapped by this package.
 var (
 	ErrDecode = errors.New("imageio: cannot decode image")
+	ErrRead   = errors.New("imageio: cannot read image")
 	ErrLimit  = errors.New("imageio: image outside limits")
 )
 
@@ -49,26 +51,40 @@ func (m *RGB8) At(x, y int) (r, g, b uint8) {
 
 // ReadFile decodes an image file with the given limits.
 func ReadFile(path string, lim Limits) (*RGB8, error) {
-	f, err := os.Open(path)
+	data, err := ReadBytes(path, lim)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrDecode, err)
+		return nil, err
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrDecode, err)
-	}
-	if st.IsDir() {
-		return nil, fmt.Errorf("%w: %s is a directory", ErrDecode, path)
-	}
-	if lim.MaxBytes > 0 && st.Size() > lim.MaxBytes {
-		return nil, fmt.Errorf("%w: %s is %d bytes, the limit is %d", ErrLimit, path, st.Size(), lim.MaxBytes)
-	}
-	img, err := Decode(f, lim)
+	img, err := Decode(bytes.NewReader(data), lim)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", filepath.Base(path), err)
 	}
 	return img, nil
+}
+
+// ReadBytes reads an image file's bytes, refusing directories and files over
+// lim.MaxBytes before reading them (ErrRead, ErrLimit).
+func ReadBytes(path string, lim Limits) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrRead, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrRead, err)
+	}
+	if st.IsDir() {
+		return nil, fmt.Errorf("%w: %s is a directory", ErrRead, path)
+	}
+	if lim.MaxBytes > 0 && st.Size() > lim.MaxBytes {
+		return nil, fmt.Errorf("%w: %s is %d bytes, the limit is %d", ErrLimit, path, st.Size(), lim.MaxBytes)
+	}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrRead, path, err)
+	}
+	return data, nil
 }
 
 // Decode reads an image, enforcing lim before decoding pixels.
@@ -96,7 +112,11 @@ func Decode(r io.Reader, lim Limits) (*RGB8, error) {
 	}
 	img, _, err := image.Decode(bytes.NewReader(data))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrDecode, format, err)
+		msg := err.Error()
+		if !strings.HasPrefix(msg, format+":") { // the decoders prefix their own name
+			msg = format + ": " + msg
+		}
+		return nil, fmt.Errorf("%w: %s", ErrDecode, msg)
 	}
 	return ToRGB8(img), nil
 }
