@@ -298,10 +298,14 @@ func TestMapsReadBack(t *testing.T) {
 	}
 	var rep struct {
 		MaskFraction float64 `json:"mask_fraction"`
-		Input        struct{ PixelSHA256 string `json:"pixel_sha256"` }
-		File         struct{ FileSHA256 string `json:"file_sha256"` }
-		Params       pipeline.Params
-		Setup        pipeline.Setup
+		Input        struct {
+			PixelSHA256 string `json:"pixel_sha256"`
+		}
+		File struct {
+			FileSHA256 string `json:"file_sha256"`
+		}
+		Params pipeline.Params
+		Setup  pipeline.Setup
 	}
 	b, err := os.ReadFile(filepath.Join(dir, "report.json"))
 	require.NoError(t, err)
