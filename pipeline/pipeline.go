@@ -126,6 +126,7 @@ type Pipeline struct {
 	assess  *assess.Assessor
 	refine  *refine.Refiner
 	release []func()
+	ops     []refine.Ops // per slot: the denoising loops' device (nil entries: cpu)
 	log     zerolog.Logger
 	text    *batchEngine
 
@@ -261,9 +262,10 @@ func (c *Config) fill() error {
 	return nil
 }
 
-// openDevice prepares Config.Device and returns the map fusion to use (nil: the cpu
-// reference).
+// openDevice prepares Config.Device: the map fusion to use (nil: the cpu reference) and
+// the ops of each slot (a stream of its own on the GPU).
 func (p *Pipeline) openDevice() (assess.Fuser, error) {
+	p.ops = make([]refine.Ops, p.cfg.Slots)
 	if p.cfg.Device == "cpu" {
 		return nil, nil
 	}
@@ -271,12 +273,20 @@ func (p *Pipeline) openDevice() (assess.Fuser, error) {
 	if err != nil {
 		return nil, fmt.Errorf("device cuda: %w", err)
 	}
+	p.release = append(p.release, func() { d.Close() })
 	f, err := cuda.NewHostFuser(d)
 	if err != nil {
-		d.Close()
 		return nil, fmt.Errorf("device cuda: %w", err)
 	}
-	p.release = append(p.release, func() { f.Close(); d.Close() })
+	p.release = append(p.release, func() { f.Close() })
+	for i := range p.ops {
+		o, err := cuda.NewOps(d)
+		if err != nil {
+			return nil, fmt.Errorf("device cuda: slot %d: %w", i, err)
+		}
+		p.ops[i] = o
+		p.release = append(p.release, func() { o.Close() })
+	}
 	return f.FuseMaps, nil
 }
 
