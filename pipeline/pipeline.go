@@ -194,7 +194,7 @@ func Open(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 		Fuser: fuser, Threads: cfg.Threads, Tokenizer: p.tok, Opener: opener}); err != nil {
 		return nil, err
 	}
-	engines := []string{"clip_surgery", "clip_text"}
+	engines := append([]string(nil), modelset.QualityEngines...)
 	if !cfg.AssessOnly {
 		if err := ctx.Err(); err != nil {
 			return nil, err

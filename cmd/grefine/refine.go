@@ -8,6 +8,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 
+	"github.com/grefine/grefine/internal/files"
 	"github.com/grefine/grefine/pipeline"
 	"github.com/grefine/grefine/pipeline/imageio"
 )
@@ -87,7 +88,7 @@ func runRefine(c *cli.Context) (err error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := imageio.WriteAtomic(out, func(w io.Writer) error { return imageio.EncodePNG(w, res.Image) }); err != nil {
+		if err := files.WriteAtomic(out, func(w io.Writer) error { return imageio.EncodePNG(w, res.Image) }); err != nil {
 			return nil, err
 		}
 		rep := &refineReport{Refinement: res, File: fi, Output: filepath.Join(r.out.dir, sub, "refined.png"),
