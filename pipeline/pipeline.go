@@ -56,6 +56,9 @@ type Config struct {
 	AssessOnly bool
 	// Limits bound decoded images (DecodeImage) and accepted ones (every request).
 	Limits imageio.Limits
+	// MaxMemory refuses refinements whose estimated working memory exceeds it, before any
+	// work (0: 80 % of the machine's or the cgroup's memory; negative: no check).
+	MaxMemory int64
 	// MaxPromptBytes refuses longer prompts (default 16 KiB).
 	MaxPromptBytes int
 	// FeatureCache is the number of text features the LRU keeps (default 4096; negative
@@ -108,6 +111,7 @@ type Info struct {
 	Limits         imageio.Limits `json:"limits"`
 	MinSide        int            `json:"min_side"`
 	MaxPromptBytes int            `json:"max_prompt_bytes"`
+	MaxMemory      int64          `json:"max_memory_bytes"`
 	MaxSide        int            `json:"max_working_side,omitempty"` // tiny sets only
 	Defaults       Params         `json:"defaults"`
 }
@@ -213,7 +217,7 @@ func Open(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 	p.info = Info{Version: Version, ModelSet: p.set.Manifest.Name, ModelDir: p.set.Dir, Tiny: p.set.Manifest.Tiny,
 		Backend: p.backend.Name(), BackendVersion: p.backend.Version(), Device: cfg.Device, Slots: cfg.Slots,
 		Engines: engines, Refine: p.refine != nil, Limits: cfg.Limits, MinSide: refine.DefaultConfig().MinSide,
-		MaxPromptBytes: cfg.MaxPromptBytes}
+		MaxPromptBytes: cfg.MaxPromptBytes, MaxMemory: cfg.MaxMemory}
 	if p.info.Tiny {
 		p.info.MaxSide = TinyMaxSide
 		p.log.Warn().Str("models", cfg.Models).Msg("tiny random-weight model set: scores, maps and refinements are not meaningful")
@@ -238,6 +242,9 @@ func (c *Config) fill() error {
 	}
 	if c.MaxPromptBytes == 0 {
 		c.MaxPromptBytes = 16 << 10
+	}
+	if c.MaxMemory == 0 {
+		c.MaxMemory = refine.DefaultMemoryLimit()
 	}
 	if c.FeatureCache == 0 {
 		c.FeatureCache = 4096
@@ -321,6 +328,20 @@ func CheckParamsFor(pr Params, tiny bool) error {
 			pr.LongSide, pr.ProcessSize, TinyMaxSide)
 	}
 	return nil
+}
+
+// CheckMemoryFor refuses, from the manifest alone, a w×h refinement with params pr whose
+// estimated working memory exceeds limit (0: DefaultMemoryLimit, negative: no check):
+// the check a front end makes before opening anything.
+func CheckMemoryFor(m *modelset.Manifest, dir string, pr Params, w, h int, limit int64) error {
+	if limit == 0 {
+		limit = refine.DefaultMemoryLimit()
+	}
+	plan, err := refine.NewPlan(&modelset.Set{Dir: dir, Manifest: *m}, pr.refineConfig(refine.DefaultConfig()))
+	if err != nil {
+		return classify(err)
+	}
+	return classify(plan.CheckMemory(w, h, m.Tiny, limit))
 }
 
 // CheckImage refuses an image the pipeline would refuse (malformed, outside Limits,

@@ -7,6 +7,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 
+	"github.com/grefine/grefine/engine/modelset"
 	"github.com/grefine/grefine/pipeline"
 	"github.com/grefine/grefine/pipeline/imageio"
 )
@@ -101,12 +102,29 @@ func prepare(c *cli.Context, refining bool) (*request, error) {
 		if err := checkSide(img); err != nil {
 			return nil, err
 		}
+		if refining {
+			if err := r.checkMemory(img); err != nil {
+				return nil, err
+			}
+		}
 		r.imgs[0], r.files[0] = img, fi
 	}
 	if r.out, err = openOut(c.String("out")); err != nil {
 		return nil, err
 	}
 	return r, nil
+}
+
+// checkMemory refuses a refinement the machine cannot hold, from the manifest alone.
+func (r *request) checkMemory(img *imageio.RGB8) error {
+	m, err := modelset.ReadManifest(r.cfg.Models)
+	if err != nil {
+		return actionError{err}
+	}
+	if err := pipeline.CheckMemoryFor(m, r.cfg.Models, r.params, img.W, img.H, r.cfg.MaxMemory); err != nil {
+		return actionError{err}
+	}
+	return nil
 }
 
 // checkSide refuses images below the pipelines' minimum side before any model work.
