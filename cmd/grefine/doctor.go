@@ -69,6 +69,9 @@ func runChecks(c *cli.Context) []check {
 		if name == "ort" && c.String("ort-lib") != "" {
 			opts["lib"] = c.String("ort-lib")
 		}
+		if name == "trt" && c.String("trt-lib") != "" {
+			opts["lib"] = c.String("trt-lib")
+		}
 		b, err := engine.NewBackend(name, opts)
 		if err == nil {
 			err = b.Available()
