@@ -147,8 +147,10 @@ func GPULibraryPath(explicit string) string {
 			return p
 		}
 	}
-	if len(dirs) > 0 {
-		return filepath.Join(dirs[0], rel)
+	for _, d := range dirs { // name the .deps/ that `make setup` made, if any
+		if st, err := os.Stat(filepath.Join(d, ".deps")); err == nil && st.IsDir() {
+			return filepath.Join(d, rel)
+		}
 	}
 	return rel
 }
