@@ -69,9 +69,9 @@ var cudaLibs = []cudaLib{
 	{"libcublasLt.so.13", true, "cuBLASLt"},
 	{"libcublas.so.13", true, "cuBLAS"},
 	{"libcurand.so.10", true, "cuRAND"},
-	{"libcudnn.so.9", true, "cuDNN 9 (convolutions)"},
-	{"libcufft.so.12", false, "cuFFT (FFT operators only)"},
-	{"libnvrtc.so.13", false, "NVRTC (a few fused operators only)"},
+	{"libcudnn.so.9", true, "cuDNN 9, for convolutions"},
+	{"libcufft.so.12", false, "cuFFT, FFT operators only"},
+	{"libnvrtc.so.13", false, "NVRTC, a few fused operators only"},
 	// cuDNN 9's front library dlopens its parts by soname: preloading them makes that
 	// independent of the loader path.
 	{"libcudnn_graph.so.9", false, "cuDNN graph"},
@@ -213,3 +213,9 @@ func dlopenGlobal(path string) (unsafe.Pointer, error) {
 	}
 	return h, nil
 }
+
+// ProbeCUDARuntime loads the CUDA libraries the CUDA execution provider of the GPU build
+// at ortLib needs (see the package comment for where they are looked for) and reports what
+// was found, the driver's CUDA version and the device count, or the first reason the GPU
+// is unusable. It runs once per process; later calls return the first result.
+func ProbeCUDARuntime(ortLib string) CUDARuntime { return loadCUDARuntime(ortLib) }
