@@ -59,6 +59,9 @@ type CUDAOptions struct {
 	ArenaExtendStrategy string
 	// GPUMemLimit bounds the CUDA memory arena in bytes (gpu_mem_limit); 0: no limit.
 	GPUMemLimit int64
+	// DisableTF32 turns TF32 matrix maths off (use_tf32=0): float32 results then match
+	// the CPU to float32 rounding; ONNX Runtime enables TF32 by default on Ampere and newer.
+	DisableTF32 bool
 }
 
 // ProviderOptions returns the provider option map ONNX Runtime reads, after checking the
@@ -88,6 +91,9 @@ func (o CUDAOptions) ProviderOptions() (map[string]string, error) {
 	if o.GPUMemLimit > 0 {
 		m["gpu_mem_limit"] = strconv.FormatInt(o.GPUMemLimit, 10)
 	}
+	if o.DisableTF32 {
+		m["use_tf32"] = "0"
+	}
 	if o.ComputeStream != 0 {
 		// ONNX Runtime parses the stream as a decimal address.
 		m["user_compute_stream"] = strconv.FormatUint(uint64(o.ComputeStream), 10)
@@ -96,7 +102,7 @@ func (o CUDAOptions) ProviderOptions() (map[string]string, error) {
 }
 
 // ParseOptions reads the registry's option map: lib, device (cpu|cuda), device_id,
-// cudnn_conv_algo_search, arena_extend_strategy, gpu_mem_limit (bytes) and
+// cudnn_conv_algo_search, arena_extend_strategy, gpu_mem_limit (bytes), use_tf32 (bool) and
 // user_compute_stream (a decimal cudaStream_t address). Other keys are left to the
 // settings that share the map.
 func ParseOptions(m map[string]string) (Options, error) {
@@ -124,6 +130,13 @@ func ParseOptions(m map[string]string) (Options, error) {
 			return bad("user_compute_stream", err)
 		}
 		o.CUDA.ComputeStream = uintptr(n)
+	}
+	if v, ok := m["use_tf32"]; ok {
+		on, err := strconv.ParseBool(v)
+		if err != nil {
+			return bad("use_tf32", err)
+		}
+		o.CUDA.DisableTF32 = !on
 	}
 	o.CUDA.CuDNNConvAlgoSearch = m["cudnn_conv_algo_search"]
 	o.CUDA.ArenaExtendStrategy = m["arena_extend_strategy"]

@@ -18,20 +18,20 @@ import (
 
 func TestCUDAOptions(t *testing.T) {
 	o, err := ParseOptions(map[string]string{"device": "cuda", "device_id": "1", "gpu_mem_limit": "1073741824",
-		"cudnn_conv_algo_search": "HEURISTIC", "arena_extend_strategy": "kSameAsRequested", "user_compute_stream": "140000000000",
+		"cudnn_conv_algo_search": "HEURISTIC", "arena_extend_strategy": "kSameAsRequested", "user_compute_stream": "140000000000", "use_tf32": "false",
 		"graph_optimization_level": "left to other settings"})
 	require.NoError(t, err)
 	assert.Equal(t, DeviceCUDA, o.Device)
 	p, err := o.CUDA.ProviderOptions()
 	require.NoError(t, err)
 	assert.Equal(t, map[string]string{"device_id": "1", "gpu_mem_limit": "1073741824", "cudnn_conv_algo_search": "HEURISTIC",
-		"arena_extend_strategy": "kSameAsRequested", "user_compute_stream": "140000000000"}, p)
+		"arena_extend_strategy": "kSameAsRequested", "user_compute_stream": "140000000000", "use_tf32": "0"}, p)
 
 	p, err = CUDAOptions{}.ProviderOptions()
 	require.NoError(t, err)
 	assert.Equal(t, map[string]string{"device_id": "0"}, p, "zero values keep ONNX Runtime's defaults")
 
-	for _, bad := range []map[string]string{{"device_id": "x"}, {"gpu_mem_limit": "1G"}, {"user_compute_stream": "-1"}} {
+	for _, bad := range []map[string]string{{"device_id": "x"}, {"gpu_mem_limit": "1G"}, {"user_compute_stream": "-1"}, {"use_tf32": "maybe"}} {
 		_, err := ParseOptions(bad)
 		assert.ErrorIs(t, err, engine.ErrUnavailable, "%v", bad)
 	}

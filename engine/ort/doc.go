@@ -32,7 +32,7 @@
 //
 // CUDAOptions maps onto the provider's options: device_id, user_compute_stream (a request
 // slot's cudaStream_t; Backend.OpenOnStream sets it per engine), cudnn_conv_algo_search,
-// arena_extend_strategy and gpu_mem_limit. An out-of-memory failure of ONNX Runtime's
+// arena_extend_strategy, gpu_mem_limit and use_tf32. An out-of-memory failure of ONNX Runtime's
 // allocator or a CUDA library (IsOutOfMemory) is returned as engine.ErrOutOfMemory: that
 // request fails, the engine stays usable.
 //
