@@ -97,6 +97,7 @@ func (o CUDAOptions) ProviderOptions() (map[string]string, error) {
 	if o.ComputeStream != 0 {
 		// ONNX Runtime parses the stream as a decimal address.
 		m["user_compute_stream"] = strconv.FormatUint(uint64(o.ComputeStream), 10)
+		m["has_user_compute_stream"] = "1"
 	}
 	return m, nil
 }

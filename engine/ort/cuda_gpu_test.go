@@ -65,3 +65,21 @@ func TestCUDAOutOfMemory(t *testing.T) {
 	require.NoError(t, err, "the engine must serve the next request after an out-of-memory")
 	assert.Equal(t, float32(3), out["y"].(*engine.HostTensor).F32[5])
 }
+
+// TestCUDAOnStream runs a session on our own CUDA stream (user_compute_stream).
+func TestCUDAOnStream(t *testing.T) {
+	b := cudaBackend(t, CUDAOptions{})
+	stream, destroy, err := newCUDAStream()
+	require.NoError(t, err)
+	defer func() { assert.NoError(t, destroy()) }()
+	e, err := b.OpenOnStream(writeModel(t, 1, []int64{-1, 3}), engine.OpenOptions{Name: "add"}, stream)
+	require.NoError(t, err)
+	defer e.Close()
+	x, _ := engine.NewHostTensor(engine.Float32, engine.Shape{4, 3})
+	for i := range x.F32 {
+		x.F32[i] = float32(i)
+	}
+	out, err := e.Run(context.Background(), map[string]engine.Tensor{"x": x})
+	require.NoError(t, err)
+	assert.Equal(t, float32(22), out["y"].(*engine.HostTensor).F32[11])
+}

@@ -25,7 +25,7 @@ func TestCUDAOptions(t *testing.T) {
 	p, err := o.CUDA.ProviderOptions()
 	require.NoError(t, err)
 	assert.Equal(t, map[string]string{"device_id": "1", "gpu_mem_limit": "1073741824", "cudnn_conv_algo_search": "HEURISTIC",
-		"arena_extend_strategy": "kSameAsRequested", "user_compute_stream": "140000000000", "use_tf32": "0"}, p)
+		"arena_extend_strategy": "kSameAsRequested", "user_compute_stream": "140000000000", "has_user_compute_stream": "1", "use_tf32": "0"}, p)
 
 	p, err = CUDAOptions{}.ProviderOptions()
 	require.NoError(t, err)

@@ -35,6 +35,17 @@ static int grf_ort_device_count(void* cudart, int* n, char* err, size_t errlen) 
 	if (rc != 0) snprintf(err, errlen, "%s", str ? str(rc) : "cuda error");
 	return rc;
 }
+
+// grf_ort_stream calls cudaStreamCreate (create != 0) or cudaStreamDestroy on *s; returns
+// the cudaError_t, -1 if the symbol is missing. Used by the GPU tests of OpenOnStream.
+static int grf_ort_stream(void* cudart, int create, void** s) {
+	if (create) {
+		int (*f)(void**) = (int (*)(void**))dlsym(cudart, "cudaStreamCreate");
+		return f ? f(s) : -1;
+	}
+	int (*g)(void*) = (int (*)(void*))dlsym(cudart, "cudaStreamDestroy");
+	return g ? g(*s) : -1;
+}
 */
 import "C"
 
@@ -101,9 +112,10 @@ type CUDARuntime struct {
 }
 
 var cudaRT struct {
-	once sync.Once
-	dirs []string
-	rt   CUDARuntime
+	once   sync.Once
+	dirs   []string
+	rt     CUDARuntime
+	cudart unsafe.Pointer
 }
 
 // cudaSearchDirs lists where the CUDA libraries are looked for: $GRF_ORT_CUDA_LIBS, then
@@ -142,7 +154,7 @@ func loadCUDARuntime(ortLib string) CUDARuntime {
 				if err == nil {
 					lib.Path = p
 					if l.soname == "libcudart.so.13" {
-						cudart = h
+						cudart, cudaRT.cudart = h, h
 					}
 					break
 				}
@@ -219,3 +231,21 @@ func dlopenGlobal(path string) (unsafe.Pointer, error) {
 // was found, the driver's CUDA version and the device count, or the first reason the GPU
 // is unusable. It runs once per process; later calls return the first result.
 func ProbeCUDARuntime(ortLib string) CUDARuntime { return loadCUDARuntime(ortLib) }
+
+// newCUDAStream creates a cudaStream_t with the preloaded CUDA runtime (after a successful
+// loadCUDARuntime) and returns it with its destroy function.
+func newCUDAStream() (uintptr, func() error, error) {
+	if cudaRT.cudart == nil || cudaRT.rt.Err != nil {
+		return 0, nil, fmt.Errorf("%w: ort: cuda: runtime not loaded", engine.ErrUnavailable)
+	}
+	var s unsafe.Pointer
+	if rc := C.grf_ort_stream(cudaRT.cudart, 1, &s); rc != 0 {
+		return 0, nil, fmt.Errorf("%w: ort: cuda: cudaStreamCreate: %d", engine.ErrRun, int(rc))
+	}
+	return uintptr(s), func() error {
+		if rc := C.grf_ort_stream(cudaRT.cudart, 0, &s); rc != 0 {
+			return fmt.Errorf("%w: ort: cuda: cudaStreamDestroy: %d", engine.ErrRun, int(rc))
+		}
+		return nil
+	}, nil
+}

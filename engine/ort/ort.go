@@ -112,10 +112,9 @@ type Backend struct {
 	lib     string
 	initErr error
 
-	device   string            // DeviceCPU or DeviceCUDA
-	cuda     CUDAOptions       // DeviceCUDA only
-	provider map[string]string // CUDA provider options (DeviceCUDA only)
-	tensors  engine.Device     // optional device whose tensors engines take and return
+	device  string        // DeviceCPU or DeviceCUDA
+	cuda    CUDAOptions   // DeviceCUDA only
+	tensors engine.Device // optional device whose tensors engines take and return
 }
 
 // New returns the CPU backend for the library at lib (resolved with LibraryPath). It does
@@ -136,7 +135,6 @@ func NewWith(o Options) (*Backend, error) {
 		if err != nil {
 			return nil, err
 		}
-		b.provider = p
 		b.lib, b.initErr = initCUDA(o.Lib, p)
 	default:
 		return nil, fmt.Errorf("%w: ort: unknown device %q (cpu or cuda)", engine.ErrUnavailable, o.Device)
