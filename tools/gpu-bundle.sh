@@ -5,7 +5,9 @@
 #   libgrefine_*.so        the native libraries from build/ (CUDA runtime linked statically)
 #   verify.sh              the runner (from ../shared/gpu/ beside the repository)
 #   COMMIT                 git rev-parse HEAD, with "-dirty" for a modified tree
-#   verify-ort.sh, sdxl_unet_step.py, ort-gpu.sums   the ONNX Runtime CUDA run (tools/gpu/)
+#   verify-ort.sh, sdxl_unet_step.py, ort-gpu.sums, ort/<pkg>.test   the ONNX Runtime CUDA
+#                          run (tools/gpu/; packages GRF_GPU_ORT_PKGS, default engine/ort
+#                          internal/conformance)
 # and, when the ONNX Runtime GPU build is installed (make setup-gpu; GRF_ORT_GPU_DIR, default
 # .deps/ort-gpu), .gpu-ort/part-NN: its three libraries (libonnxruntime, providers_shared,
 # providers_cuda) as one xz-compressed tar split into parts of at most GRF_GPU_PART_MIB
@@ -18,19 +20,23 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source tools/env.sh
 
-pkgs=${GRF_GPU_PKGS:-"engine/cuda monitor engine/ort internal/conformance"}
+pkgs=${GRF_GPU_PKGS:-"engine/cuda monitor"}
+# The ONNX Runtime CUDA run's binaries go to .gpu/ort/, which verify.sh does not run.
+ort_pkgs=${GRF_GPU_ORT_PKGS:-"engine/ort internal/conformance"}
 max_mib=${GRF_GPU_BUNDLE_MAX_MIB:-60}
 
 GRF_REQUIRE_CUDA=1 bash tools/native.sh
 
 rm -rf .gpu
 mkdir -p .gpu
-for pkg in $pkgs; do
+mkdir -p .gpu/ort
+for pkg in $pkgs $ort_pkgs; do
   if ! ls "$pkg"/*_test.go >/dev/null 2>&1; then
     echo "gpu-bundle: $pkg has no tests, skipped"
     continue
   fi
   name=$(echo "$pkg" | tr '/' '_').test
+  case " $ort_pkgs " in *" $pkg "*) name=ort/$name ;; esac
   echo "gpu-bundle: go test -c $pkg -> .gpu/$name"
   CGO_ENABLED=1 go test -c -trimpath -ldflags='-s -w' -o ".gpu/$name" "./$pkg"
 done
@@ -59,7 +65,7 @@ echo "$commit" >.gpu/COMMIT
 
 # Load-time dependencies: the binaries must run where only the NVIDIA driver is installed.
 status=0
-for f in .gpu/*.test .gpu/libgrefine_*.so; do
+for f in .gpu/*.test .gpu/ort/*.test .gpu/libgrefine_*.so; do
   extra=$(ldd "$f" 2>/dev/null | awk '{print $1}' |
     grep -Ev '^(linux-vdso\.so\.1|/lib64/ld-linux-x86-64\.so\.2|ld-linux-x86-64\.so\.2|libc\.so\.6|libdl\.so\.2|libpthread\.so\.0|libm\.so\.6|librt\.so\.1)$' || true)
   if [ -n "$extra" ]; then

@@ -4,6 +4,7 @@ diffusers' PyTorch UNet2DConditionModel, and the same weights exported to ONNX f
 NOT YET RUN on a GPU (prepared for the first ONNX Runtime CUDA session; see verify-ort.sh).
 
     python3 tools/gpu/sdxl_unet_step.py --out DIR [--runs 10] [--seed 0]
+    python3 tools/gpu/sdxl_unet_step.py --out DIR --smoke    # tiny UNet, float32, CPU: checks the script
 
 Writes into DIR:
   unet.onnx (+ external weight files)   fp32 inputs/outputs, fp16 weights and maths inside
@@ -20,6 +21,7 @@ unet/config.json as we know it (in_channels 9); it was not checked against the p
 file here (no model hub access).
 """
 import argparse
+import inspect
 import json
 import os
 import time
@@ -39,15 +41,22 @@ SDXL_INPAINT_UNET = dict(
     projection_class_embeddings_input_dim=2816, upcast_attention=False)
 
 
-class Step(torch.nn.Module):
-    """The grefine contract around the fp16 UNet: float32 in, float32 out."""
+# --smoke: the same block structure at toy widths (CPU, float32), to check the script itself.
+SMOKE_UNET = dict(SDXL_INPAINT_UNET, sample_size=16, block_out_channels=(32, 64, 64), norm_num_groups=8,
+                  transformer_layers_per_block=(1, 1, 1), attention_head_dim=(2, 4, 4), cross_attention_dim=32,
+                  addition_time_embed_dim=8, projection_class_embeddings_input_dim=6 * 8 + 16)
 
-    def __init__(self, unet):
+
+class Step(torch.nn.Module):
+    """The grefine contract around the UNet: float32 in, float32 out, dtype inside."""
+
+    def __init__(self, unet, dtype):
         super().__init__()
         self.unet = unet
+        self.dtype = dtype
 
     def forward(self, sample, timestep, encoder_hidden_states, text_embeds, time_ids):
-        h = torch.float16
+        h = self.dtype
         out = self.unet(sample.to(h), timestep.to(h), encoder_hidden_states.to(h),
                         added_cond_kwargs={"text_embeds": text_embeds.to(h), "time_ids": time_ids.to(h)},
                         return_dict=False)[0]
@@ -60,24 +69,32 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip-export", action="store_true", help="time PyTorch only")
+    ap.add_argument("--smoke", action="store_true", help="toy-width UNet, float32, on the CPU")
     a = ap.parse_args()
     os.makedirs(os.path.join(a.out, "inputs"), exist_ok=True)
-    assert torch.cuda.is_available(), "no CUDA device visible to PyTorch"
-    dev = torch.device("cuda")
+    cfg, dtype, side, ctx, pooled = SDXL_INPAINT_UNET, torch.float16, 128, 2048, 1280
+    if a.smoke:
+        cfg, dtype, side, ctx, pooled = SMOKE_UNET, torch.float32, 16, 32, 16
+        dev = torch.device("cpu")
+    else:
+        assert torch.cuda.is_available(), "no CUDA device visible to PyTorch"
+        dev = torch.device("cuda")
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     torch.manual_seed(a.seed)
     t0 = time.time()
-    unet = UNet2DConditionModel(**SDXL_INPAINT_UNET).to(torch.float16).to(dev).eval()
+    unet = UNet2DConditionModel(**cfg).to(dtype).to(dev).eval()
     params = sum(p.numel() for p in unet.parameters())
     print(f"unet: {params / 1e9:.3f} G parameters, built in {time.time() - t0:.1f} s", flush=True)
-    step = Step(unet).eval()
+    step = Step(unet, dtype).eval()
 
     g = torch.Generator().manual_seed(a.seed + 1)
+    px = side * 8
     inputs = {
-        "sample": torch.randn(2, 9, 128, 128, generator=g),
+        "sample": torch.randn(2, 9, side, side, generator=g),
         "timestep": torch.tensor([500.0]),
-        "encoder_hidden_states": torch.randn(2, 77, 2048, generator=g),
-        "text_embeds": torch.randn(2, 1280, generator=g),
-        "time_ids": torch.tensor([[1024.0, 1024.0, 0.0, 0.0, 1024.0, 1024.0]] * 2),
+        "encoder_hidden_states": torch.randn(2, 77, ctx, generator=g),
+        "text_embeds": torch.randn(2, pooled, generator=g),
+        "time_ids": torch.tensor([[px, px, 0.0, 0.0, px, px]] * 2),
     }
     for k, v in inputs.items():
         np.save(os.path.join(a.out, "inputs", k + ".npy"), v.numpy().astype(np.float32))
@@ -86,19 +103,20 @@ def main() -> None:
     with torch.inference_mode():
         for _ in range(3):
             out = step(*args)
-        torch.cuda.synchronize()
+        sync()
         ts = []
         for _ in range(a.runs):
             t = time.perf_counter()
             out = step(*args)
-            torch.cuda.synchronize()
+            sync()
             ts.append(time.perf_counter() - t)
     np.save(os.path.join(a.out, "noise_pred_torch.npy"), out.cpu().numpy().astype(np.float32))
     ts.sort()
     rep = {"median_ms": ts[len(ts) // 2] * 1e3, "min_ms": ts[0] * 1e3, "runs": a.runs,
-           "torch": torch.__version__, "diffusers": diffusers.__version__, "gpu": torch.cuda.get_device_name(0),
+           "torch": torch.__version__, "diffusers": diffusers.__version__,
+           "gpu": torch.cuda.get_device_name(0) if dev.type == "cuda" else "cpu (smoke)", "dtype": str(dtype),
            "params": params, "attention": type(unet.attn_processors[next(iter(unet.attn_processors))]).__name__,
-           "note": "host-to-device copies excluded (inputs already on the GPU); fp16 weights, random"}
+           "note": "host-to-device copies excluded (inputs already on the device); random weights"}
     with open(os.path.join(a.out, "pytorch.json"), "w") as f:
         json.dump(rep, f, indent=1)
     print("pytorch:", json.dumps(rep), flush=True)
@@ -106,9 +124,10 @@ def main() -> None:
         return
 
     t0 = time.time()
-    with torch.inference_mode():
+    kw = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
+    with torch.no_grad():
         torch.onnx.export(step, args, os.path.join(a.out, "unet.onnx"), input_names=list(inputs),
-                          output_names=["noise_pred"], opset_version=17, do_constant_folding=True, dynamo=False)
+                          output_names=["noise_pred"], opset_version=17, do_constant_folding=True, **kw)
     print(f"onnx: exported in {time.time() - t0:.1f} s to {a.out}/unet.onnx", flush=True)
 
 

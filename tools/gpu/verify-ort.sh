@@ -5,12 +5,18 @@
 #   bash .gpu/verify-ort.sh [REPORT_DIR]        (default $OUT, else .gpu/report)
 #
 # Needs (made by `make gpu-bundle` on the development machine, see README "GPU setup"):
-#   .gpu/*.test, .gpu/libgrefine_cuda.so, .gpu/ort-gpu.sums     (carried as .gpu)
+#   .gpu/ort/*.test, .gpu/libgrefine_cuda.so, .gpu/ort-gpu.sums (carried as .gpu)
 #   .gpu-ort/part-00 ... part-NN                                (carried one part per call)
 # and, on the GPU machine, the NVIDIA driver (R580+) and the CUDA 13 runtime libraries
 # (cudart 13, cuBLAS 13, cuRAND 10, cuDNN 9 for CUDA 13): from $GRF_ORT_CUDA_LIBS, else a
 # cu130 PyTorch's site-packages/nvidia/*/lib, else /usr/local/cuda*/lib64. They are not
 # carried (cuBLASLt alone is 541 MB).
+#
+# Device calls (each call carries at most 64 MiB; a warm machine keeps ignored files between
+# calls, a fresh one starts bare): 1. carry [".gpu"]; 2..N. carry [".gpu-ort/part-NN"], one
+# part per call (names in .gpu/ort-gpu.sums); the last part's call can run the script:
+# command "bash .gpu/verify-ort.sh $OUT". Steps a and b take a few minutes at most; set
+# GRF_GPU_UNET=1 only with time to spare.
 #
 # Steps, each logged, each with its own time limit; a step that cannot run says why:
 #   0. join the parts, check SHA-256 of the parts, the archive and the three libraries;
@@ -108,10 +114,10 @@ say "GRF_ORT_CUDA_LIBS=$dirs"
 
 export ONNXRUNTIME_SHARED_LIBRARY_PATH=$lib GRF_ORT_GPU_LIB=$lib GRF_CUDA_LIB=$here/libgrefine_cuda.so GRF_REQUIRE_ORT=1
 status=0
-runstep() { # name timeout binary args...
-  local name=$1 limit=$2; shift 2
+runstep() { # name timeout dir binary args...  (dir: the package directory, for tests using ../../testdata)
+  local name=$1 limit=$2 dir=$3; shift 3
   local log=$out/$name.log
-  ( cd "$root" && timeout "$limit" "$@" ) >"$log" 2>&1
+  ( cd "$root/$dir" && timeout "$limit" "$@" ) >"$log" 2>&1
   local rc=$?
   say "$name: rc=$rc$([ $rc = 124 ] && echo " (timed out after ${limit}s)")"
   echo '```' >>"$report"
@@ -123,28 +129,28 @@ runstep() { # name timeout binary args...
 # --- a. conformance -------------------------------------------------------------------------
 section "a. conformance on the tiny set (reference ort/cpu, same library)"
 GRF_CONFORMANCE_REPORT=$out/conformance.md GRF_CONFORMANCE_PAIRS=ort/cpu-1t,ort/cuda,ort/cuda-tf32,ort/cuda-dev \
-  runstep conformance 240 "$here/internal_conformance.test" -test.run '^TestConformance$' -test.v -test.count=1
+  runstep conformance 240 internal/conformance "$here/ort/internal_conformance.test" -test.run '^TestConformance$' -test.v -test.count=1
 [ -f "$out/conformance.md" ] && cat "$out/conformance.md" >>"$report"
-runstep engine_ort 180 "$here/engine_ort.test" -test.run 'CUDA|Parity|RunAdd|OutOfMemory' -test.v -test.count=1
+runstep engine_ort 180 engine/ort "$here/ort/engine_ort.test" -test.run 'CUDA|Parity|RunAdd|OutOfMemory' -test.v -test.count=1
 
 # --- b. per-stage latency and copies --------------------------------------------------------
 section "b. per-stage latency (host to host) and host<->device copies per run"
 GRF_STAGE_LATENCY=${GRF_STAGE_RUNS:-20} GRF_STAGE_LATENCY_REPORT=$out/stage-latency.md \
-  runstep stage_latency 180 "$here/internal_conformance.test" -test.run '^TestStageLatency$' -test.v -test.count=1
+  runstep stage_latency 180 internal/conformance "$here/ort/internal_conformance.test" -test.run '^TestStageLatency$' -test.v -test.count=1
 [ -f "$out/stage-latency.md" ] && cat "$out/stage-latency.md" >>"$report"
 
 # --- c. full-size SDXL-Inpainting UNet step vs PyTorch --------------------------------------
 section "c. full-size SDXL-Inpainting UNet fp16 step vs diffusers (random weights)"
 if [ "${GRF_GPU_UNET:-0}" != 1 ]; then
   say "not reached: GRF_GPU_UNET=1 not set (it needs ~6 GB of disk and a few minutes)"
-elif ! python3 -c 'import torch, diffusers, onnx; assert torch.cuda.is_available()' >"$out/python.log" 2>&1; then
-  say "not reached: python3 cannot import torch+diffusers+onnx with CUDA here:"; fence "$out/python.log"
+elif ! python3 -c 'import torch, diffusers; assert torch.cuda.is_available()' >"$out/python.log" 2>&1; then
+  say "not reached: python3 cannot import torch+diffusers with CUDA here:"; fence "$out/python.log"
 else
   work=${GRF_UNET_WORK:-$root/.gpu-unet}
-  runstep unet_pytorch 420 python3 "$here/sdxl_unet_step.py" --out "$work" --runs 10
+  runstep unet_pytorch 420 . python3 "$here/sdxl_unet_step.py" --out "$work" --runs 10
   [ -f "$work/pytorch.json" ] && fence "$work/pytorch.json"
   if [ -f "$work/unet.onnx" ]; then
-    GRF_UNET_DIR=$work runstep unet_grefine 300 "$here/internal_conformance.test" -test.run '^TestFullSizeUNetStep$' -test.v -test.count=1
+    GRF_UNET_DIR=$work runstep unet_grefine 300 internal/conformance "$here/ort/internal_conformance.test" -test.run '^TestFullSizeUNetStep$' -test.v -test.count=1
     [ -f "$work/grefine.json" ] && fence "$work/grefine.json"
   fi
 fi
