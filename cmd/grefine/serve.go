@@ -65,18 +65,14 @@ func runServe(c *cli.Context) error {
 			return usagef("--auth-tokens: %v", err)
 		}
 	}
-	opts := map[string]string{}
-	if c.String("ort-lib") != "" {
-		opts["lib"] = c.String("ort-lib")
-	}
-	p, err := pipeline.Open(c.Context, pipeline.Config{Models: c.String("models"), HashCache: c.String("hash-cache"),
-		Backend: c.String("backend"), BackendOptions: opts, Device: c.String("device"), Threads: c.Int("threads"),
-		Slots: c.Int("slots"), MaxQueue: c.Int("queue"), AssessOnly: c.Bool("assess-only"), Logger: &log})
+	pcfg, _, err := preflight(c, c.Bool("assess-only"))
 	if err != nil {
-		if pipeline.StatusOf(err) == pipeline.StatusInput {
-			return usagef("%v", err)
-		}
 		return err
+	}
+	pcfg.Slots, pcfg.MaxQueue, pcfg.Logger = c.Int("slots"), c.Int("queue"), &log
+	p, err := pipeline.Open(c.Context, pcfg)
+	if err != nil {
+		return actionError{fmt.Errorf("opening the pipeline: %w", err)}
 	}
 	defer p.Close()
 	cfg.Pipeline = p
@@ -90,7 +86,10 @@ func runServe(c *cli.Context) error {
 	if err != nil {
 		return usagef("%v", err)
 	}
-	return s.ListenAndServe(c.Context, c.String("addr"))
+	if err := s.ListenAndServe(c.Context, c.String("addr")); err != nil {
+		return actionError{fmt.Errorf("%w: %v", pipeline.ErrUnavailable, err)}
+	}
+	return nil
 }
 
 // serveLogger is the server's log: JSON on stderr at --log-level, unless --log-format

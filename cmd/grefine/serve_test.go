@@ -121,3 +121,13 @@ func TestParseSize(t *testing.T) {
 		assert.Error(t, err, bad)
 	}
 }
+
+func TestServeAddressInUse(t *testing.T) {
+	requireORT(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	_, errOut, code := run(t, "serve", "--addr", ln.Addr().String())
+	assert.Equal(t, 69, code, "a listener that cannot open is unavailable (EX_UNAVAILABLE): %s", errOut)
+	assert.Contains(t, errOut, "address already in use")
+}
