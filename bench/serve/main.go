@@ -406,6 +406,24 @@ func (b *bench) sigterm() error {
 	return nil
 }
 
+// heapInuse is the server's go_memstats_heap_inuse_bytes in MiB (0 when unreadable).
+func heapInuse(url string) float64 {
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	var buf bytes.Buffer
+	_, _ = buf.ReadFrom(resp.Body)
+	for _, line := range strings.Split(buf.String(), "\n") {
+		if v, ok := strings.CutPrefix(line, "go_memstats_heap_inuse_bytes "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f / (1 << 20)
+		}
+	}
+	return 0
+}
+
 // soak: 2 clients alternate assess and refine for du against --slots 2; RSS sampled
 // every 5 s, first minute against last minute.
 func (b *bench) soak(du time.Duration) error {
@@ -413,7 +431,7 @@ func (b *bench) soak(du time.Duration) error {
 	if err != nil {
 		return err
 	}
-	var samples []float64
+	var samples, heaps []float64
 	var times []time.Duration
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -430,6 +448,7 @@ func (b *bench) soak(du time.Duration) error {
 			case <-tk.C:
 				now, _ := srv.rss()
 				samples, times = append(samples, now), append(times, time.Since(t0))
+				heaps = append(heaps, heapInuse(srv.url))
 			}
 		}
 	}()
@@ -459,11 +478,11 @@ func (b *bench) soak(du time.Duration) error {
 	wg.Wait()
 	_, peak := srv.rss()
 	exit := srv.stop()
-	mean := func(lo, hi time.Duration) float64 {
+	mean := func(xs []float64, lo, hi time.Duration) float64 {
 		s, n := 0.0, 0
 		for i, t := range times {
 			if t >= lo && t < hi {
-				s += samples[i]
+				s += xs[i]
 				n++
 			}
 		}
@@ -472,7 +491,12 @@ func (b *bench) soak(du time.Duration) error {
 		}
 		return s / float64(n)
 	}
-	first, last := mean(0, time.Minute), mean(du-time.Minute, du+time.Minute)
+	first, last := mean(samples, 0, time.Minute), mean(samples, du-time.Minute, du+time.Minute)
+	var perMinute []string
+	for m := time.Duration(0); m < du; m += time.Minute {
+		perMinute = append(perMinute, fmt.Sprintf("%.0f/%.0f", mean(samples, m, m+time.Minute), mean(heaps, m, m+time.Minute)))
+	}
+	fmt.Printf("\nsoak per minute, RSS/Go heap in use (MiB): %s\n", strings.Join(perMinute, " "))
 	fmt.Printf("\nsoak: %s, 2 clients (3 assess : 1 refine), --slots 2: %v; RSS mean first minute %.1f MiB, last minute %.1f MiB (%+.1f%%), peak %.0f MiB; exit %d\n",
 		du, counts, first, last, 100*(last-first)/first, peak, exit)
 	return nil
