@@ -406,8 +406,8 @@ func (b *bench) sigterm() error {
 	return nil
 }
 
-// heapInuse is the server's go_memstats_heap_inuse_bytes in MiB (0 when unreadable).
-func heapInuse(url string) float64 {
+// gauge reads one unlabelled metric of the server (0 when unreadable).
+func gauge(url, name string) float64 {
 	resp, err := http.Get(url + "/metrics")
 	if err != nil {
 		return 0
@@ -416,9 +416,9 @@ func heapInuse(url string) float64 {
 	var buf bytes.Buffer
 	_, _ = buf.ReadFrom(resp.Body)
 	for _, line := range strings.Split(buf.String(), "\n") {
-		if v, ok := strings.CutPrefix(line, "go_memstats_heap_inuse_bytes "); ok {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
 			f, _ := strconv.ParseFloat(v, 64)
-			return f / (1 << 20)
+			return f
 		}
 	}
 	return 0
@@ -431,7 +431,7 @@ func (b *bench) soak(du time.Duration) error {
 	if err != nil {
 		return err
 	}
-	var samples, heaps []float64
+	var samples, heaps, gors []float64
 	var times []time.Duration
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -448,7 +448,8 @@ func (b *bench) soak(du time.Duration) error {
 			case <-tk.C:
 				now, _ := srv.rss()
 				samples, times = append(samples, now), append(times, time.Since(t0))
-				heaps = append(heaps, heapInuse(srv.url))
+				heaps = append(heaps, gauge(srv.url, "go_memstats_heap_inuse_bytes")/(1<<20))
+				gors = append(gors, gauge(srv.url, "go_goroutines"))
 			}
 		}
 	}()
@@ -459,12 +460,18 @@ func (b *bench) soak(du time.Duration) error {
 		cw.Add(1)
 		go func() {
 			defer cw.Done()
+			// One attacker per client: its HTTP client (and keep-alive connection) is reused.
+			atk := vegeta.NewAttacker(vegeta.Workers(1), vegeta.MaxWorkers(1), vegeta.Timeout(5*time.Minute), vegeta.MaxBody(1<<20))
 			for i := 0; time.Since(t0) < du; i++ {
 				kind, body := "assess", b.assessBody
 				if i%4 == 3 {
 					kind, body = "refine", b.refineBody
 				}
-				res := attack(srv.url+"/v1/"+kind, body, countPacer{1}, 0, 1, 1)
+				tgt := vegeta.Target{Method: "POST", URL: srv.url + "/v1/" + kind, Body: body, Header: http.Header{"Content-Type": {"application/json"}}}
+				var res []*vegeta.Result
+				for r := range atk.Attack(vegeta.NewStaticTargeter(tgt), countPacer{1}, 0, kind) {
+					res = append(res, r)
+				}
 				mu.Lock()
 				for k, v := range codes(res) {
 					counts[kind+" "+k] += v
@@ -494,9 +501,9 @@ func (b *bench) soak(du time.Duration) error {
 	first, last := mean(samples, 0, time.Minute), mean(samples, du-time.Minute, du+time.Minute)
 	var perMinute []string
 	for m := time.Duration(0); m < du; m += time.Minute {
-		perMinute = append(perMinute, fmt.Sprintf("%.0f/%.0f", mean(samples, m, m+time.Minute), mean(heaps, m, m+time.Minute)))
+		perMinute = append(perMinute, fmt.Sprintf("%.0f/%.0f/%.0f", mean(samples, m, m+time.Minute), mean(heaps, m, m+time.Minute), mean(gors, m, m+time.Minute)))
 	}
-	fmt.Printf("\nsoak per minute, RSS/Go heap in use (MiB): %s\n", strings.Join(perMinute, " "))
+	fmt.Printf("\nsoak per minute, RSS MiB / Go heap in use MiB / goroutines: %s\n", strings.Join(perMinute, " "))
 	fmt.Printf("\nsoak: %s, 2 clients (3 assess : 1 refine), --slots 2: %v; RSS mean first minute %.1f MiB, last minute %.1f MiB (%+.1f%%), peak %.0f MiB; exit %d\n",
 		du, counts, first, last, 100*(last-first)/first, peak, exit)
 	return nil
