@@ -84,6 +84,7 @@
 // turns false (/v2/health/ready is 503, new inferences on open connections are 503),
 // http.Server.Shutdown closes the listener and waits for the requests in flight; those
 // still running after Config.DrainTimeout are cancelled with a clear error (503, "the
-// server is shutting down and the drain timeout passed"). Serve returns nil after the
+// server is shutting down and the drain timeout passed"), and get up to 30 s more for
+// that answer to be written before their connections are closed. Serve returns nil after the
 // drain and the command exits 0.
 package server

@@ -173,3 +173,35 @@ func waitState(t *testing.T, base, id, state string) map[string]any {
 
 // long are refine params that keep a request running for seconds on the tiny set.
 var long = map[string]string{"steps1": "200", "steps2": "200", "strength1": "1"}
+
+// result is a response for a goroutine's request (err set when there was none).
+type result struct {
+	code int
+	body []byte
+	err  error
+}
+
+// doAsync sends a request from a goroutine: it never calls t.FailNow (which would leave
+// the waiting test blocked), it reports the failure in the result.
+func doAsync(method, url string, body io.Reader, header map[string]string) <-chan result {
+	out := make(chan result, 1)
+	go func() {
+		req, err := http.NewRequest(method, url, body)
+		if err != nil {
+			out <- result{err: err}
+			return
+		}
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			out <- result{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		out <- result{code: resp.StatusCode, body: b, err: err}
+	}()
+	return out
+}

@@ -46,8 +46,6 @@ func (s *Server) run(r *http.Request, refine bool, in input, obs pipeline.Observ
 	if !s.ready.Load() {
 		return outcome{}, errShuttingDown
 	}
-	s.inflight.Add(1)
-	defer s.inflight.Done()
 	ctx := r.Context()
 	if s.cfg.Timeout > 0 {
 		var cancel context.CancelFunc

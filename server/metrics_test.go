@@ -128,18 +128,16 @@ func TestDrainLetsRequestsFinish(t *testing.T) {
 	p := openPipeline(t, pipeline.Config{Slots: 1})
 	s, _, _ := newServer(t, p, server.Config{DrainTimeout: time.Minute})
 	url, stop := serve(t, s)
-	codes := make(chan int, 1)
-	go func() {
-		body, ct := form(t, small(t), prompt, map[string]string{"steps1": "8", "steps2": "8", "strength1": "1"})
-		resp, _ := do(t, "POST", url+"/v1/refine", body, map[string]string{"Content-Type": ct, "X-Request-Id": "drain"})
-		codes <- resp.StatusCode
-	}()
+	body, ct := form(t, small(t), prompt, map[string]string{"steps1": "8", "steps2": "8", "strength1": "1"})
+	out := doAsync("POST", url+"/v1/refine", body, map[string]string{"Content-Type": ct, "X-Request-Id": "drain"})
 	waitState(t, url, "drain", "running")
 	require.True(t, s.Ready())
 	stopped := make(chan error, 1)
 	go func() { stopped <- stop() }()
 	require.Eventually(t, func() bool { return !s.Ready() }, 5*time.Second, time.Millisecond)
-	assert.Equal(t, http.StatusOK, <-codes, "the request in flight finishes")
+	r := <-out
+	require.NoError(t, r.err)
+	assert.Equal(t, http.StatusOK, r.code, "the request in flight finishes: %s", r.body)
 	assert.NoError(t, <-stopped)
 	_, err := http.Get(url + "/v2/health/live")
 	assert.Error(t, err, "no new connections after the drain")
@@ -149,19 +147,12 @@ func TestDrainTimeoutCancelsCleanly(t *testing.T) {
 	p := openPipeline(t, pipeline.Config{Slots: 1})
 	s, _, _ := newServer(t, p, server.Config{DrainTimeout: 300 * time.Millisecond})
 	url, stop := serve(t, s)
-	type res struct {
-		code int
-		body []byte
-	}
-	out := make(chan res, 1)
-	go func() {
-		body, ct := form(t, small(t), prompt, long)
-		resp, b := do(t, "POST", url+"/v1/refine", body, map[string]string{"Content-Type": ct, "X-Request-Id": "late"})
-		out <- res{resp.StatusCode, b}
-	}()
+	body, ct := form(t, small(t), prompt, long)
+	out := doAsync("POST", url+"/v1/refine", body, map[string]string{"Content-Type": ct, "X-Request-Id": "late"})
 	waitState(t, url, "late", "running")
 	assert.NoError(t, stop())
 	r := <-out
+	require.NoError(t, r.err, "the cancelled request still gets an answer")
 	assert.Equal(t, http.StatusServiceUnavailable, r.code, "%s", r.body)
 	e := errorOf(t, r.body)
 	assert.Contains(t, e["error"], "shutting down")
@@ -172,10 +163,8 @@ func TestNotReadyWhileDraining(t *testing.T) {
 	p := openPipeline(t, pipeline.Config{Slots: 1})
 	s, ts, _ := newServer(t, p, server.Config{DrainTimeout: 20 * time.Second})
 	url, stop := serve(t, s)
-	go func() {
-		body, ct := form(t, small(t), prompt, map[string]string{"steps1": "6", "steps2": "6", "strength1": "1"})
-		do(t, "POST", url+"/v1/refine", body, map[string]string{"Content-Type": ct, "X-Request-Id": "hold"})
-	}()
+	hb, hct := form(t, small(t), prompt, map[string]string{"steps1": "6", "steps2": "6", "strength1": "1"})
+	held := doAsync("POST", url+"/v1/refine", hb, map[string]string{"Content-Type": hct, "X-Request-Id": "hold"})
 	waitState(t, url, "hold", "running")
 	stopped := make(chan error, 1)
 	go func() { stopped <- stop() }()
@@ -191,4 +180,7 @@ func TestNotReadyWhileDraining(t *testing.T) {
 	resp, _ = do(t, "GET", ts.URL+"/v2/health/live", nil, nil)
 	assert.Equal(t, http.StatusOK, resp.StatusCode, "still live")
 	assert.NoError(t, <-stopped)
+	h := <-held
+	require.NoError(t, h.err)
+	assert.Equal(t, http.StatusOK, h.code, "%s", h.body)
 }

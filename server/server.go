@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -63,10 +62,9 @@ type Server struct {
 	paths   *http.ServeMux    // the routes' paths without methods, for 405
 	allow   map[string]string // path pattern -> its methods
 
-	ready    atomic.Bool
-	inflight sync.WaitGroup // inference handlers running
-	base     context.Context
-	stop     context.CancelCauseFunc
+	ready atomic.Bool
+	base  context.Context
+	stop  context.CancelCauseFunc
 }
 
 // route is one entry of the routing table; the OpenAPI document lists the same ones.
@@ -210,18 +208,17 @@ func (s *Server) drain(hs *http.Server, errc <-chan error) error {
 	s.log.Info().Dur("drain_timeout", s.cfg.DrainTimeout).Msg("draining: no new requests, waiting for those in flight")
 	dctx, cancel := context.WithTimeout(context.Background(), s.cfg.DrainTimeout)
 	defer cancel()
-	err := hs.Shutdown(dctx)
-	if err != nil {
+	if err := hs.Shutdown(dctx); err != nil {
 		s.log.Warn().Msg("drain timeout passed: cancelling the requests still running")
 		s.stop(errDraining)
-		done := make(chan struct{})
-		go func() { s.inflight.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			s.log.Error().Msg("requests did not end within 10 s of their cancellation")
+		// A cancelled request ends within one denoising step; Shutdown again waits until
+		// its error answer is written and the connection is idle.
+		gctx, gcancel := context.WithTimeout(context.Background(), cancelGrace)
+		defer gcancel()
+		if err := hs.Shutdown(gctx); errors.Is(err, context.DeadlineExceeded) {
+			s.log.Error().Dur("grace", cancelGrace).Msg("requests did not end within the grace after their cancellation: closing their connections")
+			hs.Close()
 		}
-		hs.Close()
 	}
 	s.stop(errDraining)
 	if e := <-errc; e != nil && !errors.Is(e, http.ErrServerClosed) {
@@ -230,6 +227,10 @@ func (s *Server) drain(hs *http.Server, errc <-chan error) error {
 	s.log.Info().Msg("drained")
 	return nil
 }
+
+// cancelGrace bounds the wait, after the drain timeout cancelled the requests still
+// running, for their error answers.
+const cancelGrace = 30 * time.Second
 
 // ListenAndServe listens on addr (TCP) and calls Serve.
 func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
