@@ -118,5 +118,5 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 
 // commands lists the subcommands; each lives in its own file.
 func commands() []*cli.Command {
-	return []*cli.Command{doctorCommand(), parseCommand(), assessCommand(), refineCommand(), plansCommand()}
+	return []*cli.Command{doctorCommand(), parseCommand(), assessCommand(), refineCommand(), plansCommand(), benchCommand()}
 }
