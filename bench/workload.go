@@ -170,7 +170,7 @@ func NewEngineTarget(e engine.Engine, size, batch, slots int, shapes map[string]
 		if !ok {
 			s = ResolveShape(e.Name(), d, size, batch)
 		}
-		if !s.IsConcrete() || !s.Matches(d.Shape) {
+		if !s.IsConcrete() || !d.Shape.Matches(s) {
 			return nil, fmt.Errorf("engine %s input %s: shape %v does not fit the contract %v", e.Name(), d.Name, s, d.Shape)
 		}
 		ht, err := engine.NewHostTensor(d.DType, s)
