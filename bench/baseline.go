@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/grefine/grefine/internal/files"
 	"github.com/grefine/grefine/pipeline/imageio"
 )
 
@@ -161,7 +162,7 @@ func writeBaselineInputs(spec BaselineSpec, inputs []Input) (string, error) {
 	var b bytes.Buffer
 	for i, in := range inputs {
 		p := filepath.Join(spec.Dir, fmt.Sprintf("input-%03d.png", i))
-		if err := imageio.WriteAtomic(p, func(w io.Writer) error { return imageio.EncodePNG(w, in.Image) }); err != nil {
+		if err := files.WriteAtomic(p, func(w io.Writer) error { return imageio.EncodePNG(w, in.Image) }); err != nil {
 			return "", fmt.Errorf("baseline: %w", err)
 		}
 		abs, err := filepath.Abs(p)

@@ -14,7 +14,7 @@ import (
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
 
-	"github.com/grefine/grefine/pipeline/imageio"
+	"github.com/grefine/grefine/internal/files"
 )
 
 // Config is one benchmark invocation.
@@ -288,9 +288,9 @@ func WriteOutputs(rep *Report, dir string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	files := []string{"bench.json", "bench.md"}
+	written := []string{"bench.json", "bench.md"}
 	for name, data := range map[string][]byte{"bench.json": js, "bench.md": []byte(rep.Markdown())} {
-		if err := imageio.WriteAtomic(filepath.Join(dir, name), func(w io.Writer) error {
+		if err := files.WriteAtomic(filepath.Join(dir, name), func(w io.Writer) error {
 			_, err := io.Copy(w, bytes.NewReader(data))
 			return err
 		}); err != nil {
@@ -298,5 +298,5 @@ func WriteOutputs(rep *Report, dir string) ([]string, error) {
 		}
 	}
 	plots, err := WritePlots(rep, dir)
-	return append(files, plots...), err
+	return append(written, plots...), err
 }

@@ -13,7 +13,7 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
 
-	"github.com/grefine/grefine/pipeline/imageio"
+	"github.com/grefine/grefine/internal/files"
 )
 
 // Plot file names in --out.
@@ -174,7 +174,7 @@ func gpuTimeline(r *Report, path string) error {
 	cs := plot.Align(plots, draw.Tiles{Rows: 2, Cols: 1, PadY: vg.Points(8)}, dc)
 	util.Draw(cs[0][0])
 	power.Draw(cs[1][0])
-	return imageio.WriteAtomic(path, func(w io.Writer) error {
+	return files.WriteAtomic(path, func(w io.Writer) error {
 		_, err := vgimg.PngCanvas{Canvas: img}.WriteTo(w)
 		return err
 	})
@@ -185,7 +185,7 @@ func savePlot(p *plot.Plot, path string, w, h vg.Length) error {
 	if err != nil {
 		return fmt.Errorf("plot %s: %w", filepath.Base(path), err)
 	}
-	return imageio.WriteAtomic(path, func(out io.Writer) error {
+	return files.WriteAtomic(path, func(out io.Writer) error {
 		_, err := wt.WriteTo(out)
 		return err
 	})

@@ -101,6 +101,11 @@ func TestGoldenSchema(t *testing.T) {
 	schemaPaths(v, "", "", paths)
 	lines := make([]string, 0, len(paths))
 	for p, ty := range paths {
+		// pipeline.Info is the pipeline's own (documented there); pinning its fields here
+		// would make every pipeline change a bench schema change.
+		if strings.HasPrefix(p, "pipeline.") {
+			continue
+		}
 		lines = append(lines, p+" "+ty)
 	}
 	sort.Strings(lines)

@@ -133,3 +133,25 @@ func (m ResizeMode) String() string {
 	}
 	return fmt.Sprintf("resize(%d)", int(m))
 }
+
+// BlendTensors are the inputs of a device's BlendStep as engine tensors (float32, all on
+// the device): NoisePred [2B,C,h,w] (unconditional rows first), X [B,C,h,w], and the
+// optional Init, Noise, Hist [B,C,h,w] and Mask [B,1,h,w] (nil = absent, as in
+// engine/cpu.BlendIn).
+type BlendTensors struct {
+	NoisePred, X, Init, Noise, Mask Tensor
+	Hist                            [2]Tensor
+}
+
+// CopyStats count the copies a device's ops made between host and device memory.
+type CopyStats struct {
+	HostToDevice int   `json:"host_to_device"`
+	DeviceToHost int   `json:"device_to_host"`
+	BytesH2D     int64 `json:"bytes_h2d"`
+	BytesD2H     int64 `json:"bytes_d2h"`
+}
+
+// Sub returns s − o (the copies made between two readings).
+func (s CopyStats) Sub(o CopyStats) CopyStats {
+	return CopyStats{s.HostToDevice - o.HostToDevice, s.DeviceToHost - o.DeviceToHost, s.BytesH2D - o.BytesH2D, s.BytesD2H - o.BytesD2H}
+}

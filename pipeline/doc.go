@@ -45,6 +45,13 @@
 // reports its state. Concurrent requests' text-encoder calls of the same sequence length
 // can be merged into one engine call (Config.TextBatch); the result is the same.
 //
+// # Devices
+//
+// Config.Device "cuda" runs the map fusion with the CUDA kernel and gives every slot a
+// CUDA stream on which the denoising loops' non-network work runs (engine/cuda.Ops); the
+// networks stay on ONNX Runtime on the CPU until the GPU backends land, so each step
+// copies across explicitly and Refinement.Copies counts those copies.
+//
 // # Errors
 //
 // Every error wraps one sentinel: ErrInput, ErrBusy, ErrUnavailable, ErrCanceled or

@@ -11,6 +11,7 @@ import (
 	"github.com/grefine/grefine/pipeline/assess"
 	"github.com/grefine/grefine/pipeline/imageio"
 	"github.com/grefine/grefine/pipeline/refine"
+	"github.com/grefine/grefine/pipeline/syntax"
 )
 
 // Sentinel errors. Every error a Pipeline returns wraps exactly one of them (StatusOf
@@ -125,7 +126,8 @@ func HTTPStatus(err error) int {
 }
 
 func isInputErr(err error) bool {
-	for _, e := range []error{assess.ErrImage, assess.ErrPrompt, refine.ErrInput, refine.ErrConfig, imageio.ErrDecode, imageio.ErrLimit} {
+	for _, e := range []error{assess.ErrImage, assess.ErrPrompt, refine.ErrInput, refine.ErrConfig, imageio.ErrDecode, imageio.ErrRead, imageio.ErrLimit,
+		syntax.ErrEmpty, syntax.ErrInvalidUTF8, syntax.ErrTooLong} {
 		if errors.Is(err, e) {
 			return true
 		}

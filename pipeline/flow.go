@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/grefine/grefine/engine"
 	"github.com/grefine/grefine/pipeline/aq"
 	"github.com/grefine/grefine/pipeline/assess"
 	"github.com/grefine/grefine/pipeline/imageio"
@@ -85,6 +86,10 @@ type Refinement struct {
 	// Image is the refined image at the input's size.
 	Image       *imageio.RGB8 `json:"-"`
 	TotalMillis float64       `json:"total_ms"`
+	// Copies counts the host↔device copies of the denoising loops (device cuda only;
+	// the engines run on ONNX Runtime on the CPU, so each step copies the UNet input down
+	// and the noise prediction up).
+	Copies *engine.CopyStats `json:"device_copies,omitempty"`
 }
 
 // DecodeImage decodes an encoded image (PNG, JPEG, GIF) within the pipeline's limits;
@@ -127,7 +132,11 @@ func (p *Pipeline) Refine(ctx context.Context, req Request) (*Refinement, error)
 		if err != nil {
 			return classify(err)
 		}
-		rr := refine.Request{Image: r.req.Image, Prompt: r.req.Prompt, Mask: a.Mask, Q: float64(a.Q), Parsed: a.Parsed}
+		rr := refine.Request{Image: r.req.Image, Prompt: r.req.Prompt, Mask: a.Mask, Q: float64(a.Q), Parsed: a.Parsed, Ops: p.ops[r.slot]}
+		var before engine.CopyStats
+		if rr.Ops != nil {
+			before = rr.Ops.Copies()
+		}
 		for i, part := range a.Parts {
 			if part.Kind != aq.KindNone {
 				rr.Defective = append(rr.Defective, i)
@@ -145,6 +154,10 @@ func (p *Pipeline) Refine(ctx context.Context, req Request) (*Refinement, error)
 			return err
 		}
 		out = &Refinement{Assessment: a, Refine: res, Image: res.Image, TotalMillis: ms(t0)}
+		if rr.Ops != nil {
+			c := rr.Ops.Copies().Sub(before)
+			out.Copies = &c
+		}
 		return nil
 	})
 	return out, err
@@ -163,6 +176,7 @@ func (p *Pipeline) checkAssessment(a *Assessment, req Request) error {
 
 // run is one request in flight.
 type run struct {
+	slot   int
 	req    Request
 	params Params
 	track  *tracker
@@ -204,6 +218,13 @@ func (p *Pipeline) do(ctx context.Context, req Request, refining bool, f func(co
 		if err := p.refine.CheckImage(req.Image); err != nil {
 			return classify(err)
 		}
+		ref, err := p.refine.With(params.refineConfig(p.refine.Config()))
+		if err != nil {
+			return classify(err)
+		}
+		if err := ref.CheckMemory(req.Image.W, req.Image.H, p.info.Tiny, p.cfg.MaxMemory); err != nil {
+			return classify(err)
+		}
 	}
 	if err := p.assess.CheckPrompt(req.Prompt); err != nil {
 		return classify(err)
@@ -219,6 +240,7 @@ func (p *Pipeline) do(ctx context.Context, req Request, refining bool, f func(co
 		return withCause(rctx, err)
 	}
 	defer p.slots.release(slot)
+	r.slot = slot
 	t.set(func(s *RequestState) { s.State = "running" })
 	err = f(rctx, r)
 	if err != nil && rctx.Err() != nil {

@@ -56,6 +56,9 @@ type Config struct {
 	AssessOnly bool
 	// Limits bound decoded images (DecodeImage) and accepted ones (every request).
 	Limits imageio.Limits
+	// MaxMemory refuses refinements whose estimated working memory exceeds it, before any
+	// work (0: 80 % of the machine's or the cgroup's memory; negative: no check).
+	MaxMemory int64
 	// MaxPromptBytes refuses longer prompts (default 16 KiB).
 	MaxPromptBytes int
 	// FeatureCache is the number of text features the LRU keeps (default 4096; negative
@@ -108,6 +111,7 @@ type Info struct {
 	Limits         imageio.Limits `json:"limits"`
 	MinSide        int            `json:"min_side"`
 	MaxPromptBytes int            `json:"max_prompt_bytes"`
+	MaxMemory      int64          `json:"max_memory_bytes"`
 	MaxSide        int            `json:"max_working_side,omitempty"` // tiny sets only
 	Defaults       Params         `json:"defaults"`
 }
@@ -126,6 +130,7 @@ type Pipeline struct {
 	assess  *assess.Assessor
 	refine  *refine.Refiner
 	release []func()
+	ops     []refine.Ops // per slot: the denoising loops' device (nil entries: cpu)
 	log     zerolog.Logger
 	text    *batchEngine
 
@@ -193,7 +198,7 @@ func Open(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 		Fuser: fuser, Threads: cfg.Threads, Tokenizer: p.tok, Opener: opener}); err != nil {
 		return nil, err
 	}
-	engines := []string{"clip_surgery", "clip_text"}
+	engines := append([]string(nil), modelset.QualityEngines...)
 	if !cfg.AssessOnly {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -212,7 +217,7 @@ func Open(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 	p.info = Info{Version: Version, ModelSet: p.set.Manifest.Name, ModelDir: p.set.Dir, Tiny: p.set.Manifest.Tiny,
 		Backend: p.backend.Name(), BackendVersion: p.backend.Version(), Device: cfg.Device, Slots: cfg.Slots,
 		Engines: engines, Refine: p.refine != nil, Limits: cfg.Limits, MinSide: refine.DefaultConfig().MinSide,
-		MaxPromptBytes: cfg.MaxPromptBytes}
+		MaxPromptBytes: cfg.MaxPromptBytes, MaxMemory: cfg.MaxMemory}
 	if p.info.Tiny {
 		p.info.MaxSide = TinyMaxSide
 		p.log.Warn().Str("models", cfg.Models).Msg("tiny random-weight model set: scores, maps and refinements are not meaningful")
@@ -238,6 +243,9 @@ func (c *Config) fill() error {
 	if c.MaxPromptBytes == 0 {
 		c.MaxPromptBytes = 16 << 10
 	}
+	if c.MaxMemory == 0 {
+		c.MaxMemory = refine.DefaultMemoryLimit()
+	}
 	if c.FeatureCache == 0 {
 		c.FeatureCache = 4096
 	}
@@ -261,9 +269,10 @@ func (c *Config) fill() error {
 	return nil
 }
 
-// openDevice prepares Config.Device and returns the map fusion to use (nil: the cpu
-// reference).
+// openDevice prepares Config.Device: the map fusion to use (nil: the cpu reference) and
+// the ops of each slot (a stream of its own on the GPU).
 func (p *Pipeline) openDevice() (assess.Fuser, error) {
+	p.ops = make([]refine.Ops, p.cfg.Slots)
 	if p.cfg.Device == "cpu" {
 		return nil, nil
 	}
@@ -271,39 +280,68 @@ func (p *Pipeline) openDevice() (assess.Fuser, error) {
 	if err != nil {
 		return nil, fmt.Errorf("device cuda: %w", err)
 	}
+	p.release = append(p.release, func() { d.Close() })
 	f, err := cuda.NewHostFuser(d)
 	if err != nil {
-		d.Close()
 		return nil, fmt.Errorf("device cuda: %w", err)
 	}
-	p.release = append(p.release, func() { f.Close(); d.Close() })
+	p.release = append(p.release, func() { f.Close() })
+	for i := range p.ops {
+		o, err := cuda.NewOps(d)
+		if err != nil {
+			return nil, fmt.Errorf("device cuda: slot %d: %w", i, err)
+		}
+		p.ops[i] = o
+		p.release = append(p.release, func() { o.Close() })
+	}
 	return f.FuseMaps, nil
 }
 
 // Info describes the pipeline.
 func (p *Pipeline) Info() Info { return p.info }
 
-// DefaultParams are DefaultParams() with working sizes the model set can hold: with a
+// DefaultParams are DefaultParamsFor(the loaded set is tiny).
+func (p *Pipeline) DefaultParams() Params { return DefaultParamsFor(p.info.Tiny) }
+
+// CheckParams is CheckParamsFor(pr, the loaded set is tiny).
+func (p *Pipeline) CheckParams(pr Params) error { return CheckParamsFor(pr, p.info.Tiny) }
+
+// DefaultParamsFor are DefaultParams() with working sizes a model set can hold: with a
 // tiny set stage 1 works at long side 256 and stage 2 at the input's size (its stand-in
 // UNets attend at full latent resolution).
-func (p *Pipeline) DefaultParams() Params {
+func DefaultParamsFor(tiny bool) Params {
 	d := DefaultParams()
-	if p.info.Tiny {
+	if tiny {
 		d.LongSide, d.ProcessSize = tinyLongSide, 0
 	}
 	return d
 }
 
-// CheckParams is Params.Validate plus the model set's limits.
-func (p *Pipeline) CheckParams(pr Params) error {
+// CheckParamsFor is Params.Validate plus a model set's limits; front ends call it before
+// opening anything (modelset.ReadManifest says whether a set is tiny).
+func CheckParamsFor(pr Params, tiny bool) error {
 	if err := pr.Validate(); err != nil {
 		return err
 	}
-	if p.info.Tiny && (pr.LongSide > TinyMaxSide || pr.ProcessSize > TinyMaxSide) {
+	if tiny && (pr.LongSide > TinyMaxSide || pr.ProcessSize > TinyMaxSide) {
 		return inputf("tiny model set: long_side %d and process_size %d must be at most %d (its UNets attend at full latent resolution; larger sizes need tens of GB)",
 			pr.LongSide, pr.ProcessSize, TinyMaxSide)
 	}
 	return nil
+}
+
+// CheckMemoryFor refuses, from the manifest alone, a w×h refinement with params pr whose
+// estimated working memory exceeds limit (0: DefaultMemoryLimit, negative: no check):
+// the check a front end makes before opening anything.
+func CheckMemoryFor(m *modelset.Manifest, dir string, pr Params, w, h int, limit int64) error {
+	if limit == 0 {
+		limit = refine.DefaultMemoryLimit()
+	}
+	plan, err := refine.NewPlan(&modelset.Set{Dir: dir, Manifest: *m}, pr.refineConfig(refine.DefaultConfig()))
+	if err != nil {
+		return classify(err)
+	}
+	return classify(plan.CheckMemory(w, h, m.Tiny, limit))
 }
 
 // CheckImage refuses an image the pipeline would refuse (malformed, outside Limits,

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 
 	"github.com/grefine/grefine/bench"
@@ -60,7 +59,7 @@ func benchCommand() *cli.Command {
 	}
 }
 
-func runBench(c *cli.Context) error {
+func runBench(c *cli.Context) (err error) {
 	if c.NArg() > 0 {
 		return usagef("bench takes no arguments (got %q)", c.Args().Slice())
 	}
@@ -68,7 +67,14 @@ func runBench(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	log := zerolog.Ctx(c.Context)
+	if _, _, err := preflight(c, true); err != nil {
+		return err
+	}
+	out, err := openOut(c.String("out"))
+	if err != nil {
+		return err
+	}
+	defer func() { out.finish(err == nil) }()
 	workload := c.String("workload")
 	rep := &bench.Report{Workload: workload, Version: pipeline.Version, Command: invocation()}
 	var target bench.Target
@@ -87,11 +93,14 @@ func runBench(c *cli.Context) error {
 		if workload != "assess" && workload != "refine" {
 			return usagef("bad --workload %q (assess, refine or engine:NAME)", workload)
 		}
-		p, err := pipeline.Open(c.Context, pipeline.Config{Models: c.String("models"), HashCache: c.String("hash-cache"),
-			Backend: c.String("backend"), BackendOptions: ortOptions(c), Device: c.String("device"), Threads: c.Int("threads"),
-			Slots: c.Int("slots"), AssessOnly: workload == "assess", Logger: log, FeatureCache: featureCache(c)})
+		pcfg, _, err := preflight(c, workload == "assess")
 		if err != nil {
 			return err
+		}
+		pcfg.Slots, pcfg.FeatureCache = c.Int("slots"), featureCache(c)
+		p, err := pipeline.Open(c.Context, pcfg)
+		if err != nil {
+			return fmt.Errorf("opening the pipeline: %w", err)
 		}
 		defer p.Close()
 		info := p.Info()
@@ -147,8 +156,11 @@ func runBench(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	files, err := bench.WriteOutputs(rep, c.String("out"))
+	files, err := bench.WriteOutputs(rep, out.staging)
 	if err != nil {
+		return err
+	}
+	if err := out.commit(""); err != nil {
 		return err
 	}
 	if rep.Compare != nil {
@@ -224,6 +236,10 @@ func benchInputs(c *cli.Context, p *pipeline.Pipeline, size int) ([]bench.Input,
 
 // openEngineTarget opens one engine of the model set with synthetic inputs.
 func openEngineTarget(c *cli.Context, name string, size int) (*bench.EngineTarget, *bench.EngineInfo, error) {
+	pcfg, _, err := preflight(c, true)
+	if err != nil {
+		return nil, nil, err
+	}
 	set, err := loadModels(c)
 	if err != nil {
 		return nil, nil, err
@@ -250,7 +266,7 @@ func openEngineTarget(c *cli.Context, name string, size int) (*bench.EngineTarge
 		}
 		shapes[k] = sh
 	}
-	b, err := engine.NewBackend(c.String("backend"), ortOptions(c))
+	b, err := engine.NewBackend(pcfg.Backend, pcfg.BackendOptions)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -291,14 +307,6 @@ func featureCache(c *cli.Context) int {
 		return -1
 	}
 	return 0
-}
-
-func ortOptions(c *cli.Context) map[string]string {
-	opts := map[string]string{}
-	if c.String("ort-lib") != "" {
-		opts["lib"] = c.String("ort-lib")
-	}
-	return opts
 }
 
 // invocation is the command line as typed, program name "grefine".

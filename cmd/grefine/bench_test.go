@@ -82,6 +82,7 @@ func TestBenchUsageErrors(t *testing.T) {
 		assert.NoDirExists(t, out, "no output on a usage error")
 	}
 	_, stderr, code := run(t, "bench", "--count", "1", "--out", filepath.Join(dir, "y"), "--inputs", filepath.Join(dir, "missing.jsonl"))
-	assert.Equal(t, 1, code)
+	assert.Equal(t, 2, code, "a missing input is bad input (the pipeline's status table)")
 	assert.True(t, strings.Contains(stderr, "missing.jsonl"), stderr)
+	assert.NoDirExists(t, filepath.Join(dir, "y"), "no output directory left behind")
 }

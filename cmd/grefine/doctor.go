@@ -31,7 +31,7 @@ func doctorCommand() *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "print the report as JSON"},
 			&cli.BoolFlag{Name: "strict", Usage: "exit 1 if any part is unavailable"},
 		},
-		Action: func(c *cli.Context) error {
+		Action: action(0, func(c *cli.Context) error {
 			checks := runChecks(c)
 			if c.Bool("json") {
 				enc := json.NewEncoder(c.App.Writer)
@@ -58,7 +58,7 @@ func doctorCommand() *cli.Command {
 				}
 			}
 			return nil
-		},
+		}),
 	}
 }
 

@@ -7,40 +7,139 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 
-	"github.com/grefine/grefine/engine/modelset"
 	_ "github.com/grefine/grefine/engine/ort" // register the embedded default backend
 	_ "github.com/grefine/grefine/engine/trt" // register the TensorRT backend (dlopen'd shim)
+	"github.com/grefine/grefine/pipeline"
 )
 
 // version is set by the build (-ldflags "-X main.version=...").
 var version = "dev"
 
+// Exit statuses besides the pipeline's table (pipeline.Status.ExitCode).
+const (
+	exitUsage       = 2
+	exitInterrupted = 130
+)
+
+// maxArgBytes bounds one command-line argument and maxCmdlineBytes all of them. Prompts
+// are far shorter (the pipeline refuses prompts over 16 KiB). ONNX Runtime 1.30's
+// environment setup reads /proc/self/cmdline and matches it with a std::regex whose
+// libstdc++ executor recurses once per character: a command line of about 30 kB
+// overflows an 8 MiB thread stack (SIGSEGV inside CreateOrtEnv). So long command lines
+// are refused before any library loads.
+const (
+	maxArgBytes     = 16 << 10
+	maxCmdlineBytes = 20 << 10
+)
+
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := newApp(os.Stdout, os.Stderr).RunContext(ctx, os.Args); err != nil {
-		fmt.Fprintln(os.Stderr, "grefine:", err)
-		os.Exit(exitCode(err))
+	pipeline.Version = version
+	os.Exit(runMain(os.Args, os.Stdout, os.Stderr))
+}
+
+// runMain runs the CLI with signal handling: the first SIGINT/SIGTERM cancels the run
+// (which writes no output and exits 130); if the run has not returned a second later, or
+// on a second signal, the process exits 130 at once after removing its staging
+// directories.
+func runMain(args []string, stdout, stderr io.Writer) int {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	done := make(chan int, 1)
+	go func() { done <- runApp(ctx, args, stdout, stderr) }()
+	var deadline <-chan time.Time
+	for {
+		select {
+		case code := <-done:
+			return code
+		case s := <-sigs:
+			if deadline != nil { // second signal
+				cleanupStaging()
+				fmt.Fprintln(stderr, "grefine: interrupted")
+				return exitInterrupted
+			}
+			cancel(fmt.Errorf("%w: %v", errInterrupted, s))
+			deadline = time.After(time.Second)
+		case <-deadline:
+			cleanupStaging()
+			fmt.Fprintln(stderr, "grefine: interrupted")
+			return exitInterrupted
+		}
 	}
 }
 
-// exitCode: 2 for usage errors, 130 for interruption, 1 otherwise.
+var errInterrupted = errors.New("interrupted")
+
+// runApp runs the app and maps its error onto the exit status and one stderr line.
+func runApp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	total := 0
+	for i, a := range args {
+		total += len(a) + 1
+		if len(a) > maxArgBytes {
+			fmt.Fprintf(stderr, "grefine: argument %d is %d bytes long, over the %d-byte limit (pass long prompts through --batch FILE)\n", i, len(a), maxArgBytes)
+			return exitUsage
+		}
+	}
+	if total > maxCmdlineBytes {
+		fmt.Fprintf(stderr, "grefine: the command line is %d bytes long, over the %d-byte limit (pass long prompts through --batch FILE)\n", total, maxCmdlineBytes)
+		return exitUsage
+	}
+	app := newApp(stdout, stderr)
+	err := app.RunContext(ctx, hoistGlobalFlags(app, args))
+	if err == nil {
+		return 0
+	}
+	code := exitCode(err)
+	msg := err.Error()
+	var ae actionError
+	if code == exitUsage && !errors.As(err, &ae) {
+		msg += "\n" + usageHint(args)
+	}
+	fmt.Fprintln(stderr, "grefine: "+msg)
+	return code
+}
+
+// usageHint points at the help of the command the arguments name.
+func usageHint(args []string) string {
+	for _, a := range args[1:] {
+		if !strings.HasPrefix(a, "-") {
+			for _, c := range commands() {
+				if c.Name == a {
+					return fmt.Sprintf("Try 'grefine %s --help'.", a)
+				}
+			}
+			break
+		}
+	}
+	return "Try 'grefine --help'."
+}
+
+// exitCode: 2 for usage errors (flags, arguments, bad parameters), 130 for interruption,
+// else the pipeline's table (README, Exit status).
 func exitCode(err error) int {
 	var ue usageError
+	var ae actionError
 	switch {
 	case errors.As(err, &ue):
-		return 2
-	case errors.Is(err, context.Canceled):
-		return 130
+		return exitUsage
+	case errors.Is(err, errInterrupted):
+		return exitInterrupted
+	case !errors.As(err, &ae):
+		// urfave/cli's own errors (unknown flag, missing required flag, bad value).
+		return exitUsage
 	}
-	return 1
+	return pipeline.StatusOf(ae.err).ExitCode()
 }
 
 type usageError struct{ msg string }
@@ -49,50 +148,63 @@ func (e usageError) Error() string { return e.msg }
 
 func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
 
-// defaultModels: $GRF_MODELS, else the tiny set in the source tree when run from it.
-func defaultModels() string {
-	if p := os.Getenv("GRF_MODELS"); p != "" {
-		return p
-	}
-	for _, c := range []string{"testdata/models/tiny", "../testdata/models/tiny", "../../testdata/models/tiny"} {
-		if _, err := os.Stat(filepath.Join(c, "models.json")); err == nil {
-			return c
+// actionError marks an error returned by a command's action (not by flag parsing).
+type actionError struct{ err error }
+
+func (e actionError) Error() string { return e.err.Error() }
+func (e actionError) Unwrap() error { return e.err }
+
+// action wraps a command action so its errors are told apart from urfave/cli's parse
+// errors, and refuses stray positional arguments (an unquoted prompt).
+func action(nargs int, f cli.ActionFunc) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		if nargs >= 0 && c.NArg() > nargs {
+			extra := c.Args().Slice()[nargs:]
+			q := make([]string, len(extra))
+			for i, a := range extra {
+				q[i] = fmt.Sprintf("%q", a)
+			}
+			return usagef("unexpected argument(s) %s: quote values with spaces (--prompt \"a red cat\")", strings.Join(q, " "))
 		}
+		err := f(c)
+		if err == nil {
+			return nil
+		}
+		var ue usageError
+		if errors.As(err, &ue) {
+			return err
+		}
+		if cause := context.Cause(c.Context); cause != nil && errors.Is(cause, errInterrupted) {
+			return cause
+		}
+		return actionError{err}
 	}
-	return "models"
 }
 
-// defaultHashCache is <user cache dir>/grefine/modelset-hashes.json, or "" when there is
-// no user cache directory.
-func defaultHashCache() string {
-	d, err := os.UserCacheDir()
-	if err != nil {
-		return ""
+// globalFlags are accepted before or after the command name.
+func globalFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "models", Usage: "model set directory (holds models.json); required by assess, refine, serve, bench", EnvVars: []string{"GREFINE_MODELS"}},
+		&cli.StringFlag{Name: "backend", Usage: "inference backend: ort (ONNX Runtime, CPU; trt: see plans build)", Value: "ort", EnvVars: []string{"GREFINE_BACKEND"}},
+		&cli.StringFlag{Name: "device", Usage: "where the non-network operations run: cpu (pure Go) or cuda (libgrefine_cuda.so kernels)", Value: "cpu", EnvVars: []string{"GREFINE_DEVICE"}},
+		&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime shared library (default: $ONNXRUNTIME_SHARED_LIBRARY_PATH, then .deps/ort/)"},
+		&cli.StringFlag{Name: "trt-lib", Usage: "libgrefine_trt.so (default: $GRF_TRT_LIB, then beside the executable)"},
+		&cli.StringFlag{Name: "hash-cache", Usage: "file remembering verified model files (size+mtime) so big sets are hashed once; '' disables", Value: defaultHashCache(), EnvVars: []string{"GREFINE_HASH_CACHE"}},
+		&cli.IntFlag{Name: "threads", Usage: fmt.Sprintf("intra-op threads per engine (0: backend default; at most %d)", pipeline.MaxThreads())},
+		&cli.StringFlag{Name: "log-level", Usage: "trace, debug, info, warn, error", Value: "info", EnvVars: []string{"GREFINE_LOG_LEVEL"}},
+		&cli.StringFlag{Name: "log-format", Usage: "console or json", Value: "console", EnvVars: []string{"GREFINE_LOG_FORMAT"}},
 	}
-	return filepath.Join(d, "grefine", "modelset-hashes.json")
-}
-
-// loadModels loads and verifies the --models set (hashes through --hash-cache).
-func loadModels(c *cli.Context) (*modelset.Set, error) {
-	return modelset.Load(c.String("models"), modelset.Options{HashCache: c.String("hash-cache")})
 }
 
 func newApp(stdout, stderr io.Writer) *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:    "grefine",
 		Usage:   "G-Refine: find where an AI-generated image is poor or misses its prompt, and repair just there",
 		Version: version,
-		Writer:  stdout, ErrWriter: stderr,
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "models", Usage: "model set directory (holds models.json)", Value: defaultModels(), EnvVars: []string{"GRF_MODELS"}},
-			&cli.StringFlag{Name: "backend", Usage: "inference backend of assess/refine: ort (ONNX Runtime, CPU; trt is not wired into the pipelines yet, see plans build)", Value: "ort", EnvVars: []string{"GRF_BACKEND"}},
-			&cli.StringFlag{Name: "device", Usage: "where the quality-map fusion runs: cpu (pure Go) or cuda (libgrefine_cuda.so kernels)", Value: "cpu", EnvVars: []string{"GRF_DEVICE"}},
-			&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime shared library (default: $ONNXRUNTIME_SHARED_LIBRARY_PATH, then .deps/ort/)"},
-			&cli.StringFlag{Name: "hash-cache", Usage: "file remembering verified model files (size+mtime) so big sets are hashed once; '' disables", Value: defaultHashCache(), EnvVars: []string{"GRF_HASH_CACHE"}},
-			&cli.IntFlag{Name: "threads", Usage: "intra-op threads per engine (0: backend default)"},
-			&cli.StringFlag{Name: "log-level", Usage: "trace, debug, info, warn, error", Value: "info", EnvVars: []string{"GRF_LOG_LEVEL"}},
-			&cli.StringFlag{Name: "log-format", Usage: "console or json", Value: "console", EnvVars: []string{"GRF_LOG_FORMAT"}},
-		},
+		Description: "Global flags may come before or after the command name. Exit status: 0 ok, 1 internal error,\n" +
+			"2 usage or input error, 69 unavailable (model set, library, GPU), 75 busy, 130 interrupted.",
+		Writer: stdout, ErrWriter: stderr,
+		Flags: globalFlags(),
 		Before: func(c *cli.Context) error {
 			lvl, err := zerolog.ParseLevel(c.String("log-level"))
 			if err != nil || c.String("log-level") == "" {
@@ -111,12 +223,142 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			c.Context = log.WithContext(c.Context)
 			return nil
 		},
-		Commands:       commands(),
-		ExitErrHandler: func(*cli.Context, error) {}, // main prints and picks the exit code
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usagef("unknown command %q (commands: %s)", c.Args().First(), strings.Join(commandNames(), ", "))
+			}
+			return usagef("no command given (commands: %s)", strings.Join(commandNames(), ", "))
+		},
+		Commands:        commands(),
+		OnUsageError:    onUsageError,
+		HideHelpCommand: true,
+		ExitErrHandler:  func(*cli.Context, error) {}, // runApp prints and picks the exit code
 	}
+	var fix func([]*cli.Command)
+	fix = func(cs []*cli.Command) {
+		for _, c := range cs {
+			c.OnUsageError = onUsageError
+			fix(c.Subcommands)
+		}
+	}
+	fix(app.Commands)
+	return app
 }
+
+func onUsageError(_ *cli.Context, err error, _ bool) error { return usagef("%v", err) }
 
 // commands lists the subcommands; each lives in its own file.
 func commands() []*cli.Command {
 	return []*cli.Command{doctorCommand(), parseCommand(), assessCommand(), refineCommand(), plansCommand(), benchCommand()}
+}
+
+func commandNames() []string {
+	var n []string
+	for _, c := range commands() {
+		n = append(n, c.Name)
+	}
+	sort.Strings(n)
+	return n
+}
+
+// hoistGlobalFlags moves global flags written after the command name in front of it
+// ("grefine assess --models DIR ..." becomes "grefine --models DIR assess ..."), so they
+// work in either place. It knows which of the command's own flags take a value, so a
+// value such as --prompt --models is never mistaken for a flag; "--" ends the scan.
+func hoistGlobalFlags(app *cli.App, args []string) []string {
+	takes := map[string]bool{} // global flag name -> takes a value
+	for _, f := range app.Flags {
+		for _, n := range f.Names() {
+			takes[n] = !isBool(f)
+		}
+	}
+	// Find the command (the first non-flag argument after the global flags).
+	i := 1
+	for i < len(args) {
+		a := args[i]
+		if a == "--" || !strings.HasPrefix(a, "-") {
+			break
+		}
+		name, _, hasEq := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		i++
+		if takes[name] && !hasEq {
+			i++
+		}
+	}
+	if i >= len(args) {
+		return args
+	}
+	var cmd *cli.Command
+	for _, c := range app.Commands {
+		if c.HasName(args[i]) {
+			cmd = c
+		}
+	}
+	if cmd == nil {
+		return args
+	}
+	local := map[string]bool{}
+	var collect func(*cli.Command)
+	collect = func(c *cli.Command) {
+		for _, f := range c.Flags {
+			for _, n := range f.Names() {
+				local[n] = !isBool(f)
+			}
+		}
+		for _, s := range c.Subcommands {
+			collect(s)
+		}
+	}
+	collect(cmd)
+	head := append([]string{}, args[:i]...)
+	var rest []string
+	for j := i; j < len(args); j++ {
+		a := args[j]
+		if a == "--" {
+			rest = append(rest, args[j:]...)
+			break
+		}
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			rest = append(rest, a)
+			continue
+		}
+		name, _, hasEq := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if v, ok := local[name]; ok {
+			rest = append(rest, a)
+			if v && !hasEq && j+1 < len(args) {
+				rest = append(rest, args[j+1])
+				j++
+			}
+			continue
+		}
+		if v, ok := takes[name]; ok {
+			head = append(head[:1], append([]string{a}, head[1:]...)...)
+			if v && !hasEq && j+1 < len(args) {
+				head = append(head[:2], append([]string{args[j+1]}, head[2:]...)...)
+				j++
+			}
+			continue
+		}
+		rest = append(rest, a)
+	}
+	return append(head, rest...)
+}
+
+func isBool(f cli.Flag) bool {
+	_, ok := f.(*cli.BoolFlag)
+	return ok
+}
+
+// staging directories of the runs in flight, removed on a forced exit.
+var (
+	stagingMu   sync.Mutex
+	stagingDirs = map[string]bool{}
+)
+
+func cleanupStaging() {
+	stagingMu.Lock()
+	defer stagingMu.Unlock()
+	for d := range stagingDirs {
+		os.RemoveAll(d)
+	}
 }

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"image"
+	"image/png"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +16,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/grefine/grefine/engine/cuda"
+	"github.com/grefine/grefine/internal/npy"
+	"github.com/grefine/grefine/pipeline"
 	"github.com/grefine/grefine/pipeline/imageio"
 )
 
@@ -80,7 +85,7 @@ func TestParseJSONContract(t *testing.T) {
 	assert.Equal(t, 2, code)
 	assert.Contains(t, errOut, "one PROMPT")
 	_, errOut, code = run(t, "parse", "bad \xff")
-	assert.Equal(t, 1, code)
+	assert.Equal(t, 2, code)
 	assert.Contains(t, strings.ToLower(errOut), "utf-8")
 }
 
@@ -113,11 +118,11 @@ func TestAssessBadInputs(t *testing.T) {
 		code int
 		msg  string
 	}{
-		{"missing image", []string{"--image", filepath.Join(dir, "nope.png"), "--prompt", "x"}, 1, "no such file"},
-		{"corrupt image", []string{"--image", corrupt, "--prompt", "x"}, 1, "cannot decode"},
+		{"missing image", []string{"--image", filepath.Join(dir, "nope.png"), "--prompt", "x"}, 2, "no such file"},
+		{"corrupt image", []string{"--image", corrupt, "--prompt", "x"}, 2, "cannot decode"},
 		{"no prompt flag", []string{"--image", corrupt}, 2, "--prompt is required"},
 		{"nothing", nil, 2, "give --image"},
-		{"bad utf8", []string{"--image", filepath.Join("..", "..", "testdata", "images", "sample.png"), "--prompt", "a \xff"}, 1, "UTF-8"},
+		{"bad utf8", []string{"--image", filepath.Join("..", "..", "testdata", "images", "sample.png"), "--prompt", "a \xff"}, 2, "UTF-8"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := filepath.Join(dir, tc.name)
@@ -132,7 +137,8 @@ func TestAssessBadInputs(t *testing.T) {
 func TestAssessBatch(t *testing.T) {
 	requireORT(t)
 	dir := t.TempDir()
-	img := filepath.Join("..", "..", "testdata", "images", "sample.png")
+	img, err := filepath.Abs(filepath.Join("..", "..", "testdata", "images", "sample.png"))
+	require.NoError(t, err)
 	list := filepath.Join(dir, "list.jsonl")
 	lines := `{"image": "` + img + `", "prompt": "a cat on a sofa", "id": "one"}
 {"image": "` + filepath.Join(dir, "missing.png") + `", "prompt": "x"}
@@ -145,14 +151,19 @@ func TestAssessBatch(t *testing.T) {
 	assert.Contains(t, errOut, "1 of 3 images failed")
 	rows := strings.Split(strings.TrimSpace(out), "\n")
 	require.Len(t, rows, 3)
-	var first, second, third batchLine
+	type line struct {
+		ID     string
+		Error  string
+		Report *struct{ A *float32 }
+	}
+	var first, second, third line
 	require.NoError(t, json.Unmarshal([]byte(rows[0]), &first))
 	require.NoError(t, json.Unmarshal([]byte(rows[1]), &second))
 	require.NoError(t, json.Unmarshal([]byte(rows[2]), &third))
 	assert.Equal(t, "one", first.ID)
 	assert.NotNil(t, first.Report)
 	assert.NotEmpty(t, second.Error)
-	assert.Equal(t, "0003", third.ID)
+	assert.Equal(t, "line-0004", third.ID, "automatic ids are line numbers")
 	assert.Nil(t, third.Report.A, "empty prompt: alignment skipped")
 	assert.FileExists(t, filepath.Join(dir, "out", "one", "report.json"))
 	_, errOut, code = run(t, "assess", "--batch", list, "--image", img, "--out", dir)
@@ -184,7 +195,7 @@ func TestRefineCLI(t *testing.T) {
 	require.NoError(t, os.WriteFile(small, mustPNG(t, 32, 32), 0o644))
 	out2 := filepath.Join(dir, "small-out")
 	_, errOut, code = run(t, "refine", "--image", small, "--prompt", "a cat", "--out", out2, "--quiet")
-	assert.Equal(t, 1, code)
+	assert.Equal(t, 2, code)
 	assert.Contains(t, errOut, "too small")
 	assert.NoFileExists(t, filepath.Join(out2, "refined.png"))
 	_, errOut, code = run(t, "refine", "--image", img, "--prompt", "x", "--out", out2, "--long-side", "1024")
@@ -212,8 +223,8 @@ func TestAssessDeviceCUDA(t *testing.T) {
 	img := filepath.Join("..", "..", "testdata", "images", "sample.png")
 	_, errOut, code := run(t, "--device", "cuda", "assess", "--image", img, "--prompt", "a cat", "--out", dir)
 	if d, err := cuda.Open(cuda.Options{}); err != nil {
-		assert.Equal(t, 1, code)
-		assert.Contains(t, errOut, "--device cuda: engine: unavailable")
+		assert.Equal(t, 69, code, errOut)
+		assert.Contains(t, errOut, "device cuda: engine: unavailable")
 		assert.NoFileExists(t, filepath.Join(dir, "report.json"))
 	} else {
 		d.Close()
@@ -240,4 +251,98 @@ func TestRefineHighQualityPassThrough(t *testing.T) {
 	got, err := imageio.ReadFile(filepath.Join(dir, "refined.png"), imageio.DefaultLimits)
 	require.NoError(t, err)
 	assert.Equal(t, in.Pix, got.Pix)
+}
+
+// TestMapsReadBack: the binary mask and the .npy maps on disk equal the pipeline's
+// in-memory result for the same inputs.
+func TestMapsReadBack(t *testing.T) {
+	requireORT(t)
+	dir := t.TempDir()
+	img := filepath.Join("..", "..", "testdata", "images", "sample.png")
+	prompt := "Mr. Beans wearing sun glasses with blue doctor suit and stripe tie"
+	_, errOut, code := run(t, "assess", "--image", img, "--prompt", prompt, "--out", dir, "--save-maps")
+	require.Equal(t, 0, code, errOut)
+
+	p, err := pipeline.Open(context.Background(), pipeline.Config{Models: tiny, AssessOnly: true})
+	require.NoError(t, err)
+	defer p.Close()
+	in, err := imageio.ReadFile(img, imageio.DefaultLimits)
+	require.NoError(t, err)
+	a, err := p.Assess(context.Background(), pipeline.Request{Image: in, Prompt: prompt})
+	require.NoError(t, err)
+
+	for name, want := range map[string][]float32{"p_map.npy": a.PMap, "a_map.npy": a.AMap, "mask.npy": a.Mask} {
+		arr, err := npy.ReadFile(filepath.Join(dir, name))
+		require.NoError(t, err, name)
+		assert.Equal(t, []int64{int64(in.H), int64(in.W)}, arr.Shape, name)
+		assert.Equal(t, want, arr.F32, name)
+	}
+	for name, want := range map[string][]float32{"mask.png": a.Mask, "p_mask.png": a.PerceptualMask, "a_mask.png": a.AlignMask} {
+		f, err := os.Open(filepath.Join(dir, name))
+		require.NoError(t, err)
+		m, err := png.Decode(f)
+		f.Close()
+		require.NoError(t, err, name)
+		g, ok := m.(*image.Gray)
+		require.True(t, ok, "%s is 8-bit grayscale, got %T", name, m)
+		require.Equal(t, image.Rect(0, 0, in.W, in.H), g.Bounds(), name)
+		ones := 0
+		for i, v := range want {
+			exp := uint8(0)
+			if v >= 0.5 {
+				exp, ones = 255, ones+1
+			}
+			require.Equal(t, exp, g.Pix[i], "%s pixel %d", name, i)
+		}
+		t.Logf("%s: %d of %d pixels set", name, ones, len(want))
+	}
+	var rep struct {
+		MaskFraction float64 `json:"mask_fraction"`
+		Input        struct {
+			PixelSHA256 string `json:"pixel_sha256"`
+		}
+		File struct {
+			FileSHA256 string `json:"file_sha256"`
+		}
+		Params pipeline.Params
+		Setup  pipeline.Setup
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "report.json"))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &rep))
+	assert.InDelta(t, a.MaskFraction, rep.MaskFraction, 1e-7)
+	assert.Equal(t, a.Input.PixelSHA256, rep.Input.PixelSHA256)
+	assert.Len(t, rep.File.FileSHA256, 64)
+	assert.Equal(t, p.DefaultParams(), rep.Params, "the report carries every setting used")
+	assert.Equal(t, "ort", rep.Setup.Backend)
+}
+
+// TestRefineBatch refines a JSONL of several images in one process (one model load), one
+// sub-folder per id, and each equals the single refine of the same inputs.
+func TestRefineBatch(t *testing.T) {
+	requireORT(t)
+	dir := t.TempDir()
+	src, err := imageio.ReadFile(filepath.Join("..", "..", "testdata", "images", "sample.png"), imageio.DefaultLimits)
+	require.NoError(t, err)
+	for i, size := range [][2]int{{96, 64}, {64, 80}} {
+		require.NoError(t, imageio.WritePNG(filepath.Join(dir, fmt.Sprintf("in%d.png", i)), imageio.ResizeBicubicPIL(src, size[0], size[1]).Image()))
+	}
+	list := filepath.Join(dir, "list.jsonl")
+	require.NoError(t, os.WriteFile(list, []byte(`{"image": "in0.png", "prompt": "a red cat", "id": "a"}
+{"image": "in1.png", "prompt": "a blue dog", "id": "b", "params": {"seed": 5}}
+`), 0o644))
+	out, errOut, code := run(t, "refine", "--batch", list, "--out", filepath.Join(dir, "out"), "--steps1", "2", "--steps2", "2", "--quiet")
+	require.Equal(t, 0, code, errOut)
+	assert.Len(t, strings.Split(strings.TrimSpace(out), "\n"), 2)
+	for _, c := range []struct{ id, in, prompt, seed string }{{"a", "in0.png", "a red cat", "0"}, {"b", "in1.png", "a blue dog", "5"}} {
+		single := filepath.Join(dir, "single-"+c.id)
+		_, errOut, code := run(t, "refine", "--image", filepath.Join(dir, c.in), "--prompt", c.prompt, "--out", single,
+			"--steps1", "2", "--steps2", "2", "--seed", c.seed, "--quiet")
+		require.Equal(t, 0, code, errOut)
+		want, err := os.ReadFile(filepath.Join(single, "refined.png"))
+		require.NoError(t, err)
+		got, err := os.ReadFile(filepath.Join(dir, "out", c.id, "refined.png"))
+		require.NoError(t, err)
+		assert.Equal(t, want, got, "batch job %s equals the single refine", c.id)
+	}
 }

@@ -20,7 +20,7 @@ func parseCommand() *cli.Command {
 			"where start/end are token indices (end exclusive) and ancestor is the index of the\n" +
 			"ancestor part or -1.",
 		Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print the parts as JSON"}},
-		Action: func(c *cli.Context) error {
+		Action: action(1, func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return usagef("parse takes one PROMPT argument (quote it), got %d", c.NArg())
 			}
@@ -40,6 +40,14 @@ func parseCommand() *cli.Command {
 				fmt.Fprintln(c.App.Writer, string(b))
 				return nil
 			}
+			empty := true
+			for _, part := range res.Parts {
+				empty = empty && part.Text == ""
+			}
+			if empty {
+				fmt.Fprintln(c.App.Writer, "no parts: the prompt has no words left after removing stopwords and punctuation")
+				return nil
+			}
 			for i, part := range res.Parts {
 				words := make([]string, 0, part.End-part.Start)
 				for _, t := range res.Tokens[part.Start:part.End] {
@@ -52,6 +60,6 @@ func parseCommand() *cli.Command {
 				fmt.Fprintf(c.App.Writer, "%d\t%q\tnoun=%q\tancestor=%s\ttokens=[%d,%d) %s\n", i, part.Text, part.Noun, anc, part.Start, part.End, strings.Join(words, " "))
 			}
 			return nil
-		},
+		}),
 	}
 }

@@ -31,7 +31,7 @@ func plansCommand() *cli.Command {
 				&cli.StringFlag{Name: "timing-cache", Usage: "TensorRT timing cache file shared by builds"},
 				&cli.IntFlag{Name: "opt-level", Usage: "TensorRT builder optimisation level 1-5 (0: default)"},
 			},
-			Action: func(c *cli.Context) error {
+			Action: action(0, func(c *cli.Context) error {
 				log := zerolog.Ctx(c.Context)
 				b := trt.New(trt.Options{Lib: c.String("trt-lib"), Logger: *log})
 				defer b.Close()
@@ -45,7 +45,7 @@ func plansCommand() *cli.Command {
 				})
 				fmt.Fprint(c.App.Writer, strings.TrimRight(rep.String(), "\n")+"\n")
 				return err
-			},
+			}),
 		}},
 	}
 }

@@ -20,6 +20,7 @@ type progress struct {
 	done  int
 	start time.Time
 	quiet bool
+	ended bool
 }
 
 // newProgress draws on w only when w is a terminal (a log file gets no carriage-return
@@ -47,6 +48,9 @@ func (p *progress) draw() {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.ended {
+		return
+	}
 	const width = 30
 	filled := width * p.done / p.total
 	el := time.Since(p.start).Seconds()
@@ -58,8 +62,24 @@ func (p *progress) draw() {
 }
 
 // Finish ends the line.
-func (p *progress) Finish() {
-	if !p.quiet && p.total > 0 {
+func (p *progress) Finish() { p.Abort() }
+
+// Abort ends a drawn line so that what follows (an error) starts on its own line.
+func (p *progress) Abort() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.quiet && p.total > 0 && !p.ended {
 		fmt.Fprintln(p.w)
+		p.ended = true
 	}
+}
+
+// Clear erases the drawn line (before other output goes to the terminal).
+func (p *progress) Clear() {
+	if p.quiet || p.total <= 0 {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.w, "\r%s\r", strings.Repeat(" ", 72))
 }

@@ -250,3 +250,16 @@ func TestFusedMaskIsUnionOfMasks(t *testing.T) {
 		assert.Equal(t, fused.PMap, perc.PMap, "P does not depend on the alignment map")
 	}
 }
+
+func TestOpsScaleCopiesAndDevices(t *testing.T) {
+	var o Ops
+	x, _ := engine.FromFloat32(engine.Shape{1, 1, 1, 3}, []float32{1, -2, 0.1})
+	out, _ := engine.NewHostTensor(engine.Float32, engine.Shape{2, 1, 1, 3})
+	require.NoError(t, o.ScaleCopies(0.5, x, out))
+	want := []float32{0.5, -1, float32(float64(float32(0.1)) * 0.5)}
+	assert.Equal(t, append(want, want...), out.F32)
+	bad, _ := engine.NewHostTensor(engine.Float32, engine.Shape{1, 1, 1, 4})
+	assert.ErrorIs(t, o.ScaleCopies(1, x, bad), engine.ErrShape)
+	assert.ErrorIs(t, o.InpaintInput(1, &fakeTensor{}, x, x, x), engine.ErrDevice, "a foreign tensor is refused")
+	assert.Equal(t, engine.CopyStats{}, o.Copies())
+}

@@ -1,18 +1,17 @@
 package modelset
 
 import (
-	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/grefine/grefine/internal/files"
 
 	"github.com/grefine/grefine/engine"
 )
@@ -82,6 +81,20 @@ type Set struct {
 
 // Load reads dir/models.json and verifies the set.
 func Load(dir string, opts Options) (*Set, error) {
+	m, err := ReadManifest(dir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Set{Dir: dir, Manifest: *m}
+	if err := s.verify(opts); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// ReadManifest reads and parses dir/models.json without verifying any file: cheap, for
+// checks that must come before the expensive ones (is the set tiny?).
+func ReadManifest(dir string) (*Manifest, error) {
 	b, err := os.ReadFile(filepath.Join(dir, ManifestName))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -98,11 +111,7 @@ func Load(dir string, opts Options) (*Set, error) {
 	if m.Format != FormatVersion {
 		return nil, fmt.Errorf("%w: format %d, this grefine reads format %d", ErrManifest, m.Format, FormatVersion)
 	}
-	s := &Set{Dir: dir, Manifest: m}
-	if err := s.verify(opts); err != nil {
-		return nil, err
-	}
-	return s, nil
+	return &m, nil
 }
 
 func (s *Set) verify(opts Options) error {
@@ -289,19 +298,8 @@ func (s *Set) Constant(name string) (*engine.HostTensor, error) {
 	return engine.FromFloat32(c.Shape, data)
 }
 
-// FileSHA256 hashes a file, lowercase hex.
-func FileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
+// FileSHA256 hashes a file, lowercase hex (files.SHA256).
+func FileSHA256(path string) (string, error) { return files.SHA256(path) }
 
 func sortedKeys[V any](m map[string]V) []string {
 	ks := make([]string, 0, len(m))

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -135,6 +136,14 @@ func TestParityWithPythonReference(t *testing.T) {
 				}
 			}
 			assert.LessOrEqual(t, flips, c.Margins.MFragile, "mask pixels differ beyond the fragile ones")
+			// The report's mask fraction counts the repair mask (both kinds of defect), and
+			// the mask is exactly the union of its perceptual and alignment parts.
+			n := 0
+			for i, v := range rep.Mask {
+				n += int(v)
+				require.Equal(t, max(rep.PerceptualMask[i], rep.AlignMask[i]), v)
+			}
+			assert.InDelta(t, float64(n)/float64(len(rep.Mask)), float64(rep.MaskFraction), 1e-6, "mask fraction")
 			t.Logf("max abs: P %.3g, A %.3g, part scores %.3g; p %.3g a %.3g; mask pixels differing %d (fragile %d)",
 				eP, eA, worstScore, math.Abs(c.Scores.P-float64(rep.P)), math.Abs(*c.Scores.A-float64(*rep.A)), flips, c.Margins.MFragile)
 		})
@@ -209,5 +218,29 @@ func TestConcurrentAssess(t *testing.T) {
 		assert.Equal(t, *want[res.p].A, *res.r.A)
 		assert.Equal(t, want[res.p].AMap, res.r.AMap)
 		assert.Equal(t, want[res.p].Mask, res.r.Mask)
+	}
+}
+
+// TestTruncationNoteCountsTemplatedTexts: a 74-token prompt fits CLIP's 75 text tokens
+// alone, but not inside the templates ("a bad photo of a {}."): the note says so.
+func TestTruncationNoteCountsTemplatedTexts(t *testing.T) {
+	prompt := strings.TrimSpace(strings.Repeat("red ", 74))
+	a := newTiny(t, fixedParser{prompt: nil})
+	rep, err := a.Assess(context.Background(), imageio.NewRGB8(40, 30), prompt)
+	require.NoError(t, err)
+	var note string
+	for _, n := range rep.Notes {
+		if strings.Contains(n, "templated texts") {
+			note = n
+		}
+	}
+	require.NotEmpty(t, note, "notes: %v", rep.Notes)
+	assert.Contains(t, note, "the prompt is cut")
+	assert.Regexp(t, `in \d+ of \d+ templated texts, losing up to \d+ tokens`, note)
+	short, err := a.Assess(context.Background(), imageio.NewRGB8(40, 30), "red")
+	if err == nil {
+		for _, n := range short.Notes {
+			assert.NotContains(t, n, "templated texts")
+		}
 	}
 }

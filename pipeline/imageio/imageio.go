@@ -1,7 +1,6 @@
 package imageio
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -13,11 +12,15 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
+
+	"github.com/grefine/grefine/internal/files"
 )
 
 // Errors wrapped by this package.
 var (
 	ErrDecode = errors.New("imageio: cannot decode image")
+	ErrRead   = errors.New("imageio: cannot read image")
 	ErrLimit  = errors.New("imageio: image outside limits")
 )
 
@@ -49,26 +52,40 @@ func (m *RGB8) At(x, y int) (r, g, b uint8) {
 
 // ReadFile decodes an image file with the given limits.
 func ReadFile(path string, lim Limits) (*RGB8, error) {
-	f, err := os.Open(path)
+	data, err := ReadBytes(path, lim)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrDecode, err)
+		return nil, err
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrDecode, err)
-	}
-	if st.IsDir() {
-		return nil, fmt.Errorf("%w: %s is a directory", ErrDecode, path)
-	}
-	if lim.MaxBytes > 0 && st.Size() > lim.MaxBytes {
-		return nil, fmt.Errorf("%w: %s is %d bytes, the limit is %d", ErrLimit, path, st.Size(), lim.MaxBytes)
-	}
-	img, err := Decode(f, lim)
+	img, err := Decode(bytes.NewReader(data), lim)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", filepath.Base(path), err)
 	}
 	return img, nil
+}
+
+// ReadBytes reads an image file's bytes, refusing directories and files over
+// lim.MaxBytes before reading them (ErrRead, ErrLimit).
+func ReadBytes(path string, lim Limits) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrRead, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrRead, err)
+	}
+	if st.IsDir() {
+		return nil, fmt.Errorf("%w: %s is a directory", ErrRead, path)
+	}
+	if lim.MaxBytes > 0 && st.Size() > lim.MaxBytes {
+		return nil, fmt.Errorf("%w: %s is %d bytes, the limit is %d", ErrLimit, path, st.Size(), lim.MaxBytes)
+	}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrRead, path, err)
+	}
+	return data, nil
 }
 
 // Decode reads an image, enforcing lim before decoding pixels.
@@ -96,7 +113,11 @@ func Decode(r io.Reader, lim Limits) (*RGB8, error) {
 	}
 	img, _, err := image.Decode(bytes.NewReader(data))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrDecode, format, err)
+		msg := err.Error()
+		if !strings.HasPrefix(msg, format+":") { // the decoders prefix their own name
+			msg = format + ": " + msg
+		}
+		return nil, fmt.Errorf("%w: %s", ErrDecode, msg)
 	}
 	return ToRGB8(img), nil
 }
@@ -195,46 +216,10 @@ func EncodeJPEG(w io.Writer, m *RGB8, quality int) error {
 
 // WritePNG encodes img as PNG to path atomically.
 func WritePNG(path string, img image.Image) error {
-	return WriteAtomic(path, func(w io.Writer) error { return png.Encode(w, img) })
+	return files.WriteAtomic(path, func(w io.Writer) error { return png.Encode(w, img) })
 }
 
 // WriteJPEG encodes img as JPEG (quality 1-100) to path atomically.
 func WriteJPEG(path string, img image.Image, quality int) error {
-	return WriteAtomic(path, func(w io.Writer) error { return jpeg.Encode(w, img, &jpeg.Options{Quality: quality}) })
-}
-
-// WriteAtomic writes a file through a temporary file in the same directory, then renames
-// it into place. On any error the temporary file is removed and path is left untouched.
-func WriteAtomic(path string, write func(io.Writer) error) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("imageio: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	bw := bufio.NewWriter(tmp)
-	if err = write(bw); err != nil {
-		return fmt.Errorf("imageio: writing %s: %w", path, err)
-	}
-	if err = bw.Flush(); err != nil {
-		return fmt.Errorf("imageio: writing %s: %w", path, err)
-	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("imageio: %w", err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("imageio: %w", err)
-	}
-	if err = os.Chmod(tmp.Name(), 0o644); err != nil {
-		return fmt.Errorf("imageio: %w", err)
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("imageio: %w", err)
-	}
-	return nil
+	return files.WriteAtomic(path, func(w io.Writer) error { return jpeg.Encode(w, img, &jpeg.Options{Quality: quality}) })
 }

@@ -15,8 +15,8 @@
 // latent mean of the image (times vae_scale) and ε seeded Gaussian noise. Every step:
 // UNet input [scale_in·x | mask | masked-image latents] duplicated for classifier-free
 // guidance (zero negative embeddings, SDXL time ids (h, w, 0, 0, h, w)), then the fused
-// CFG + Euler step + masked latent blending (engine/cpu.BlendStep, the reference of the
-// CUDA kernel): outside the mask the latents are reset to the original latents noised to
+// CFG + Euler step + masked latent blending (Ops.BlendStep: engine/cpu's reference or
+// the CUDA kernel): outside the mask the latents are reset to the original latents noised to
 // the next timestep. After decoding, pixels outside the mask are taken from the input.
 // Both switches (MaskedBlend, PastePixels) default on; diffusers' 9-channel pipeline does
 // neither, so the parity test turns them off.
@@ -37,4 +37,14 @@
 //
 // Seeds make runs reproducible: the same seed, inputs and model set give the same bytes.
 // Cancelling the context stops a stage between UNet calls.
+//
+// # Devices
+//
+// The denoising loops' non-network work (the stage-1 9-channel input, the stage-2
+// scaled input, CFG + scheduler step + blending) runs through Ops over engine tensors:
+// engine/cpu.Ops on host tensors (the reference; no copies) or engine/cuda.Ops on a
+// CUDA stream (Request.Ops). The latents, noise and masks stay on that device for the
+// whole loop; while the engines run on ONNX Runtime on the CPU, each step copies the UNet
+// input down and the noise prediction up, and Ops.Copies counts them. The VAE scaling,
+// resizes, the colour fix and the paste run once per stage on the host.
 package refine

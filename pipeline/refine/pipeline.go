@@ -24,6 +24,8 @@ type Request struct {
 	// emphasis; Parsed nil means no emphasis.
 	Parsed    *syntax.Result
 	Defective []int
+	// Ops runs the denoising loops' non-network work (nil: engine/cpu, host tensors).
+	Ops Ops
 }
 
 // StageReport says what a stage did.
@@ -95,7 +97,7 @@ func (r *Refiner) Refine(ctx context.Context, req Request, onStep StepFunc) (*Re
 		res.Stage2.Reason = "disabled"
 	} else {
 		t0 := time.Now()
-		out, rep, err := r.refineStage2(ctx, cur, req.Prompt, onStep)
+		out, rep, err := r.refineStage2(ctx, cur, req.Prompt, req.Ops, onStep)
 		if err != nil {
 			return nil, err
 		}
@@ -150,7 +152,7 @@ func (r *Refiner) refineStage1(ctx context.Context, req Request, onStep StepFunc
 	}
 	rep.Truncated = cond.Truncated
 	out, err := r.Stage1(ctx, Stage1Args{Image: planar(work), Mask: mask, H: H, W: W, Cond: cond,
-		Strength: rep.Strength, Blend: r.cfg.MaskedBlend}, onStep)
+		Strength: rep.Strength, Blend: r.cfg.MaskedBlend, Ops: req.Ops}, onStep)
 	if err != nil {
 		return nil, rep, err
 	}
@@ -181,7 +183,7 @@ func (r *Refiner) Stage2Size(w, h int) (int, int) {
 	return max(int(fw)/f*f, f), max(int(fh)/f*f, f)
 }
 
-func (r *Refiner) refineStage2(ctx context.Context, img *imageio.RGB8, prompt string, onStep StepFunc) (*imageio.RGB8, StageReport, error) {
+func (r *Refiner) refineStage2(ctx context.Context, img *imageio.RGB8, prompt string, ops Ops, onStep StepFunc) (*imageio.RGB8, StageReport, error) {
 	rep := StageReport{Ran: true, Strength: r.cfg.Strength2, Steps: r.cfg.Steps2}
 	W, H := r.Stage2Size(img.W, img.H)
 	rep.Width, rep.Height = W, H
@@ -194,7 +196,7 @@ func (r *Refiner) refineStage2(ctx context.Context, img *imageio.RGB8, prompt st
 		return nil, rep, err
 	}
 	rep.Truncated = trunc
-	out, _, err := r.Stage2(ctx, Stage2Args{Image: planar(work), H: H, W: W, Hidden: hidden, Strength: rep.Strength}, onStep)
+	out, _, err := r.Stage2(ctx, Stage2Args{Image: planar(work), H: H, W: W, Hidden: hidden, Strength: rep.Strength, Ops: ops}, onStep)
 	if err != nil {
 		return nil, rep, err
 	}

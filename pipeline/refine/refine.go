@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/grefine/grefine/engine"
-	"github.com/grefine/grefine/engine/cpu"
 	"github.com/grefine/grefine/engine/modelset"
 	"github.com/grefine/grefine/pipeline/sched"
 	"github.com/grefine/grefine/pipeline/tokenizer"
@@ -21,8 +20,7 @@ var (
 )
 
 // engines of a full refiner, in opening order.
-var engineNames = []string{"sdxl_text_l", "sdxl_text_g", "sdxl_unet", "sdxl_vae_encoder", "sdxl_vae_decoder",
-	"pasd_text", "pasd_unet", "pasd_vae_encoder", "pasd_vae_decoder"}
+var engineNames = modelset.RefineEngines
 
 type sdxlConfig struct {
 	VAEScale       float64         `json:"vae_scale"`
@@ -57,7 +55,8 @@ type Refiner struct {
 	sched1 sched.Scheduler // prototypes; cloned per request
 	sched2 sched.Scheduler
 	eng    map[string]engine.Engine
-	view   bool // a With copy: shares the engines, Close does nothing
+	engDev string // the device the engines read
+	view   bool   // a With copy: shares the engines, Close does nothing
 }
 
 // Options for New.
@@ -84,7 +83,7 @@ func New(set *modelset.Set, b engine.Backend, opts Options) (*Refiner, error) {
 	if err := opts.Config.Validate(); err != nil {
 		return nil, err
 	}
-	r := &Refiner{cfg: opts.Config, eng: map[string]engine.Engine{}}
+	r := &Refiner{cfg: opts.Config, eng: map[string]engine.Engine{}, engDev: b.DeviceName()}
 	if err := set.Config("sdxl", &r.sdxl); err != nil {
 		return nil, err
 	}
@@ -240,30 +239,44 @@ func (r *Refiner) vaeDecode(ctx context.Context, name string, scale float64, z [
 	return img.F32, int(s[2]), int(s[3]), nil
 }
 
-// StepFunc observes the latents after each denoising step (tests, progress).
+// StepFunc observes the latents after each denoising step (tests, progress). latents is
+// nil when the loop runs on a device other than the cpu.
 type StepFunc func(stage string, step, total int, latents []float32)
 
-// loopSpec is one denoising loop: scheduler, conditioning and the UNet call.
+// loopSpec is one denoising loop: scheduler, conditioning and the UNet call. The
+// latents, init, noise and mask live on the ops' device.
 type loopSpec struct {
 	stage    string
 	sc       sched.Scheduler
 	start, N int
 	guidance float64
 	C, h, w  int
-	init     []float32 // clean latents (blending target)
-	noise    []float32
-	mask     []float32 // latent mask [h,w] for blending; nil = none
-	unet     func(ctx context.Context, x []float32, i int) ([]float32, error)
-	onStep   StepFunc
+	x        xfer
+	init     engine.Tensor // clean latents (blending target)
+	noise    engine.Tensor
+	mask     engine.Tensor // latent mask [1,1,h,w] for blending; nil = none
+	// unet returns the noise prediction [2,C,h,w] for latents x at step i, on the ops'
+	// device (the loop closes it).
+	unet   func(ctx context.Context, x engine.Tensor, i int) (engine.Tensor, error)
+	onStep StepFunc
 }
 
-// denoise runs steps start..N-1 from x (modified in place) with the fused CFG + step +
-// blending reference op.
-func denoise(ctx context.Context, l loopSpec, x []float32) error {
-	n := len(x)
+// denoise runs steps start..N-1 from x (updated in place) with the fused CFG + step +
+// blending op of the ops' device.
+func denoise(ctx context.Context, l loopSpec, x engine.Tensor) error {
+	ops := l.x.ops
+	shape := engine.Shape{1, int64(l.C), int64(l.h), int64(l.w)}
 	// Three buffers rotate: x0 of this step, and the two previous x0 (history).
-	bufs := [3][]float32{make([]float32, n), make([]float32, n), make([]float32, n)}
-	hist := [2][]float32{}
+	var bufs [3]engine.Tensor
+	defer func() { closeAll(bufs[:]...) }()
+	for k := range bufs {
+		b, err := ops.Zeros(shape)
+		if err != nil {
+			return err
+		}
+		bufs[k] = b
+	}
+	var hist [2]engine.Tensor
 	for i := l.start; i < l.N; i++ {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -272,25 +285,33 @@ func denoise(ctx context.Context, l loopSpec, x []float32) error {
 		if err != nil {
 			return err
 		}
-		if len(np) != 2*n {
-			return fmt.Errorf("refine: %s: UNet returned %d values, want %d", l.stage, len(np), 2*n)
+		if !np.Shape().Equal(engine.Shape{2, int64(l.C), int64(l.h), int64(l.w)}) {
+			np.Close()
+			return fmt.Errorf("refine: %s: UNet returned %v, want [2,%d,%d,%d]", l.stage, np.Shape(), l.C, l.h, l.w)
 		}
 		co, err := sched.Blend(l.sc, i, l.guidance)
 		if err != nil {
+			np.Close()
 			return err
 		}
-		in := cpu.BlendIn{NoisePred: np, X: x, Hist: hist}
+		in := engine.BlendTensors{NoisePred: np, X: x, Hist: hist}
 		if l.mask != nil {
 			in.Init, in.Noise, in.Mask = l.init, l.noise, l.mask
 		}
 		x0 := bufs[(i-l.start)%3]
-		if err := cpu.BlendStep(co, 1, l.C, l.h, l.w, in, x, x0); err != nil {
+		err = ops.BlendStep(co, in, x, x0)
+		np.Close()
+		if err != nil {
 			return err
 		}
 		// history for multistep solvers: hist[0] = this step's x0, hist[1] the one before
 		hist[1], hist[0] = hist[0], x0
 		if l.onStep != nil {
-			l.onStep(l.stage, i-l.start+1, l.N-l.start, x)
+			var lat []float32
+			if h, ok := x.(*engine.HostTensor); ok {
+				lat = h.F32 // host latents only: a device loop does not copy them back per step
+			}
+			l.onStep(l.stage, i-l.start+1, l.N-l.start, lat)
 		}
 	}
 	return nil

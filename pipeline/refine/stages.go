@@ -74,7 +74,20 @@ type Stage1Args struct {
 	Strength float64
 	Noise    []float32 // [C, h, w]; nil: Gaussian(cfg.Seed, 1)
 	Blend    bool      // masked latent blending
+	Ops      Ops       // the denoising loop's device (nil: engine/cpu)
 }
+
+func (a Stage1Args) opsOr() Ops { return opsOr(a.Ops) }
+
+func opsOr(o Ops) Ops {
+	if o == nil {
+		return cpu.Ops{}
+	}
+	return o
+}
+
+// xfer pairs the loop's ops with the engines' device.
+func (r *Refiner) xfer(o Ops) xfer { return xfer{ops: opsOr(o), eng: r.engDev} }
 
 // StageOut is a stage's result at its working resolution.
 type StageOut struct {
@@ -137,31 +150,55 @@ func (r *Refiner) Stage1(ctx context.Context, a Stage1Args, onStep StepFunc) (*S
 	hidden := f32(engine.Shape{2, ctxLen, int64(Dh)}, a.Cond.Hidden)
 	textEmb := f32(engine.Shape{2, int64(Dp)}, a.Cond.TextEmbeds)
 	ids := f32(engine.Shape{2, 6}, timeIDs)
-	in9 := make([]float32, 2*(2*C+1)*h*w)
+	// The loop's tensors live on the ops' device.
+	xf := r.xfer(a.Ops)
+	lat := engine.Shape{1, int64(C), int64(h), int64(w)}
+	var xT, zT, noiseT, maskT, zmT, in9T engine.Tensor
+	defer func() { closeAll(xT, zT, noiseT, maskT, zmT, in9T) }()
+	for _, u := range []struct {
+		dst   *engine.Tensor
+		shape engine.Shape
+		data  []float32
+	}{{&xT, lat, x}, {&zT, lat, z}, {&noiseT, lat, noise}, {&maskT, engine.Shape{1, 1, int64(h), int64(w)}, maskLat}, {&zmT, lat, zm}} {
+		if *u.dst, err = xf.upload(u.shape, u.data); err != nil {
+			return nil, err
+		}
+	}
+	if in9T, err = a.opsOr().Zeros(engine.Shape{2, int64(2*C + 1), int64(h), int64(w)}); err != nil {
+		return nil, err
+	}
 	l := loopSpec{stage: "stage1", sc: sc, start: start, N: N, guidance: r.cfg.Guidance1, C: C, h: h, w: w,
-		init: z, noise: noise, onStep: onStep,
-		unet: func(ctx context.Context, x []float32, i int) ([]float32, error) {
+		x: xf, init: zT, noise: noiseT, onStep: onStep,
+		unet: func(ctx context.Context, x engine.Tensor, i int) (engine.Tensor, error) {
 			s, err := sc.InputScale(i)
 			if err != nil {
 				return nil, err
 			}
-			if err := cpu.InpaintInput(1, C, h, w, float32(s), x, maskLat, zm, in9); err != nil {
+			if err := xf.ops.InpaintInput(float32(s), x, maskT, zmT, in9T); err != nil {
 				return nil, err
 			}
+			sample, done, err := xf.toEngine(in9T)
+			if err != nil {
+				return nil, err
+			}
+			defer done()
 			out, err := r.run(ctx, "sdxl_unet", map[string]engine.Tensor{
-				"sample":                f32(engine.Shape{2, int64(2*C + 1), int64(h), int64(w)}, in9),
+				"sample":                sample,
 				"timestep":              f32(engine.Shape{1}, []float32{float32(sc.Timesteps()[i])}),
 				"encoder_hidden_states": hidden, "text_embeds": textEmb, "time_ids": ids,
 			})
 			if err != nil {
 				return nil, err
 			}
-			return out["noise_pred"].F32, nil
+			return xf.fromEngine(out["noise_pred"])
 		}}
 	if a.Blend {
-		l.mask = maskLat
+		l.mask = maskT
 	}
-	if err := denoise(ctx, l, x); err != nil {
+	if err := denoise(ctx, l, xT); err != nil {
+		return nil, err
+	}
+	if x, err = xf.host(xT); err != nil {
 		return nil, err
 	}
 	img, H2, W2, err := r.vaeDecode(ctx, "sdxl_vae_decoder", r.sdxl.VAEScale, x, C, h, w)
@@ -199,6 +236,7 @@ type Stage2Args struct {
 	Hidden   []float32 // [2, 77, D] from EncodePASD
 	Strength float64
 	Noise    []float32 // [C, h, w]; nil: Gaussian(cfg.Seed, 2)
+	Ops      Ops       // the denoising loop's device (nil: engine/cpu)
 }
 
 // Stage2 runs PASD over the whole image and applies the wavelet colour fix.
@@ -234,27 +272,43 @@ func (r *Refiner) Stage2(ctx context.Context, a Stage2Args, onStep StepFunc) (ou
 	D := len(a.Hidden) / (2 * ctxLen)
 	hidden := f32(engine.Shape{2, ctxLen, int64(D)}, a.Hidden)
 	control := f32(engine.Shape{2, 3, int64(a.H), int64(a.W)}, append(append([]float32{}, a.Image...), a.Image...))
-	in := make([]float32, 2*C*h*w)
-	l := loopSpec{stage: "stage2", sc: sc, start: start, N: N, guidance: r.cfg.Guidance2, C: C, h: h, w: w, onStep: onStep,
-		unet: func(ctx context.Context, x []float32, i int) ([]float32, error) {
+	xf := r.xfer(a.Ops)
+	var xT, inT engine.Tensor
+	defer func() { closeAll(xT, inT) }()
+	if xT, err = xf.upload(engine.Shape{1, int64(C), int64(h), int64(w)}, x); err != nil {
+		return nil, nil, err
+	}
+	if inT, err = xf.ops.Zeros(engine.Shape{2, int64(C), int64(h), int64(w)}); err != nil {
+		return nil, nil, err
+	}
+	l := loopSpec{stage: "stage2", sc: sc, start: start, N: N, guidance: r.cfg.Guidance2, C: C, h: h, w: w, x: xf, onStep: onStep,
+		unet: func(ctx context.Context, x engine.Tensor, i int) (engine.Tensor, error) {
 			s, err := sc.InputScale(i)
 			if err != nil {
 				return nil, err
 			}
-			for j, v := range x {
-				in[j], in[len(x)+j] = float32(float64(v)*s), float32(float64(v)*s)
+			if err := xf.ops.ScaleCopies(s, x, inT); err != nil {
+				return nil, err
 			}
+			sample, done, err := xf.toEngine(inT)
+			if err != nil {
+				return nil, err
+			}
+			defer done()
 			out, err := r.run(ctx, "pasd_unet", map[string]engine.Tensor{
-				"sample":                f32(engine.Shape{2, int64(C), int64(h), int64(w)}, in),
+				"sample":                sample,
 				"timestep":              f32(engine.Shape{1}, []float32{float32(sc.Timesteps()[i])}),
 				"encoder_hidden_states": hidden, "control": control,
 			})
 			if err != nil {
 				return nil, err
 			}
-			return out["noise_pred"].F32, nil
+			return xf.fromEngine(out["noise_pred"])
 		}}
-	if err := denoise(ctx, l, x); err != nil {
+	if err := denoise(ctx, l, xT); err != nil {
+		return nil, nil, err
+	}
+	if x, err = xf.host(xT); err != nil {
 		return nil, nil, err
 	}
 	dec, H2, W2, err := r.vaeDecode(ctx, "pasd_vae_decoder", r.pasd.VAEScale, x, C, h, w)
