@@ -41,7 +41,10 @@ type Config struct {
 	// Opener, if set, opens the engines instead of the model set's ONNX files (a TensorRT
 	// plan repository).
 	Opener Opener
-	// Device runs the non-network operations: "cpu" (default) or "cuda".
+	// Device is "cpu" (default) or "cuda": with cuda the non-network operations run on the
+	// GPU (the map fusion kernel, the denoising loops' ops on a stream per slot) and, with
+	// the ort backend, the networks run on ONNX Runtime's CUDA execution provider (the GPU
+	// build that `make setup-gpu` installs).
 	Device string
 	// Threads bounds each engine's intra-op threads (0: the backend's default; at most
 	// MaxThreads).
@@ -164,7 +167,14 @@ func Open(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 		return nil, err
 	}
 	if p.backend = cfg.BackendInstance; p.backend == nil {
-		if p.backend, err = engine.NewBackend(cfg.Backend, cfg.BackendOptions); err != nil {
+		opts := map[string]string{}
+		for k, v := range cfg.BackendOptions {
+			opts[k] = v
+		}
+		if cfg.Backend == "ort" && cfg.Device == "cuda" && opts["device"] == "" {
+			opts["device"] = "cuda" // ONNX Runtime's CUDA execution provider (make setup-gpu)
+		}
+		if p.backend, err = engine.NewBackend(cfg.Backend, opts); err != nil {
 			return nil, err
 		}
 		p.ownB = true

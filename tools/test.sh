@@ -11,4 +11,6 @@ if [ -f tools/native.sh ]; then
 fi
 bash tools/lint.sh
 go test -count=1 ./... 2>&1 | tee /tmp/grefine-test.log
+# The pipeline's concurrency tests (two requests on two slots equal single calls) under the race detector.
+go test -count=1 -race ./pipeline/ 2>&1 | tee -a /tmp/grefine-test.log
 echo "test: ok"

@@ -30,7 +30,7 @@ func assessCommand() *cli.Command {
 			&cli.StringFlag{Name: "image", Usage: "image file (PNG, JPEG, GIF)"},
 			&cli.StringFlag{Name: "prompt", Usage: "the prompt the image was generated from ('' for none)"},
 			&cli.StringFlag{Name: "batch", Usage: "JSONL file of {image, prompt, id, params} lines instead of --image/--prompt"},
-			&cli.StringFlag{Name: "out", Usage: "output directory", Required: true},
+			&cli.StringFlag{Name: "out", Usage: "output directory (required)"},
 			&cli.BoolFlag{Name: "no-maps", Usage: "write only the JSON report"},
 			&cli.BoolFlag{Name: "save-maps", Usage: "also write the float maps as .npy"},
 			&cli.BoolFlag{Name: "quiet", Usage: "no progress bar"},
@@ -67,6 +67,9 @@ type request struct {
 // locked, probed).
 func prepare(c *cli.Context, refining bool) (*request, error) {
 	r := &request{imgs: map[int]*imageio.RGB8{}, files: map[int]fileInput{}}
+	if c.String("out") == "" {
+		return nil, usagef("--out DIR is required")
+	}
 	log := zerolog.Ctx(c.Context)
 	var err error
 	if c.String("batch") != "" {

@@ -30,7 +30,7 @@ func refineCommand() *cli.Command {
 			&cli.StringFlag{Name: "image", Usage: "image file (PNG, JPEG, GIF)"},
 			&cli.StringFlag{Name: "prompt", Usage: "the prompt the image was generated from ('' for none)"},
 			&cli.StringFlag{Name: "batch", Usage: "JSONL file of {image, prompt, id, params} lines instead of --image/--prompt"},
-			&cli.StringFlag{Name: "out", Usage: "output directory", Required: true},
+			&cli.StringFlag{Name: "out", Usage: "output directory (required)"},
 			&cli.BoolFlag{Name: "save-maps", Usage: "also write the quality maps, masks and their .npy files"},
 			&cli.BoolFlag{Name: "quiet", Usage: "no progress bars"},
 		}, paramFlags(true)...),
