@@ -130,8 +130,11 @@
 // {"warmup": true, ...} for a warm-up, {"info": {"description": ...}} about itself;
 // other lines are logs. It must exit 0 and time at least one request.
 // tools/bench_baseline.py is the shipped competitor: the PyTorch quality reference
-// (tools/export/quality_ref.py) for assess; it needs the exporter's venv (.venv, made by
-// `make fixtures`).
+// (tools/export/quality_ref.py) for assess, and for refine that plus diffusers'
+// StableDiffusionXLInpaintPipeline (stage 1) and a PyTorch PASD loop (stage 2) on the
+// tiny stand-ins; it needs the exporter's venv (.venv, made by `make fixtures`). Its
+// refine runs on the tiny set only, and neither side of an assess comparison should
+// cache text features (the reference has no cache: pass --no-feature-cache).
 //
 // # Compare (--compare OLD.json)
 //
