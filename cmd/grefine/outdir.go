@@ -13,7 +13,8 @@ import (
 // ownedNames are the files a run may write into an output directory; a run removes the
 // ones it did not write this time, so a directory never mixes files of two runs.
 var ownedNames = []string{"report.json", "refined.png", "p_map.png", "a_map.png", "mask.png", "overlay.png",
-	"p_mask.png", "a_mask.png", "p_map.npy", "a_map.npy", "mask.npy"}
+	"p_mask.png", "a_mask.png", "p_map.npy", "a_map.npy", "mask.npy",
+	"bench.json", "bench.md", "latency_cdf.png", "throughput.png", "gpu_timeline.png"}
 
 // outDir is an output directory held by one run: created if missing, locked
 // (flock on .grefine.lock, so two runs cannot write into one directory at once) and
