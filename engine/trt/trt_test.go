@@ -144,7 +144,7 @@ func TestVersionsAndDevice(t *testing.T) {
 	b := newBackend(t, trt.Options{})
 	v, err := b.Versions()
 	require.NoError(t, err)
-	assert.Equal(t, 1, v.ABI)
+	assert.Equal(t, 2, v.ABI, "ABI 2: device indices in the handles, host_memory")
 	assert.Equal(t, "11.1.0", v.Compiled.String())
 	assert.Equal(t, "10.16.0", v.Runtime.String())
 	assert.Equal(t, "tensorrt 10.16.0 (shim built against 11.1.0)", b.Version())
@@ -154,6 +154,30 @@ func TestVersionsAndDevice(t *testing.T) {
 	tg, err := b.Target()
 	require.NoError(t, err)
 	assert.Equal(t, trt.Target{GPU: "fake gpu 0", ComputeCapability: "9.0", TensorRT: "10.8.3"}, tg)
+}
+
+func TestDeviceIndex(t *testing.T) {
+	t.Setenv("GRF_FAKE_TRT_DEVICES", "2")
+	b := newBackend(t, trt.Options{Device: 1})
+	tg, err := b.Target()
+	require.NoError(t, err)
+	assert.Equal(t, "fake gpu 1", tg.GPU)
+	e := openAffine(t, b) // runtime, buffers and streams are created for device 1
+	in, xs, _ := affineInputs(t, b, 2)
+	out, err := e.Run(context.Background(), in)
+	require.NoError(t, err)
+	defer engine.CloseAll(out)
+	assert.Equal(t, xs[0]*2+1, download(t, b, out["y"]).F32[0])
+
+	// The shim refuses an index the machine does not have, at the first handle.
+	bad := trt.New(trt.Options{Lib: trttest.Lib(), Device: 5})
+	defer bad.Close()
+	_, err = bad.OpenPlan([]byte(affinePlan), engine.OpenOptions{Name: "x"})
+	assert.ErrorIs(t, err, engine.ErrUnavailable)
+	assert.ErrorContains(t, err, "device index out of range")
+	reg, err := engine.NewBackend("trt", map[string]string{"device": "x"})
+	assert.Nil(t, reg)
+	assert.ErrorContains(t, err, `device="x"`)
 }
 
 func TestNoDevice(t *testing.T) {
@@ -319,9 +343,13 @@ func TestSharedScratch(t *testing.T) {
 	require.NoError(t, err)
 	defer small.Close()
 	assert.Equal(t, int64(0), b.ScratchBytes())
+	_, err = small.Default() // its session in the default slot
+	require.NoError(t, err)
 	require.NoError(t, b.ReserveScratch())
 	assert.Equal(t, int64(100), b.ScratchBytes())
 	e := openAffine(t, b)
+	_, err = e.Default()
+	require.NoError(t, err)
 	require.NoError(t, b.ReserveScratch())
 	assert.Equal(t, e.DeviceMemorySize(-1), b.ScratchBytes())
 
