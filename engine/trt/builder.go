@@ -91,7 +91,9 @@ func (b *Backend) BuildPlan(ctx context.Context, req BuildRequest) ([]byte, erro
 		return nil, fmt.Errorf("%w: trt: build %s: no optimisation profile", engine.ErrModel, req.ONNXPath)
 	}
 	var h *C.grf_trt_builder
-	if err := call("builder create", func(e *C.char, n C.size_t) C.int32_t { return C.grf_trtl_builder_create(C.int32_t(b.opts.Device), &h, e, n) }); err != nil {
+	if err := call("builder create", func(e *C.char, n C.size_t) C.int32_t {
+		return C.grf_trtl_builder_create(C.int32_t(b.opts.Device), &h, e, n)
+	}); err != nil {
 		return nil, err
 	}
 	defer func() {
