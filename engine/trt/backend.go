@@ -186,6 +186,9 @@ func (b *Backend) Version() string {
 	if err != nil {
 		return ""
 	}
+	if b.HostMemory() {
+		return fmt.Sprintf("tensorrt emulator (abi %d, onnxruntime on the cpu)", v.ABI)
+	}
 	return fmt.Sprintf("tensorrt %s (shim built against %s)", v.Runtime, v.Compiled)
 }
 

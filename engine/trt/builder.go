@@ -54,6 +54,10 @@ type BuildRequest struct {
 	TimingCache string
 }
 
+// EmulatorVersion is Target.TensorRT on the emulator (libgrefine_trt_emu.so), which runs
+// no TensorRT: its plans never match a real TensorRT's.
+const EmulatorVersion = "emulator"
+
 // Target is the machine a plan is built for: GPU model and TensorRT version.
 type Target struct {
 	GPU               string
@@ -71,7 +75,11 @@ func (b *Backend) Target() (Target, error) {
 	if err != nil {
 		return Target{}, err
 	}
-	return Target{GPU: d.Name, ComputeCapability: d.ComputeCapability(), TensorRT: v.Runtime.String()}, nil
+	t := Target{GPU: d.Name, ComputeCapability: d.ComputeCapability(), TensorRT: v.Runtime.String()}
+	if d.HostMemory {
+		t.TensorRT = EmulatorVersion
+	}
+	return t, nil
 }
 
 // BuildPlan parses the ONNX file and builds a serialized plan. The native build cannot be

@@ -382,7 +382,11 @@ int32_t grf_trt_get_version(grf_trt_version_info *out, char *err, size_t errlen)
   NEED(out != NULL, "get_version: out is null");
   out->abi = GRF_TRT_ABI_VERSION;
   out->compiled_trt = FAKE_COMPILED_TRT;
+#ifdef GRF_TRT_EMU
+  out->runtime_trt = 0; /* no TensorRT runs here: engine/trt names the runtime "emulator" */
+#else
   out->runtime_trt = env_int("GRF_FAKE_TRT_VERSION", 101600);
+#endif
   out->cuda_runtime = 0;
   return GRF_TRT_OK;
 }

@@ -154,6 +154,8 @@ func TestEmulatorDevice(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "0.0", tg.ComputeCapability, "no GPU has compute capability 0.0: emulated plans never pass for real ones")
 	assert.Contains(t, tg.GPU, "cpu (tensorrt emulator on onnxruntime 1.")
+	assert.Equal(t, trt.EmulatorVersion, tg.TensorRT)
+	assert.Equal(t, "tensorrt emulator (abi 2, onnxruntime on the cpu)", b.Version())
 }
 
 // TestParityWithORT: every tiny engine, built into a plan by plans.BuildAll and opened
