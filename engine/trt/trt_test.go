@@ -15,11 +15,72 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/grefine/grefine/engine"
+	"github.com/grefine/grefine/engine/cuda"
 	"github.com/grefine/grefine/engine/trt"
 	"github.com/grefine/grefine/engine/trt/trttest"
 )
 
 func TestMain(m *testing.M) { os.Exit(trttest.Main(m)) }
+
+// engine/cuda's memory is what TensorRT binds: its device allocates session outputs and
+// its tensors are device tensors (checked at compile time; run on a GPU by gputest).
+var (
+	_ trt.Allocator    = (*cuda.Device)(nil)
+	_ trt.DeviceTensor = (*cuda.Tensor)(nil)
+	_ engine.Engine    = (*trt.Session)(nil)
+)
+
+// counter counts the outputs a session allocates.
+type counter struct {
+	next trt.Allocator
+	n    int
+}
+
+func (c *counter) Alloc(dt engine.DType, s engine.Shape) (engine.Tensor, error) {
+	c.n++
+	return c.next.Alloc(dt, s)
+}
+
+// TestAllocationCounts: Run allocates each output through the session's allocator;
+// RunInto with bound outputs allocates nothing, on any path (no shim buffer either).
+func TestAllocationCounts(t *testing.T) {
+	b := newBackend(t, trt.Options{})
+	e := openAffine(t, b)
+	slot, err := b.NewSlot(trt.SlotOptions{})
+	require.NoError(t, err)
+	defer slot.Close()
+	s, err := slot.Session(e)
+	require.NoError(t, err)
+	c := &counter{next: slot}
+	s.SetAllocator(c)
+	in, _, _ := affineInputs(t, b, 3)
+	for i := 0; i < 3; i++ {
+		out, err := s.Run(context.Background(), in)
+		require.NoError(t, err)
+		require.NoError(t, engine.CloseAll(out))
+	}
+	assert.Equal(t, 6, c.n, "two outputs per Run")
+	y := upload(t, b, mustHost(t, engine.Float32, engine.Shape{3, 3}))
+	ids := upload(t, b, mustHost(t, engine.Int32, engine.Shape{3, 4}))
+	outs := map[string]engine.Tensor{"y": y, "ids_out": ids}
+	require.NoError(t, s.RunInto(context.Background(), in, outs))
+	before := b.BufferAllocations()
+	for i := 0; i < 5; i++ {
+		require.NoError(t, s.RunInto(context.Background(), in, outs))
+	}
+	assert.Equal(t, 6, c.n, "RunInto allocates no output")
+	assert.Equal(t, before, b.BufferAllocations(), "and no shim buffer")
+
+	// The engine outlives neither its sessions nor its slot's order: closing it first is
+	// refused and changes nothing.
+	err = e.Close()
+	assert.ErrorIs(t, err, trt.ErrOrder)
+	require.NoError(t, s.RunInto(context.Background(), in, outs), "still usable after the refusal")
+	require.NoError(t, slot.Close())
+	require.NoError(t, e.Close())
+	_, err = slot.Session(e)
+	assert.ErrorIs(t, err, engine.ErrClosed)
+}
 
 // affinePlan: y = 2x+1 (float32), ids copied with +10 (int32); two profiles.
 const affinePlan = `grefine-fake-plan 1
