@@ -95,11 +95,12 @@ func New(opts Options) *Backend {
 func (b *Backend) Name() string { return "trt" }
 
 // DeviceName implements engine.Backend: the device whose tensors the engines read, "cuda";
-// "cpu" when the shim's memory is host memory (the emulator, see HostMemory). It is
-// "cuda" until Available has loaded the shim.
+// "cpu" when the shim's memory is host memory (the emulator, see HostMemory). It loads
+// the shim (Available) to know; without one it says "cuda".
 func (b *Backend) DeviceName() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	_ = b.availableLocked()
 	return b.devName
 }
 
@@ -109,6 +110,7 @@ func (b *Backend) DeviceName() string {
 func (b *Backend) HostMemory() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	_ = b.availableLocked()
 	return b.host
 }
 

@@ -449,3 +449,16 @@ func mustSpec(t *testing.T, name string) *plans.Spec {
 	t.Fatalf("no tiny spec %s", name)
 	return nil
 }
+
+// TestRegistryBackend: the backend a front end makes by name reaches the emulator.
+func TestRegistryBackend(t *testing.T) {
+	b, err := engine.NewBackend("trt", map[string]string{"lib": emutest.Lib(), "device": "0"})
+	require.NoError(t, err)
+	defer b.Close()
+	require.NoError(t, b.Available())
+	assert.Equal(t, "cpu", b.DeviceName())
+	bad, err := engine.NewBackend("trt", map[string]string{"lib": emutest.Lib(), "device": "1"})
+	require.NoError(t, err)
+	defer bad.Close()
+	assert.ErrorIs(t, bad.Available(), engine.ErrUnavailable, "the emulator has one device")
+}
