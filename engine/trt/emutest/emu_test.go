@@ -50,7 +50,7 @@ var shapes = map[string]map[string]engine.Shape{
 
 // randomInputs makes seeded inputs for engine name: floats in [-1,1), token ids with an
 // end-of-text token (49407) per row.
-func randomInputs(t *testing.T, set *modelset.Set, name string, seed int64) map[string]engine.Tensor {
+func randomInputs(t testing.TB, set *modelset.Set, name string, seed int64) map[string]engine.Tensor {
 	t.Helper()
 	rng := rand.New(rand.NewSource(seed))
 	in := map[string]engine.Tensor{}
@@ -102,7 +102,7 @@ var built struct {
 // tinyPlans returns a repository of the tiny set's plans built with the emulator, as
 // `grefine plans build --models testdata/models/tiny --trt-lib build/libgrefine_trt_emu.so`
 // builds it. Tests must not modify it (copy it first, see copyPlans).
-func tinyPlans(t *testing.T, b *trt.Backend) string {
+func tinyPlans(t testing.TB, b *trt.Backend) string {
 	t.Helper()
 	built.once.Do(func() {
 		built.dir, built.err = os.MkdirTemp("", "grefine-emu-plans-")
