@@ -354,10 +354,8 @@ func (b *Backend) Close() error {
 	}
 	b.closed = true
 	var slots []*Slot
-	for id, s := range b.slots {
-		if id != 0 {
-			slots = append(slots, s)
-		}
+	for _, s := range b.slots {
+		slots = append(slots, s)
 	}
 	for s := range b.anon {
 		slots = append(slots, s)
@@ -366,7 +364,6 @@ func (b *Backend) Close() error {
 	for e := range b.engines {
 		engines = append(engines, e)
 	}
-	def := b.def
 	b.mu.Unlock()
 	var first error
 	keep := func(err error) {
@@ -374,14 +371,13 @@ func (b *Backend) Close() error {
 			first = err
 		}
 	}
-	for _, s := range slots {
+	for _, s := range slots { // every session (execution context) first
 		keep(s.Close())
 	}
 	sort.Slice(engines, func(i, j int) bool { return engines[i].name < engines[j].name })
 	for _, e := range engines {
 		keep(e.Close())
 	}
-	keep(def.Close())
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.rt != nil {

@@ -504,6 +504,43 @@ func TestCloseOrder(t *testing.T) {
 	assert.NoError(t, nilBuffer.Close())
 }
 
+// TestBackendCloseOrder: Backend.Close closes every slot's sessions (default slot
+// included) before the engines and the runtime, whatever the caller left open; a borrowed
+// stream is left to its owner.
+func TestBackendCloseOrder(t *testing.T) {
+	b := trt.New(trt.Options{Lib: trttest.Lib()})
+	e, err := b.OpenPlan([]byte(affinePlan), engine.OpenOptions{Name: "one"})
+	require.NoError(t, err)
+	def, err := b.Slot(0)
+	require.NoError(t, err)
+	s0, err := def.Session(e) // a second session in the default slot
+	require.NoError(t, err)
+	s7, err := b.Slot(7)
+	require.NoError(t, err)
+	_, err = s7.Session(e)
+	require.NoError(t, err)
+	borrowed, err := b.NewSlot(trt.SlotOptions{Stream: def.Stream()})
+	require.NoError(t, err)
+	assert.Equal(t, def.Stream(), borrowed.Stream())
+	s9, err := borrowed.Session(e)
+	require.NoError(t, err)
+	in, xs, _ := affineInputs(t, b, 2)
+	out, err := s9.Run(context.Background(), in)
+	require.NoError(t, err)
+	assert.Equal(t, xs[1]*2+1, download(t, b, out["y"]).F32[1])
+	require.NoError(t, engine.CloseAll(out))
+	_, err = e.Run(context.Background(), in) // the default session
+	require.NoError(t, err)
+	assert.Equal(t, 4, e.Sessions())
+	require.NoError(t, borrowed.Close(), "does not destroy the default slot's stream")
+	require.NoError(t, s0.RunInto(context.Background(), in, map[string]engine.Tensor{
+		"y": upload(t, b, mustHost(t, engine.Float32, engine.Shape{2, 3})), "ids_out": upload(t, b, mustHost(t, engine.Int32, engine.Shape{2, 4}))}))
+	require.NoError(t, b.Close())
+	assert.Equal(t, 0, e.Sessions())
+	_, err = s0.Run(context.Background(), in)
+	assert.ErrorIs(t, err, engine.ErrClosed)
+}
+
 func TestConcurrentRuns(t *testing.T) {
 	b := newBackend(t, trt.Options{})
 	e := openAffine(t, b)
