@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -539,6 +540,26 @@ func TestBackendCloseOrder(t *testing.T) {
 	assert.Equal(t, 0, e.Sessions())
 	_, err = s0.Run(context.Background(), in)
 	assert.ErrorIs(t, err, engine.ErrClosed)
+}
+
+// TestScratchSharingDetected: below the Go API (which gives each slot its own scratch),
+// the fake and the emulator catch two concurrently running contexts sharing scratch
+// memory, and stay quiet when each has its own (cgo/trt/fake/scratch_race.c, two threads).
+func TestScratchSharingDetected(t *testing.T) {
+	src := filepath.Join(filepath.Dir(trttest.Source()), "scratch_race.c")
+	bin := filepath.Join(t.TempDir(), "scratch_race")
+	cc := os.Getenv("CC")
+	if cc == "" {
+		cc = "cc"
+	}
+	out, err := exec.Command(cc, "-std=c11", "-Wall", "-Wextra", "-Werror", "-I", filepath.Join(filepath.Dir(trttest.Source()), "..", "..", "include"),
+		src, "-o", bin, "-ldl", "-lpthread").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	for _, mode := range []string{"shared", "separate"} {
+		out, err := exec.Command(bin, trttest.Lib(), mode).CombinedOutput()
+		assert.NoError(t, err, "%s: %s", mode, out)
+		t.Logf("%s: %s", mode, strings.TrimSpace(string(out)))
+	}
 }
 
 func TestConcurrentRuns(t *testing.T) {
