@@ -137,38 +137,35 @@ func (b *Buffer) upload(t *engine.HostTensor) error {
 // copyIn copies src to the start of the buffer (len(src) <= Bytes), on the buffer's
 // stream, and waits.
 func (b *Buffer) copyIn(src []byte) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.h == nil {
-		return fmt.Errorf("%w: trt: upload to a closed buffer", engine.ErrClosed)
-	}
-	if int64(len(src)) > b.bytes {
-		return fmt.Errorf("%w: trt: upload of %d bytes into a %d-byte buffer", engine.ErrShape, len(src), b.bytes)
-	}
-	if len(src) == 0 {
-		return nil
-	}
-	return call("buffer upload", func(e *C.char, l C.size_t) C.int32_t {
-		return C.grf_trtl_buffer_upload(b.h, 0, unsafe.Pointer(&src[0]), C.int64_t(len(src)), C.uintptr_t(b.stream), e, l)
+	return b.hostCopy("upload", "into", src, func(h *C.grf_trt_buffer, p unsafe.Pointer, n C.int64_t, e *C.char, l C.size_t) C.int32_t {
+		return C.grf_trtl_buffer_upload(h, 0, p, n, C.uintptr_t(b.stream), e, l)
 	})
 }
 
 // copyOut copies the first len(dst) bytes of the buffer into dst, after the work queued
 // on the buffer's stream.
 func (b *Buffer) copyOut(dst []byte) error {
+	return b.hostCopy("download", "from", dst, func(h *C.grf_trt_buffer, p unsafe.Pointer, n C.int64_t, e *C.char, l C.size_t) C.int32_t {
+		return C.grf_trtl_buffer_download(h, 0, p, n, C.uintptr_t(b.stream), e, l)
+	})
+}
+
+// hostCopy checks a copy of host bytes to or from the buffer's start and makes it.
+func (b *Buffer) hostCopy(op, dir string, host []byte,
+	f func(*C.grf_trt_buffer, unsafe.Pointer, C.int64_t, *C.char, C.size_t) C.int32_t) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.h == nil {
-		return fmt.Errorf("%w: trt: download from a closed buffer", engine.ErrClosed)
+		return fmt.Errorf("%w: trt: %s %s a closed buffer", engine.ErrClosed, op, dir)
 	}
-	if int64(len(dst)) > b.bytes {
-		return fmt.Errorf("%w: trt: download of %d bytes from a %d-byte buffer", engine.ErrShape, len(dst), b.bytes)
+	if int64(len(host)) > b.bytes {
+		return fmt.Errorf("%w: trt: %s of %d bytes %s a %d-byte buffer", engine.ErrShape, op, len(host), dir, b.bytes)
 	}
-	if len(dst) == 0 {
+	if len(host) == 0 {
 		return nil
 	}
-	return call("buffer download", func(e *C.char, l C.size_t) C.int32_t {
-		return C.grf_trtl_buffer_download(b.h, 0, unsafe.Pointer(&dst[0]), C.int64_t(len(dst)), C.uintptr_t(b.stream), e, l)
+	return call("buffer "+op, func(e *C.char, l C.size_t) C.int32_t {
+		return f(b.h, unsafe.Pointer(&host[0]), C.int64_t(len(host)), e, l)
 	})
 }
 

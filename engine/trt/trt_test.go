@@ -31,17 +31,6 @@ var (
 	_ engine.Engine    = (*trt.Session)(nil)
 )
 
-// counter counts the outputs a session allocates.
-type counter struct {
-	next trt.Allocator
-	n    int
-}
-
-func (c *counter) Alloc(dt engine.DType, s engine.Shape) (engine.Tensor, error) {
-	c.n++
-	return c.next.Alloc(dt, s)
-}
-
 // TestAllocationCounts: Run allocates each output through the session's allocator;
 // RunInto with bound outputs allocates nothing, on any path (no shim buffer either).
 func TestAllocationCounts(t *testing.T) {
@@ -52,7 +41,7 @@ func TestAllocationCounts(t *testing.T) {
 	defer slot.Close()
 	s, err := slot.Session(e)
 	require.NoError(t, err)
-	c := &counter{next: slot}
+	c := &trttest.CountingAllocator{Next: slot}
 	s.SetAllocator(c)
 	in, _, _ := affineInputs(t, b, 3)
 	for i := 0; i < 3; i++ {
@@ -60,7 +49,7 @@ func TestAllocationCounts(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, engine.CloseAll(out))
 	}
-	assert.Equal(t, 6, c.n, "two outputs per Run")
+	assert.Equal(t, 6, c.Count(), "two outputs per Run")
 	y := upload(t, b, mustHost(t, engine.Float32, engine.Shape{3, 3}))
 	ids := upload(t, b, mustHost(t, engine.Int32, engine.Shape{3, 4}))
 	outs := map[string]engine.Tensor{"y": y, "ids_out": ids}
@@ -69,7 +58,7 @@ func TestAllocationCounts(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		require.NoError(t, s.RunInto(context.Background(), in, outs))
 	}
-	assert.Equal(t, 6, c.n, "RunInto allocates no output")
+	assert.Equal(t, 6, c.Count(), "RunInto allocates no output")
 	assert.Equal(t, before, b.BufferAllocations(), "and no shim buffer")
 
 	// The engine outlives neither its sessions nor its slot's order: closing it first is

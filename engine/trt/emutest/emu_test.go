@@ -18,6 +18,7 @@ import (
 	"github.com/grefine/grefine/engine/modelset"
 	"github.com/grefine/grefine/engine/trt"
 	"github.com/grefine/grefine/engine/trt/emutest"
+	"github.com/grefine/grefine/engine/trt/trttest"
 	"github.com/grefine/grefine/internal/testenv"
 	"github.com/grefine/grefine/plans"
 )
@@ -281,17 +282,6 @@ func TestSlotsConcurrent(t *testing.T) {
 	assert.ErrorIs(t, err, engine.ErrClosed)
 }
 
-// countingAllocator counts the output tensors a session allocates.
-type countingAllocator struct {
-	next  trt.Allocator
-	count int
-}
-
-func (c *countingAllocator) Alloc(dt engine.DType, shape engine.Shape) (engine.Tensor, error) {
-	c.count++
-	return c.next.Alloc(dt, shape)
-}
-
 // TestNoPerStepAllocation: with inputs and outputs bound once (RunInto), denoising steps
 // allocate no device memory (no shim buffer, no Allocator call) and replay one captured
 // CUDA graph; the first step captures.
@@ -303,7 +293,7 @@ func TestNoPerStepAllocation(t *testing.T) {
 	e, err := repo.OpenEngine(b, "sdxl_unet", engine.OpenOptions{Slot: 3})
 	require.NoError(t, err)
 	sess := e.(*trt.Session)
-	counter := &countingAllocator{next: sess.Slot()}
+	counter := &trttest.CountingAllocator{Next: sess.Slot()}
 	sess.SetAllocator(counter)
 
 	// Device-resident inputs and outputs (shim buffers), uploaded once.
@@ -326,7 +316,7 @@ func TestNoPerStepAllocation(t *testing.T) {
 		require.NoError(t, sess.RunInto(context.Background(), in, outs))
 	}
 	assert.Equal(t, before, b.BufferAllocations(), "no shim buffer allocated per step")
-	assert.Equal(t, 0, counter.count, "no output allocated per step")
+	assert.Equal(t, 0, counter.Count(), "no output allocated per step")
 	assert.Equal(t, steps, sess.Replays(), "every step after the first replays the captured graph")
 
 	// The counters do count: Run with host inputs stages them (once) and, on the emulator,
