@@ -410,3 +410,50 @@ class PasdRealExportTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class Fp16Test(unittest.TestCase):
+    """`export.py --precision fp16`: fp16 weights and compute inside the graph, float32 I/O
+    (the contract), the SDXL VAE kept fp32, and fp16-vs-fp32 parity within
+    common.FP16_TOL * max(1, max |fp32|) on the tiny set."""
+
+    def test_half_precision_wrapper(self):
+        torch.manual_seed(3)
+        m = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.GELU(), torch.nn.Linear(16, 4)).eval()
+        h = common.HalfPrecision(m)
+        x = torch.randn(5, 8)
+        self.assertEqual(h(x).dtype, torch.float32)
+        self.assertTrue(all(p.dtype == torch.float16 for p in h.parameters()))
+        self.assertTrue(all(p.dtype == torch.float32 for p in m.parameters()), "the original stays fp32")
+        rel = common.fp16_parity("lin", h, m, ["x"], ["y"], {"x": x})
+        self.assertLess(rel["y"], 1e-2)
+        other = torch.nn.Sequential(torch.nn.Linear(8, 4)).eval()  # a different network must fail
+        with self.assertRaises(common.ExportError):
+            common.fp16_parity("lin", h, other, ["x"], ["y"], {"x": x})
+
+    def test_tiny_fp16_export(self):
+        import onnx
+
+        import export
+
+        with tempfile.TemporaryDirectory() as out, tempfile.TemporaryDirectory() as img:
+            try:
+                rc = export.main(["--tiny", "--precision", "fp16", "--groups", "sdxl,pasd",
+                                  "--out", out, "--goldens", "", "--images", img])
+            finally:
+                common.PRECISION = "fp32"
+                common.FP32_ENGINES = {"sdxl_vae_encoder", "sdxl_vae_decoder"}
+            self.assertEqual(rc, 0)
+            with open(os.path.join(out, "models.json")) as f:
+                got = json.load(f)
+            with open(os.path.join(ROOT, "testdata", "models", "tiny", "models.json")) as f:
+                ref = json.load(f)
+            self.assertIn("--precision fp16", got["created_by"])
+            for name, e in got["engines"].items():
+                self.assertEqual((e["inputs"], e["outputs"]),
+                                 (ref["engines"][name]["inputs"], ref["engines"][name]["outputs"]),
+                                 f"{name}: the contract (float32 I/O) is unchanged")
+                m = onnx.load(os.path.join(out, e["file"]))
+                kinds = {t.data_type for t in m.graph.initializer if t.dims and np.prod(t.dims) > 1}
+                want = onnx.TensorProto.FLOAT if name in ("sdxl_vae_encoder", "sdxl_vae_decoder") else onnx.TensorProto.FLOAT16
+                self.assertEqual(kinds, {want}, f"{name}: weight dtypes")
