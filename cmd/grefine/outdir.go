@@ -70,8 +70,13 @@ func openOut(path string) (*outDir, error) {
 // stage returns the staging path of a file (sub may name a batch job's folder).
 func (o *outDir) stage(sub, name string) (string, error) {
 	d := filepath.Join(o.staging, sub)
-	if err := os.MkdirAll(d, 0o755); err != nil {
-		return "", err
+	stagingMu.Lock()
+	defer stagingMu.Unlock()
+	if stagingClosed {
+		return "", errInterrupted
+	}
+	if err := os.Mkdir(d, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		return "", err // never MkdirAll: a staging folder removed by a forced exit stays removed
 	}
 	return filepath.Join(d, name), nil
 }
