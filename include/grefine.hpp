@@ -221,24 +221,12 @@ class pipeline {
 
   assessment assess(const grefine_image &img, const std::string &prompt, const params &pr = params(),
                     progress_fn progress = nullptr) const {
-    char err[detail::errlen];
-    grefine_assessment *a = nullptr;
-    call c(pr, std::move(progress));
-    grefine_status st = grefine_assess(p_, &img, prompt.c_str(), &c.p, &a, err, sizeof err);
-    c.rethrow();
-    detail::check(st, err);
-    return assessment(a);
+    return run<assessment, grefine_assessment>(grefine_assess, img, prompt, pr, std::move(progress));
   }
 
   refinement refine(const grefine_image &img, const std::string &prompt, const params &pr = params(),
                     progress_fn progress = nullptr) const {
-    char err[detail::errlen];
-    grefine_refinement *r = nullptr;
-    call c(pr, std::move(progress));
-    grefine_status st = grefine_refine(p_, &img, prompt.c_str(), &c.p, &r, err, sizeof err);
-    c.rethrow();
-    detail::check(st, err);
-    return refinement(r);
+    return run<refinement, grefine_refinement>(grefine_refine, img, prompt, pr, std::move(progress));
   }
 
   // cancel: true if a call with that request id was in flight. Safe from any thread.
@@ -269,6 +257,17 @@ class pipeline {
     progress_fn fn;
     std::exception_ptr thrown;
   };
+  template <typename Out, typename C, typename Fn>
+  Out run(Fn fn, const grefine_image &img, const std::string &prompt, const params &pr, progress_fn progress) const {
+    char err[detail::errlen];
+    C *res = nullptr;
+    call c(pr, std::move(progress));
+    grefine_status st = fn(p_, &img, prompt.c_str(), &c.p, &res, err, sizeof err);
+    Out out(res);  // owned before anything can throw
+    c.rethrow();
+    detail::check(st, err);
+    return out;
+  }
   grefine_pipeline *p_ = nullptr;
 };
 

@@ -11,4 +11,5 @@ if [ -f tools/native.sh ]; then
 fi
 bash tools/lint.sh
 go test -count=1 ./... 2>&1 | tee /tmp/grefine-test.log
+bash tools/test-lib.sh  # libgrefine: C tests, examples vs the CLI
 echo "test: ok"

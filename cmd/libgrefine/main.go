@@ -112,53 +112,41 @@ func grf_lib_info(cp *C.grefine_pipeline, out **C.char, errbuf *C.char, errlen C
 func grf_lib_assess(cp *C.grefine_pipeline, ci *C.grefine_image, prompt *C.char, cparams *C.grefine_params,
 	out **C.grefine_assessment, errbuf *C.char, errlen C.size_t) (st C.int) {
 	defer guard(&st, errbuf, errlen)
-	if out == nil {
-		return fail(errbuf, errlen, inputf("grefine_assess: assessment (the out-parameter) is NULL"))
-	}
-	*out = nil
-	call, err := newCall("grefine_assess", cp, ci, prompt, cparams)
-	if err != nil {
-		return fail(errbuf, errlen, err)
-	}
-	defer call.done()
-	t0 := time.Now()
-	a, err := call.l.p.Assess(call.ctx, call.req)
-	ms := millis(t0)
-	if err != nil {
-		return fail(errbuf, errlen, err)
-	}
-	ca, err := assessmentToC(a, ms)
-	if err != nil {
-		return fail(errbuf, errlen, err)
-	}
-	*out = ca
-	return ok(errbuf, errlen)
+	return request("grefine_assess", "assessment", cp, ci, prompt, cparams, out, errbuf, errlen, (*pipeline.Pipeline).Assess, assessmentToC)
 }
 
 //export grf_lib_refine
 func grf_lib_refine(cp *C.grefine_pipeline, ci *C.grefine_image, prompt *C.char, cparams *C.grefine_params,
 	out **C.grefine_refinement, errbuf *C.char, errlen C.size_t) (st C.int) {
 	defer guard(&st, errbuf, errlen)
+	return request("grefine_refine", "refinement", cp, ci, prompt, cparams, out, errbuf, errlen, (*pipeline.Pipeline).Refine, refinementToC)
+}
+
+// request marshals one assess or refine call: arguments in, run on the pipeline, the
+// result copied into C memory.
+func request[R any, CR any](fn, what string, cp *C.grefine_pipeline, ci *C.grefine_image, prompt *C.char, cparams *C.grefine_params,
+	out **CR, errbuf *C.char, errlen C.size_t,
+	run func(*pipeline.Pipeline, context.Context, pipeline.Request) (R, error), toC func(R, float64) (*CR, error)) C.int {
 	if out == nil {
-		return fail(errbuf, errlen, inputf("grefine_refine: refinement (the out-parameter) is NULL"))
+		return fail(errbuf, errlen, inputf("%s: %s (the out-parameter) is NULL", fn, what))
 	}
 	*out = nil
-	call, err := newCall("grefine_refine", cp, ci, prompt, cparams)
+	call, err := newCall(fn, cp, ci, prompt, cparams)
 	if err != nil {
 		return fail(errbuf, errlen, err)
 	}
 	defer call.done()
 	t0 := time.Now()
-	r, err := call.l.p.Refine(call.ctx, call.req)
+	r, err := run(call.l.p, call.ctx, call.req)
 	ms := millis(t0)
 	if err != nil {
 		return fail(errbuf, errlen, err)
 	}
-	cr, err := refinementToC(r, ms)
+	c, err := toC(r, ms)
 	if err != nil {
 		return fail(errbuf, errlen, err)
 	}
-	*out = cr
+	*out = c
 	return ok(errbuf, errlen)
 }
 

@@ -274,3 +274,14 @@ func refinementToC(r *pipeline.Refinement, ms float64) (*C.grefine_refinement, e
 	cr.pipeline_ms = C.double(ms)
 	return cr, nil
 }
+
+// headerStatus is grefine.h's enum beside the pipeline's Status (main_test.go checks
+// that the numbers agree, so the header cannot drift from the one table).
+var headerStatus = map[pipeline.Status]int{
+	pipeline.StatusOK: C.GREFINE_OK, pipeline.StatusInput: C.GREFINE_ERR_INPUT, pipeline.StatusBusy: C.GREFINE_ERR_BUSY,
+	pipeline.StatusUnavailable: C.GREFINE_ERR_UNAVAILABLE, pipeline.StatusCanceled: C.GREFINE_ERR_CANCELED,
+	pipeline.StatusInternal: C.GREFINE_ERR_INTERNAL,
+}
+
+// headerABI is GREFINE_ABI_VERSION as the library was compiled.
+const headerABI = C.GREFINE_ABI_VERSION
