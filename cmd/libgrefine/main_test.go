@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"os"
 	"regexp"
 	"strconv"
@@ -46,3 +47,30 @@ func TestTruncateUTF8(t *testing.T) {
 		assert.Equal(t, tc.want, truncateUTF8(tc.in, tc.n), tc.name)
 	}
 }
+
+// BenchmarkPipelineAssess is the Go side of the C-overhead comparison (bench/RESULTS.md,
+// Embedding): Pipeline.Assess on the tiny set with the image and prompt tests/c/bench_assess
+// uses.
+func BenchmarkPipelineAssess(b *testing.B) {
+	p, err := pipeline.Open(context.Background(), pipeline.Config{Models: testenv.Path(b, "testdata", "models", "tiny"),
+		BackendInstance: testenv.ORT(b), AssessOnly: true})
+	require.NoError(b, err)
+	defer p.Close()
+	data, err := os.ReadFile(testenv.Path(b, "testdata", "images", "sample.png"))
+	require.NoError(b, err)
+	img, err := p.DecodeImage(data)
+	require.NoError(b, err)
+	req := pipeline.Request{Image: img, Prompt: benchPrompt}
+	for i := 0; i < 3; i++ {
+		_, err := p.Assess(context.Background(), req)
+		require.NoError(b, err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := p.Assess(context.Background(), req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+const benchPrompt = "a red cat on a blue mat"
