@@ -1,10 +1,11 @@
 /* Every error path of the C API: NULL arguments, wrong struct_size, width/height 0,
  * stride < 3*width, bad params, missing models, the error buffer, a Go panic (forged
- * handle) -> GREFINE_ERR_INTERNAL; and the success path's invariants (stride honoured,
+ * handle) -> GREFINE_ERR_INTERNAL, BUSY when timeout_ms passes in the queue; and the success path's invariants (stride honoured,
  * ownership, struct sizes, request ids, logging). */
 #include "check.h"
 
 #include <math.h>
+#include <pthread.h>
 
 static int log_warnings = 0, log_tiny = 0;
 
@@ -263,6 +264,69 @@ static void test_panic_is_internal(void) {
   free((void *)img.rgb);
 }
 
+/* BUSY and timeout_ms: a call holds the only slot (its progress callback blocks at
+ * "assess"); a second call with timeout_ms waits in the queue and gets BUSY. */
+static pthread_mutex_t hold_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t hold_cv = PTHREAD_COND_INITIALIZER;
+static int holding = 0, release_hold = 0;
+
+static int hold_slot(void *user, const char *stage, int step, int total) {
+  (void)user;
+  (void)step;
+  (void)total;
+  if (strcmp(stage, "assess") != 0) return 0;
+  pthread_mutex_lock(&hold_mu);
+  holding = 1;
+  pthread_cond_broadcast(&hold_cv);
+  while (!release_hold) pthread_cond_wait(&hold_cv, &hold_mu);
+  pthread_mutex_unlock(&hold_mu);
+  return 0;
+}
+
+struct holder {
+  grefine_pipeline *p;
+  grefine_image img;
+  grefine_status st;
+  char err[512];
+};
+
+static void *holder_main(void *arg) {
+  struct holder *h = arg;
+  grefine_params pr;
+  grefine_assessment *a = NULL;
+  grefine_params_init(&pr);
+  pr.progress = hold_slot;
+  h->st = grefine_assess(h->p, &h->img, "a cat", &pr, &a, h->err, sizeof h->err);
+  grefine_assessment_free(a);
+  return NULL;
+}
+
+static void test_busy_timeout(grefine_pipeline *p) {
+  char err[512];
+  pthread_t t;
+  struct holder h;
+  grefine_params pr;
+  grefine_assessment *a = NULL;
+  memset(&h, 0, sizeof h);
+  h.p = p;
+  h.img = test_image(96, 64, 0);
+  REQUIRE(pthread_create(&t, NULL, holder_main, &h) == 0, "thread");
+  pthread_mutex_lock(&hold_mu);
+  while (!holding) pthread_cond_wait(&hold_cv, &hold_mu);
+  pthread_mutex_unlock(&hold_mu);
+  grefine_params_init(&pr);
+  pr.timeout_ms = 50;
+  CHECK_STATUS(grefine_assess(p, &h.img, "a cat", &pr, &a, err, sizeof err), GREFINE_ERR_BUSY, err);
+  CHECK(a == NULL, "no result");
+  pthread_mutex_lock(&hold_mu);
+  release_hold = 1;
+  pthread_cond_broadcast(&hold_cv);
+  pthread_mutex_unlock(&hold_mu);
+  pthread_join(t, NULL);
+  CHECK_STATUS(h.st, GREFINE_OK, h.err);
+  free((void *)h.img.rgb);
+}
+
 int main(int argc, char **argv) {
   const char *models = test_models(argc, argv);
   char err[512];
@@ -287,6 +351,7 @@ int main(int argc, char **argv) {
   test_images(p);
   test_assess_ok(p);
   test_panic_is_internal();
+  test_busy_timeout(p);
   grefine_close(p);
   return check_done("test_errors");
 }
