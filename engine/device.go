@@ -4,8 +4,9 @@ package engine
 // device (package engine/cpu) is pure Go and the reference for every other device; the
 // "cuda" device (engine/cuda) runs the same operations as CUDA kernels.
 //
-// The operation set (map fusion, masked latent blending) is declared by the packages that
-// use it, as interfaces over Device implementations, so this interface stays minimal.
+// The operations (map fusion, the denoising loops' ops) are declared by the packages that
+// use them (pipeline/assess.Fuser, pipeline/refine.Ops) and implemented by engine/cpu and
+// engine/cuda, so this interface stays minimal.
 type Device interface {
 	// Name is "cpu" or "cuda".
 	Name() string

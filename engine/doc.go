@@ -4,14 +4,16 @@
 // # Pieces
 //
 //   - A Backend opens an Engine from a model file (ONNX for the "ort" backend, a TensorRT
-//     plan for "trt"). Backends are registered by name (Register, Lookup) so one binary
+//     plan for "trt"). Backends are registered by name (Register, NewBackend, Backends) so one binary
 //     carries all of them and each reports why it is unavailable instead of failing to link.
 //   - An Engine is one network. It describes its inputs and outputs (TensorDesc: name, dtype,
 //     shape with -1 for dynamic dims) and Run checks every bound tensor against those
 //     descriptors before any native code sees it (CheckInputs).
-//   - A Device owns tensor memory and the non-network operations (the quality-map fusion and
-//     the masked latent blending). The "cpu" device is pure Go and is the reference (test
-//     oracle) for every CUDA kernel of the "cuda" device.
+//   - A Device owns tensor memory (Upload, Download). The non-network operations (the
+//     quality-map fusion, the denoising loops' blending) are declared by the packages that
+//     use them (pipeline/assess.Fuser, pipeline/refine.Ops) and implemented by engine/cpu,
+//     the pure-Go reference (test oracle) of every CUDA kernel, and engine/cuda. Their
+//     shared parameter types live here (FuseParams, BlendCoeffs, BlendTensors, CopyStats).
 //   - A Tensor is a dtype, a shape and storage on one device. HostTensor is the host-memory
 //     implementation used by the cpu device and the ort backend.
 //

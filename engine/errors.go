@@ -24,4 +24,7 @@ var (
 	ErrClosed = errors.New("engine: closed")
 	// ErrRun: the backend failed while running.
 	ErrRun = errors.New("engine: run failed")
+	// ErrOutOfMemory: the device ran out of memory for this request. The request failed
+	// cleanly; the engine stays usable and later requests may succeed.
+	ErrOutOfMemory = errors.New("engine: out of device memory")
 )

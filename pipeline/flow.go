@@ -218,6 +218,13 @@ func (p *Pipeline) do(ctx context.Context, req Request, refining bool, f func(co
 		if err := p.refine.CheckImage(req.Image); err != nil {
 			return classify(err)
 		}
+		ref, err := p.refine.With(params.refineConfig(p.refine.Config()))
+		if err != nil {
+			return classify(err)
+		}
+		if err := ref.CheckMemory(req.Image.W, req.Image.H, p.info.Tiny, p.cfg.MaxMemory); err != nil {
+			return classify(err)
+		}
 	}
 	if err := p.assess.CheckPrompt(req.Prompt); err != nil {
 		return classify(err)

@@ -41,7 +41,10 @@ type Config struct {
 	// Opener, if set, opens the engines instead of the model set's ONNX files (a TensorRT
 	// plan repository).
 	Opener Opener
-	// Device runs the non-network operations: "cpu" (default) or "cuda".
+	// Device is "cpu" (default) or "cuda": with cuda the non-network operations run on the
+	// GPU (the map fusion kernel, the denoising loops' ops on a stream per slot) and, with
+	// the ort backend, the networks run on ONNX Runtime's CUDA execution provider (the GPU
+	// build that `make setup-gpu` installs).
 	Device string
 	// Threads bounds each engine's intra-op threads (0: the backend's default; at most
 	// MaxThreads).
@@ -56,6 +59,9 @@ type Config struct {
 	AssessOnly bool
 	// Limits bound decoded images (DecodeImage) and accepted ones (every request).
 	Limits imageio.Limits
+	// MaxMemory refuses refinements whose estimated working memory exceeds it, before any
+	// work (0: 80 % of the machine's or the cgroup's memory; negative: no check).
+	MaxMemory int64
 	// MaxPromptBytes refuses longer prompts (default 16 KiB).
 	MaxPromptBytes int
 	// FeatureCache is the number of text features the LRU keeps (default 4096; negative
@@ -108,6 +114,7 @@ type Info struct {
 	Limits         imageio.Limits `json:"limits"`
 	MinSide        int            `json:"min_side"`
 	MaxPromptBytes int            `json:"max_prompt_bytes"`
+	MaxMemory      int64          `json:"max_memory_bytes"`
 	MaxSide        int            `json:"max_working_side,omitempty"` // tiny sets only
 	Defaults       Params         `json:"defaults"`
 }
@@ -160,7 +167,14 @@ func Open(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 		return nil, err
 	}
 	if p.backend = cfg.BackendInstance; p.backend == nil {
-		if p.backend, err = engine.NewBackend(cfg.Backend, cfg.BackendOptions); err != nil {
+		opts := map[string]string{}
+		for k, v := range cfg.BackendOptions {
+			opts[k] = v
+		}
+		if cfg.Backend == "ort" && cfg.Device == "cuda" && opts["device"] == "" {
+			opts["device"] = "cuda" // ONNX Runtime's CUDA execution provider (make setup-gpu)
+		}
+		if p.backend, err = engine.NewBackend(cfg.Backend, opts); err != nil {
 			return nil, err
 		}
 		p.ownB = true
@@ -194,7 +208,7 @@ func Open(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 		Fuser: fuser, Threads: cfg.Threads, Tokenizer: p.tok, Opener: opener}); err != nil {
 		return nil, err
 	}
-	engines := []string{"clip_surgery", "clip_text"}
+	engines := append([]string(nil), modelset.QualityEngines...)
 	if !cfg.AssessOnly {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -213,7 +227,7 @@ func Open(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 	p.info = Info{Version: Version, ModelSet: p.set.Manifest.Name, ModelDir: p.set.Dir, Tiny: p.set.Manifest.Tiny,
 		Backend: p.backend.Name(), BackendVersion: p.backend.Version(), Device: cfg.Device, Slots: cfg.Slots,
 		Engines: engines, Refine: p.refine != nil, Limits: cfg.Limits, MinSide: refine.DefaultConfig().MinSide,
-		MaxPromptBytes: cfg.MaxPromptBytes}
+		MaxPromptBytes: cfg.MaxPromptBytes, MaxMemory: cfg.MaxMemory}
 	if p.info.Tiny {
 		p.info.MaxSide = TinyMaxSide
 		p.log.Warn().Str("models", cfg.Models).Msg("tiny random-weight model set: scores, maps and refinements are not meaningful")
@@ -238,6 +252,9 @@ func (c *Config) fill() error {
 	}
 	if c.MaxPromptBytes == 0 {
 		c.MaxPromptBytes = 16 << 10
+	}
+	if c.MaxMemory == 0 {
+		c.MaxMemory = refine.DefaultMemoryLimit()
 	}
 	if c.FeatureCache == 0 {
 		c.FeatureCache = 4096
@@ -321,6 +338,20 @@ func CheckParamsFor(pr Params, tiny bool) error {
 			pr.LongSide, pr.ProcessSize, TinyMaxSide)
 	}
 	return nil
+}
+
+// CheckMemoryFor refuses, from the manifest alone, a w×h refinement with params pr whose
+// estimated working memory exceeds limit (0: DefaultMemoryLimit, negative: no check):
+// the check a front end makes before opening anything.
+func CheckMemoryFor(m *modelset.Manifest, dir string, pr Params, w, h int, limit int64) error {
+	if limit == 0 {
+		limit = refine.DefaultMemoryLimit()
+	}
+	plan, err := refine.NewPlan(&modelset.Set{Dir: dir, Manifest: *m}, pr.refineConfig(refine.DefaultConfig()))
+	if err != nil {
+		return classify(err)
+	}
+	return classify(plan.CheckMemory(w, h, m.Tiny, limit))
 }
 
 // CheckImage refuses an image the pipeline would refuse (malformed, outside Limits,

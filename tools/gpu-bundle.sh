@@ -5,27 +5,40 @@
 #   libgrefine_*.so        the native libraries from build/ (CUDA runtime linked statically)
 #   verify.sh              the runner (from ../shared/gpu/ beside the repository)
 #   COMMIT                 git rev-parse HEAD, with "-dirty" for a modified tree
-# On the GPU machine (no Go needed): bash .gpu/verify.sh [REPORT_DIR]
+#   verify-ort.sh, sdxl_unet_step.py, ort-gpu.sums, ort/<pkg>.test   the ONNX Runtime CUDA
+#                          run (tools/gpu/; packages GRF_GPU_ORT_PKGS, default engine/ort
+#                          internal/conformance)
+# and, when the ONNX Runtime GPU build is installed (make setup-gpu; GRF_ORT_GPU_DIR, default
+# .deps/ort-gpu), .gpu-ort/part-NN: its three libraries (libonnxruntime, providers_shared,
+# providers_cuda) as one xz-compressed tar split into parts of at most GRF_GPU_PART_MIB
+# (default 56) MiB, to carry one per device call; ort-gpu.sums pins every part, the
+# archive and the libraries. GRF_GPU_ORT=0 skips them.
+# On the GPU machine (no Go needed): bash .gpu/verify.sh [REPORT_DIR] (kernels, NVML) and
+# bash .gpu/verify-ort.sh [REPORT_DIR] (ONNX Runtime CUDA).
 # Add packages with GRF_GPU_PKGS="engine/cuda monitor engine/trt" (paths from the root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tools/env.sh
 
 pkgs=${GRF_GPU_PKGS:-"engine/cuda monitor"}
+# The ONNX Runtime CUDA run's binaries go to .gpu/ort/, which verify.sh does not run.
+ort_pkgs=${GRF_GPU_ORT_PKGS:-"engine/ort internal/conformance"}
 max_mib=${GRF_GPU_BUNDLE_MAX_MIB:-60}
 
 GRF_REQUIRE_CUDA=1 bash tools/native.sh
 
 rm -rf .gpu
 mkdir -p .gpu
-for pkg in $pkgs; do
+mkdir -p .gpu/ort
+for pkg in $pkgs $ort_pkgs; do
   if ! ls "$pkg"/*_test.go >/dev/null 2>&1; then
     echo "gpu-bundle: $pkg has no tests, skipped"
     continue
   fi
   name=$(echo "$pkg" | tr '/' '_').test
+  case " $ort_pkgs " in *" $pkg "*) name=ort/$name ;; esac
   echo "gpu-bundle: go test -c $pkg -> .gpu/$name"
-  CGO_ENABLED=1 go test -c -trimpath -o ".gpu/$name" "./$pkg"
+  CGO_ENABLED=1 go test -c -trimpath -ldflags='-s -w' -o ".gpu/$name" "./$pkg"
 done
 shopt -s nullglob
 libs=(build/libgrefine_*.so)
@@ -40,13 +53,19 @@ done
 cp "$verify" .gpu/verify.sh
 chmod +x .gpu/verify.sh
 
+cp tools/gpu/verify-ort.sh tools/gpu/sdxl_unet_step.py .gpu/
+chmod +x .gpu/verify-ort.sh
+if [ "${GRF_GPU_ORT:-1}" != 0 ]; then
+  bash tools/gpu/pack-ort.sh "${GRF_ORT_GPU_DIR:-.deps/ort-gpu}" .gpu-ort .gpu/ort-gpu.sums "${GRF_GPU_PART_MIB:-56}"
+fi
+
 commit=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 if [ -n "$(git status --porcelain 2>/dev/null)" ]; then commit="$commit-dirty"; fi
 echo "$commit" >.gpu/COMMIT
 
 # Load-time dependencies: the binaries must run where only the NVIDIA driver is installed.
 status=0
-for f in .gpu/*.test .gpu/*.so; do
+for f in .gpu/*.test .gpu/ort/*.test .gpu/libgrefine_*.so; do
   extra=$(ldd "$f" 2>/dev/null | awk '{print $1}' |
     grep -Ev '^(linux-vdso\.so\.1|/lib64/ld-linux-x86-64\.so\.2|ld-linux-x86-64\.so\.2|libc\.so\.6|libdl\.so\.2|libpthread\.so\.0|libm\.so\.6|librt\.so\.1)$' || true)
   if [ -n "$extra" ]; then

@@ -7,6 +7,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 
+	"github.com/grefine/grefine/engine/modelset"
 	"github.com/grefine/grefine/pipeline"
 	"github.com/grefine/grefine/pipeline/imageio"
 )
@@ -29,7 +30,7 @@ func assessCommand() *cli.Command {
 			&cli.StringFlag{Name: "image", Usage: "image file (PNG, JPEG, GIF)"},
 			&cli.StringFlag{Name: "prompt", Usage: "the prompt the image was generated from ('' for none)"},
 			&cli.StringFlag{Name: "batch", Usage: "JSONL file of {image, prompt, id, params} lines instead of --image/--prompt"},
-			&cli.StringFlag{Name: "out", Usage: "output directory", Required: true},
+			&cli.StringFlag{Name: "out", Usage: "output directory (required)"},
 			&cli.BoolFlag{Name: "no-maps", Usage: "write only the JSON report"},
 			&cli.BoolFlag{Name: "save-maps", Usage: "also write the float maps as .npy"},
 			&cli.BoolFlag{Name: "quiet", Usage: "no progress bar"},
@@ -66,6 +67,9 @@ type request struct {
 // locked, probed).
 func prepare(c *cli.Context, refining bool) (*request, error) {
 	r := &request{imgs: map[int]*imageio.RGB8{}, files: map[int]fileInput{}}
+	if c.String("out") == "" {
+		return nil, usagef("--out DIR is required")
+	}
 	log := zerolog.Ctx(c.Context)
 	var err error
 	if c.String("batch") != "" {
@@ -101,12 +105,29 @@ func prepare(c *cli.Context, refining bool) (*request, error) {
 		if err := checkSide(img); err != nil {
 			return nil, err
 		}
+		if refining {
+			if err := r.checkMemory(img); err != nil {
+				return nil, err
+			}
+		}
 		r.imgs[0], r.files[0] = img, fi
 	}
 	if r.out, err = openOut(c.String("out")); err != nil {
 		return nil, err
 	}
 	return r, nil
+}
+
+// checkMemory refuses a refinement the machine cannot hold, from the manifest alone.
+func (r *request) checkMemory(img *imageio.RGB8) error {
+	m, err := modelset.ReadManifest(r.cfg.Models)
+	if err != nil {
+		return actionError{err}
+	}
+	if err := pipeline.CheckMemoryFor(m, r.cfg.Models, r.params, img.W, img.H, r.cfg.MaxMemory); err != nil {
+		return actionError{err}
+	}
+	return nil
 }
 
 // checkSide refuses images below the pipelines' minimum side before any model work.

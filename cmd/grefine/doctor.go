@@ -24,7 +24,8 @@ func doctorCommand() *cli.Command {
 		Name:  "doctor",
 		Usage: "report what this machine can run: backends, CUDA, the GPU, the model set",
 		Description: "Prints one line per part: ONNX Runtime (version), TensorRT and CUDA (or why they are\n" +
-			"unavailable), the GPU via NVML (or why there is none) and the model set check\n" +
+			"unavailable), ONNX Runtime's GPU build (make setup-gpu), the CUDA 13 libraries and its CUDA\n" +
+			"execution provider (ort-gpu, backend ort/cuda), the GPU via NVML (or why there is none) and the model set check\n" +
 			"(manifest, hashes, contracts). Missing parts are reported, not errors: exit status 0\n" +
 			"unless --strict is given and something is missing.",
 		Flags: []cli.Flag{
@@ -69,6 +70,9 @@ func runChecks(c *cli.Context) []check {
 		if name == "ort" && c.String("ort-lib") != "" {
 			opts["lib"] = c.String("ort-lib")
 		}
+		if name == "trt" && c.String("trt-lib") != "" {
+			opts["lib"] = c.String("trt-lib")
+		}
 		b, err := engine.NewBackend(name, opts)
 		if err == nil {
 			err = b.Available()
@@ -107,6 +111,7 @@ func extraChecks(*cli.Context) []check {
 			i.Name, i.Major, i.Minor, float64(i.TotalMem)/(1<<30), i.RuntimeVersion, i.DriverVersion, i.LibPath)})
 		d.Close()
 	}
+	out = append(out, ortGPUChecks()...)
 	gpu := monitor.Probe(nil)
 	for _, line := range gpu.Lines() {
 		out = append(out, check{Name: "gpu", OK: gpu.Available, Detail: line})

@@ -30,9 +30,16 @@ const (
 	exitInterrupted = 130
 )
 
-// maxArgBytes bounds one command-line argument; prompts are far shorter (the pipeline
-// refuses prompts over 16 KiB), and a huge argument is refused before any library loads.
-const maxArgBytes = 16 << 10
+// maxArgBytes bounds one command-line argument and maxCmdlineBytes all of them. Prompts
+// are far shorter (the pipeline refuses prompts over 16 KiB). ONNX Runtime 1.30's
+// environment setup reads /proc/self/cmdline and matches it with a std::regex whose
+// libstdc++ executor recurses once per character: a command line of about 30 kB
+// overflows an 8 MiB thread stack (SIGSEGV inside CreateOrtEnv). So long command lines
+// are refused before any library loads.
+const (
+	maxArgBytes     = 16 << 10
+	maxCmdlineBytes = 20 << 10
+)
 
 func main() {
 	pipeline.Version = version
@@ -76,11 +83,17 @@ var errInterrupted = errors.New("interrupted")
 
 // runApp runs the app and maps its error onto the exit status and one stderr line.
 func runApp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	total := 0
 	for i, a := range args {
+		total += len(a) + 1
 		if len(a) > maxArgBytes {
-			fmt.Fprintf(stderr, "grefine: argument %d is %d bytes long, over the %d-byte limit\n", i, len(a), maxArgBytes)
+			fmt.Fprintf(stderr, "grefine: argument %d is %d bytes long, over the %d-byte limit (pass long prompts through --batch FILE)\n", i, len(a), maxArgBytes)
 			return exitUsage
 		}
+	}
+	if total > maxCmdlineBytes {
+		fmt.Fprintf(stderr, "grefine: the command line is %d bytes long, over the %d-byte limit (pass long prompts through --batch FILE)\n", total, maxCmdlineBytes)
+		return exitUsage
 	}
 	app := newApp(stdout, stderr)
 	err := app.RunContext(ctx, hoistGlobalFlags(app, args))

@@ -215,7 +215,7 @@ func mustPNG(t *testing.T, w, h int) []byte {
 	return b
 }
 
-// TestAssessDeviceCUDA: without a GPU, --device cuda is a clear error (exit 1) and writes
+// TestAssessDeviceCUDA: without a GPU, --device cuda is a clear error (exit 69) and writes
 // nothing; with one it produces the same report files as the cpu device.
 func TestAssessDeviceCUDA(t *testing.T) {
 	requireORT(t)
@@ -224,7 +224,7 @@ func TestAssessDeviceCUDA(t *testing.T) {
 	_, errOut, code := run(t, "--device", "cuda", "assess", "--image", img, "--prompt", "a cat", "--out", dir)
 	if d, err := cuda.Open(cuda.Options{}); err != nil {
 		assert.Equal(t, 69, code, errOut)
-		assert.Contains(t, errOut, "device cuda: engine: unavailable")
+		assert.Contains(t, errOut, "engine: unavailable", "says why: no ONNX Runtime GPU build or no GPU")
 		assert.NoFileExists(t, filepath.Join(dir, "report.json"))
 	} else {
 		d.Close()

@@ -78,6 +78,17 @@ func preflight(c *cli.Context, assessOnly bool) (pipeline.Config, bool, error) {
 	if l := c.String("ort-lib"); l != "" {
 		cfg.BackendOptions["lib"] = l
 	}
+	if c.IsSet("max-memory") {
+		g := c.Float64("max-memory")
+		switch {
+		case g != g || g > 1<<20:
+			return pipeline.Config{}, false, usagef("--max-memory %v: want GiB (0: 80%% of the machine's memory, -1: no check)", g)
+		case g < 0:
+			cfg.MaxMemory = -1
+		default:
+			cfg.MaxMemory = int64(g * (1 << 30))
+		}
+	}
 	if c.IsSet("max-pixels") {
 		if c.Int64("max-pixels") < 1 {
 			return pipeline.Config{}, false, usagef("--max-pixels must be >= 1")
@@ -131,6 +142,7 @@ func paramFlags(refining bool) []cli.Flag {
 		&cli.BoolFlag{Name: "no-paste", Usage: "do not take pixels outside the mask from the input"},
 		&cli.BoolFlag{Name: "skip-stage1", Usage: "do not run stage 1 (SDXL-Inpainting under the mask)"},
 		&cli.BoolFlag{Name: "skip-stage2", Usage: "do not run stage 2 (PASD over the whole image)"},
+		&cli.Float64Flag{Name: "max-memory", Usage: "refuse refinements whose estimated working memory exceeds this many GiB (-1: no check)", DefaultText: "80% of the machine's memory"},
 	)
 }
 

@@ -10,6 +10,7 @@ import (
 	"image/png"
 	"io"
 
+	"github.com/grefine/grefine/internal/files"
 	"github.com/grefine/grefine/internal/npy"
 	"github.com/grefine/grefine/pipeline"
 	"github.com/grefine/grefine/pipeline/imageio"
@@ -73,7 +74,7 @@ func writeMaps(o *outDir, sub string, img *imageio.RGB8, a *pipeline.Assessment,
 			return err
 		}
 		names = append(names, name)
-		return imageio.WriteAtomic(path, write)
+		return files.WriteAtomic(path, write)
 	}
 	putPNG := func(name string, m image.Image) error {
 		return put(name, func(wr io.Writer) error { return png.Encode(wr, m) })
@@ -129,7 +130,7 @@ func writeJSONTo(o *outDir, sub, name string, v any) error {
 	if err != nil {
 		return err
 	}
-	return imageio.WriteAtomic(path, func(w io.Writer) error {
+	return files.WriteAtomic(path, func(w io.Writer) error {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(v)

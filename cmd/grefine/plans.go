@@ -24,14 +24,20 @@ func plansCommand() *cli.Command {
 				"<out>/<engine>/1/model.plan, <out>/<engine>/config.pbtxt (Triton) and a sidecar JSON that\n" +
 				"grefine checks when loading. Needs libgrefine_trt.so (make native TensorRT_ROOT=...) and a GPU.",
 			Flags: []cli.Flag{
-				&cli.StringFlag{Name: "out", Usage: "plan repository directory", Required: true},
-				&cli.StringFlag{Name: "trt-lib", Usage: "libgrefine_trt.so (default: $GRF_TRT_LIB, then beside the executable)"},
+				&cli.StringFlag{Name: "out", Usage: "plan repository directory (required)"},
 				&cli.StringSliceFlag{Name: "only", Usage: "build only these engines (repeatable)"},
 				&cli.BoolFlag{Name: "force", Usage: "rebuild plans that are up to date"},
 				&cli.StringFlag{Name: "timing-cache", Usage: "TensorRT timing cache file shared by builds"},
 				&cli.IntFlag{Name: "opt-level", Usage: "TensorRT builder optimisation level 1-5 (0: default)"},
 			},
 			Action: action(0, func(c *cli.Context) error {
+				if c.String("out") == "" {
+					return usagef("plans build: --out DIR is required")
+				}
+				models, err := modelsDir(c)
+				if err != nil {
+					return err
+				}
 				log := zerolog.Ctx(c.Context)
 				b := trt.New(trt.Options{Lib: c.String("trt-lib"), Logger: *log})
 				defer b.Close()
@@ -39,7 +45,7 @@ func plansCommand() *cli.Command {
 					return fmt.Errorf("plans build: %w", err)
 				}
 				rep, err := plans.BuildAll(c.Context, plans.BuildAllOptions{
-					Builder: b, Models: c.String("models"), Out: c.String("out"),
+					Builder: b, Models: models, Out: c.String("out"),
 					Only: c.StringSlice("only"), Force: c.Bool("force"), Logger: *log,
 					BuildOptions: plans.BuildOptions{TimingCache: c.String("timing-cache"), OptimizationLevel: c.Int("opt-level")},
 				})

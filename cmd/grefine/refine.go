@@ -8,6 +8,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 
+	"github.com/grefine/grefine/internal/files"
 	"github.com/grefine/grefine/pipeline"
 	"github.com/grefine/grefine/pipeline/imageio"
 )
@@ -29,7 +30,7 @@ func refineCommand() *cli.Command {
 			&cli.StringFlag{Name: "image", Usage: "image file (PNG, JPEG, GIF)"},
 			&cli.StringFlag{Name: "prompt", Usage: "the prompt the image was generated from ('' for none)"},
 			&cli.StringFlag{Name: "batch", Usage: "JSONL file of {image, prompt, id, params} lines instead of --image/--prompt"},
-			&cli.StringFlag{Name: "out", Usage: "output directory", Required: true},
+			&cli.StringFlag{Name: "out", Usage: "output directory (required)"},
 			&cli.BoolFlag{Name: "save-maps", Usage: "also write the quality maps, masks and their .npy files"},
 			&cli.BoolFlag{Name: "quiet", Usage: "no progress bars"},
 		}, paramFlags(true)...),
@@ -87,7 +88,7 @@ func runRefine(c *cli.Context) (err error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := imageio.WriteAtomic(out, func(w io.Writer) error { return imageio.EncodePNG(w, res.Image) }); err != nil {
+		if err := files.WriteAtomic(out, func(w io.Writer) error { return imageio.EncodePNG(w, res.Image) }); err != nil {
 			return nil, err
 		}
 		rep := &refineReport{Refinement: res, File: fi, Output: filepath.Join(r.out.dir, sub, "refined.png"),

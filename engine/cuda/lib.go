@@ -80,7 +80,8 @@ static int grf_go_load(const char* path, char* err, size_t errlen) {
 	return 0;
 }
 
-// The wrappers below (non-static: device.go and ops.go repeat their prototypes).
+// The wrappers below are non-static: device.go and ops.go call them through the
+// prototypes in cgo/include/grefine_cuda_loader.h.
 // Every wrapper below first makes dev current on the calling OS thread (dev < 0: skip),
 // in the same C call, so goroutines may move between threads.
 #define GRF_GO_DEV(dev) \

@@ -1,10 +1,14 @@
 package modelset
 
 import (
+	"io"
+
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/grefine/grefine/internal/files"
 )
 
 // hashCache remembers verified files by absolute path, size and modification time. A nil
@@ -84,15 +88,5 @@ func (c *hashCache) save() {
 	if err := os.MkdirAll(filepath.Dir(c.path), 0o755); err != nil {
 		return
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(c.path), ".hashcache-*")
-	if err != nil {
-		return
-	}
-	if _, err := tmp.Write(b); err != nil || tmp.Close() != nil {
-		os.Remove(tmp.Name())
-		return
-	}
-	if err := os.Rename(tmp.Name(), c.path); err != nil {
-		os.Remove(tmp.Name())
-	}
+	_ = files.WriteAtomic(c.path, func(w io.Writer) error { _, err := w.Write(b); return err })
 }

@@ -1,18 +1,17 @@
 package modelset
 
 import (
-	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/grefine/grefine/internal/files"
 
 	"github.com/grefine/grefine/engine"
 )
@@ -299,19 +298,8 @@ func (s *Set) Constant(name string) (*engine.HostTensor, error) {
 	return engine.FromFloat32(c.Shape, data)
 }
 
-// FileSHA256 hashes a file, lowercase hex.
-func FileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
+// FileSHA256 hashes a file, lowercase hex (files.SHA256).
+func FileSHA256(path string) (string, error) { return files.SHA256(path) }
 
 func sortedKeys[V any](m map[string]V) []string {
 	ks := make([]string, 0, len(m))

@@ -209,3 +209,11 @@ func TestHashCache(t *testing.T) {
 	_, err = Load(writeSet(t, nil), opts)
 	require.NoError(t, err)
 }
+
+func TestEngineListsCoverContracts(t *testing.T) {
+	all := append(append([]string{}, QualityEngines...), RefineEngines...)
+	assert.Len(t, all, len(Contracts), "every contract is in exactly one engine list")
+	for _, n := range all {
+		assert.Contains(t, Contracts, n)
+	}
+}

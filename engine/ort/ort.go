@@ -22,7 +22,11 @@ const EnvLibrary = "ONNXRUNTIME_SHARED_LIBRARY_PATH"
 
 func init() {
 	engine.Register(Name, func(opts map[string]string) (engine.Backend, error) {
-		return New(opts["lib"])
+		o, err := ParseOptions(opts)
+		if err != nil {
+			return nil, err
+		}
+		return NewWith(o)
 	})
 }
 
@@ -44,6 +48,17 @@ func LibraryPath(explicit string) string {
 		return p
 	}
 	rel := filepath.Join(".deps", "ort", "libonnxruntime.so.1")
+	for _, d := range searchDirs() {
+		if p := filepath.Join(d, rel); fileExists(p) {
+			return p
+		}
+	}
+	return "libonnxruntime.so.1"
+}
+
+// searchDirs lists the directories .deps/ is looked for in: the working directory and
+// its parents, then the executable's directory and its parent.
+func searchDirs() []string {
 	var dirs []string
 	if wd, err := os.Getwd(); err == nil {
 		for d := wd; ; d = filepath.Dir(d) {
@@ -56,12 +71,7 @@ func LibraryPath(explicit string) string {
 	if exe, err := os.Executable(); err == nil {
 		dirs = append(dirs, filepath.Dir(exe), filepath.Dir(filepath.Dir(exe)))
 	}
-	for _, d := range dirs {
-		if p := filepath.Join(d, rel); fileExists(p) {
-			return p
-		}
-	}
-	return "libonnxruntime.so.1"
+	return dirs
 }
 
 func fileExists(p string) bool {
@@ -101,21 +111,51 @@ func initEnv(lib string) error {
 type Backend struct {
 	lib     string
 	initErr error
+
+	device  string        // DeviceCPU or DeviceCUDA
+	cuda    CUDAOptions   // DeviceCUDA only
+	tensors engine.Device // optional device whose tensors engines take and return
 }
 
-// New returns the backend for the library at lib (resolved with LibraryPath). It does not
-// fail when the library is unusable: Available reports why.
-func New(lib string) (*Backend, error) {
-	b := &Backend{lib: LibraryPath(lib)}
-	b.initErr = initEnv(b.lib)
+// New returns the CPU backend for the library at lib (resolved with LibraryPath). It does
+// not fail when the library is unusable: Available reports why.
+func New(lib string) (*Backend, error) { return NewWith(Options{Lib: lib}) }
+
+// NewWith returns the backend o describes. Bad option values are errors; an unusable
+// library, GPU or CUDA installation is not: Available reports why.
+func NewWith(o Options) (*Backend, error) {
+	b := &Backend{device: o.Device, cuda: o.CUDA, tensors: o.Tensors}
+	switch o.Device {
+	case "", DeviceCPU:
+		b.device = DeviceCPU
+		b.lib = LibraryPath(o.Lib)
+		b.initErr = initEnv(b.lib)
+	case DeviceCUDA:
+		p, err := o.CUDA.ProviderOptions()
+		if err != nil {
+			return nil, err
+		}
+		b.lib, b.initErr = initCUDA(o.Lib, p)
+	default:
+		return nil, fmt.Errorf("%w: ort: unknown device %q (cpu or cuda)", engine.ErrUnavailable, o.Device)
+	}
 	return b, nil
 }
 
 // Name implements engine.Backend.
 func (b *Backend) Name() string { return Name }
 
-// DeviceName implements engine.Backend: ort engines read host tensors.
-func (b *Backend) DeviceName() string { return "cpu" }
+// DeviceName implements engine.Backend: ort engines read host tensors, or the tensors of
+// Options.Tensors when it is set.
+func (b *Backend) DeviceName() string {
+	if b.tensors != nil {
+		return b.tensors.Name()
+	}
+	return "cpu"
+}
+
+// Device is where the networks run: DeviceCPU or DeviceCUDA.
+func (b *Backend) Device() string { return b.device }
 
 // Library is the resolved library path.
 func (b *Backend) Library() string { return b.lib }
@@ -128,6 +168,9 @@ func (b *Backend) Version() string {
 	if b.initErr != nil {
 		return ""
 	}
+	if b.device == DeviceCUDA {
+		return "onnxruntime " + ortgo.GetVersion() + " (CUDA execution provider)"
+	}
 	return "onnxruntime " + ortgo.GetVersion()
 }
 
@@ -136,7 +179,21 @@ func (b *Backend) Version() string {
 func (b *Backend) Close() error { return nil }
 
 // Open implements engine.Backend: it loads an ONNX model and reads its I/O descriptors.
+// A cuda backend's sessions run on CUDAOptions.ComputeStream (0: ONNX Runtime's stream).
 func (b *Backend) Open(path string, opts engine.OpenOptions) (engine.Engine, error) {
+	return b.open(path, opts, b.cuda.ComputeStream)
+}
+
+// OpenOnStream opens an engine of a cuda backend whose session runs on stream (a
+// cudaStream_t, ONNX Runtime's user_compute_stream): one engine per request slot.
+func (b *Backend) OpenOnStream(path string, opts engine.OpenOptions, stream uintptr) (engine.Engine, error) {
+	if b.device != DeviceCUDA {
+		return nil, fmt.Errorf("%w: ort: OpenOnStream needs the cuda device, this backend runs on %s", engine.ErrDevice, b.device)
+	}
+	return b.open(path, opts, stream)
+}
+
+func (b *Backend) open(path string, opts engine.OpenOptions, stream uintptr) (engine.Engine, error) {
 	if b.initErr != nil {
 		return nil, b.initErr
 	}
@@ -157,7 +214,18 @@ func (b *Backend) Open(path string, opts engine.OpenOptions) (engine.Engine, err
 			return nil, fmt.Errorf("%w: ort: %s: threads: %v", engine.ErrRun, name, err)
 		}
 	}
-	e := &Engine{name: name}
+	if b.device == DeviceCUDA {
+		o := b.cuda
+		o.ComputeStream = stream
+		p, err := o.ProviderOptions()
+		if err != nil {
+			return nil, err
+		}
+		if err := appendCUDA(so, p); err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", engine.ErrUnavailable, name, err)
+		}
+	}
+	e := &Engine{name: name, cuda: b.device == DeviceCUDA, tensors: b.tensors}
 	if e.inputs, e.outputs, err = describeModel(name, path, so); err != nil {
 		return nil, err
 	}
@@ -169,7 +237,7 @@ func (b *Backend) Open(path string, opts engine.OpenOptions) (engine.Engine, err
 	}
 	e.sess, err = ortgo.NewDynamicAdvancedSession(path, e.inNames, e.outNames, so)
 	if err != nil {
-		return nil, fmt.Errorf("%w: ort: %s: cannot create session: %v", engine.ErrModel, name, err)
+		return nil, runError(engine.ErrModel, name, "cannot create session", err)
 	}
 	return e, nil
 }
@@ -238,6 +306,18 @@ type Engine struct {
 	mu     sync.RWMutex // guards sess against Close during Run
 	sess   *ortgo.DynamicAdvancedSession
 	closed bool
+
+	cuda    bool          // runs on the CUDA execution provider
+	tensors engine.Device // optional: inputs may live there, outputs go there
+	statMu  sync.Mutex
+	stats   CopyStats
+}
+
+// Copies returns the host/device copy counts of the runs so far.
+func (e *Engine) Copies() CopyStats {
+	e.statMu.Lock()
+	defer e.statMu.Unlock()
+	return e.stats
 }
 
 // Name implements engine.Engine.
@@ -271,7 +351,11 @@ func (e *Engine) Close() error {
 
 // Run implements engine.Engine.
 func (e *Engine) Run(ctx context.Context, inputs map[string]engine.Tensor) (map[string]engine.Tensor, error) {
-	if err := engine.CheckInputs(e.name, e.inputs, inputs, "cpu"); err != nil {
+	if err := engine.CheckInputs(e.name, e.inputs, inputs, ""); err != nil {
+		return nil, err
+	}
+	inputs, err := e.hostInputs(inputs)
+	if err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -322,7 +406,7 @@ func (e *Engine) Run(ctx context.Context, inputs map[string]engine.Tensor) (map[
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("ort: %s: %w", e.name, ctx.Err())
 		}
-		return nil, fmt.Errorf("%w: ort: %s: %v", engine.ErrRun, e.name, runErr)
+		return nil, runError(engine.ErrRun, e.name, "run", runErr)
 	}
 	res := make(map[string]engine.Tensor, len(outs))
 	for i, v := range outs {
@@ -332,7 +416,7 @@ func (e *Engine) Run(ctx context.Context, inputs map[string]engine.Tensor) (map[
 		}
 		res[e.outputs[i].Name] = t
 	}
-	return res, nil
+	return e.deliver(inputs, res)
 }
 
 func toValue(t engine.Tensor, pin *runtime.Pinner) (ortgo.Value, error) {

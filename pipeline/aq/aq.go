@@ -1,6 +1,7 @@
 package aq
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 
@@ -175,4 +176,19 @@ func dot(a, b []float32) float64 {
 		s += float64(a[i]) * float64(b[i])
 	}
 	return s
+}
+
+// MarshalJSON writes noun_score as null for a part without a noun (there is no noun
+// score, and 0 would read as "missing").
+func (r PartResult) MarshalJSON() ([]byte, error) {
+	type plain PartResult
+	out := struct {
+		plain
+		NounScore *float32 `json:"noun_score"`
+	}{plain: plain(r)}
+	if r.Noun != "" {
+		ns := r.NounScore
+		out.NounScore = &ns
+	}
+	return json.Marshal(out)
 }

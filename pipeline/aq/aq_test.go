@@ -2,6 +2,7 @@ package aq
 
 import (
 	"context"
+	"encoding/json"
 	"math"
 	"testing"
 
@@ -119,4 +120,19 @@ func replace(tpl, s string) string {
 		}
 	}
 	return tpl
+}
+
+func TestPartResultJSONNullNounScore(t *testing.T) {
+	b, err := json.Marshal([]PartResult{
+		{Part: Part{Text: "red hat", Noun: "hat", Ancestor: -1}, NounScore: 0.25, PhraseScore: 0.5, Kind: KindNone, MapFrom: -1},
+		{Part: Part{Text: "shiny", Ancestor: -1}, PhraseScore: 0.5, Kind: KindNone, MapFrom: -1},
+	})
+	require.NoError(t, err)
+	var back []map[string]any
+	require.NoError(t, json.Unmarshal(b, &back))
+	assert.Equal(t, 0.25, back[0]["noun_score"])
+	assert.Contains(t, back[1], "noun_score")
+	assert.Nil(t, back[1]["noun_score"], "no noun: null, not 0")
+	assert.Equal(t, "shiny", back[1]["text"])
+	assert.Equal(t, 0.5, back[1]["phrase_score"])
 }

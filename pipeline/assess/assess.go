@@ -77,6 +77,7 @@ type Assessor struct {
 	parser   Parser
 	encoder  *aq.TextEncoder
 	pqText   []float32
+	tpls     []string
 	fuse     Fuser
 	release  func()
 	view     bool // a With copy: shares the engines, Close does nothing
@@ -158,7 +159,8 @@ func New(set *modelset.Set, b engine.Backend, opts Options) (*Assessor, error) {
 	if err != nil {
 		return nil, err
 	}
-	if a.encoder, err = aq.NewTextEncoder(a.tok, a.text, aq.ParseTemplates(string(tplBytes)), empty.F32, opts.Config.FeatureCache); err != nil {
+	a.tpls = aq.ParseTemplates(string(tplBytes))
+	if a.encoder, err = aq.NewTextEncoder(a.tok, a.text, a.tpls, empty.F32, opts.Config.FeatureCache); err != nil {
 		return nil, err
 	}
 	pqT, err := set.Constant("pq_text")
@@ -327,11 +329,9 @@ func (a *Assessor) AssessParsed(ctx context.Context, img *imageio.RGB8, prompt s
 			plain = prompt
 		}
 		lap("parse", t0)
-		if _, info, err := a.tok.Encode(plain); err == nil && info.Truncated {
-			rep.Notes = append(rep.Notes, fmt.Sprintf("prompt has more than 75 CLIP tokens: %d dropped when scoring the whole prompt", info.Dropped))
-		}
-		t0 = time.Now()
 		texts := aq.Texts(plain, parts)
+		rep.Notes = append(rep.Notes, a.truncationNotes(texts)...)
+		t0 = time.Now()
 		fs, err := a.encoder.Features(ctx, texts)
 		if err != nil {
 			return nil, err
@@ -396,6 +396,31 @@ func (a *Assessor) AssessParsed(ctx context.Context, img *imageio.RGB8, prompt s
 	lap("fuse", t0)
 	lap("total", total)
 	return rep, nil
+}
+
+// truncationNotes says what CLIP's 77-token context cuts from the texts as they are
+// encoded: each text (the prompt, then each part) inside each of the templates. A text
+// none of whose templated strings is cut gets no note.
+func (a *Assessor) truncationNotes(texts []string) []string {
+	var notes []string
+	for i, t := range texts {
+		cut, worst := 0, 0
+		for _, tpl := range a.tpls {
+			if _, info, err := a.tok.Encode(strings.Replace(tpl, "{}", t, 1)); err == nil && info.Truncated {
+				cut++
+				worst = max(worst, info.Dropped)
+			}
+		}
+		if cut == 0 {
+			continue
+		}
+		what := "the prompt"
+		if i > 0 {
+			what = fmt.Sprintf("the text %q", t)
+		}
+		notes = append(notes, fmt.Sprintf("%s is cut to CLIP's 77 tokens in %d of %d templated texts, losing up to %d tokens", what, cut, len(a.tpls), worst))
+	}
+	return notes
 }
 
 func hasNoun(parts []aq.Part) bool {

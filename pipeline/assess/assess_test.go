@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -217,5 +218,29 @@ func TestConcurrentAssess(t *testing.T) {
 		assert.Equal(t, *want[res.p].A, *res.r.A)
 		assert.Equal(t, want[res.p].AMap, res.r.AMap)
 		assert.Equal(t, want[res.p].Mask, res.r.Mask)
+	}
+}
+
+// TestTruncationNoteCountsTemplatedTexts: a 74-token prompt fits CLIP's 75 text tokens
+// alone, but not inside the templates ("a bad photo of a {}."): the note says so.
+func TestTruncationNoteCountsTemplatedTexts(t *testing.T) {
+	prompt := strings.TrimSpace(strings.Repeat("red ", 74))
+	a := newTiny(t, fixedParser{prompt: nil})
+	rep, err := a.Assess(context.Background(), imageio.NewRGB8(40, 30), prompt)
+	require.NoError(t, err)
+	var note string
+	for _, n := range rep.Notes {
+		if strings.Contains(n, "templated texts") {
+			note = n
+		}
+	}
+	require.NotEmpty(t, note, "notes: %v", rep.Notes)
+	assert.Contains(t, note, "the prompt is cut")
+	assert.Regexp(t, `in \d+ of \d+ templated texts, losing up to \d+ tokens`, note)
+	short, err := a.Assess(context.Background(), imageio.NewRGB8(40, 30), "red")
+	if err == nil {
+		for _, n := range short.Notes {
+			assert.NotContains(t, n, "templated texts")
+		}
 	}
 }

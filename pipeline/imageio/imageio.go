@@ -1,7 +1,6 @@
 package imageio
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -14,6 +13,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/grefine/grefine/internal/files"
 )
 
 // Errors wrapped by this package.
@@ -215,46 +216,10 @@ func EncodeJPEG(w io.Writer, m *RGB8, quality int) error {
 
 // WritePNG encodes img as PNG to path atomically.
 func WritePNG(path string, img image.Image) error {
-	return WriteAtomic(path, func(w io.Writer) error { return png.Encode(w, img) })
+	return files.WriteAtomic(path, func(w io.Writer) error { return png.Encode(w, img) })
 }
 
 // WriteJPEG encodes img as JPEG (quality 1-100) to path atomically.
 func WriteJPEG(path string, img image.Image, quality int) error {
-	return WriteAtomic(path, func(w io.Writer) error { return jpeg.Encode(w, img, &jpeg.Options{Quality: quality}) })
-}
-
-// WriteAtomic writes a file through a temporary file in the same directory, then renames
-// it into place. On any error the temporary file is removed and path is left untouched.
-func WriteAtomic(path string, write func(io.Writer) error) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("imageio: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	bw := bufio.NewWriter(tmp)
-	if err = write(bw); err != nil {
-		return fmt.Errorf("imageio: writing %s: %w", path, err)
-	}
-	if err = bw.Flush(); err != nil {
-		return fmt.Errorf("imageio: writing %s: %w", path, err)
-	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("imageio: %w", err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("imageio: %w", err)
-	}
-	if err = os.Chmod(tmp.Name(), 0o644); err != nil {
-		return fmt.Errorf("imageio: %w", err)
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("imageio: %w", err)
-	}
-	return nil
+	return files.WriteAtomic(path, func(w io.Writer) error { return jpeg.Encode(w, img, &jpeg.Options{Quality: quality}) })
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/grefine/grefine/internal/files"
 	"github.com/grefine/grefine/internal/npy"
 )
 
@@ -149,13 +150,13 @@ func TestWriteAtomic(t *testing.T) {
 	assert.Equal(t, img.Pix, back.Pix)
 	// A failing writer leaves neither the target nor a temp file.
 	q := filepath.Join(dir, "fail.png")
-	err = WriteAtomic(q, func(w io.Writer) error { _, _ = w.Write([]byte("partial")); return errors.New("boom") })
+	err = files.WriteAtomic(q, func(w io.Writer) error { _, _ = w.Write([]byte("partial")); return errors.New("boom") })
 	require.Error(t, err)
 	assert.NoFileExists(t, q)
 	entries, _ := os.ReadDir(dir)
 	assert.Len(t, entries, 1, "only out.png remains")
 	// The target of a failed write keeps its old content.
-	err = WriteAtomic(p, func(w io.Writer) error { return errors.New("boom") })
+	err = files.WriteAtomic(p, func(w io.Writer) error { return errors.New("boom") })
 	require.Error(t, err)
 	back, err = ReadFile(p, DefaultLimits)
 	require.NoError(t, err)

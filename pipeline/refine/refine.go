@@ -20,8 +20,7 @@ var (
 )
 
 // engines of a full refiner, in opening order.
-var engineNames = []string{"sdxl_text_l", "sdxl_text_g", "sdxl_unet", "sdxl_vae_encoder", "sdxl_vae_decoder",
-	"pasd_text", "pasd_unet", "pasd_vae_encoder", "pasd_vae_decoder"}
+var engineNames = modelset.RefineEngines
 
 type sdxlConfig struct {
 	VAEScale       float64         `json:"vae_scale"`

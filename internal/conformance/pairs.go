@@ -1,0 +1,107 @@
+package conformance
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/grefine/grefine/engine"
+	"github.com/grefine/grefine/engine/cuda"
+	"github.com/grefine/grefine/engine/ort"
+	"github.com/grefine/grefine/engine/trt"
+)
+
+// Tolerances of the pairs whose float32 maths is TF32 (10-bit mantissa) by default.
+var tf32 = &Tolerance{Abs: 1e-2, Rel: 1e-2}
+
+// EnvEmulator names the TensorRT emulator shim (default build/libgrefine_trt_emu.so).
+const EnvEmulator = "GRF_TRT_EMU_LIB"
+
+// DefaultPairs lists the pairs of the package comment; root is the repository root (for
+// build/).
+func DefaultPairs(root string) []Pair {
+	return []Pair{
+		{Name: "ort/cpu", New: func() (*Env, error) { return ortEnv("ort/cpu", ort.Options{}, 0) }},
+		{Name: "ort/cpu-1t", New: func() (*Env, error) { return ortEnv("ort/cpu-1t", ort.Options{}, 1) }},
+		{Name: "ort/cuda", New: func() (*Env, error) {
+			return ortEnv("ort/cuda", ort.Options{Device: ort.DeviceCUDA, CUDA: ort.CUDAOptions{DisableTF32: true}}, 0)
+		}},
+		{Name: "ort/cuda-tf32", Tol: tf32, New: func() (*Env, error) {
+			return ortEnv("ort/cuda-tf32", ort.Options{Device: ort.DeviceCUDA}, 0)
+		}},
+		{Name: "ort/cuda-dev", New: ortDeviceEnv},
+		{Name: "trt/cuda", Tol: tf32, New: func() (*Env, error) { return trtEnv("trt/cuda", trt.Options{}) }},
+		{Name: "trt/emu", New: func() (*Env, error) {
+			lib := os.Getenv(EnvEmulator)
+			if lib == "" {
+				lib = filepath.Join(root, "build", "libgrefine_trt_emu.so")
+			}
+			if _, err := os.Stat(lib); err != nil {
+				return nil, fmt.Errorf("%w: trt/emu: TensorRT emulator not built at %s (set %s)", engine.ErrUnavailable, lib, EnvEmulator)
+			}
+			return trtEnv("trt/emu", trt.Options{Lib: lib})
+		}},
+	}
+}
+
+func ortEnv(name string, o ort.Options, threads int) (*Env, error) {
+	b, err := ort.NewWith(o)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.Available(); err != nil {
+		return nil, err
+	}
+	env := &Env{Pair: name, Backend: b, close: []func() error{b.Close}}
+	if threads > 0 {
+		env.open = func(_ context.Context, onnx, n string, _ map[string]engine.Shape) (engine.Engine, error) {
+			return b.Open(onnx, engine.OpenOptions{Name: n, Threads: threads})
+		}
+	}
+	return env, nil
+}
+
+// ortDeviceEnv is ort/cuda with engine/cuda device tensors in and out.
+func ortDeviceEnv() (*Env, error) {
+	dev, err := cuda.Open(cuda.Options{})
+	if err != nil {
+		return nil, err
+	}
+	env, err := ortEnv("ort/cuda-dev", ort.Options{Device: ort.DeviceCUDA, CUDA: ort.CUDAOptions{DisableTF32: true}, Tensors: dev}, 0)
+	if err != nil {
+		dev.Close()
+		return nil, err
+	}
+	env.upload, env.download = dev.Upload, dev.Download
+	env.close = append([]func() error{dev.Close}, env.close...)
+	return env, nil
+}
+
+// trtEnv runs cases on TensorRT: each Open builds an fp32 plan whose single profile is
+// exactly the case's input shapes.
+func trtEnv(name string, o trt.Options) (*Env, error) {
+	b := trt.New(o)
+	if err := b.Available(); err != nil {
+		b.Close()
+		return nil, err
+	}
+	return &Env{
+		Pair: name, Backend: b,
+		open: func(ctx context.Context, onnx, n string, shapes map[string]engine.Shape) (engine.Engine, error) {
+			var prof []trt.ShapeRange
+			for in, s := range shapes {
+				prof = append(prof, trt.ShapeRange{Name: in, Min: s, Opt: s, Max: s})
+			}
+			plan, err := b.BuildPlan(ctx, trt.BuildRequest{ONNXPath: onnx, Profiles: [][]trt.ShapeRange{prof}, Precision: trt.FP32})
+			if err != nil {
+				return nil, err
+			}
+			return b.OpenPlan(plan, engine.OpenOptions{Name: n})
+		},
+		upload:   func(h *engine.HostTensor) (engine.Tensor, error) { return b.Upload(h) },
+		download: b.Download,
+		sync:     b.Synchronize,
+		close:    []func() error{b.Close},
+	}, nil
+}
