@@ -183,7 +183,7 @@ typedef struct grefine_part {
   char *text;          /* part text, stopwords removed; library-owned (with the assessment) */
   char *noun;          /* head noun, "" if none; library-owned (with the assessment) */
   int ancestor;        /* index of the ancestor part, -1 if none */
-  float noun_score;    /* a_pn */
+  float noun_score;    /* a_pn (0 when noun is ""; the report has null) */
   float phrase_score;  /* a_ph */
   grefine_defect defect;
   int map_from;        /* part whose map was merged into A, -1 if none */
