@@ -39,11 +39,13 @@
  *     load a second Go shared library (or a second copy of libgrefine) in the same
  *     process. Two Go runtimes in one process crash (golang/go#18976, #65050).
  *   - Never dlclose libgrefine: a Go runtime cannot be unloaded (golang/go#11100).
- *   - Signals: the Go runtime installs handlers for SIGSEGV, SIGBUS, SIGFPE, SIGPIPE and
- *     others when the library loads; it forwards signals that arrive in non-Go code to the
- *     handler that was installed before. Host signal handlers must be installed with
- *     SA_ONSTACK (Go runs them on its signal stacks), and a handler installed after the
- *     library loaded replaces Go's (golang/go#11794, #14899, #62337).
+ *   - Signals: when the library loads, the Go runtime installs handlers for the
+ *     synchronous signals (SIGSEGV, SIGBUS, SIGFPE) and SIGPIPE, not for asynchronous ones
+ *     such as SIGINT. It keeps the handlers installed before and forwards to them the
+ *     signals that arrive while non-Go code runs. Host signal handlers must use SA_ONSTACK
+ *     (a signal may arrive on a Go thread's small stack). A handler for those signals that
+ *     is installed after the library loaded replaces Go's and must chain to it
+ *     (golang/go#11794, #14899, #62337).
  *   - Do not fork() without exec() once the library is loaded: the child has one thread
  *     and a Go runtime that expects several.
  *   - No Go memory outlives a call: every pointer the library returns is C memory.
