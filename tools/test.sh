@@ -14,7 +14,8 @@ bash tools/lint.sh
 go test -count=1 ./... 2>&1 | tee /tmp/grefine-test.log
 # The pipeline's concurrency tests (two requests on two slots equal single calls) under the race detector.
 go test -count=1 -race ./pipeline/ 2>&1 | tee -a /tmp/grefine-test.log
-
 # TensorRT slots under the race detector (emulator: two slots at once equal serial runs).
 go test -count=1 -race -run 'TestSlotsConcurrent|TestNoPerStepAllocation|TestConcurrentRuns' ./engine/trt/... 2>&1 | tee -a /tmp/grefine-test.log
+
+bash tools/test-lib.sh  # libgrefine: C tests, examples vs the CLI
 echo "test: ok"
