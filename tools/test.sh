@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# make test: (after make setup) build the native libraries, lint, run every Go test.
+# make test: (after make setup) build the native libraries, lint, run every Go test, then
+# the real Python clients (tritonclient, schemathesis) against `grefine serve`.
 # ONNX Runtime is required here (GRF_REQUIRE_ORT=1): its tests fail instead of skipping.
 # GPU-only tests skip with their reason on machines without a GPU.
 set -euo pipefail
@@ -18,4 +19,6 @@ go test -count=1 -race ./pipeline/ 2>&1 | tee -a /tmp/grefine-test.log
 go test -count=1 -race -run 'TestSlotsConcurrent|TestNoPerStepAllocation|TestConcurrentRuns' ./engine/trt/... 2>&1 | tee -a /tmp/grefine-test.log
 
 bash tools/test-lib.sh  # libgrefine: C tests, examples vs the CLI
+
+bash tools/pyclients.sh
 echo "test: ok"

@@ -1,0 +1,57 @@
+package server
+
+import (
+	"encoding/json"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestRoutesMatchOpenAPI: every route of the router is an operation of openapi.json
+// and every operation is a route, with the same open (no token) routes.
+func TestRoutesMatchOpenAPI(t *testing.T) {
+	m, err := newMetrics(prometheus.NewRegistry(), nil)
+	require.NoError(t, err)
+	s := &Server{metrics: m}
+	var doc struct {
+		OpenAPI  string                                `json:"openapi"`
+		Security []map[string][]string                 `json:"security"`
+		Paths    map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	require.NoError(t, json.Unmarshal(openAPI, &doc))
+	assert.Equal(t, "3.1.0", doc.OpenAPI)
+	var inDoc, inRouter, openDoc, openRouter []string
+	methods := map[string]bool{"get": true, "put": true, "post": true, "delete": true, "patch": true, "head": true, "options": true}
+	for path, ops := range doc.Paths {
+		for method, raw := range ops {
+			if !methods[method] {
+				continue
+			}
+			key := strings.ToUpper(method) + " " + path
+			inDoc = append(inDoc, key)
+			var op struct {
+				Security *[]map[string][]string `json:"security"`
+			}
+			require.NoError(t, json.Unmarshal(raw, &op))
+			if op.Security != nil && len(*op.Security) == 1 && len((*op.Security)[0]) == 0 {
+				openDoc = append(openDoc, key)
+			}
+		}
+	}
+	for _, rt := range s.routeTable() {
+		key := rt.method + " " + rt.path
+		inRouter = append(inRouter, key)
+		if rt.open {
+			openRouter = append(openRouter, key)
+		}
+	}
+	for _, l := range [][]string{inDoc, inRouter, openDoc, openRouter} {
+		sort.Strings(l)
+	}
+	assert.Equal(t, inRouter, inDoc, "router routes vs OpenAPI operations")
+	assert.Equal(t, openRouter, openDoc, "routes without a token vs operations with security [{}]")
+}
