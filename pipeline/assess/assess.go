@@ -120,7 +120,7 @@ func New(set *modelset.Set, b engine.Backend, opts Options) (*Assessor, error) {
 	if a.image, err = set.OpenEngine(b, "clip_surgery", engine.OpenOptions{Threads: opts.Threads}); err != nil {
 		return nil, err
 	}
-	if a.text, err = set.OpenEngine(b, "clip_text", engine.OpenOptions{Threads: opts.Threads}); err != nil {
+	if a.text, err = set.OpenEngine(b, textEngine(set), engine.OpenOptions{Threads: opts.Threads}); err != nil {
 		return nil, err
 	}
 	vocab, err := set.FilePath("bpe_vocab")
@@ -324,6 +324,14 @@ func (a *Assessor) Assess(ctx context.Context, img *imageio.RGB8, prompt string)
 	lap("fuse", t0)
 	lap("total", total)
 	return rep, nil
+}
+
+// textEngine is the prefix-cached clip_text_kv when the set has it, else clip_text.
+func textEngine(set *modelset.Set) string {
+	if set.HasEngine(aq.KVEngine) {
+		return aq.KVEngine
+	}
+	return "clip_text"
 }
 
 func hasNoun(parts []aq.Part) bool {
