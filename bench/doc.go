@@ -3,8 +3,9 @@
 // are recorded by hand with the machine and the command.
 //
 //	BenchmarkAssessTiny      assess of a 1024² image, 4-noun prompt, tiny model set
-//	BenchmarkAssessFull      the same on the full-size CLIP ViT-B/16 (random weights):
-//	                         set GRF_BENCH_MODELS to a model set exported without --tiny
+//	BenchmarkAssessFullCached  a repeated prompt on the full-size CLIP ViT-B/16 (random
+//	                         weights): set GRF_BENCH_MODELS to a set exported without --tiny
+//	                         (the honest cache-off benchmark is bench/assesscpu)
 //	BenchmarkRefineTiny      the whole refiner (both stages) with the tiny set
 //	BenchmarkRefineOverhead  a 1024² refine with engines that return zeros at once:
 //	                         everything but the engine runs (the Go-side overhead)

@@ -25,6 +25,10 @@ type OpenOptions struct {
 	Name string
 	// Threads bounds intra-op threads (0: backend default).
 	Threads int
+	// Session holds backend-specific session settings, key → value; a backend refuses
+	// keys it does not know (ErrUnavailable). See the backend's package doc (engine/ort:
+	// graph_opt, mem_pattern, cpu_arena, and ONNX Runtime's session config keys).
+	Session map[string]string
 }
 
 // Backend opens engines from model files.

@@ -157,6 +157,9 @@ func (b *Backend) Open(path string, opts engine.OpenOptions) (engine.Engine, err
 			return nil, fmt.Errorf("%w: ort: %s: threads: %v", engine.ErrRun, name, err)
 		}
 	}
+	if err := applySession(so, opts.Session); err != nil {
+		return nil, fmt.Errorf("ort: %s: %w", name, err)
+	}
 	e := &Engine{name: name}
 	if e.inputs, e.outputs, err = describeModel(name, path, so); err != nil {
 		return nil, err

@@ -34,6 +34,10 @@ type TextEncoder struct {
 	embName   string
 	// MaxBatch bounds rows per engine call (0: unbounded).
 	MaxBatch int
+	// CallCost is what one engine call costs, in positions, when the rows are planned
+	// into length buckets (0: BucketOverhead). A huge value gives one call for all rows,
+	// cut after the longest EOT (grefine's behaviour before the buckets).
+	CallCost int
 
 	mu    sync.Mutex
 	cache map[string]*list.Element
@@ -240,7 +244,11 @@ func (e *TextEncoder) encode(ctx context.Context, texts []string) ([][]float32, 
 	}
 	emb := make([]float32, len(rows)*e.dim)
 	var work WorkStats
-	for _, b := range planBuckets(widths, BucketOverhead, e.MaxBatch) {
+	cost := e.CallCost
+	if cost <= 0 {
+		cost = BucketOverhead
+	}
+	for _, b := range planBuckets(widths, cost, e.MaxBatch) {
 		if err := e.run(ctx, rows[b[0]:b[1]], emb); err != nil {
 			return nil, err
 		}
