@@ -100,6 +100,7 @@ func runAssess(b *testing.B, a *assess.Assessor) {
 	img := image(b)
 	ctx := context.Background()
 	stages := map[string]float64{}
+	best := 0.0
 	b.ResetTimer()
 	c0 := cpuTime(b)
 	for i := 0; i < b.N; i++ {
@@ -110,9 +111,13 @@ func runAssess(b *testing.B, a *assess.Assessor) {
 		for k, v := range rep.TimingsMillis {
 			stages[k] += v
 		}
+		if t := rep.TimingsMillis["total"]; i == 0 || t < best {
+			best = t
+		}
 	}
 	b.StopTimer()
 	reportCPU(b, c0)
+	b.ReportMetric(best, "best_ms") // the Python side reports its best run too
 	for k, v := range stages {
 		b.ReportMetric(v/float64(b.N), k+"_ms")
 	}
@@ -195,6 +200,11 @@ func BenchmarkText(b *testing.B) {
 			enc, err := aq.NewTextEncoder(tok, e, templates, empty.F32, 0)
 			require.NoError(b, err)
 			enc.CallCost = mode.callCost
+			if c := os.Getenv("GRF_BENCH_CALLCOST"); c != "" && mode.callCost == 0 {
+				n, err := strconv.Atoi(c)
+				require.NoError(b, err, "GRF_BENCH_CALLCOST")
+				enc.CallCost = n
+			}
 			b.ResetTimer()
 			c0 := cpuTime(b)
 			for i := 0; i < b.N; i++ {

@@ -21,7 +21,8 @@
 //
 // $GRF_BENCH_THREADS sets the engines' intra-op threads (default: ONNX Runtime's, one per
 // core); $GRF_BENCH_ORT="key=value,..." passes session settings to the text engines of
-// BenchmarkText (engine/ort: graph_opt, mem_pattern, cpu_arena, session.*).
+// BenchmarkText (engine/ort: graph_opt, mem_pattern, cpu_arena, session.*);
+// $GRF_BENCH_CALLCOST sets aq.TextEncoder.CallCost for its buckets and prefix cases.
 //
 //	GRF_BENCH_MODELS=.cache/models/full go test ./bench/assesscpu -run '^$' -bench . -benchtime 3x
 //

@@ -52,7 +52,7 @@ type CacheStats struct{ Hits, Misses int }
 
 // WorkStats counts what the text engine was asked to compute: engine calls, template
 // rows, and positions (rows × the width of their call, padding included; with the kv
-// engine the cached prefixes are not counted, their one-off cost is in PrefixPositions).
+// engine the cached prefixes are not counted: their one-off cost is PrefixPositions).
 type WorkStats struct{ Calls, Rows, Positions int }
 
 type cacheEntry struct {
@@ -144,8 +144,18 @@ func (e *TextEncoder) Work() WorkStats {
 // Prefixed reports whether the encoder runs the kv engine with cached template prefixes.
 func (e *TextEncoder) Prefixed() bool { return e.prefix != nil }
 
-// Features returns f(x) for each text, in order. Texts not in the cache are encoded in
-// one batched engine call (len(missing)·len(templates) rows).
+// PrefixPositions is what building the prefix table computed once, at NewTextEncoder
+// (table rows × the longest prefix; 0 without the kv engine).
+func (e *TextEncoder) PrefixPositions() int {
+	if e.prefix == nil {
+		return 0
+	}
+	return e.prefix.Positions
+}
+
+// Features returns f(x) for each text, in order. Texts not in the cache are encoded
+// together: their len(missing)·len(templates) rows are run in length buckets (see
+// encode).
 func (e *TextEncoder) Features(ctx context.Context, texts []string) ([][]float32, error) {
 	out := make([][]float32, len(texts))
 	var missing []string
