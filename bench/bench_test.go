@@ -75,10 +75,9 @@ func benchModels(b *testing.B) string {
 	return dir
 }
 
-func BenchmarkAssessFull(b *testing.B) { benchAssess(b, benchModels(b)) }
-
-// BenchmarkAssessFullCached is BenchmarkAssessFull for a repeated prompt: the text
-// features come from the LRU cache after the first run.
+// BenchmarkAssessFullCached: assess of a 1024² image with a repeated prompt on a
+// full-size model set: the text features come from the LRU cache after the first run.
+// (The cache-off full-size benchmark is bench/assesscpu.BenchmarkAssess.)
 func BenchmarkAssessFullCached(b *testing.B) {
 	p := openPipeline(b, benchModels(b), true)
 	img := image1024(b)

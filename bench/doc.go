@@ -146,9 +146,9 @@
 //
 //	BenchmarkAssessTiny      assess of a 1024² image, 4-noun prompt, tiny model set, on
 //	                         the loaded pipeline
-//	BenchmarkAssessFull      the same on the full-size CLIP ViT-B/16 (random weights):
-//	                         set GRF_BENCH_MODELS to a model set exported without --tiny
-//	BenchmarkAssessFullCached  the same prompt every time (text features cached)
+//	BenchmarkAssessFullCached  a repeated prompt on the full-size CLIP ViT-B/16 (random
+//	                         weights): set GRF_BENCH_MODELS to a set exported without --tiny
+//	                         (the honest cache-off benchmark is bench/assesscpu)
 //	BenchmarkRefineTiny      the whole refiner (both stages) with the tiny set, 256²
 //	BenchmarkRefineOverhead  a 1024² refine with engines that return zeros at once:
 //	                         everything but the engines runs (the Go-side overhead)

@@ -30,6 +30,10 @@ type OpenOptions struct {
 	// stream and scratch; different slots run concurrently). 0 is the default slot;
 	// backends without per-slot state (ort) ignore it.
 	Slot int
+	// Session holds backend-specific session settings, key → value; a backend refuses
+	// keys it does not know (ErrUnavailable). See the backend's package doc (engine/ort:
+	// graph_opt, mem_pattern, cpu_arena, and ONNX Runtime's session config keys).
+	Session map[string]string
 }
 
 // Backend opens engines from model files.

@@ -227,11 +227,18 @@ func Open(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 	acfg := assess.DefaultConfig()
 	acfg.MaxPromptBytes = cfg.MaxPromptBytes
 	acfg.FeatureCache = max(cfg.FeatureCache, 0)
+	// The prefix-cached text engine (clip_text_kv) is used when the set has it, except
+	// where the plain one is needed: cross-request batching merges clip_text calls, and
+	// plan repositories hold clip_text only.
+	textEngine := ""
+	if cfg.TextBatch.MaxWait > 0 || perSlot {
+		textEngine = "clip_text"
+	}
 	if p.assess, err = assess.New(p.set, p.backend, assess.Options{Config: acfg, Parser: assess.SyntaxParser{P: p.parser},
-		Fuser: fuser, Threads: cfg.Threads, Tokenizer: p.tok, Opener: opener}); err != nil {
+		Fuser: fuser, Threads: cfg.Threads, Tokenizer: p.tok, Opener: opener, TextEngine: textEngine}); err != nil {
 		return nil, err
 	}
-	engines := append([]string(nil), modelset.QualityEngines...)
+	engines := []string{"clip_surgery", p.assess.TextEngine()}
 	if !cfg.AssessOnly {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -251,7 +258,7 @@ func Open(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 		for sl := 1; sl < cfg.Slots; sl++ {
 			so := slotOpener{Opener: base, slot: sl}
 			if p.slotA[sl], err = assess.New(p.set, p.backend, assess.Options{Config: acfg, Parser: assess.SyntaxParser{P: p.parser},
-				Fuser: fuser, Threads: cfg.Threads, Tokenizer: p.tok, Opener: so}); err != nil {
+				Fuser: fuser, Threads: cfg.Threads, Tokenizer: p.tok, Opener: so, TextEngine: textEngine}); err != nil {
 				return nil, err
 			}
 			if p.refine != nil {

@@ -146,6 +146,34 @@ class ClipTest(unittest.TestCase):
         np.testing.assert_allclose(got.numpy(), want.numpy(), atol=2e-6, rtol=0)
         np.testing.assert_allclose(got.numpy(), want_hf.numpy(), atol=2e-6, rtol=0)
 
+    def test_text_kv_matches_text_on_full_rows(self):
+        # ClipTextKV with a table made from the template prefixes (by ClipTextKV itself,
+        # empty past) must give open_clip's text features of the whole rows, also for rows
+        # that fall back to the SOS-only prefix and for a truncated row.
+        import clip_export
+
+        kv = clip_engines.ClipTextKV(self.hf).eval()
+        templates = list(clip_consts.TEMPLATES[:6]) + ["photo{}", "{} in the scene."]
+        texts = ["", "graph", "blue doctor suit", "a very long prompt " + "word " * 80]
+        prefixes, rows = clip_export.split_rows(templates, texts)
+        self.assertTrue(any(cut == 1 for _, _, _, cut in rows if _ == 6), "photo{} + graph must fall back")
+        table = prefixes + [[clip_engines.SOS_ID]]
+        p = max(len(x) for x in table)
+        ids = torch.zeros((len(table), p), dtype=torch.int32)
+        for i, x in enumerate(table):
+            ids[i, :len(x)] = torch.tensor(x)
+        heads, hd = kv.heads, kv.head_dim
+        dummy = torch.zeros(len(self.hf.text_model.encoder.layers), 1, heads, 1, hd)
+        zeros = torch.zeros(len(table), dtype=torch.int32)
+        with torch.no_grad():
+            _, keys, values = kv(ids, dummy, dummy, zeros, zeros)
+            f = clip_export.suffix_feeds(rows, table, keys.numpy(), values.numpy())
+            got = kv(*[torch.from_numpy(f[n]) for n in ("input_ids", "past_keys", "past_values",
+                                                        "past_index", "past_length")])[0]
+            want = self.oc.encode_text(torch.from_numpy(np.stack([r for _, r, _, _ in rows])).long())
+        # embeddings of magnitude ~1.5 (not normalised): a few float32 ulps
+        np.testing.assert_allclose(got.numpy(), want.numpy(), atol=4e-6, rtol=0)
+
     def test_pq_assembly_matches_token_path(self):
         # A prompt whose EOS sits at index 20: split its token embeddings into the
         # prefix/ctx/suffix layout of a learned-prompt file; the PQ path must give the
