@@ -1,5 +1,5 @@
 # grefine: every target is a verb that calls a script in tools/; no logic lives here.
-.PHONY: setup setup-gpu build native test demo bench fixtures gpu-bundle lint clean
+.PHONY: setup setup-gpu build native trt-emu lib test demo bench fixtures gpu-bundle lint clean
 
 setup:        ## install ONNX Runtime, Go modules (and the CUDA toolkit for `native`)
 	@bash tools/setup.sh
@@ -12,6 +12,12 @@ build: setup  ## build bin/grefine
 
 native: setup ## build libgrefine_cuda.so (and libgrefine_trt.so with TensorRT_ROOT)
 	@bash tools/native.sh
+
+trt-emu: setup ## build build/libgrefine_trt_emu.so (the TensorRT shim ABI on ONNX Runtime, CPU)
+	@bash tools/trt-emu.sh
+
+lib: setup    ## build libgrefine.so/.a (C API, include/grefine.h) and install it into build/prefix
+	@bash tools/lib.sh
 
 test: setup   ## set up, build the native libraries, run every test
 	@bash tools/test.sh

@@ -25,6 +25,15 @@ type OpenOptions struct {
 	Name string
 	// Threads bounds intra-op threads (0: backend default).
 	Threads int
+	// Slot is the execution slot the engine will run in, for backends that keep state per
+	// slot (trt through plans.Repo: one execution context per slot, sharing the slot's
+	// stream and scratch; different slots run concurrently). 0 is the default slot;
+	// backends without per-slot state (ort) ignore it.
+	Slot int
+	// Session holds backend-specific session settings, key → value; a backend refuses
+	// keys it does not know (ErrUnavailable). See the backend's package doc (engine/ort:
+	// graph_opt, mem_pattern, cpu_arena, and ONNX Runtime's session config keys).
+	Session map[string]string
 }
 
 // Backend opens engines from model files.

@@ -26,9 +26,11 @@
 // Devices gives the static facts read at Open (index, name, UUID, compute capability,
 // memory total, driver and CUDA driver versions, power limit, max clocks). Sample
 // reads every GPU once: GPU and memory utilisation, memory used and free, power,
-// SM and memory clocks, temperature and the clock event ("throttle") reasons decoded
-// into names by ThrottleReasons (sw_power_cap, hw_slowdown, sw_thermal, hw_thermal,
-// ...). Units: bytes, watts, MHz, degrees C, percent.
+// SM and memory clocks, temperature, the total-energy counter (joules since the driver
+// loaded; two samples' difference is the energy between them) and the clock event
+// ("throttle") reasons decoded into names by ThrottleReasons (sw_power_cap,
+// hw_slowdown, sw_thermal, hw_thermal, ...). Units: bytes, watts, joules, MHz,
+// degrees C, percent.
 //
 // A metric the board does not support (NVML's ERROR_NOT_SUPPORTED) is not an error:
 // its field is nil and its name (Metric* constants) is listed in Unsupported. Any

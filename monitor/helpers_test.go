@@ -12,7 +12,7 @@ const gib = 1 << 30
 // stock mock leaves unset filled in. Values depend on the device index so a test
 // can tell devices apart: util 10·i %, mem util 5·i %, (i+1) GiB used, 100+10·i W,
 // SM clock 1500+i MHz, memory clock 2619 MHz, 30+i °C, 700 W limit, max clocks
-// 1980/2619 MHz; device 0 reports sw_power_cap+hw_slowdown, the others none.
+// 1980/2619 MHz, energy counter 1000·(i+1) J; device 0 reports sw_power_cap+hw_slowdown, the others none.
 func fakeDGX() *server.Server {
 	s := dgxh100.New()
 	for i, nd := range s.Devices {
@@ -47,6 +47,7 @@ func fakeDGX() *server.Server {
 			}
 			return uint32(30 + i), nvml.SUCCESS
 		}
+		d.GetTotalEnergyConsumptionFunc = func() (uint64, nvml.Return) { return uint64(1_000_000 * (i + 1)), nvml.SUCCESS }
 		d.GetEnforcedPowerLimitFunc = func() (uint32, nvml.Return) { return 700_000, nvml.SUCCESS }
 		d.GetCurrentClocksEventReasonsFunc = func() (uint64, nvml.Return) {
 			if i == 0 {

@@ -85,6 +85,8 @@ func TestSample(t *testing.T) {
 		assert.Equal(t, uint32(1500+i), *g.SMClockMHz)
 		assert.Equal(t, uint32(2619), *g.MemClockMHz)
 		assert.Equal(t, uint32(30+i), *g.TempC)
+		require.NotNil(t, g.EnergyJ)
+		assert.InDelta(t, 1000*float64(i+1), *g.EnergyJ, 1e-9)
 		assert.Empty(t, g.Unsupported)
 		assert.Empty(t, g.Errors)
 		if i == 0 {

@@ -20,6 +20,7 @@ const (
 	MetricMemClock    = "mem_clock"   // MHz
 	MetricTemperature = "temperature" // degrees Celsius, GPU die
 	MetricThrottle    = "throttle"    // clock event reasons (no numeric value)
+	MetricEnergy      = "energy"      // joules since the driver loaded (a counter)
 )
 
 // Sample is one reading of every GPU, taken at Time.
@@ -41,6 +42,9 @@ type GPUSample struct {
 	SMClockMHz  *uint32  `json:"sm_clock_mhz"`
 	MemClockMHz *uint32  `json:"mem_clock_mhz"`
 	TempC       *uint32  `json:"temperature_c"`
+	// EnergyJ is NVML's total-energy counter in joules (millijoules since the driver
+	// loaded, Volta and later); the difference of two samples is the energy between them.
+	EnergyJ *float64 `json:"energy_j"`
 	// ThrottleMask is NVML's clock event reason bitmask; Throttle decodes it into
 	// names (see ThrottleReasons). Both are nil when the call is not supported.
 	ThrottleMask *uint64           `json:"throttle_mask"`
@@ -85,6 +89,10 @@ func (m *Monitor) sampleDevice(i int, d nvml.Device) GPUSample {
 	}
 	if t, r := d.GetTemperature(nvml.TEMPERATURE_GPU); rec.ok(r, MetricTemperature) {
 		g.TempC = &t
+	}
+	if mj, r := d.GetTotalEnergyConsumption(); rec.ok(r, MetricEnergy) {
+		j := float64(mj) / 1000
+		g.EnergyJ = &j
 	}
 	var mask uint64
 	var r nvml.Return

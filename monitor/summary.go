@@ -29,7 +29,8 @@ func (s *Stat) add(v float64) {
 
 // GPUSummary aggregates one GPU over a run. Metrics is keyed by the Metric* names
 // (mem_used and mem_free in bytes, power in watts, clocks in MHz, temperature in
-// degrees C, utilisations in percent). Throttle lists every clock event reason seen
+// degrees C, utilisations in percent, energy in joules: a counter, so Max − Min is the
+// energy used over the run). Throttle lists every clock event reason seen
 // at least once, with the number of samples that showed it.
 type GPUSummary struct {
 	Index    int             `json:"index"`
@@ -127,6 +128,9 @@ func (g GPUSample) values() map[string]float64 {
 	put(MetricTemperature, g.TempC != nil, deref32(g.TempC))
 	if g.PowerW != nil {
 		v[MetricPower] = *g.PowerW
+	}
+	if g.EnergyJ != nil {
+		v[MetricEnergy] = *g.EnergyJ
 	}
 	return v
 }

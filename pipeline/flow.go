@@ -128,7 +128,7 @@ func (p *Pipeline) Refine(ctx context.Context, req Request) (*Refinement, error)
 		} else if err := p.checkAssessment(a, r.req); err != nil {
 			return err
 		}
-		ref, err := p.refine.With(r.params.refineConfig(p.refine.Config()))
+		ref, err := p.refiner(r.slot).With(r.params.refineConfig(p.refine.Config()))
 		if err != nil {
 			return classify(err)
 		}
@@ -292,7 +292,7 @@ func (p *Pipeline) assessOne(ctx context.Context, r *run) (*Assessment, error) {
 			ap.Parts[i] = aq.Part{Text: pt.Text, Noun: pt.Noun, Ancestor: pt.Ancestor}
 		}
 	}
-	rep, err := p.assess.With(r.params.assessConfig(p.assess.Config())).AssessParsed(ctx, r.req.Image, r.req.Prompt, ap)
+	rep, err := p.assessor(r.slot).With(r.params.assessConfig(p.assess.Config())).AssessParsed(ctx, r.req.Image, r.req.Prompt, ap)
 	if err != nil {
 		return nil, err
 	}

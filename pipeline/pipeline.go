@@ -18,6 +18,7 @@ import (
 	"github.com/grefine/grefine/pipeline/refine"
 	"github.com/grefine/grefine/pipeline/syntax"
 	"github.com/grefine/grefine/pipeline/tokenizer"
+	"github.com/grefine/grefine/plans"
 )
 
 // Version is grefine's version, set by the build (-ldflags "-X
@@ -38,9 +39,13 @@ type Config struct {
 	// BackendInstance, if set, is used instead of building Backend (embedding, tests);
 	// the pipeline does not close it.
 	BackendInstance engine.Backend
-	// Opener, if set, opens the engines instead of the model set's ONNX files (a TensorRT
-	// plan repository).
+	// Opener, if set, opens the engines instead of the model set's ONNX files.
 	Opener Opener
+	// Plans is a TensorRT plan repository (the output of `grefine plans build`) for the
+	// trt backend: each engine is opened from its plan, verified against the GPU, the
+	// TensorRT version and the ONNX SHA-256 first (plans.Repo), and every slot gets its own
+	// execution contexts.
+	Plans string
 	// Device is "cpu" (default) or "cuda": with cuda the non-network operations run on the
 	// GPU (the map fusion kernel, the denoising loops' ops on a stream per slot) and, with
 	// the ort backend, the networks run on ONNX Runtime's CUDA execution provider (the GPU
@@ -132,6 +137,9 @@ type Pipeline struct {
 	tok     *tokenizer.Tokenizer
 	assess  *assess.Assessor
 	refine  *refine.Refiner
+	// per-slot instances: with per-slot engines (trt) slot s > 0 has its own; else nil
+	slotA   []*assess.Assessor
+	slotR   []*refine.Refiner
 	release []func()
 	ops     []refine.Ops // per slot: the denoising loops' device (nil entries: cpu)
 	log     zerolog.Logger
@@ -200,15 +208,37 @@ func Open(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 	if cfg.Opener != nil {
 		opener = cfg.Opener
 	}
-	opener = &textBatchOpener{Opener: opener, cfg: cfg.TextBatch, out: &p.text}
+	perSlot := false
+	if cfg.Plans != "" {
+		if cfg.Backend != "trt" && cfg.BackendInstance == nil {
+			return nil, inputf("plans %s: TensorRT plans run on the trt backend (--backend trt)", cfg.Plans)
+		}
+		repo, err := plans.Open(cfg.Plans, p.set, plans.OpenOptions{})
+		if err != nil {
+			return nil, err
+		}
+		p.release = append(p.release, func() { repo.Close() })
+		opener, perSlot = repo, true
+	}
+	base := opener
+	if !perSlot {
+		opener = &textBatchOpener{Opener: opener, cfg: cfg.TextBatch, out: &p.text}
+	}
 	acfg := assess.DefaultConfig()
 	acfg.MaxPromptBytes = cfg.MaxPromptBytes
 	acfg.FeatureCache = max(cfg.FeatureCache, 0)
+	// The prefix-cached text engine (clip_text_kv) is used when the set has it, except
+	// where the plain one is needed: cross-request batching merges clip_text calls, and
+	// plan repositories hold clip_text only.
+	textEngine := ""
+	if cfg.TextBatch.MaxWait > 0 || perSlot {
+		textEngine = "clip_text"
+	}
 	if p.assess, err = assess.New(p.set, p.backend, assess.Options{Config: acfg, Parser: assess.SyntaxParser{P: p.parser},
-		Fuser: fuser, Threads: cfg.Threads, Tokenizer: p.tok, Opener: opener}); err != nil {
+		Fuser: fuser, Threads: cfg.Threads, Tokenizer: p.tok, Opener: opener, TextEngine: textEngine}); err != nil {
 		return nil, err
 	}
-	engines := append([]string(nil), modelset.QualityEngines...)
+	engines := []string{"clip_surgery", p.assess.TextEngine()}
 	if !cfg.AssessOnly {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -221,6 +251,22 @@ func Open(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 			return nil, err
 		}
 		engines = append(engines, refine.EngineNames()...)
+	}
+	if perSlot {
+		// Every further slot gets its own sessions (execution contexts) of every engine.
+		p.slotA, p.slotR = make([]*assess.Assessor, cfg.Slots), make([]*refine.Refiner, cfg.Slots)
+		for sl := 1; sl < cfg.Slots; sl++ {
+			so := slotOpener{Opener: base, slot: sl}
+			if p.slotA[sl], err = assess.New(p.set, p.backend, assess.Options{Config: acfg, Parser: assess.SyntaxParser{P: p.parser},
+				Fuser: fuser, Threads: cfg.Threads, Tokenizer: p.tok, Opener: so, TextEngine: textEngine}); err != nil {
+				return nil, err
+			}
+			if p.refine != nil {
+				if p.slotR[sl], err = refine.New(p.set, p.backend, refine.Options{Config: p.refine.Config(), Threads: cfg.Threads, Tokenizer: p.tok, Opener: so}); err != nil {
+					return nil, err
+				}
+			}
+		}
 	}
 	p.slots = newSlotQueue(cfg.Slots, cfg.MaxQueue)
 	p.reqs = newRegistry()
@@ -307,6 +353,32 @@ func (p *Pipeline) openDevice() (assess.Fuser, error) {
 	return f.FuseMaps, nil
 }
 
+// slotOpener opens engines for one execution slot.
+type slotOpener struct {
+	Opener
+	slot int
+}
+
+func (o slotOpener) OpenEngine(b engine.Backend, name string, opts engine.OpenOptions) (engine.Engine, error) {
+	opts.Slot = o.slot
+	return o.Opener.OpenEngine(b, name, opts)
+}
+
+// assessor and refiner return the instances slot s runs on.
+func (p *Pipeline) assessor(s int) *assess.Assessor {
+	if s < len(p.slotA) && p.slotA[s] != nil {
+		return p.slotA[s]
+	}
+	return p.assess
+}
+
+func (p *Pipeline) refiner(s int) *refine.Refiner {
+	if s < len(p.slotR) && p.slotR[s] != nil {
+		return p.slotR[s]
+	}
+	return p.refine
+}
+
 // Info describes the pipeline.
 func (p *Pipeline) Info() Info { return p.info }
 
@@ -381,6 +453,9 @@ func (p *Pipeline) Close() error {
 	}
 	p.closed = true
 	var errs []error
+	for i := range p.slotR {
+		errs = append(errs, p.slotR[i].Close(), p.slotA[i].Close())
+	}
 	if p.refine != nil {
 		errs = append(errs, p.refine.Close())
 	}

@@ -150,7 +150,8 @@ type BuildAllOptions struct {
 	Models string
 	// Out is the plan repository (Triton layout).
 	Out string
-	// Specs to build; nil: Builtin().
+	// Specs to build; nil: Builtin(), or BuiltinTiny() when Models holds a manifest
+	// (models.json) marked "tiny".
 	Specs []*Spec
 	// Only restricts the build to these engine names (nil: all).
 	Only []string
@@ -217,7 +218,7 @@ func BuildAll(ctx context.Context, o BuildAllOptions) (Report, error) {
 	specs := o.Specs
 	if specs == nil {
 		var err error
-		if specs, err = Builtin(); err != nil {
+		if specs, err = defaultSpecs(o.Models); err != nil {
 			return rep, err
 		}
 	}
@@ -289,4 +290,16 @@ func buildOne(ctx context.Context, o BuildAllOptions, target trt.Target, s *Spec
 	}
 	er.Status, er.Key, er.Bytes = Built, sc.Key, sc.PlanBytes
 	return er
+}
+
+// defaultSpecs picks the builtin specs for a models directory: BuiltinTiny when its
+// models.json says "tiny": true, else Builtin.
+func defaultSpecs(models string) ([]*Spec, error) {
+	var m struct {
+		Tiny bool `json:"tiny"`
+	}
+	if data, err := os.ReadFile(filepath.Join(models, "models.json")); err == nil && json.Unmarshal(data, &m) == nil && m.Tiny {
+		return BuiltinTiny()
+	}
+	return Builtin()
 }

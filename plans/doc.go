@@ -29,7 +29,21 @@
 // BuildAll is `grefine plans build --models DIR --out DIR`: it builds every spec whose
 // entry is missing or stale, continues past failures and reports each engine (built,
 // up-to-date, failed, cancelled). The Builder is a *trt.Backend; tests use the fake shim
-// of engine/trt/trttest, which "builds" by writing the spec into a text plan.
+// of engine/trt/trttest, which "builds" by writing the spec into a text plan, and
+// engine/trt/emutest builds the tiny set's real plans with the emulator.
+//
+// BuildAll uses the builtin specs, or plans/tiny/*.yaml (BuiltinTiny: the tiny set's
+// widths, wide dynamic profiles) when the models directory's manifest says "tiny".
+//
+// # Using plans
+//
+// Open(dir, set, OpenOptions{}) returns a Repo whose OpenEngine(b, name, opts) has the
+// shape of modelset.Set.OpenEngine: b must be a *trt.Backend; the first call per engine
+// runs Verify against b.Target() with the ONNX SHA-256 taken from the verified model set
+// (no re-hashing; the plan file itself is hashed unless SkipPlanHash), checks the plan's
+// I/O against the manifest (engine.ErrContract), and deserializes it once; every call
+// returns a new trt.Session in slot opts.Slot (engine.OpenOptions.Slot), which the caller
+// closes. Repo.Close closes the engines once their sessions are closed.
 //
 // On TensorRT 11 networks are strongly typed: precision comes from the ONNX file (export
 // fp16 weights for fp16 engines), and the spec's precision only documents the intent.

@@ -46,18 +46,24 @@ func FileSHA256(path string) (string, error) {
 // spec lists external-data files, the SHA-256 over "name sha256" lines of the .onnx file
 // and each data file in order.
 func ONNXDigest(dir string, s *Spec) (string, error) {
-	main, err := FileSHA256(filepath.Join(dir, s.ONNX))
+	return digestOf(s, func(name string) (string, error) { return FileSHA256(filepath.Join(dir, name)) })
+}
+
+// digestOf is ONNXDigest with the files' SHA-256 values coming from sum (file hashes, or a
+// verified manifest's).
+func digestOf(s *Spec, sum func(name string) (string, error)) (string, error) {
+	main, err := sum(s.ONNX)
 	if err != nil || len(s.Data) == 0 {
 		return main, err
 	}
 	h := sha256.New()
 	fmt.Fprintf(h, "%s %s\n", s.ONNX, main)
 	for _, d := range s.Data {
-		sum, err := FileSHA256(filepath.Join(dir, d))
+		v, err := sum(d)
 		if err != nil {
 			return "", err
 		}
-		fmt.Fprintf(h, "%s %s\n", d, sum)
+		fmt.Fprintf(h, "%s %s\n", d, v)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -29,7 +29,7 @@ var (
 	ErrForeign = fmt.Errorf("%w: plans: foreign plan", engine.ErrModel)
 )
 
-//go:embed *.yaml
+//go:embed *.yaml tiny/*.yaml
 var builtinFS embed.FS
 
 // Spec describes how to build one engine's plan. It is read from YAML:
@@ -267,6 +267,11 @@ func (s *Spec) request(onnxPath string, o BuildOptions) trt.BuildRequest {
 
 // Builtin returns the specs shipped with grefine (plans/*.yaml), sorted by name.
 func Builtin() ([]*Spec, error) { return loadFS(builtinFS, ".") }
+
+// BuiltinTiny returns the specs for the tiny model set (plans/tiny/*.yaml: its smaller
+// widths, wide dynamic profiles), used by BuildAll when the models' manifest is marked
+// tiny.
+func BuiltinTiny() ([]*Spec, error) { return loadFS(builtinFS, "tiny") }
 
 // LoadDir reads every *.yaml spec in dir, sorted by name.
 func LoadDir(dir string) ([]*Spec, error) { return loadFS(os.DirFS(dir), ".") }

@@ -6,4 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source tools/env.sh
 echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), $(free -g | awk '/Mem:/{print $2}') GiB"
-go test ./bench ./engine/ort ./pipeline/tokenizer ./pipeline/syntax -run '^$' -bench . -benchtime "${GRF_BENCHTIME:-3x}" -timeout 60m
+go test ./bench ./bench/assesscpu ./engine/ort ./pipeline/tokenizer ./pipeline/syntax -run '^$' -bench . -benchtime "${GRF_BENCHTIME:-3x}" -timeout 60m

@@ -51,9 +51,19 @@ for h in grefine_trt.h grefine_trt_loader.h; do
   run "$CXX" -x c++ -std=c++17 -Wall -Wextra -Werror -I cgo/include -fsyntax-only "$tmp/h.c"
   n=$((n + 2))
 done
-# The fake ABI used by the Go tests.
+# The fake ABI used by the Go tests, and the emulator (the fake with ONNX Runtime plans),
+# whose header comes from the Go module cache when present.
 run "$CC" -std=c11 -Wall -Wextra -Werror -I cgo/include -c cgo/trt/fake/fake_trt.c -o "$tmp/fake.o"
 n=$((n + 1))
+ortgo=$(go list -m -f '{{.Dir}}' github.com/yalue/onnxruntime_go 2>/dev/null || true)
+if [ -n "$ortgo" ] && [ -f "$ortgo/onnxruntime_c_api.h" ]; then
+  for f in cgo/trt/fake/fake_trt.c cgo/trt/emu/ort_exec.c; do
+    run "$CC" -std=c11 -Wall -Wextra -Werror -DGRF_TRT_EMU -I cgo/include -isystem "$ortgo" -c "$f" -o "$tmp/emu-$(basename "$f" .c).o"
+    n=$((n + 1))
+  done
+else
+  echo "check-trt: onnxruntime_c_api.h not found (run make setup): emulator not checked"
+fi
 for inc in "${incs[@]}"; do
   ver=$(sed -n 's/^#define \(TRT_MAJOR_ENTERPRISE\|NV_TENSORRT_MAJOR\) \([0-9]*\).*/\2/p' "$inc/NvInferVersion.h" | head -1)
   echo "== TensorRT headers $inc (major $ver)"

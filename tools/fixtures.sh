@@ -46,7 +46,11 @@ if bad:
              + "\nfixtures: run .venv/bin/pip install -r tools/export/requirements.txt")
 PYEOF
 
-export PYTHONHASHSEED=0 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 CUDA_VISIBLE_DEVICES=""
+# ATEN_CPU_CAPABILITY=avx2: PyTorch picks its CPU kernels by the instruction set; AVX-512
+# kernels (Zen 4, recent Xeons) round differently from AVX2 ones by an ulp, which would make
+# the goldens depend on the machine. Pinning AVX2 gives the same bytes on every x86-64 CPU
+# with AVX2 (the committed goldens were made with AVX2 kernels).
+export PYTHONHASHSEED=0 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 CUDA_VISIBLE_DEVICES="" ATEN_CPU_CAPABILITY=avx2
 groups=${FIXTURES_GROUPS:-clip,sdxl,pasd}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/grefine-fixtures.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT

@@ -2,6 +2,7 @@
 # make setup: install what the Go side needs, idempotently, into project-local folders.
 #   - ONNX Runtime 1.30.0 C library (CPU) from the npm tarball, SHA-256 checked -> .deps/ort/
 #   - Go modules (go mod download)
+#   - cmake, gcc, g++, pkg-config, python3 when missing (libgrefine's C tests and examples)
 #   - the Debian CUDA 11.8 toolkit (nvcc), unless GRF_NO_CUDA=1, so `make native`/`make test`
 #     compile the kernels; it needs root and apt (contrib/non-free components are enabled).
 # A second run only checks and takes a second or two.
@@ -28,6 +29,18 @@ if ! have_ort; then
 fi
 
 go mod download
+
+# libgrefine's tests and examples (tools/test-lib.sh) build C/C++ with CMake and run Python.
+missing=()
+for pair in cmake:cmake cc:gcc c++:g++ pkg-config:pkg-config python3:python3; do
+  command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]} (libgrefine's C tests and examples)"
+  if [ "$(id -u)" != 0 ]; then echo "setup: need root for apt-get to install ${missing[*]}" >&2; exit 1; fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
 
 if [ "${GRF_NO_CUDA:-0}" != 1 ] && ! find_nvcc >/dev/null; then
   echo "setup: installing the CUDA 11.8 toolkit from Debian non-free (nvidia-cuda-toolkit, ~2-3 min)"

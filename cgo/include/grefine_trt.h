@@ -1,9 +1,11 @@
 /*
  * grefine_trt.h: the C ABI of libgrefine_trt.so, grefine's TensorRT shim.
  *
- * The shim (cgo/trt/shim.cpp) wraps TensorRT 10.x and 11.x behind plain C so that Go can
- * dlopen it (engine/trt) and so that a fake implementation (cgo/trt/fake) can stand in for
- * it in tests on machines without a GPU. The same header serves both.
+ * The shim (the C++ sources of cgo/trt) wraps TensorRT 10.x and 11.x behind plain C so that Go can
+ * dlopen it (engine/trt). Two host-memory implementations of the same ABI stand in for it
+ * on machines without a GPU: the fake (cgo/trt/fake, elementwise text plans, for error
+ * paths) and the emulator (the fake built with GRF_TRT_EMU: ONNX plans run by ONNX
+ * Runtime on the CPU; `make trt-emu`).
  *
  * Conventions, for every function below:
  *   - The return value is a status (GRF_TRT_OK or a GRF_TRT_ERR_* code). On failure a
@@ -21,7 +23,13 @@
  *   - Device pointers and CUDA streams travel as void* (a cudaStream_t; NULL is the legacy
  *     default stream). Shapes are int64 arrays of at most GRF_TRT_MAX_DIMS entries; -1
  *     marks a dimension that is dynamic.
- *   - A handle may be used by one thread at a time.
+ *   - Multi-GPU: runtimes, buffers, streams and builders are created for an explicit CUDA
+ *     device index; engines and contexts inherit their runtime's device. Every call that
+ *     touches the GPU makes the handle's device current for the duration of the call and
+ *     restores the thread's previous device, so no call depends on (or changes) the
+ *     calling thread's current device.
+ *   - A handle may be used by one thread at a time. Different contexts of one engine may
+ *     be used concurrently, each with its own scratch memory and stream.
  */
 #ifndef GREFINE_TRT_H
 #define GREFINE_TRT_H
@@ -35,7 +43,7 @@ extern "C" {
 
 /* Version of this ABI. Bumped on any incompatible change; engine/trt refuses a library
  * whose ABI version differs from the one it was compiled against. */
-#define GRF_TRT_ABI_VERSION 1
+#define GRF_TRT_ABI_VERSION 2
 
 /* Largest tensor rank the ABI carries. */
 #define GRF_TRT_MAX_DIMS 8
@@ -126,6 +134,8 @@ typedef struct grf_trt_device_info {
   int32_t cc_major;  /* compute capability of the queried device */
   int32_t cc_minor;
   int64_t total_mem; /* bytes */
+  int32_t host_memory; /* 1: "device" memory is host memory and engines run on the CPU
+                          (the emulator); 0: CUDA device memory */
   char name[256];
 } grf_trt_device_info;
 
@@ -149,15 +159,17 @@ int32_t grf_trt_get_device_info(int32_t device, grf_trt_device_info *out, char *
 
 /* ---- streams and device buffers ----------------------------------------------------- */
 
-/* Creates a CUDA stream (cudaStreamNonBlocking) into *stream. */
-int32_t grf_trt_stream_create(void **stream, char *err, size_t errlen);
-/* Destroys a stream made by grf_trt_stream_create (NULL is fine). */
+/* Creates a CUDA stream (cudaStreamNonBlocking) on device `device` into *stream. */
+int32_t grf_trt_stream_create(int32_t device, void **stream, char *err, size_t errlen);
+/* Destroys a stream made by grf_trt_stream_create (NULL is fine). Stream calls need no
+ * device argument: a CUDA stream belongs to the device it was created on. */
 int32_t grf_trt_stream_destroy(void *stream, char *err, size_t errlen);
 /* Waits until all work queued on stream has finished. */
 int32_t grf_trt_stream_synchronize(void *stream, char *err, size_t errlen);
 
-/* Allocates `bytes` of device memory (cudaMalloc; bytes may be 0). */
-int32_t grf_trt_buffer_create(int64_t bytes, grf_trt_buffer **out, char *err, size_t errlen);
+/* Allocates `bytes` of memory on device `device` (cudaMalloc; bytes may be 0). The buffer
+ * remembers its device for its copies and its destruction. */
+int32_t grf_trt_buffer_create(int32_t device, int64_t bytes, grf_trt_buffer **out, char *err, size_t errlen);
 /* Frees the buffer (NULL is fine). The caller ensures no queued work still uses it. */
 int32_t grf_trt_buffer_destroy(grf_trt_buffer *buf, char *err, size_t errlen);
 /* Returns the device address and size of a buffer. */
@@ -172,8 +184,9 @@ int32_t grf_trt_buffer_download(grf_trt_buffer *buf, int64_t offset, void *dst, 
 
 /* ---- runtime and engines ------------------------------------------------------------ */
 
-/* Creates a TensorRT runtime (IRuntime). */
-int32_t grf_trt_runtime_create(grf_trt_runtime **out, char *err, size_t errlen);
+/* Creates a TensorRT runtime (IRuntime) for CUDA device `device`; its engines and their
+ * contexts live on that device. */
+int32_t grf_trt_runtime_create(int32_t device, grf_trt_runtime **out, char *err, size_t errlen);
 /* Destroys a runtime with no live engines (NULL is fine). */
 int32_t grf_trt_runtime_destroy(grf_trt_runtime *rt, char *err, size_t errlen);
 
@@ -205,7 +218,9 @@ int32_t grf_trt_engine_device_memory_size(grf_trt_engine *eng, int32_t profile, 
 /* ---- execution contexts ------------------------------------------------------------- */
 
 /* Creates an execution context with user-managed scratch memory (kUSER_MANAGED): call
- * grf_trt_context_set_device_memory before the first enqueue. */
+ * grf_trt_context_set_device_memory before the first enqueue. An engine may have many
+ * contexts (one per execution slot); contexts that may run at the same time need
+ * separate scratch memory. */
 int32_t grf_trt_context_create(grf_trt_engine *eng, grf_trt_context **out, char *err, size_t errlen);
 /* Destroys a context (NULL is fine) and its captured CUDA graph. */
 int32_t grf_trt_context_destroy(grf_trt_context *ctx, char *err, size_t errlen);
@@ -238,8 +253,9 @@ int32_t grf_trt_context_enqueue_graph(grf_trt_context *ctx, void *stream, int32_
 
 /* ---- building plans from ONNX ------------------------------------------------------- */
 
-/* Creates a builder description (the TensorRT builder itself lives only inside build). */
-int32_t grf_trt_builder_create(grf_trt_builder **out, char *err, size_t errlen);
+/* Creates a builder description for device `device` (the TensorRT builder itself lives
+ * only inside build, which builds for that device). */
+int32_t grf_trt_builder_create(int32_t device, grf_trt_builder **out, char *err, size_t errlen);
 /* Destroys a builder description (NULL is fine). */
 int32_t grf_trt_builder_destroy(grf_trt_builder *b, char *err, size_t errlen);
 /* Appends an optimisation profile; its index goes to *index. */

@@ -25,17 +25,17 @@ int32_t grf_trtl_set_log_callback(int32_t max_severity, char *err, size_t errlen
 /* Forwarders, see grefine_trt.h. */
 int32_t grf_trtl_get_version(grf_trt_version_info *out, char *err, size_t errlen);
 int32_t grf_trtl_get_device_info(int32_t device, grf_trt_device_info *out, char *err, size_t errlen);
-int32_t grf_trtl_stream_create(uintptr_t *stream, char *err, size_t errlen);
+int32_t grf_trtl_stream_create(int32_t device, uintptr_t *stream, char *err, size_t errlen);
 int32_t grf_trtl_stream_destroy(uintptr_t stream, char *err, size_t errlen);
 int32_t grf_trtl_stream_synchronize(uintptr_t stream, char *err, size_t errlen);
-int32_t grf_trtl_buffer_create(int64_t bytes, grf_trt_buffer **out, char *err, size_t errlen);
+int32_t grf_trtl_buffer_create(int32_t device, int64_t bytes, grf_trt_buffer **out, char *err, size_t errlen);
 int32_t grf_trtl_buffer_destroy(grf_trt_buffer *buf, char *err, size_t errlen);
 int32_t grf_trtl_buffer_info(grf_trt_buffer *buf, uintptr_t *ptr, int64_t *bytes, char *err, size_t errlen);
 int32_t grf_trtl_buffer_upload(grf_trt_buffer *buf, int64_t offset, const void *src, int64_t bytes, uintptr_t stream,
                                char *err, size_t errlen);
 int32_t grf_trtl_buffer_download(grf_trt_buffer *buf, int64_t offset, void *dst, int64_t bytes, uintptr_t stream,
                                  char *err, size_t errlen);
-int32_t grf_trtl_runtime_create(grf_trt_runtime **out, char *err, size_t errlen);
+int32_t grf_trtl_runtime_create(int32_t device, grf_trt_runtime **out, char *err, size_t errlen);
 int32_t grf_trtl_runtime_destroy(grf_trt_runtime *rt, char *err, size_t errlen);
 int32_t grf_trtl_engine_deserialize(grf_trt_runtime *rt, const void *data, size_t size, grf_trt_engine **out,
                                     char *err, size_t errlen);
@@ -65,7 +65,7 @@ int32_t grf_trtl_context_tensor_shape(grf_trt_context *ctx, const char *name, in
 int32_t grf_trtl_context_enqueue(grf_trt_context *ctx, uintptr_t stream, char *err, size_t errlen);
 int32_t grf_trtl_context_enqueue_graph(grf_trt_context *ctx, uintptr_t stream, int32_t *replayed, char *err,
                                        size_t errlen);
-int32_t grf_trtl_builder_create(grf_trt_builder **out, char *err, size_t errlen);
+int32_t grf_trtl_builder_create(int32_t device, grf_trt_builder **out, char *err, size_t errlen);
 int32_t grf_trtl_builder_destroy(grf_trt_builder *b, char *err, size_t errlen);
 int32_t grf_trtl_builder_add_profile(grf_trt_builder *b, int32_t *index, char *err, size_t errlen);
 int32_t grf_trtl_builder_set_profile_shape(grf_trt_builder *b, int32_t profile, const char *name, int32_t nb_dims,

@@ -22,6 +22,7 @@ struct ShapeRange {
 }  // namespace
 
 struct grf_trt_builder {
+  int32_t device = 0;
   std::vector<std::map<std::string, ShapeRange>> profiles;
   int32_t precision = GRF_TRT_PRECISION_FP32;
   bool strongly_typed = false;
@@ -140,10 +141,12 @@ void save_timing_cache(const grf_trt_builder& b, nvinfer1::IBuilderConfig& confi
 
 extern "C" {
 
-int32_t grf_trt_builder_create(grf_trt_builder** out, char* err, size_t errlen) {
+int32_t grf_trt_builder_create(int32_t device, grf_trt_builder** out, char* err, size_t errlen) {
   return guard(err, errlen, [&] {
     require_arg(out != nullptr, "builder_create: out is null");
+    require_arg(device >= 0, "builder_create: negative cuda device index");
     *out = new grf_trt_builder();
+    (*out)->device = device;
   });
 }
 
@@ -223,6 +226,7 @@ int32_t grf_trt_builder_build(grf_trt_builder* b, const char* onnx_path, grf_trt
     auto& s = builder_of(b);
     require_arg(onnx_path != nullptr && out != nullptr, "builder_build: null argument");
     if (!std::ifstream(onnx_path)) fail(GRF_TRT_ERR_NOT_FOUND, std::string("cannot open onnx file ") + onnx_path);
+    grf::DeviceScope on(s.device);
 
     std::unique_ptr<nvinfer1::IBuilder> builder(nvinfer1::createInferBuilder(grf::logger()));
     if (!builder) grf::trt_fail("createInferBuilder failed", GRF_TRT_ERR_BUILD);

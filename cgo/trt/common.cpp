@@ -73,6 +73,19 @@ void check_cuda(cudaError_t e, const char* what) {
   fail(status, std::string(what) + ": " + cudaGetErrorName(e) + ": " + cudaGetErrorString(e));
 }
 
+DeviceScope::DeviceScope(int32_t device) {
+  require_arg(device >= 0, "negative cuda device index");
+  check_cuda(cudaGetDevice(&prev_), "cudaGetDevice");
+  if (prev_ != device) {
+    check_cuda(cudaSetDevice(device), ("cudaSetDevice(" + std::to_string(device) + ")").c_str());
+    switched_ = true;
+  }
+}
+
+DeviceScope::~DeviceScope() {
+  if (switched_) (void)cudaSetDevice(prev_);
+}
+
 void require_arg(bool ok, const char* msg) {
   if (!ok) fail(GRF_TRT_ERR_INVALID, msg);
 }
@@ -161,6 +174,7 @@ void write_file_atomic(const std::string& path, const void* data, size_t size) {
 }  // namespace grf
 
 struct grf_trt_buffer {
+  int32_t device = 0;
   void* ptr = nullptr;
   int64_t bytes = 0;
 };
@@ -209,13 +223,15 @@ int32_t grf_trt_get_device_info(int32_t device, grf_trt_device_info* out, char* 
     out->cc_major = prop.major;
     out->cc_minor = prop.minor;
     out->total_mem = static_cast<int64_t>(prop.totalGlobalMem);
+    out->host_memory = 0;
     std::snprintf(out->name, sizeof out->name, "%s", prop.name);
   });
 }
 
-int32_t grf_trt_stream_create(void** stream, char* err, size_t errlen) {
+int32_t grf_trt_stream_create(int32_t device, void** stream, char* err, size_t errlen) {
   return guard(err, errlen, [&] {
     grf::require_arg(stream != nullptr, "stream_create: out is null");
+    grf::DeviceScope on(device);
     cudaStream_t s = nullptr;
     grf::check_cuda(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
     *stream = s;
@@ -235,11 +251,13 @@ int32_t grf_trt_stream_synchronize(void* stream, char* err, size_t errlen) {
   });
 }
 
-int32_t grf_trt_buffer_create(int64_t bytes, grf_trt_buffer** out, char* err, size_t errlen) {
+int32_t grf_trt_buffer_create(int32_t device, int64_t bytes, grf_trt_buffer** out, char* err, size_t errlen) {
   return guard(err, errlen, [&] {
     grf::require_arg(out != nullptr, "buffer_create: out is null");
     grf::require_arg(bytes >= 0, "buffer_create: negative size");
+    grf::DeviceScope on(device);
     auto* b = new grf_trt_buffer();
+    b->device = device;
     if (bytes > 0) {
       cudaError_t e = cudaMalloc(&b->ptr, static_cast<size_t>(bytes));
       if (e != cudaSuccess) {
@@ -255,6 +273,7 @@ int32_t grf_trt_buffer_create(int64_t bytes, grf_trt_buffer** out, char* err, si
 int32_t grf_trt_buffer_destroy(grf_trt_buffer* buf, char* err, size_t errlen) {
   return guard(err, errlen, [&] {
     if (buf == nullptr) return;
+    grf::DeviceScope on(buf->device);
     void* p = buf->ptr;
     delete buf;
     if (p != nullptr) grf::check_cuda(cudaFree(p), "cudaFree");
@@ -286,6 +305,7 @@ int32_t grf_trt_buffer_upload(grf_trt_buffer* buf, int64_t offset, const void* s
   return guard(err, errlen, [&] {
     check_range(buf, offset, bytes, src, "buffer_upload");
     if (bytes == 0) return;
+    grf::DeviceScope on(buf->device);
     auto s = static_cast<cudaStream_t>(stream);
     grf::check_cuda(cudaMemcpyAsync(static_cast<char*>(buf->ptr) + offset, src, static_cast<size_t>(bytes),
                                     cudaMemcpyHostToDevice, s),
@@ -299,6 +319,7 @@ int32_t grf_trt_buffer_download(grf_trt_buffer* buf, int64_t offset, void* dst, 
   return guard(err, errlen, [&] {
     check_range(buf, offset, bytes, dst, "buffer_download");
     if (bytes == 0) return;
+    grf::DeviceScope on(buf->device);
     auto s = static_cast<cudaStream_t>(stream);
     grf::check_cuda(cudaMemcpyAsync(dst, static_cast<const char*>(buf->ptr) + offset, static_cast<size_t>(bytes),
                                     cudaMemcpyDeviceToHost, s),

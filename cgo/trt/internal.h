@@ -36,6 +36,21 @@ void check_cuda(cudaError_t e, const char* what);
 // require_arg throws GRF_TRT_ERR_INVALID with msg unless ok.
 void require_arg(bool ok, const char* msg);
 
+// DeviceScope makes `device` the calling thread's current CUDA device for its lifetime and
+// restores the previous device afterwards, so no ABI call depends on or changes the
+// thread's current device (goroutines move between OS threads).
+class DeviceScope {
+ public:
+  explicit DeviceScope(int32_t device);
+  ~DeviceScope();
+  DeviceScope(const DeviceScope&) = delete;
+  DeviceScope& operator=(const DeviceScope&) = delete;
+
+ private:
+  int prev_ = -1;
+  bool switched_ = false;
+};
+
 // write_err copies msg into err (truncating, always NUL-terminated when errlen > 0).
 void write_err(char* err, size_t errlen, const char* msg);
 // begin_call resets the per-thread record of TensorRT errors at the start of an ABI call.

@@ -17,12 +17,14 @@
 #endif
 
 struct grf_trt_runtime {
+  int32_t device = 0;
   std::unique_ptr<nvinfer1::IRuntime> rt;
   std::atomic<int32_t> engines{0};
 };
 
 struct grf_trt_engine {
   grf_trt_runtime* owner = nullptr;
+  int32_t device = 0;  // the runtime's
   std::unique_ptr<nvinfer1::ICudaEngine> eng;
   std::atomic<int32_t> contexts{0};
 };
@@ -91,6 +93,7 @@ grf_trt_engine* wrap_engine(grf_trt_runtime* rt, nvinfer1::ICudaEngine* raw) {
   std::unique_ptr<nvinfer1::ICudaEngine> owned(raw);
   auto* e = new grf_trt_engine();
   e->owner = rt;
+  e->device = rt->device;
   e->eng = std::move(owned);
   rt->engines.fetch_add(1);
   return e;
@@ -100,12 +103,14 @@ grf_trt_engine* wrap_engine(grf_trt_runtime* rt, nvinfer1::ICudaEngine* raw) {
 
 extern "C" {
 
-int32_t grf_trt_runtime_create(grf_trt_runtime** out, char* err, size_t errlen) {
+int32_t grf_trt_runtime_create(int32_t device, grf_trt_runtime** out, char* err, size_t errlen) {
   return guard(err, errlen, [&] {
     require_arg(out != nullptr, "runtime_create: out is null");
+    grf::DeviceScope on(device);
     std::unique_ptr<nvinfer1::IRuntime> rt(nvinfer1::createInferRuntime(grf::logger()));
     if (!rt) grf::trt_fail("createInferRuntime failed");
     auto* r = new grf_trt_runtime();
+    r->device = device;
     r->rt = std::move(rt);
     *out = r;
   });
@@ -116,6 +121,7 @@ int32_t grf_trt_runtime_destroy(grf_trt_runtime* rt, char* err, size_t errlen) {
     if (rt == nullptr) return;
     int32_t n = rt->engines.load();
     if (n != 0) fail(GRF_TRT_ERR_INVALID, "runtime_destroy: " + std::to_string(n) + " engine(s) still open");
+    grf::DeviceScope on(rt->device);
     delete rt;
   });
 }
@@ -125,6 +131,7 @@ int32_t grf_trt_engine_deserialize(grf_trt_runtime* rt, const void* data, size_t
   return guard(err, errlen, [&] {
     require_arg(rt != nullptr && out != nullptr, "engine_deserialize: null argument");
     if (data == nullptr || size == 0) fail(GRF_TRT_ERR_PLAN, "empty plan");
+    grf::DeviceScope on(rt->device);
     *out = wrap_engine(rt, rt->rt->deserializeCudaEngine(data, size));
   });
 }
@@ -135,6 +142,7 @@ int32_t grf_trt_engine_load_file(grf_trt_runtime* rt, const char* path, grf_trt_
     require_arg(rt != nullptr && out != nullptr && path != nullptr, "engine_load_file: null argument");
     std::vector<char> plan = grf::read_file(path);
     if (plan.empty()) fail(GRF_TRT_ERR_PLAN, std::string("empty plan file ") + path);
+    grf::DeviceScope on(rt->device);
     *out = wrap_engine(rt, rt->rt->deserializeCudaEngine(plan.data(), plan.size()));
   });
 }
@@ -145,6 +153,7 @@ int32_t grf_trt_engine_destroy(grf_trt_engine* eng, char* err, size_t errlen) {
     int32_t n = eng->contexts.load();
     if (n != 0) fail(GRF_TRT_ERR_INVALID, "engine_destroy: " + std::to_string(n) + " context(s) still open");
     grf_trt_runtime* owner = eng->owner;
+    grf::DeviceScope on(eng->device);
     delete eng;
     if (owner != nullptr) owner->engines.fetch_sub(1);
   });
@@ -220,6 +229,7 @@ int32_t grf_trt_context_create(grf_trt_engine* eng, grf_trt_context** out, char*
   return guard(err, errlen, [&] {
     auto& e = engine_of(eng);
     require_arg(out != nullptr, "context_create: out is null");
+    grf::DeviceScope on(eng->device);
     std::unique_ptr<nvinfer1::IExecutionContext> ctx(
         e.createExecutionContext(nvinfer1::ExecutionContextAllocationStrategy::kUSER_MANAGED));
     if (!ctx) grf::trt_fail("createExecutionContext failed");
@@ -235,6 +245,7 @@ int32_t grf_trt_context_destroy(grf_trt_context* ctx, char* err, size_t errlen) 
   return guard(err, errlen, [&] {
     if (ctx == nullptr) return;
     grf_trt_engine* owner = ctx->owner;
+    grf::DeviceScope on(owner->device);
     delete ctx;
     if (owner != nullptr) owner->contexts.fetch_sub(1);
   });
@@ -268,6 +279,7 @@ int32_t grf_trt_context_set_profile(grf_trt_context* ctx, int32_t profile, void*
                                     std::to_string(e.getNbOptimizationProfiles()) + ")");
     }
     if (profile == c.profile) return;
+    grf::DeviceScope on(c.owner->device);
     if (!c.ctx->setOptimizationProfileAsync(profile, static_cast<cudaStream_t>(stream))) {
       grf::trt_fail("setOptimizationProfileAsync(" + std::to_string(profile) + ") failed");
     }
@@ -357,6 +369,7 @@ int32_t grf_trt_context_enqueue(grf_trt_context* ctx, void* stream, char* err, s
   return guard(err, errlen, [&] {
     auto& c = context_of(ctx);
     ready(c);
+    grf::DeviceScope on(c.owner->device);
     enqueue(c, static_cast<cudaStream_t>(stream));
   });
 }
@@ -368,6 +381,7 @@ int32_t grf_trt_context_enqueue_graph(grf_trt_context* ctx, void* stream, int32_
     require_arg(replayed != nullptr, "context_enqueue_graph: replayed is null");
     require_arg(stream != nullptr, "context_enqueue_graph: cuda graphs need an explicit stream");
     *replayed = 0;
+    grf::DeviceScope on(c.owner->device);
     auto s = static_cast<cudaStream_t>(stream);
     if (c.exec != nullptr) {
       grf::check_cuda(cudaGraphLaunch(c.exec, s), "cudaGraphLaunch");

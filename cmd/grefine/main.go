@@ -185,7 +185,8 @@ func action(nargs int, f cli.ActionFunc) cli.ActionFunc {
 func globalFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "models", Usage: "model set directory (holds models.json); required by assess, refine, serve, bench", EnvVars: []string{"GREFINE_MODELS"}},
-		&cli.StringFlag{Name: "backend", Usage: "inference backend: ort (ONNX Runtime, CPU; trt: see plans build)", Value: "ort", EnvVars: []string{"GREFINE_BACKEND"}},
+		&cli.StringFlag{Name: "backend", Usage: "inference backend: ort (ONNX Runtime) or trt (TensorRT plans, with --plans)", Value: "ort", EnvVars: []string{"GREFINE_BACKEND"}},
+		&cli.StringFlag{Name: "plans", Usage: "TensorRT plan repository (from `grefine plans build`) for --backend trt", EnvVars: []string{"GREFINE_PLANS"}},
 		&cli.StringFlag{Name: "device", Usage: "where the non-network operations run: cpu (pure Go) or cuda (libgrefine_cuda.so kernels)", Value: "cpu", EnvVars: []string{"GREFINE_DEVICE"}},
 		&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime shared library (default: $ONNXRUNTIME_SHARED_LIBRARY_PATH, then .deps/ort/)"},
 		&cli.StringFlag{Name: "trt-lib", Usage: "libgrefine_trt.so (default: $GRF_TRT_LIB, then beside the executable)"},
@@ -249,7 +250,7 @@ func onUsageError(_ *cli.Context, err error, _ bool) error { return usagef("%v",
 
 // commands lists the subcommands; each lives in its own file.
 func commands() []*cli.Command {
-	return []*cli.Command{doctorCommand(), parseCommand(), assessCommand(), refineCommand(), plansCommand(), serveCommand()}
+	return []*cli.Command{doctorCommand(), parseCommand(), assessCommand(), refineCommand(), plansCommand(), benchCommand(), serveCommand()}
 }
 
 func commandNames() []string {
@@ -351,14 +352,22 @@ func isBool(f cli.Flag) bool {
 
 // staging directories of the runs in flight, removed on a forced exit.
 var (
-	stagingMu   sync.Mutex
-	stagingDirs = map[string]bool{}
+	stagingMu     sync.Mutex
+	stagingDirs   = map[string]bool{}
+	stagingClosed bool // set by a forced exit: no staging may be (re)created after it
 )
 
 func cleanupStaging() {
 	stagingMu.Lock()
 	defer stagingMu.Unlock()
+	stagingClosed = true
 	for d := range stagingDirs {
+		// Rename first: the run's goroutine may still be writing by path into the folder;
+		// after the rename its paths lead nowhere, so the removal cannot race with it.
+		dead := d + ".removed"
+		if os.Rename(d, dead) == nil {
+			d = dead
+		}
 		os.RemoveAll(d)
 	}
 }

@@ -52,8 +52,13 @@ func preflight(c *cli.Context, assessOnly bool) (pipeline.Config, bool, error) {
 	}
 	switch c.String("backend") {
 	case "ort":
+		if c.String("plans") != "" {
+			return pipeline.Config{}, false, usagef("--plans needs --backend trt (TensorRT plans run on the trt backend)")
+		}
 	case "trt":
-		return pipeline.Config{}, false, usagef("--backend trt: the pipelines do not load TensorRT plans yet (build them with `grefine plans build`); use --backend ort")
+		if c.String("plans") == "" {
+			return pipeline.Config{}, false, usagef("--backend trt needs --plans DIR (a plan repository from `grefine plans build`)")
+		}
 	default:
 		return pipeline.Config{}, false, usagef("bad --backend %q (known: %v)", c.String("backend"), engine.Backends())
 	}
@@ -75,8 +80,14 @@ func preflight(c *cli.Context, assessOnly bool) (pipeline.Config, bool, error) {
 		Threads: c.Int("threads"), AssessOnly: assessOnly, Limits: imageio.DefaultLimits, Logger: log,
 		BackendOptions: map[string]string{},
 	}
-	if l := c.String("ort-lib"); l != "" {
+	if l := c.String("ort-lib"); l != "" && cfg.Backend == "ort" {
 		cfg.BackendOptions["lib"] = l
+	}
+	if cfg.Backend == "trt" {
+		cfg.Plans = c.String("plans")
+		if l := c.String("trt-lib"); l != "" {
+			cfg.BackendOptions["lib"] = l
+		}
 	}
 	if c.IsSet("max-memory") {
 		g := c.Float64("max-memory")

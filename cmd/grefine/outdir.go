@@ -13,7 +13,8 @@ import (
 // ownedNames are the files a run may write into an output directory; a run removes the
 // ones it did not write this time, so a directory never mixes files of two runs.
 var ownedNames = []string{"report.json", "refined.png", "p_map.png", "a_map.png", "mask.png", "overlay.png",
-	"p_mask.png", "a_mask.png", "p_map.npy", "a_map.npy", "mask.npy"}
+	"p_mask.png", "a_mask.png", "p_map.npy", "a_map.npy", "mask.npy",
+	"bench.json", "bench.md", "latency_cdf.png", "throughput.png", "gpu_timeline.png"}
 
 // outDir is an output directory held by one run: created if missing, locked
 // (flock on .grefine.lock, so two runs cannot write into one directory at once) and
@@ -69,8 +70,13 @@ func openOut(path string) (*outDir, error) {
 // stage returns the staging path of a file (sub may name a batch job's folder).
 func (o *outDir) stage(sub, name string) (string, error) {
 	d := filepath.Join(o.staging, sub)
-	if err := os.MkdirAll(d, 0o755); err != nil {
-		return "", err
+	stagingMu.Lock()
+	defer stagingMu.Unlock()
+	if stagingClosed {
+		return "", errInterrupted
+	}
+	if err := os.Mkdir(d, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		return "", err // never MkdirAll: a staging folder removed by a forced exit stays removed
 	}
 	return filepath.Join(d, name), nil
 }

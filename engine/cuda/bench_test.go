@@ -16,7 +16,7 @@ import (
 
 func upload(tb testing.TB, d *Device, s *Stream, shape engine.Shape, data []float32) *Tensor {
 	tb.Helper()
-	t, err := d.Alloc(engine.Float32, shape)
+	t, err := d.AllocTensor(engine.Float32, shape)
 	require.NoError(tb, err)
 	tb.Cleanup(func() { t.Close() })
 	if data == nil {
@@ -145,10 +145,10 @@ func BenchmarkCopyDtoD(b *testing.B) {
 	d := gpu(b)
 	s := newStream(b, d)
 	const n = 64 << 20 // floats = 256 MiB
-	src, err := d.Alloc(engine.Float32, engine.Shape{n})
+	src, err := d.AllocTensor(engine.Float32, engine.Shape{n})
 	require.NoError(b, err)
 	defer src.Close()
-	dst, err := d.Alloc(engine.Float32, engine.Shape{n})
+	dst, err := d.AllocTensor(engine.Float32, engine.Shape{n})
 	require.NoError(b, err)
 	defer dst.Close()
 	require.NoError(b, s.Memset(src, 1))

@@ -385,7 +385,7 @@ func TestArgumentErrors(t *testing.T) {
 	s := newStream(t, d)
 	lat := engine.Shape{1, 4, 8, 8}
 	alloc := func(shape engine.Shape) *Tensor {
-		x, err := d.Alloc(engine.Float32, shape)
+		x, err := d.AllocTensor(engine.Float32, shape)
 		require.NoError(t, err)
 		t.Cleanup(func() { x.Close() })
 		return x
@@ -402,7 +402,7 @@ func TestArgumentErrors(t *testing.T) {
 
 	// Checked in Go: shapes and dtypes.
 	requireErrorIs(t, s.BlendStep(c, BlendIn{NoisePred: x, X: x}, out, nil), engine.ErrShape)
-	bad, err := d.Alloc(engine.Int32, lat)
+	bad, err := d.AllocTensor(engine.Int32, lat)
 	require.NoError(t, err)
 	defer bad.Close()
 	requireErrorIs(t, s.BlendStep(c, BlendIn{NoisePred: np, X: bad}, out, nil), engine.ErrDType)

@@ -135,8 +135,23 @@ type Tensor struct {
 
 var _ engine.Tensor = (*Tensor)(nil)
 
-// Alloc allocates an uninitialised device tensor.
-func (d *Device) Alloc(dt engine.DType, shape engine.Shape) (*Tensor, error) {
+// Alloc allocates an uninitialised device tensor (AllocTensor as an engine.Tensor). Its
+// signature is engine/trt's Allocator, so TensorRT sessions can write their outputs into
+// this device's memory (trt.Session.SetAllocator).
+func (d *Device) Alloc(dt engine.DType, shape engine.Shape) (engine.Tensor, error) {
+	t, err := d.AllocTensor(dt, shape)
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// Ordinal is the CUDA device index the device's calls run on.
+func (d *Device) Ordinal() int { return d.ordinal }
+
+// AllocTensor allocates an uninitialised device tensor on the device (its index is passed
+// with the call; the thread's current device does not matter).
+func (d *Device) AllocTensor(dt engine.DType, shape engine.Shape) (*Tensor, error) {
 	if err := d.Available(); err != nil {
 		return nil, err
 	}
@@ -165,6 +180,18 @@ func (t *Tensor) DeviceName() string { return "cuda" }
 
 // Bytes is the size of the tensor's storage.
 func (t *Tensor) Bytes() int { return t.bytes }
+
+// DevicePtr is the device address of the first element (0 once closed, or for an empty
+// tensor): what TensorRT binds (engine/trt's DeviceTensor).
+func (t *Tensor) DevicePtr() uintptr {
+	if t == nil || t.closed {
+		return 0
+	}
+	return uintptr(t.ptr)
+}
+
+// Device is the CUDA device index the memory lives on.
+func (t *Tensor) Device() int { return t.dev.ordinal }
 
 // Close frees the device memory. Idempotent and nil-safe.
 func (t *Tensor) Close() error {
@@ -211,7 +238,7 @@ func (d *Device) Upload(h *engine.HostTensor) (engine.Tensor, error) {
 	if h == nil {
 		return nil, fmt.Errorf("%w: cuda: upload of a nil tensor", engine.ErrShape)
 	}
-	t, err := d.Alloc(h.DType(), h.Shape())
+	t, err := d.AllocTensor(h.DType(), h.Shape())
 	if err != nil {
 		return nil, err
 	}
@@ -291,6 +318,18 @@ func (d *Device) NewStream() (*Stream, error) {
 	}
 	return s, nil
 }
+
+// Handle is the stream's cudaStream_t, for engine/trt (trt.SlotOptions.Stream): engines
+// and kernels of one request enqueue on one stream. It is valid until Close.
+func (s *Stream) Handle() uintptr {
+	if s == nil {
+		return 0
+	}
+	return uintptr(unsafe.Pointer(s.h))
+}
+
+// Device is the CUDA device index the stream belongs to.
+func (s *Stream) Device() int { return s.dev.ordinal }
 
 // Sync waits for the stream's work and reports its asynchronous errors.
 func (s *Stream) Sync() error {

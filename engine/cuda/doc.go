@@ -14,7 +14,11 @@
 // # Memory and streams
 //
 // Tensor is device memory from plain cudaMalloc, freed by its idempotent, nil-safe Close
-// (no finalizers). Device implements engine.Device: Upload and Download copy on the legacy
+// (no finalizers). Its DevicePtr is what TensorRT binds (engine/trt's DeviceTensor), and
+// Device.Alloc has engine/trt's Allocator signature (AllocTensor returns the concrete
+// type); Stream.Handle is the cudaStream_t a TensorRT slot can enqueue on
+// (trt.SlotOptions.Stream). Every ABI call passes the device index of its handle and
+// makes it current in the same C call, so no call depends on the thread's current device. Device implements engine.Device: Upload and Download copy on the legacy
 // default stream, which waits for the package's streams. A Stream is one request's CUDA
 // stream; the ops enqueue kernels on it and return at once; Stream.Download, Sync and
 // Close wait. A Stream also owns the grow-only scratch memory of FuseMaps.

@@ -70,7 +70,7 @@ func newGuarded(tb testing.TB, d *Device, s *Stream, shape engine.Shape, g int, 
 		require.Len(tb, data, n)
 		copy(host[g:], data)
 	}
-	base, err := d.Alloc(engine.Float32, engine.Shape{int64(n + 2*g)})
+	base, err := d.AllocTensor(engine.Float32, engine.Shape{int64(n + 2*g)})
 	require.NoError(tb, err)
 	tb.Cleanup(func() { require.NoError(tb, base.Close()) })
 	h, err := engine.FromFloat32(engine.Shape{int64(n + 2*g)}, host)

@@ -64,7 +64,7 @@ func (f *HostFuser) FuseMaps(p engine.FuseParams, batch int, good, align []float
 		}
 	}()
 	put := func(shape engine.Shape, data []float32) (*Tensor, error) {
-		t, err := f.d.Alloc(engine.Float32, shape)
+		t, err := f.d.AllocTensor(engine.Float32, shape)
 		if err != nil {
 			return nil, err
 		}

@@ -35,7 +35,7 @@ func (o *Ops) Upload(h *engine.HostTensor) (engine.Tensor, error) {
 	if h == nil {
 		return nil, fmt.Errorf("%w: cuda: upload of a nil tensor", engine.ErrShape)
 	}
-	t, err := o.dev.Alloc(h.DType(), h.Shape())
+	t, err := o.dev.AllocTensor(h.DType(), h.Shape())
 	if err != nil {
 		return nil, err
 	}
@@ -72,7 +72,7 @@ func (o *Ops) Download(t engine.Tensor) (*engine.HostTensor, error) {
 
 // Zeros allocates a zeroed float32 device tensor.
 func (o *Ops) Zeros(shape engine.Shape) (engine.Tensor, error) {
-	t, err := o.dev.Alloc(engine.Float32, shape)
+	t, err := o.dev.AllocTensor(engine.Float32, shape)
 	if err != nil {
 		return nil, err
 	}

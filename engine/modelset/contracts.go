@@ -21,9 +21,14 @@ var (
 	QualityEngines = []string{"clip_surgery", "clip_text"}
 	RefineEngines  = []string{"sdxl_text_l", "sdxl_text_g", "sdxl_unet", "sdxl_vae_encoder", "sdxl_vae_decoder",
 		"pasd_text", "pasd_unet", "pasd_vae_encoder", "pasd_vae_decoder"}
+	// OptionalEngines may be in a set; a pipeline uses them when present (clip_text_kv:
+	// the template-prefix form of clip_text).
+	OptionalEngines = []string{"clip_text_kv"}
 )
 
-// Contracts are the engine contracts of DESIGN §2, keyed by engine name.
+// Contracts are the engine contracts of DESIGN §2, keyed by engine name. An engine the
+// manifest lists must meet its contract; an engine it does not list is simply absent
+// (the pipelines say which ones they need).
 var Contracts = map[string]Contract{
 	"clip_surgery": {
 		Inputs:  []Port{{"pixel_values", engine.Float32, 4}},
@@ -32,6 +37,15 @@ var Contracts = map[string]Contract{
 	"clip_text": {
 		Inputs:  []Port{{"input_ids", engine.Int32, 2}},
 		Outputs: []Port{{"text_embeds", engine.Float32, 2}},
+	},
+	// clip_text_kv is optional (an extension of DESIGN §2): clip_text fed the tokens
+	// after a cached prefix, with the prefix's keys and values as inputs and the call's
+	// own as outputs (tools/export/clip_engines.py ClipTextKV; pipeline/aq uses it when
+	// the set has it and clip_text otherwise).
+	"clip_text_kv": {
+		Inputs: []Port{{"input_ids", engine.Int32, 2}, {"past_keys", engine.Float32, 5},
+			{"past_values", engine.Float32, 5}, {"past_index", engine.Int32, 1}, {"past_length", engine.Int32, 1}},
+		Outputs: []Port{{"text_embeds", engine.Float32, 2}, {"present_keys", engine.Float32, 5}, {"present_values", engine.Float32, 5}},
 	},
 	"sdxl_text_l": {
 		Inputs:  []Port{{"input_ids", engine.Int32, 2}},

@@ -23,6 +23,9 @@
 //
 // Constants are raw little-endian arrays in C order.
 //
+// Optional engines: clip_text_kv (the prefix-cached text encoder, see Contracts) extends
+// DESIGN §2. A set without it still loads and assesses with the plain clip_text.
+//
 // Hashing a real set (tens of GB) takes a while; Options.HashCache names a file that
 // remembers verified files by path, size and modification time, so only changed files are
 // hashed again (the CLI keeps it in the user cache directory).

@@ -211,7 +211,7 @@ func TestHashCache(t *testing.T) {
 }
 
 func TestEngineListsCoverContracts(t *testing.T) {
-	all := append(append([]string{}, QualityEngines...), RefineEngines...)
+	all := append(append(append([]string{}, QualityEngines...), RefineEngines...), OptionalEngines...)
 	assert.Len(t, all, len(Contracts), "every contract is in exactly one engine list")
 	for _, n := range all {
 		assert.Contains(t, Contracts, n)

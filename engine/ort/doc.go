@@ -62,6 +62,13 @@
 // Run is safe for concurrent use; cancelling the context terminates a run in flight
 // (ONNX Runtime's RunOptions terminate flag).
 //
+// Session settings (engine.OpenOptions): Threads sets ONNX Runtime's intra-op threads
+// (0: one per core). Session takes graph_opt (disable, basic, extended, all), mem_pattern
+// and cpu_arena (0 or 1) and passes any "session.*" key to ONNX Runtime's session config
+// (e.g. session.intra_op.allow_spinning); other keys are refused. Without settings ONNX
+// Runtime's defaults apply (optimisation all, memory pattern and arena on), which is what
+// measured best for the CLIP text encoder (bench/RESULTS.md, "Engine settings").
+//
 // Usage:
 //
 //	b, err := engine.NewBackend("ort", nil) // or {"device": "cuda", "gpu_mem_limit": "8589934592"}

@@ -225,6 +225,9 @@ func (b *Backend) open(path string, opts engine.OpenOptions, stream uintptr) (en
 			return nil, fmt.Errorf("%w: %s: %v", engine.ErrUnavailable, name, err)
 		}
 	}
+	if err := applySession(so, opts.Session); err != nil {
+		return nil, fmt.Errorf("ort: %s: %w", name, err)
+	}
 	e := &Engine{name: name, cuda: b.device == DeviceCUDA, tensors: b.tensors}
 	if e.inputs, e.outputs, err = describeModel(name, path, so); err != nil {
 		return nil, err

@@ -7,11 +7,11 @@ package trt
 import "C"
 
 import (
-	"context"
 	"fmt"
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/rs/zerolog"
@@ -32,8 +32,14 @@ func init() {
 					return nil, fmt.Errorf("%w: trt: option cuda_graphs=%q is not a boolean", engine.ErrUnavailable, v)
 				}
 				o.CUDAGraphs = b
+			case "device":
+				d, err := strconv.Atoi(v)
+				if err != nil || d < 0 {
+					return nil, fmt.Errorf("%w: trt: option device=%q is not a CUDA device index", engine.ErrUnavailable, v)
+				}
+				o.Device = d
 			default:
-				return nil, fmt.Errorf("%w: trt: unknown option %q (known: lib, cuda_graphs)", engine.ErrUnavailable, k)
+				return nil, fmt.Errorf("%w: trt: unknown option %q (known: lib, cuda_graphs, device)", engine.ErrUnavailable, k)
 			}
 		}
 		return New(o), nil
@@ -50,39 +56,70 @@ type Options struct {
 	// CUDAGraphs makes engines capture one enqueue per (profile, shapes, addresses) state
 	// in a CUDA graph and replay it while that state holds (see Engine.RunInto).
 	CUDAGraphs bool
-	// Device is the CUDA device index. Only 0 is supported (the shim does not switch
-	// devices); pick a GPU with CUDA_VISIBLE_DEVICES.
+	// Device is the CUDA device index. The runtime, its engines and contexts, the slots'
+	// streams and scratch, and Buffers all live on it; every shim call makes it current
+	// for that call only (the calling thread's current device never matters).
 	Device int
 }
 
 // Backend is the "trt" engine.Backend: it opens TensorRT plans through the shim and owns
-// what its engines share: the TensorRT runtime, a default stream and one scratch buffer
-// sized to the largest need of its engines (they run serially on one stream).
+// the TensorRT runtime of its device, its engines and its execution slots (Slot: a stream
+// and scratch memory, one execution context per engine used in the slot).
 //
-// Close closes every engine still open, then the scratch, stream and runtime.
+// Close closes the slots (contexts first), then the engines, then the runtime.
 type Backend struct {
 	opts Options
 
 	mu      sync.Mutex
 	loadErr error // cached Available result
 	loaded  bool
+	host    bool   // the shim's "device" memory is host memory (the emulator)
+	devName string // "cuda", or "cpu" for a host-memory shim
 	rt      *C.grf_trt_runtime
-	stream  uintptr
-	scratch *Buffer
+	def     *Slot         // the default slot (Engine.Run)
+	slots   map[int]*Slot // slots by id (Slot), including 0 = def
+	anon    map[*Slot]struct{}
 	engines map[*Engine]struct{}
 	closed  bool
+
+	allocs atomic.Int64 // shim buffers allocated, for tests and metrics
 }
 
 // New makes a backend. It does not load the library; Available does, on first use.
 func New(opts Options) *Backend {
-	return &Backend{opts: opts, engines: map[*Engine]struct{}{}}
+	return &Backend{opts: opts, devName: "cuda", engines: map[*Engine]struct{}{}, slots: map[int]*Slot{},
+		anon: map[*Slot]struct{}{}}
 }
 
 // Name implements engine.Backend.
 func (b *Backend) Name() string { return "trt" }
 
-// DeviceName implements engine.Backend: trt engines read "cuda" tensors.
-func (b *Backend) DeviceName() string { return "cuda" }
+// DeviceName implements engine.Backend: the device whose tensors the engines read, "cuda";
+// "cpu" when the shim's memory is host memory (the emulator, see HostMemory). It loads
+// the shim (Available) to know; without one it says "cuda".
+func (b *Backend) DeviceName() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_ = b.availableLocked()
+	return b.devName
+}
+
+// HostMemory reports whether the loaded shim keeps "device" memory in host memory and
+// runs engines on the CPU (the emulator, libgrefine_trt_emu.so). Engines then also take
+// *engine.HostTensor inputs and outputs, staged through shim buffers.
+func (b *Backend) HostMemory() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_ = b.availableLocked()
+	return b.host
+}
+
+// BufferAllocations counts the shim buffers (device memory) this backend has allocated:
+// outputs, staging, scratch. A steady state allocates none (see Session.RunInto).
+func (b *Backend) BufferAllocations() int64 { return b.allocs.Load() }
+
+// DeviceIndex is the CUDA device the backend's handles live on.
+func (b *Backend) DeviceIndex() int { return b.opts.Device }
 
 // Available loads the shim (once) and checks that a CUDA device is visible. The error
 // wraps engine.ErrUnavailable and says why.
@@ -105,8 +142,8 @@ func (b *Backend) availableLocked() error {
 }
 
 func (b *Backend) load() error {
-	if b.opts.Device != 0 {
-		return fmt.Errorf("%w: trt: device %d: only device 0 is supported (select the GPU with CUDA_VISIBLE_DEVICES)", engine.ErrUnavailable, b.opts.Device)
+	if b.opts.Device < 0 {
+		return fmt.Errorf("%w: trt: device %d: not a CUDA device index", engine.ErrUnavailable, b.opts.Device)
 	}
 	path, err := findLib(b.opts.Lib)
 	if err != nil {
@@ -129,6 +166,10 @@ func (b *Backend) load() error {
 	if d.Count == 0 {
 		return fmt.Errorf("%w: trt: no CUDA device visible", engine.ErrUnavailable)
 	}
+	b.host = d.HostMemory
+	if b.host {
+		b.devName = "cpu"
+	}
 	return nil
 }
 
@@ -147,6 +188,9 @@ func (b *Backend) Version() string {
 	if err != nil {
 		return ""
 	}
+	if b.HostMemory() {
+		return fmt.Sprintf("tensorrt emulator (abi %d, onnxruntime on the cpu)", v.ABI)
+	}
 	return fmt.Sprintf("tensorrt %s (shim built against %s)", v.Runtime, v.Compiled)
 }
 
@@ -158,31 +202,14 @@ func (b *Backend) Device() (DeviceInfo, error) {
 	return deviceInfo(b.opts.Device)
 }
 
-// streamLocked loads the library and creates the default stream. Caller holds b.mu.
-func (b *Backend) streamLocked() error {
-	if err := b.availableLocked(); err != nil {
-		return err
-	}
-	if b.stream == 0 {
-		var s C.uintptr_t
-		if err := call("stream create", func(e *C.char, n C.size_t) C.int32_t {
-			return C.grf_trtl_stream_create(&s, e, n)
-		}); err != nil {
-			return err
-		}
-		b.stream = uintptr(s)
-	}
-	return nil
-}
-
-// readyLocked also creates the TensorRT runtime. Caller holds b.mu.
+// readyLocked loads the library and creates the TensorRT runtime. Caller holds b.mu.
 func (b *Backend) readyLocked() error {
-	if err := b.streamLocked(); err != nil {
+	if err := b.availableLocked(); err != nil {
 		return err
 	}
 	if b.rt == nil {
 		if err := call("runtime create", func(e *C.char, n C.size_t) C.int32_t {
-			return C.grf_trtl_runtime_create(&b.rt, e, n)
+			return C.grf_trtl_runtime_create(C.int32_t(b.opts.Device), &b.rt, e, n)
 		}); err != nil {
 			return err
 		}
@@ -190,36 +217,45 @@ func (b *Backend) readyLocked() error {
 	return nil
 }
 
-// Stream is the backend's default CUDA stream (a cudaStream_t), used by Run when the
-// context carries none (see WithStream), and by Buffer copies.
+// Stream is the default slot's CUDA stream (a cudaStream_t), used by Engine.Run and by
+// Backend.Upload/Alloc buffers.
 func (b *Backend) Stream() (uintptr, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if err := b.streamLocked(); err != nil {
+	s, err := b.Slot(0)
+	if err != nil {
 		return 0, err
 	}
-	return b.stream, nil
+	return s.Stream(), nil
 }
 
-// Synchronize waits for the work queued on the default stream.
+// Synchronize waits for the work queued on the default slot's stream.
 func (b *Backend) Synchronize() error {
-	s, err := b.Stream()
+	s, err := b.Slot(0)
 	if err != nil {
 		return err
 	}
-	return call("stream synchronize", func(e *C.char, n C.size_t) C.int32_t {
-		return C.grf_trtl_stream_synchronize(C.uintptr_t(s), e, n)
-	})
+	return s.Synchronize()
 }
 
-// Alloc implements Allocator with shim Buffers (zeroed by neither side: contents are
-// undefined until written).
+// newBuffer allocates a shim buffer on the backend's device, copying on stream.
+func (b *Backend) newBuffer(dt engine.DType, shape engine.Shape, stream uintptr) (*Buffer, error) {
+	if err := b.Available(); err != nil {
+		return nil, err
+	}
+	buf, err := newBuffer(b.opts.Device, b.DeviceName(), dt, shape, stream)
+	if err == nil {
+		b.allocs.Add(1)
+	}
+	return buf, err
+}
+
+// Alloc implements Allocator with shim Buffers on the default stream (zeroed by neither
+// side: contents are undefined until written).
 func (b *Backend) Alloc(dt engine.DType, shape engine.Shape) (engine.Tensor, error) {
 	s, err := b.Stream()
 	if err != nil {
 		return nil, err
 	}
-	return newBuffer(dt, shape, s)
+	return b.newBuffer(dt, shape, s)
 }
 
 // Upload copies a host tensor into a new Buffer.
@@ -228,7 +264,7 @@ func (b *Backend) Upload(t *engine.HostTensor) (*Buffer, error) {
 	if err != nil {
 		return nil, err
 	}
-	buf, err := newBuffer(t.DType(), t.Shape(), s)
+	buf, err := b.newBuffer(t.DType(), t.Shape(), s)
 	if err != nil {
 		return nil, err
 	}
@@ -239,7 +275,7 @@ func (b *Backend) Upload(t *engine.HostTensor) (*Buffer, error) {
 	return buf, nil
 }
 
-// Download copies a Buffer to host memory after the work queued on the default stream.
+// Download copies a Buffer to host memory after the work queued on its stream.
 func (b *Backend) Download(t engine.Tensor) (*engine.HostTensor, error) {
 	buf, ok := t.(*Buffer)
 	if !ok {
@@ -305,64 +341,8 @@ func (b *Backend) forget(e *Engine) {
 	b.mu.Unlock()
 }
 
-// scratchFor returns scratch memory of at least need bytes. When the shared buffer is too
-// small it is replaced by one sized to the largest need of all open engines (the old one
-// is freed; cudaFree waits for queued work, and engines rebind before their next run).
-func (b *Backend) scratchFor(need int64) (uintptr, int64, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		return 0, 0, fmt.Errorf("%w: trt: backend", engine.ErrClosed)
-	}
-	if b.scratch != nil && b.scratch.bytes >= need {
-		return b.scratch.ptr, b.scratch.bytes, nil
-	}
-	for e := range b.engines {
-		if e.maxMemory > need {
-			need = e.maxMemory
-		}
-	}
-	if b.scratch != nil {
-		if err := b.scratch.Close(); err != nil {
-			return 0, 0, err
-		}
-		b.scratch = nil
-	}
-	s, err := newBuffer(engine.Uint8, engine.Shape{need}, b.stream)
-	if err != nil {
-		return 0, 0, err
-	}
-	b.scratch = s
-	return s.ptr, s.bytes, nil
-}
-
-// ScratchBytes is the size of the shared scratch buffer (0 before the first Run).
-func (b *Backend) ScratchBytes() int64 {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.scratch == nil {
-		return 0
-	}
-	return b.scratch.bytes
-}
-
-// ReserveScratch sizes the shared scratch buffer for every engine open now, so later Runs
-// do not reallocate it.
-func (b *Backend) ReserveScratch() error {
-	b.mu.Lock()
-	var need int64
-	for e := range b.engines {
-		if e.maxMemory > need {
-			need = e.maxMemory
-		}
-	}
-	b.mu.Unlock()
-	_, _, err := b.scratchFor(need)
-	return err
-}
-
-// Close closes open engines (contexts before engines), the scratch buffer, the stream and
-// the runtime. It is idempotent and nil-safe.
+// Close closes the slots (each closes its sessions' contexts, then its scratch and
+// stream), then the engines, then the runtime. It is idempotent and nil-safe.
 func (b *Backend) Close() error {
 	if b == nil {
 		return nil
@@ -372,56 +352,59 @@ func (b *Backend) Close() error {
 		b.mu.Unlock()
 		return nil
 	}
+	b.closed = true
+	var slots []*Slot
+	for _, s := range b.slots {
+		slots = append(slots, s)
+	}
+	for s := range b.anon {
+		slots = append(slots, s)
+	}
 	engines := make([]*Engine, 0, len(b.engines))
 	for e := range b.engines {
 		engines = append(engines, e)
 	}
 	b.mu.Unlock()
-	sort.Slice(engines, func(i, j int) bool { return engines[i].name < engines[j].name })
 	var first error
-	for _, e := range engines {
-		if err := e.Close(); err != nil && first == nil {
+	keep := func(err error) {
+		if err != nil && first == nil {
 			first = err
 		}
+	}
+	for _, s := range slots { // every session (execution context) first
+		keep(s.Close())
+	}
+	sort.Slice(engines, func(i, j int) bool { return engines[i].name < engines[j].name })
+	for _, e := range engines {
+		keep(e.Close())
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.closed = true
-	if err := b.scratch.Close(); err != nil && first == nil {
-		first = err
-	}
-	b.scratch = nil
-	if b.stream != 0 {
-		s := b.stream
-		b.stream = 0
-		if err := call("stream destroy", func(e *C.char, n C.size_t) C.int32_t {
-			return C.grf_trtl_stream_destroy(C.uintptr_t(s), e, n)
-		}); err != nil && first == nil {
-			first = err
-		}
-	}
 	if b.rt != nil {
 		rt := b.rt
 		b.rt = nil
-		if err := call("runtime destroy", func(e *C.char, n C.size_t) C.int32_t {
+		keep(call("runtime destroy", func(e *C.char, n C.size_t) C.int32_t {
 			return C.grf_trtl_runtime_destroy(rt, e, n)
-		}); err != nil && first == nil {
-			first = err
-		}
+		}))
 	}
 	return first
 }
 
-type streamKey struct{}
-
-// WithStream makes Engine.Run on ctx enqueue on stream (a cudaStream_t from engine/cuda),
-// so engines and kernels of one request share one stream.
-func WithStream(ctx context.Context, stream uintptr) context.Context {
-	return context.WithValue(ctx, streamKey{}, stream)
+// ScratchBytes is the size of the default slot's scratch buffer (0 before its first run).
+func (b *Backend) ScratchBytes() int64 {
+	s, err := b.Slot(0)
+	if err != nil {
+		return 0
+	}
+	return s.ScratchBytes()
 }
 
-// streamFrom returns the context's stream, if any.
-func streamFrom(ctx context.Context) (uintptr, bool) {
-	s, ok := ctx.Value(streamKey{}).(uintptr)
-	return s, ok
+// ReserveScratch sizes the default slot's scratch for the engines used in it so far (see
+// Slot.Reserve).
+func (b *Backend) ReserveScratch() error {
+	s, err := b.Slot(0)
+	if err != nil {
+		return err
+	}
+	return s.Reserve()
 }

@@ -21,25 +21,28 @@ type DeviceTensor interface {
 	DevicePtr() uintptr
 }
 
-// Allocator makes the output tensors of Engine.Run. Returned tensors must implement
-// DeviceTensor. engine/cuda's device can serve; by default the Backend allocates Buffers.
+// Allocator makes the output tensors of Session.Run. Returned tensors must implement
+// DeviceTensor. engine/cuda's Device serves (its Alloc has this signature); by default
+// the session's Slot allocates Buffers on its stream.
 type Allocator interface {
 	Alloc(dt engine.DType, shape engine.Shape) (engine.Tensor, error)
 }
 
-// Buffer is device memory allocated by the shim (cudaMalloc), typed and shaped. It is a
-// DeviceTensor named "cuda". Close frees it; Close is idempotent and nil-safe.
+// Buffer is device memory allocated by the shim (cudaMalloc on the backend's device),
+// typed and shaped. It is a DeviceTensor named "cuda" ("cpu" on the emulator, whose
+// device memory is host memory). Close frees it; Close is idempotent and nil-safe.
 type Buffer struct {
 	mu     sync.Mutex
 	h      *C.grf_trt_buffer
 	ptr    uintptr
 	bytes  int64
+	dev    string
 	dtype  engine.DType
 	shape  engine.Shape
 	stream uintptr // stream used for copies
 }
 
-func newBuffer(dt engine.DType, shape engine.Shape, stream uintptr) (*Buffer, error) {
+func newBuffer(device int, dev string, dt engine.DType, shape engine.Shape, stream uintptr) (*Buffer, error) {
 	n := shape.NumElements()
 	if n < 0 {
 		return nil, fmt.Errorf("%w: trt: cannot allocate shape %v", engine.ErrShape, shape)
@@ -48,9 +51,9 @@ func newBuffer(dt engine.DType, shape engine.Shape, stream uintptr) (*Buffer, er
 		return nil, fmt.Errorf("%w: trt: cannot allocate dtype %v", engine.ErrDType, dt)
 	}
 	bytes := n * int64(dt.Size())
-	b := &Buffer{dtype: dt, shape: shape.Clone(), bytes: bytes, stream: stream}
+	b := &Buffer{dtype: dt, shape: shape.Clone(), bytes: bytes, stream: stream, dev: dev}
 	if err := call("buffer create", func(e *C.char, l C.size_t) C.int32_t {
-		return C.grf_trtl_buffer_create(C.int64_t(bytes), &b.h, e, l)
+		return C.grf_trtl_buffer_create(C.int32_t(device), C.int64_t(bytes), &b.h, e, l)
 	}); err != nil {
 		return nil, err
 	}
@@ -72,8 +75,8 @@ func (b *Buffer) DType() engine.DType { return b.dtype }
 // Shape implements engine.Tensor. The returned slice must not be modified.
 func (b *Buffer) Shape() engine.Shape { return b.shape }
 
-// DeviceName implements engine.Tensor: "cuda".
-func (b *Buffer) DeviceName() string { return "cuda" }
+// DeviceName implements engine.Tensor: "cuda" ("cpu" on the emulator).
+func (b *Buffer) DeviceName() string { return b.dev }
 
 // DevicePtr implements DeviceTensor.
 func (b *Buffer) DevicePtr() uintptr { return b.ptr }
@@ -125,19 +128,44 @@ func (b *Buffer) upload(t *engine.HostTensor) error {
 	if err != nil {
 		return err
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.h == nil {
-		return fmt.Errorf("%w: trt: upload to a closed buffer", engine.ErrClosed)
-	}
 	if int64(len(src)) != b.bytes {
 		return fmt.Errorf("%w: trt: upload of %d bytes into a %d-byte buffer", engine.ErrShape, len(src), b.bytes)
 	}
-	if len(src) == 0 {
+	return b.copyIn(src)
+}
+
+// copyIn copies src to the start of the buffer (len(src) <= Bytes), on the buffer's
+// stream, and waits.
+func (b *Buffer) copyIn(src []byte) error {
+	return b.hostCopy("upload", "into", src, func(h *C.grf_trt_buffer, p unsafe.Pointer, n C.int64_t, e *C.char, l C.size_t) C.int32_t {
+		return C.grf_trtl_buffer_upload(h, 0, p, n, C.uintptr_t(b.stream), e, l)
+	})
+}
+
+// copyOut copies the first len(dst) bytes of the buffer into dst, after the work queued
+// on the buffer's stream.
+func (b *Buffer) copyOut(dst []byte) error {
+	return b.hostCopy("download", "from", dst, func(h *C.grf_trt_buffer, p unsafe.Pointer, n C.int64_t, e *C.char, l C.size_t) C.int32_t {
+		return C.grf_trtl_buffer_download(h, 0, p, n, C.uintptr_t(b.stream), e, l)
+	})
+}
+
+// hostCopy checks a copy of host bytes to or from the buffer's start and makes it.
+func (b *Buffer) hostCopy(op, dir string, host []byte,
+	f func(*C.grf_trt_buffer, unsafe.Pointer, C.int64_t, *C.char, C.size_t) C.int32_t) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.h == nil {
+		return fmt.Errorf("%w: trt: %s %s a closed buffer", engine.ErrClosed, op, dir)
+	}
+	if int64(len(host)) > b.bytes {
+		return fmt.Errorf("%w: trt: %s of %d bytes %s a %d-byte buffer", engine.ErrShape, op, len(host), dir, b.bytes)
+	}
+	if len(host) == 0 {
 		return nil
 	}
-	return call("buffer upload", func(e *C.char, l C.size_t) C.int32_t {
-		return C.grf_trtl_buffer_upload(b.h, 0, unsafe.Pointer(&src[0]), C.int64_t(len(src)), C.uintptr_t(b.stream), e, l)
+	return call("buffer "+op, func(e *C.char, l C.size_t) C.int32_t {
+		return f(b.h, unsafe.Pointer(&host[0]), C.int64_t(len(host)), e, l)
 	})
 }
 
@@ -152,21 +180,10 @@ func (b *Buffer) Download() (*engine.HostTensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.h == nil {
-		return nil, fmt.Errorf("%w: trt: download from a closed buffer", engine.ErrClosed)
-	}
-	if len(dst) == 0 {
-		return h, nil
-	}
 	if int64(len(dst)) != b.bytes {
 		return nil, fmt.Errorf("%w: trt: download of %d bytes from a %d-byte buffer", engine.ErrShape, len(dst), b.bytes)
 	}
-	err = call("buffer download", func(e *C.char, l C.size_t) C.int32_t {
-		return C.grf_trtl_buffer_download(b.h, 0, unsafe.Pointer(&dst[0]), C.int64_t(len(dst)), C.uintptr_t(b.stream), e, l)
-	})
-	if err != nil {
+	if err := b.copyOut(dst); err != nil {
 		return nil, err
 	}
 	return h, nil

@@ -54,6 +54,10 @@ type BuildRequest struct {
 	TimingCache string
 }
 
+// EmulatorVersion is Target.TensorRT on the emulator (libgrefine_trt_emu.so), which runs
+// no TensorRT: its plans never match a real TensorRT's.
+const EmulatorVersion = "emulator"
+
 // Target is the machine a plan is built for: GPU model and TensorRT version.
 type Target struct {
 	GPU               string
@@ -71,7 +75,11 @@ func (b *Backend) Target() (Target, error) {
 	if err != nil {
 		return Target{}, err
 	}
-	return Target{GPU: d.Name, ComputeCapability: d.ComputeCapability(), TensorRT: v.Runtime.String()}, nil
+	t := Target{GPU: d.Name, ComputeCapability: d.ComputeCapability(), TensorRT: v.Runtime.String()}
+	if d.HostMemory {
+		t.TensorRT = EmulatorVersion
+	}
+	return t, nil
 }
 
 // BuildPlan parses the ONNX file and builds a serialized plan. The native build cannot be
@@ -91,7 +99,9 @@ func (b *Backend) BuildPlan(ctx context.Context, req BuildRequest) ([]byte, erro
 		return nil, fmt.Errorf("%w: trt: build %s: no optimisation profile", engine.ErrModel, req.ONNXPath)
 	}
 	var h *C.grf_trt_builder
-	if err := call("builder create", func(e *C.char, n C.size_t) C.int32_t { return C.grf_trtl_builder_create(&h, e, n) }); err != nil {
+	if err := call("builder create", func(e *C.char, n C.size_t) C.int32_t {
+		return C.grf_trtl_builder_create(C.int32_t(b.opts.Device), &h, e, n)
+	}); err != nil {
 		return nil, err
 	}
 	defer func() {

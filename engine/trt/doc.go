@@ -1,48 +1,76 @@
 // Package trt is grefine's TensorRT backend ("trt"): it runs TensorRT plans on the GPU
 // through libgrefine_trt.so, a small C++ shim (cgo/trt) with a plain C ABI
-// (cgo/include/grefine_trt.h). The shim is loaded with dlopen, so the Go binary builds
-// and runs without TensorRT or CUDA; without them Available reports why.
+// (cgo/include/grefine_trt.h, ABI version 2). The shim is loaded with dlopen, so the Go
+// binary builds and runs without TensorRT or CUDA; without them Available reports why.
 //
-// # Loading
+// # Making a backend
 //
-// The shim is found from Options.Lib (backend option "lib"), then $GRF_TRT_LIB, then
-// libgrefine_trt.so next to the executable. A process loads one shim; its ABI version must
-// match this package's. Available also requires a visible CUDA device; errors wrap
-// engine.ErrUnavailable. Version reports the runtime TensorRT version and the one the shim
-// was compiled against ("tensorrt 10.16.0 (shim built against 11.1.0)").
+//	b := trt.New(trt.Options{Lib: "build/libgrefine_trt.so", Device: 1, CUDAGraphs: true})
+//	b, err := engine.NewBackend("trt", map[string]string{"lib": "...", "device": "1", "cuda_graphs": "true"})
 //
-// # Engines
+// The registry's options are lib (the shim's path), device (the CUDA device index) and
+// cuda_graphs (a boolean). Without lib the shim is $GRF_TRT_LIB, then libgrefine_trt.so next
+// to the executable. A process loads one shim; its ABI version must match this package's.
+// Available also requires a visible CUDA device; errors wrap engine.ErrUnavailable.
 //
-// Backend.Open loads a plan file (OpenPlan: plan bytes) and creates one execution context
-// with user-managed scratch memory. Inputs and Outputs come from the plan (-1 marks
-// dynamic dims); Plan adds the optimisation profiles (min/opt/max per input) and scratch
-// sizes. Run checks the inputs (engine.CheckInputs, device "cuda"), picks the first
-// profile whose min..max covers every input shape (ErrNoProfile names the shapes and the
-// profiles otherwise), sets shapes and addresses, allocates outputs with the engine's
-// Allocator and enqueues on the stream of the context (WithStream) or the backend's
-// stream. Run does not wait: the caller synchronises once per image.
+// The emulator, build/libgrefine_trt_emu.so (`make trt-emu`), implements the same ABI on
+// host memory and runs plans with ONNX Runtime on the CPU: make the backend with
+// lib=build/libgrefine_trt_emu.so. It reports host memory (HostMemory, DeviceName "cpu",
+// compute capability 0.0, Target.TensorRT EmulatorVersion), so its plans never pass for a
+// GPU's and vice versa, and it finds ONNX Runtime through $GRF_TRT_EMU_ORT, else
+// $ONNXRUNTIME_SHARED_LIBRARY_PATH (tools/env.sh), else the repository's .deps/ort. Its
+// outputs equal the ort backend's (package emutest tests it within 1e-5 on the tiny set).
 //
-// Inputs must implement DeviceTensor (a device address); engine/cuda's tensors do, and so
-// does Buffer, the shim-allocated device memory this package offers for standalone use
-// (Backend.Upload, Backend.Alloc, Buffer.Download).
+// # Devices
 //
-// All engines of a Backend share one scratch buffer sized to the largest need of the
-// engines open (they run serially on one stream): Backend.ReserveScratch sizes it once all
-// engines are open.
+// Options.Device selects the GPU. The runtime, engines, contexts, streams, scratch and
+// Buffers are created for it, and every shim call makes it current for that call only:
+// nothing depends on the calling thread's current device, so goroutines may move between
+// OS threads and one process may drive a backend per GPU.
+//
+// # Engines, slots and sessions
+//
+// Backend.Open loads a plan file (OpenPlan: plan bytes) into an Engine: the deserialized
+// plan, its I/O (-1 marks dynamic dims) and, in Plan, its optimisation profiles and
+// scratch sizes. An Engine runs through Sessions, one TensorRT execution context each.
+//
+// A Slot is what one request owns: a CUDA stream (its own, or a borrowed one:
+// SlotOptions.Stream, e.g. engine/cuda's Stream.Handle, so kernels and engines share it),
+// one scratch buffer (kUSER_MANAGED) shared by its sessions, and one Session per engine
+// (Slot.Session). The sessions of a slot run one at a time; slots run concurrently.
+// Backend.Slot(id) returns the slot with that id, created on first use; id 0 is the default
+// slot that Engine.Run uses. engine.OpenOptions.Slot carries the id through plans.Repo, whose
+// OpenEngine returns a Session.
+//
+// Session.Run checks the inputs (engine.CheckInputs against the backend's device), picks
+// the first profile whose min..max covers every input shape (ErrNoProfile names the shapes
+// and the profiles otherwise), binds the slot's scratch, shapes and addresses, allocates
+// outputs with the session's Allocator (the slot's Buffers by default; engine/cuda's Device
+// also serves) and enqueues on the slot's stream. It does not wait: the caller synchronises
+// once per stage (Slot.Synchronize). Session.RunInto writes into caller-owned outputs, so a
+// denoising loop that binds its tensors once allocates nothing per step (BufferAllocations
+// counts every shim allocation).
+//
+// Inputs must be DeviceTensors (a device address); engine/cuda's tensors are, and so is
+// Buffer, the shim-allocated device memory this package offers (Backend.Upload,
+// Backend.Alloc, Buffer.Download). On a host-memory shim (the emulator) sessions also take
+// *engine.HostTensor inputs and outputs, staged through per-session buffers that grow and
+// are then reused, and Run returns HostTensors: the cpu pipeline runs unchanged.
 //
 // # CUDA graphs
 //
-// With Options.CUDAGraphs (option "cuda_graphs"), each enqueue goes through a CUDA graph:
-// the shim captures one enqueue per state (profile, shapes, addresses, scratch) inside a
-// single ABI call and replays it while the state holds. Use RunInto with the same input
-// and output tensors (SDXL's static 1024² profile) to keep the state; Run allocates new
-// outputs, so it recaptures.
+// With Options.CUDAGraphs each enqueue goes through a CUDA graph: the shim captures one
+// enqueue per state (profile, shapes, addresses, scratch) inside a single ABI call and
+// replays it while the state holds (Session.Replays counts replays). RunInto with the same
+// tensors keeps the state, so the UNet step is captured once per shape and replayed at
+// every step. The emulator records capture and replay and runs eagerly.
 //
 // # Building plans
 //
 // BuildPlan turns an ONNX file into a serialized plan (profiles, precision, workspace,
 // timing cache); InspectPlan describes plan bytes; Target names the GPU and TensorRT
-// version plans are tied to. Package plans builds on these.
+// version plans are tied to. Package plans builds repositories of plans on these and maps
+// a model set's engines onto them (plans.Open).
 //
 // # Logs, errors, lifetimes
 //
@@ -50,12 +78,16 @@
 // at debug and verbose at trace (filtered in C by the logger's level). Shim failures are
 // *NativeError values that unwrap to engine sentinels (ErrModel for bad plans, ErrShape,
 // ErrBinding for unknown tensors, ErrRun for CUDA/TensorRT failures). Close is idempotent
-// and nil-safe everywhere; Backend.Close closes remaining engines (context, then engine)
-// before the runtime; use after Close returns engine.ErrClosed. C never keeps Go memory
-// beyond a call.
+// and nil-safe everywhere, and the order TensorRT needs is enforced: Engine.Close refuses
+// (ErrOrder, nothing closed) while sessions other than its default one are open;
+// Slot.Close closes its sessions, then its scratch and stream; Backend.Close closes the
+// slots, then the engines, then the runtime. Use after Close returns engine.ErrClosed. C
+// never keeps Go memory beyond a call: host tensors are copied into shim buffers.
 //
 // # Tests
 //
-// Package trttest compiles a fake shim (cgo/trt/fake, plain C, no GPU) that implements the
-// same ABI over host memory, so these tests run in CI. gputest runs against a real shim.
+// Package trttest compiles the fake shim (cgo/trt/fake, plain C, no GPU) for this package's
+// tests and the error paths; package emutest compiles the emulator and checks it against
+// the ort backend, concurrent slots and allocation counts; gputest runs against a real
+// shim on a GPU.
 package trt

@@ -9,7 +9,6 @@ import "C"
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"unsafe"
 
@@ -109,38 +108,33 @@ type PlanInfo struct {
 	MaxDeviceBytes int64
 }
 
-// Engine is one TensorRT plan with one execution context (user-managed scratch memory).
-// It implements engine.Engine and is safe for concurrent use (calls are serialised).
+// Engine is one deserialized TensorRT plan (an ICudaEngine). It runs through Sessions,
+// one execution context each, created by the Slots that use it (Slot.Session); Run uses
+// the backend's default slot. It implements engine.Engine and is safe for concurrent use.
+//
+// Close refuses while sessions other than the default one are open (close the slots or
+// sessions first): TensorRT requires contexts to die before their engine.
 type Engine struct {
 	b    *Backend
 	name string
 
-	mu        sync.Mutex
-	eng       *C.grf_trt_engine
-	ctx       *C.grf_trt_context
-	info      PlanInfo
-	inputs    []engine.TensorDesc
-	outputs   []engine.TensorDesc
+	mu       sync.Mutex
+	eng      *C.grf_trt_engine
+	info     PlanInfo
+	inputs   []engine.TensorDesc
+	outputs  []engine.TensorDesc
+	sessions map[*Session]struct{}
+	def      *Session // the default slot's session, for Run
+	closed   bool
+	defMu    sync.Mutex // serialises the creation of def
+
 	maxMemory int64
-	profile   int     // active profile
-	memPtr    uintptr // scratch bound to the context
-	memBytes  int64
-	alloc     Allocator
-	graphs    bool
-	replays   int
-	closed    bool
 }
 
-// newEngine reads the plan's description and creates its context. On error it destroys h.
+// newEngine reads the plan's description. On error it destroys h.
 func newEngine(b *Backend, name string, h *C.grf_trt_engine) (*Engine, error) {
-	e := &Engine{b: b, name: name, eng: h, graphs: b.opts.CUDAGraphs, alloc: b}
+	e := &Engine{b: b, name: name, eng: h, sessions: map[*Session]struct{}{}}
 	if err := e.describe(); err != nil {
-		_ = e.destroy()
-		return nil, err
-	}
-	if err := call(name+": context create", func(er *C.char, n C.size_t) C.int32_t {
-		return C.grf_trtl_context_create(e.eng, &e.ctx, er, n)
-	}); err != nil {
 		_ = e.destroy()
 		return nil, err
 	}
@@ -248,7 +242,7 @@ func (e *Engine) Outputs() []engine.TensorDesc { return cloneDescs(e.outputs) }
 // Plan describes the plan: tensors, profiles and scratch needs.
 func (e *Engine) Plan() PlanInfo { return e.info }
 
-// DeviceMemorySize is the scratch the context needs with profile p (-1: any profile).
+// DeviceMemorySize is the scratch a context needs with profile p (-1: any profile).
 func (e *Engine) DeviceMemorySize(p int) int64 {
 	if p < 0 || p >= len(e.info.Profiles) {
 		return e.maxMemory
@@ -256,18 +250,11 @@ func (e *Engine) DeviceMemorySize(p int) int64 {
 	return e.info.Profiles[p].DeviceBytes
 }
 
-// SetAllocator replaces the allocator Run uses for outputs (default: the Backend).
-func (e *Engine) SetAllocator(a Allocator) {
-	e.mu.Lock()
-	e.alloc = a
-	e.mu.Unlock()
-}
-
-// Replays counts the Runs served by replaying a captured CUDA graph.
-func (e *Engine) Replays() int {
+// Sessions counts the open sessions (execution contexts) of the engine.
+func (e *Engine) Sessions() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.replays
+	return len(e.sessions)
 }
 
 func cloneDescs(ds []engine.TensorDesc) []engine.TensorDesc {
@@ -278,274 +265,108 @@ func cloneDescs(ds []engine.TensorDesc) []engine.TensorDesc {
 	return out
 }
 
-// Run implements engine.Engine. Inputs must be DeviceTensors on "cuda"; the profile whose
-// min..max covers every input shape is selected (the first, in plan order); outputs are
-// allocated with the engine's Allocator and returned (the caller closes them). Work is
-// enqueued on the context's stream (WithStream) or the backend's stream, and Run returns
-// without waiting for it.
-func (e *Engine) Run(ctx context.Context, inputs map[string]engine.Tensor) (map[string]engine.Tensor, error) {
-	return e.run(ctx, inputs, nil)
-}
-
-// RunInto is Run writing into caller-owned outputs (every output bound, with the shape the
-// inputs imply). Reusing the same tensors with the same shapes keeps the context's
-// addresses stable, which is what CUDA-graph replay needs.
-func (e *Engine) RunInto(ctx context.Context, inputs, outputs map[string]engine.Tensor) error {
-	if outputs == nil {
-		outputs = map[string]engine.Tensor{}
+// Default is the engine's session in the backend's default slot (created on first use),
+// which Run and RunInto use.
+func (e *Engine) Default() (*Session, error) {
+	e.defMu.Lock()
+	defer e.defMu.Unlock()
+	e.mu.Lock()
+	s := e.def
+	e.mu.Unlock()
+	if s != nil {
+		return s, nil
 	}
-	_, err := e.run(ctx, inputs, outputs)
-	return err
-}
-
-func (e *Engine) run(ctx context.Context, inputs, outputs map[string]engine.Tensor) (map[string]engine.Tensor, error) {
-	if err := ctx.Err(); err != nil {
+	slot, err := e.b.Slot(0)
+	if err != nil {
+		return nil, err
+	}
+	if s, err = slot.Session(e); err != nil {
 		return nil, err
 	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.closed {
-		return nil, fmt.Errorf("%w: trt: engine %s", engine.ErrClosed, e.name)
-	}
-	if err := engine.CheckInputs(e.name, e.inputs, inputs, "cuda"); err != nil {
-		return nil, err
-	}
-	dev := make(map[string]DeviceTensor, len(inputs))
-	for name, t := range inputs {
-		d, ok := t.(DeviceTensor)
-		if !ok {
-			return nil, fmt.Errorf("%w: %s: input %q (%T) has no device address", engine.ErrDevice, e.name, name, t)
-		}
-		dev[name] = d
-	}
-	stream, ok := streamFrom(ctx)
-	if !ok {
-		s, err := e.b.Stream()
-		if err != nil {
-			return nil, err
-		}
-		stream = s
-	}
-	p, err := e.selectProfile(inputs)
-	if err != nil {
-		return nil, err
-	}
-	if err := e.bind(p, stream, dev); err != nil {
-		return nil, err
-	}
-	outs, owned, err := e.bindOutputs(outputs)
-	if err != nil {
-		return nil, err
-	}
-	if err := e.enqueue(stream); err != nil {
-		if owned {
-			_ = engine.CloseAll(outs)
-		}
-		return nil, err
-	}
-	return outs, nil
-}
-
-// selectProfile picks the first profile covering every input shape.
-func (e *Engine) selectProfile(inputs map[string]engine.Tensor) (int, error) {
-	for p, prof := range e.info.Profiles {
-		ok := true
-		for _, r := range prof.Inputs {
-			if !r.Covers(inputs[r.Name].Shape()) {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			return p, nil
-		}
-	}
-	var got, have []string
-	for _, d := range e.inputs {
-		got = append(got, d.Name+"="+inputs[d.Name].Shape().String())
-	}
-	for p, prof := range e.info.Profiles {
-		var rs []string
-		for _, r := range prof.Inputs {
-			rs = append(rs, r.String())
-		}
-		have = append(have, fmt.Sprintf("%d: %s", p, strings.Join(rs, ", ")))
-	}
-	return 0, fmt.Errorf("%w: %s: inputs %s; profiles %s", ErrNoProfile, e.name, strings.Join(got, " "), strings.Join(have, "; "))
-}
-
-// bind binds scratch memory for profile p, activates p, then sets input shapes and
-// addresses.
-func (e *Engine) bind(p int, stream uintptr, inputs map[string]DeviceTensor) error {
-	if need := e.info.Profiles[p].DeviceBytes; need > 0 {
-		ptr, size, err := e.b.scratchFor(need)
-		if err != nil {
-			return err
-		}
-		if ptr != e.memPtr || size != e.memBytes {
-			if err := call(e.name+": set device memory", func(er *C.char, n C.size_t) C.int32_t {
-				return C.grf_trtl_context_set_device_memory(e.ctx, C.uintptr_t(ptr), C.int64_t(size), er, n)
-			}); err != nil {
-				return err
-			}
-			e.memPtr, e.memBytes = ptr, size
-		}
-	}
-	if p != e.profile {
-		if err := call(e.name+": set profile", func(er *C.char, n C.size_t) C.int32_t {
-			return C.grf_trtl_context_set_profile(e.ctx, C.int32_t(p), C.uintptr_t(stream), er, n)
-		}); err != nil {
-			return err
-		}
-		e.profile = p
-	}
-	for _, d := range e.inputs {
-		t := inputs[d.Name]
-		cname := C.CString(d.Name)
-		shape := t.Shape()
-		dims := make([]C.int64_t, len(shape)+1)
-		for i, v := range shape {
-			dims[i] = C.int64_t(v)
-		}
-		err := call(e.name+": set input shape", func(er *C.char, n C.size_t) C.int32_t {
-			return C.grf_trtl_context_set_input_shape(e.ctx, cname, C.int32_t(len(shape)), &dims[0], er, n)
-		})
-		if err == nil {
-			err = call(e.name+": set tensor address", func(er *C.char, n C.size_t) C.int32_t {
-				return C.grf_trtl_context_set_tensor_address(e.ctx, cname, C.uintptr_t(t.DevicePtr()), er, n)
-			})
-		}
-		C.free(unsafe.Pointer(cname))
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// bindOutputs resolves output shapes, allocates (outputs == nil) or checks the caller's
-// outputs, and binds their addresses. owned reports whether Run allocated them.
-func (e *Engine) bindOutputs(outputs map[string]engine.Tensor) (map[string]engine.Tensor, bool, error) {
-	owned := outputs == nil
-	if owned {
-		outputs = make(map[string]engine.Tensor, len(e.outputs))
-	} else {
-		for name := range outputs {
-			if !hasDesc(e.outputs, name) {
-				return nil, false, fmt.Errorf("%w: %s: unknown output %q", engine.ErrBinding, e.name, name)
-			}
-		}
-	}
-	fail := func(err error) (map[string]engine.Tensor, bool, error) {
-		if owned {
-			_ = engine.CloseAll(outputs)
-		}
-		return nil, false, err
-	}
-	for _, d := range e.outputs {
-		cname := C.CString(d.Name)
-		shape, err := e.tensorShape(cname)
-		if err != nil {
-			C.free(unsafe.Pointer(cname))
-			return fail(err)
-		}
-		var t engine.Tensor
-		if owned {
-			t, err = e.alloc.Alloc(d.DType, shape)
-			if err == nil {
-				outputs[d.Name] = t
-			}
-		} else if t = outputs[d.Name]; t == nil {
-			err = fmt.Errorf("%w: %s: output %q not bound", engine.ErrBinding, e.name, d.Name)
-		} else if t.DType() != d.DType {
-			err = fmt.Errorf("%w: %s: output %q is %v, engine writes %v", engine.ErrDType, e.name, d.Name, t.DType(), d.DType)
-		} else if !t.Shape().Equal(shape) {
-			err = fmt.Errorf("%w: %s: output %q has shape %v, these inputs make %v", engine.ErrShape, e.name, d.Name, t.Shape(), shape)
-		}
-		var dt DeviceTensor
-		if err == nil {
-			var ok bool
-			if dt, ok = t.(DeviceTensor); !ok || t.DeviceName() != "cuda" {
-				err = fmt.Errorf("%w: %s: output %q (%T) is not a cuda device tensor", engine.ErrDevice, e.name, d.Name, t)
-			}
-		}
-		if err == nil {
-			err = call(e.name+": set tensor address", func(er *C.char, n C.size_t) C.int32_t {
-				return C.grf_trtl_context_set_tensor_address(e.ctx, cname, C.uintptr_t(dt.DevicePtr()), er, n)
-			})
-		}
-		C.free(unsafe.Pointer(cname))
-		if err != nil {
-			return fail(err)
-		}
-	}
-	return outputs, owned, nil
-}
-
-func (e *Engine) tensorShape(cname *C.char) (engine.Shape, error) {
-	var nb C.int32_t
-	var dims [C.GRF_TRT_MAX_DIMS]C.int64_t
-	if err := call(e.name+": tensor shape", func(er *C.char, n C.size_t) C.int32_t {
-		return C.grf_trtl_context_tensor_shape(e.ctx, cname, &nb, &dims[0], er, n)
-	}); err != nil {
-		return nil, err
-	}
-	s := goShape(nb, dims[:])
-	if !s.IsConcrete() {
-		return nil, fmt.Errorf("%w: %s: output %q has data-dependent shape %v", engine.ErrShape, e.name, C.GoString(cname), s)
-	}
+	e.def = s
+	e.mu.Unlock()
 	return s, nil
 }
 
-func (e *Engine) enqueue(stream uintptr) error {
-	if !e.graphs {
-		return call(e.name+": enqueue", func(er *C.char, n C.size_t) C.int32_t {
-			return C.grf_trtl_context_enqueue(e.ctx, C.uintptr_t(stream), er, n)
-		})
+// Run implements engine.Engine on the default slot (see Session.Run).
+func (e *Engine) Run(ctx context.Context, inputs map[string]engine.Tensor) (map[string]engine.Tensor, error) {
+	s, err := e.Default()
+	if err != nil {
+		return nil, err
 	}
-	var replayed C.int32_t
-	err := call(e.name+": enqueue graph", func(er *C.char, n C.size_t) C.int32_t {
-		return C.grf_trtl_context_enqueue_graph(e.ctx, C.uintptr_t(stream), &replayed, er, n)
-	})
-	if err == nil && replayed != 0 {
-		e.replays++
-	}
-	return err
+	return s.Run(ctx, inputs)
 }
 
-func hasDesc(ds []engine.TensorDesc, name string) bool {
-	for _, d := range ds {
-		if d.Name == name {
-			return true
-		}
+// RunInto is Session.RunInto on the default slot.
+func (e *Engine) RunInto(ctx context.Context, inputs, outputs map[string]engine.Tensor) error {
+	s, err := e.Default()
+	if err != nil {
+		return err
 	}
-	return false
+	return s.RunInto(ctx, inputs, outputs)
 }
 
-// destroy frees the context, then the engine. Caller holds e.mu or owns e exclusively.
+// SetAllocator replaces the allocator of the default session's outputs.
+func (e *Engine) SetAllocator(a Allocator) error {
+	s, err := e.Default()
+	if err != nil {
+		return err
+	}
+	s.SetAllocator(a)
+	return nil
+}
+
+// Replays counts the runs of all sessions served by replaying a captured CUDA graph.
+func (e *Engine) Replays() int {
+	e.mu.Lock()
+	ss := make([]*Session, 0, len(e.sessions))
+	for s := range e.sessions {
+		ss = append(ss, s)
+	}
+	e.mu.Unlock()
+	n := 0
+	for _, s := range ss {
+		n += s.Replays()
+	}
+	return n
+}
+
+// attach registers a new session; it fails once the engine is closed.
+func (e *Engine) attach(s *Session) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return fmt.Errorf("%w: trt: engine %s", engine.ErrClosed, e.name)
+	}
+	e.sessions[s] = struct{}{}
+	return nil
+}
+
+func (e *Engine) detach(s *Session) {
+	e.mu.Lock()
+	delete(e.sessions, s)
+	if e.def == s {
+		e.def = nil
+	}
+	e.mu.Unlock()
+}
+
+// destroy frees the engine handle. Caller holds e.mu or owns e exclusively.
 func (e *Engine) destroy() error {
-	var first error
-	if e.ctx != nil {
-		c := e.ctx
-		e.ctx = nil
-		first = call(e.name+": context destroy", func(er *C.char, n C.size_t) C.int32_t {
-			return C.grf_trtl_context_destroy(c, er, n)
-		})
+	if e.eng == nil {
+		return nil
 	}
-	if e.eng != nil {
-		h := e.eng
-		e.eng = nil
-		if err := call(e.name+": engine destroy", func(er *C.char, n C.size_t) C.int32_t {
-			return C.grf_trtl_engine_destroy(h, er, n)
-		}); err != nil && first == nil {
-			first = err
-		}
-	}
-	return first
+	h := e.eng
+	e.eng = nil
+	return call(e.name+": engine destroy", func(er *C.char, n C.size_t) C.int32_t {
+		return C.grf_trtl_engine_destroy(h, er, n)
+	})
 }
 
-// Close implements engine.Engine: context first, then engine. Idempotent and nil-safe.
-// Outputs returned by Run stay valid (they belong to the caller).
+// Close implements engine.Engine: it closes the default session, then the engine. With
+// other sessions still open it returns ErrOrder and closes nothing. Idempotent and
+// nil-safe. Outputs returned by Run stay valid (they belong to the caller).
 func (e *Engine) Close() error {
 	if e == nil {
 		return nil
@@ -555,6 +376,19 @@ func (e *Engine) Close() error {
 		e.mu.Unlock()
 		return nil
 	}
+	if n := len(e.sessions); n > 1 || (n == 1 && e.def == nil) {
+		if e.def != nil {
+			n--
+		}
+		e.mu.Unlock()
+		return fmt.Errorf("%w: engine %s has %d open session(s): close its slots or sessions first", ErrOrder, e.name, n)
+	}
+	def := e.def
+	e.mu.Unlock()
+	if err := def.Close(); err != nil {
+		return err
+	}
+	e.mu.Lock()
 	e.closed = true
 	err := e.destroy()
 	e.mu.Unlock()

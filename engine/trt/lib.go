@@ -29,6 +29,9 @@ const EnvLib = "GRF_TRT_LIB"
 var (
 	// ErrNative: the shim rejected a call (bad call order, an exception at the boundary).
 	ErrNative = errors.New("trt: native call failed")
+	// ErrOrder: a handle was closed before what depends on it (an engine before its
+	// sessions); nothing was closed.
+	ErrOrder = errors.New("trt: close order")
 	// ErrNoProfile: no optimisation profile of the plan covers the bound input shapes.
 	ErrNoProfile = fmt.Errorf("%w: no optimisation profile covers the inputs", engine.ErrShape)
 )
@@ -179,6 +182,9 @@ type DeviceInfo struct {
 	CCMajor     int    // compute capability
 	CCMinor     int
 	MemoryBytes int64
+	// HostMemory: the shim keeps "device" memory in host memory and runs on the CPU (the
+	// emulator); its device is "cpu".
+	HostMemory bool
 }
 
 // ComputeCapability formats as "8.9".
@@ -192,5 +198,5 @@ func deviceInfo(dev int) (DeviceInfo, error) {
 		return DeviceInfo{}, err
 	}
 	return DeviceInfo{Count: int(d.count), Name: C.GoString(&d.name[0]), CCMajor: int(d.cc_major),
-		CCMinor: int(d.cc_minor), MemoryBytes: int64(d.total_mem)}, nil
+		CCMinor: int(d.cc_minor), MemoryBytes: int64(d.total_mem), HostMemory: d.host_memory != 0}, nil
 }

@@ -102,10 +102,10 @@ int32_t grf_trtl_get_device_info(int32_t device, grf_trt_device_info *out, char 
   CHECK_READY();
   return api.get_device_info(device, out, err, errlen);
 }
-int32_t grf_trtl_stream_create(uintptr_t *stream, char *err, size_t errlen) {
+int32_t grf_trtl_stream_create(int32_t device, uintptr_t *stream, char *err, size_t errlen) {
   CHECK_READY();
   void *s = NULL;
-  int32_t st = api.stream_create(&s, err, errlen);
+  int32_t st = api.stream_create(device, &s, err, errlen);
   *stream = (uintptr_t)s;
   return st;
 }
@@ -117,9 +117,9 @@ int32_t grf_trtl_stream_synchronize(uintptr_t stream, char *err, size_t errlen) 
   CHECK_READY();
   return api.stream_synchronize(P(stream), err, errlen);
 }
-int32_t grf_trtl_buffer_create(int64_t bytes, grf_trt_buffer **out, char *err, size_t errlen) {
+int32_t grf_trtl_buffer_create(int32_t device, int64_t bytes, grf_trt_buffer **out, char *err, size_t errlen) {
   CHECK_READY();
-  return api.buffer_create(bytes, out, err, errlen);
+  return api.buffer_create(device, bytes, out, err, errlen);
 }
 int32_t grf_trtl_buffer_destroy(grf_trt_buffer *buf, char *err, size_t errlen) {
   CHECK_READY();
@@ -142,9 +142,9 @@ int32_t grf_trtl_buffer_download(grf_trt_buffer *buf, int64_t offset, void *dst,
   CHECK_READY();
   return api.buffer_download(buf, offset, dst, bytes, P(stream), err, errlen);
 }
-int32_t grf_trtl_runtime_create(grf_trt_runtime **out, char *err, size_t errlen) {
+int32_t grf_trtl_runtime_create(int32_t device, grf_trt_runtime **out, char *err, size_t errlen) {
   CHECK_READY();
-  return api.runtime_create(out, err, errlen);
+  return api.runtime_create(device, out, err, errlen);
 }
 int32_t grf_trtl_runtime_destroy(grf_trt_runtime *rt, char *err, size_t errlen) {
   CHECK_READY();
@@ -229,9 +229,9 @@ int32_t grf_trtl_context_enqueue_graph(grf_trt_context *ctx, uintptr_t stream, i
   CHECK_READY();
   return api.context_enqueue_graph(ctx, P(stream), replayed, err, errlen);
 }
-int32_t grf_trtl_builder_create(grf_trt_builder **out, char *err, size_t errlen) {
+int32_t grf_trtl_builder_create(int32_t device, grf_trt_builder **out, char *err, size_t errlen) {
   CHECK_READY();
-  return api.builder_create(out, err, errlen);
+  return api.builder_create(device, out, err, errlen);
 }
 int32_t grf_trtl_builder_destroy(grf_trt_builder *b, char *err, size_t errlen) {
   CHECK_READY();

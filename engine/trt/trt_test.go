@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -15,11 +16,61 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/grefine/grefine/engine"
+	"github.com/grefine/grefine/engine/cuda"
 	"github.com/grefine/grefine/engine/trt"
 	"github.com/grefine/grefine/engine/trt/trttest"
 )
 
 func TestMain(m *testing.M) { os.Exit(trttest.Main(m)) }
+
+// engine/cuda's memory is what TensorRT binds: its device allocates session outputs and
+// its tensors are device tensors (checked at compile time; run on a GPU by gputest).
+var (
+	_ trt.Allocator    = (*cuda.Device)(nil)
+	_ trt.DeviceTensor = (*cuda.Tensor)(nil)
+	_ engine.Engine    = (*trt.Session)(nil)
+)
+
+// TestAllocationCounts: Run allocates each output through the session's allocator;
+// RunInto with bound outputs allocates nothing, on any path (no shim buffer either).
+func TestAllocationCounts(t *testing.T) {
+	b := newBackend(t, trt.Options{})
+	e := openAffine(t, b)
+	slot, err := b.NewSlot(trt.SlotOptions{})
+	require.NoError(t, err)
+	defer slot.Close()
+	s, err := slot.Session(e)
+	require.NoError(t, err)
+	c := &trttest.CountingAllocator{Next: slot}
+	s.SetAllocator(c)
+	in, _, _ := affineInputs(t, b, 3)
+	for i := 0; i < 3; i++ {
+		out, err := s.Run(context.Background(), in)
+		require.NoError(t, err)
+		require.NoError(t, engine.CloseAll(out))
+	}
+	assert.Equal(t, 6, c.Count(), "two outputs per Run")
+	y := upload(t, b, mustHost(t, engine.Float32, engine.Shape{3, 3}))
+	ids := upload(t, b, mustHost(t, engine.Int32, engine.Shape{3, 4}))
+	outs := map[string]engine.Tensor{"y": y, "ids_out": ids}
+	require.NoError(t, s.RunInto(context.Background(), in, outs))
+	before := b.BufferAllocations()
+	for i := 0; i < 5; i++ {
+		require.NoError(t, s.RunInto(context.Background(), in, outs))
+	}
+	assert.Equal(t, 6, c.Count(), "RunInto allocates no output")
+	assert.Equal(t, before, b.BufferAllocations(), "and no shim buffer")
+
+	// The engine outlives neither its sessions nor its slot's order: closing it first is
+	// refused and changes nothing.
+	err = e.Close()
+	assert.ErrorIs(t, err, trt.ErrOrder)
+	require.NoError(t, s.RunInto(context.Background(), in, outs), "still usable after the refusal")
+	require.NoError(t, slot.Close())
+	require.NoError(t, e.Close())
+	_, err = slot.Session(e)
+	assert.ErrorIs(t, err, engine.ErrClosed)
+}
 
 // affinePlan: y = 2x+1 (float32), ids copied with +10 (int32); two profiles.
 const affinePlan = `grefine-fake-plan 1
@@ -144,7 +195,7 @@ func TestVersionsAndDevice(t *testing.T) {
 	b := newBackend(t, trt.Options{})
 	v, err := b.Versions()
 	require.NoError(t, err)
-	assert.Equal(t, 1, v.ABI)
+	assert.Equal(t, 2, v.ABI, "ABI 2: device indices in the handles, host_memory")
 	assert.Equal(t, "11.1.0", v.Compiled.String())
 	assert.Equal(t, "10.16.0", v.Runtime.String())
 	assert.Equal(t, "tensorrt 10.16.0 (shim built against 11.1.0)", b.Version())
@@ -154,6 +205,30 @@ func TestVersionsAndDevice(t *testing.T) {
 	tg, err := b.Target()
 	require.NoError(t, err)
 	assert.Equal(t, trt.Target{GPU: "fake gpu 0", ComputeCapability: "9.0", TensorRT: "10.8.3"}, tg)
+}
+
+func TestDeviceIndex(t *testing.T) {
+	t.Setenv("GRF_FAKE_TRT_DEVICES", "2")
+	b := newBackend(t, trt.Options{Device: 1})
+	tg, err := b.Target()
+	require.NoError(t, err)
+	assert.Equal(t, "fake gpu 1", tg.GPU)
+	e := openAffine(t, b) // runtime, buffers and streams are created for device 1
+	in, xs, _ := affineInputs(t, b, 2)
+	out, err := e.Run(context.Background(), in)
+	require.NoError(t, err)
+	defer engine.CloseAll(out)
+	assert.Equal(t, xs[0]*2+1, download(t, b, out["y"]).F32[0])
+
+	// The shim refuses an index the machine does not have, at the first handle.
+	bad := trt.New(trt.Options{Lib: trttest.Lib(), Device: 5})
+	defer bad.Close()
+	_, err = bad.OpenPlan([]byte(affinePlan), engine.OpenOptions{Name: "x"})
+	assert.ErrorIs(t, err, engine.ErrUnavailable)
+	assert.ErrorContains(t, err, "device index out of range")
+	reg, err := engine.NewBackend("trt", map[string]string{"device": "x"})
+	assert.Nil(t, reg)
+	assert.ErrorContains(t, err, `device="x"`)
 }
 
 func TestNoDevice(t *testing.T) {
@@ -319,9 +394,13 @@ func TestSharedScratch(t *testing.T) {
 	require.NoError(t, err)
 	defer small.Close()
 	assert.Equal(t, int64(0), b.ScratchBytes())
+	_, err = small.Default() // its session in the default slot
+	require.NoError(t, err)
 	require.NoError(t, b.ReserveScratch())
 	assert.Equal(t, int64(100), b.ScratchBytes())
 	e := openAffine(t, b)
+	_, err = e.Default()
+	require.NoError(t, err)
 	require.NoError(t, b.ReserveScratch())
 	assert.Equal(t, e.DeviceMemorySize(-1), b.ScratchBytes())
 
@@ -413,6 +492,63 @@ func TestCloseOrder(t *testing.T) {
 	assert.NoError(t, nilEngine.Close())
 	assert.NoError(t, nilBackend.Close())
 	assert.NoError(t, nilBuffer.Close())
+}
+
+// TestBackendCloseOrder: Backend.Close closes every slot's sessions (default slot
+// included) before the engines and the runtime, whatever the caller left open; a borrowed
+// stream is left to its owner.
+func TestBackendCloseOrder(t *testing.T) {
+	b := trt.New(trt.Options{Lib: trttest.Lib()})
+	e, err := b.OpenPlan([]byte(affinePlan), engine.OpenOptions{Name: "one"})
+	require.NoError(t, err)
+	def, err := b.Slot(0)
+	require.NoError(t, err)
+	s0, err := def.Session(e) // a second session in the default slot
+	require.NoError(t, err)
+	s7, err := b.Slot(7)
+	require.NoError(t, err)
+	_, err = s7.Session(e)
+	require.NoError(t, err)
+	borrowed, err := b.NewSlot(trt.SlotOptions{Stream: def.Stream()})
+	require.NoError(t, err)
+	assert.Equal(t, def.Stream(), borrowed.Stream())
+	s9, err := borrowed.Session(e)
+	require.NoError(t, err)
+	in, xs, _ := affineInputs(t, b, 2)
+	out, err := s9.Run(context.Background(), in)
+	require.NoError(t, err)
+	assert.Equal(t, xs[1]*2+1, download(t, b, out["y"]).F32[1])
+	require.NoError(t, engine.CloseAll(out))
+	_, err = e.Run(context.Background(), in) // the default session
+	require.NoError(t, err)
+	assert.Equal(t, 4, e.Sessions())
+	require.NoError(t, borrowed.Close(), "does not destroy the default slot's stream")
+	require.NoError(t, s0.RunInto(context.Background(), in, map[string]engine.Tensor{
+		"y": upload(t, b, mustHost(t, engine.Float32, engine.Shape{2, 3})), "ids_out": upload(t, b, mustHost(t, engine.Int32, engine.Shape{2, 4}))}))
+	require.NoError(t, b.Close())
+	assert.Equal(t, 0, e.Sessions())
+	_, err = s0.Run(context.Background(), in)
+	assert.ErrorIs(t, err, engine.ErrClosed)
+}
+
+// TestScratchSharingDetected: below the Go API (which gives each slot its own scratch),
+// the fake and the emulator catch two concurrently running contexts sharing scratch
+// memory, and stay quiet when each has its own (cgo/trt/fake/scratch_race.c, two threads).
+func TestScratchSharingDetected(t *testing.T) {
+	src := filepath.Join(filepath.Dir(trttest.Source()), "scratch_race.c")
+	bin := filepath.Join(t.TempDir(), "scratch_race")
+	cc := os.Getenv("CC")
+	if cc == "" {
+		cc = "cc"
+	}
+	out, err := exec.Command(cc, "-std=c11", "-Wall", "-Wextra", "-Werror", "-I", filepath.Join(filepath.Dir(trttest.Source()), "..", "..", "include"),
+		src, "-o", bin, "-ldl", "-lpthread").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	for _, mode := range []string{"shared", "separate"} {
+		out, err := exec.Command(bin, trttest.Lib(), mode).CombinedOutput()
+		assert.NoError(t, err, "%s: %s", mode, out)
+		t.Logf("%s: %s", mode, strings.TrimSpace(string(out)))
+	}
 }
 
 func TestConcurrentRuns(t *testing.T) {

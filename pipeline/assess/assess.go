@@ -97,6 +97,9 @@ type Options struct {
 	Tokenizer *tokenizer.Tokenizer
 	// Opener opens the engines (nil: the model set itself, from its ONNX files).
 	Opener Opener
+	// TextEngine forces "clip_text" or "clip_text_kv" ("": clip_text_kv when the set has
+	// it, else clip_text).
+	TextEngine string
 }
 
 // Opener opens a model set's engine by name; *modelset.Set implements it, and a plan
@@ -135,7 +138,7 @@ func New(set *modelset.Set, b engine.Backend, opts Options) (*Assessor, error) {
 	if a.image, err = opener.OpenEngine(b, "clip_surgery", engine.OpenOptions{Threads: opts.Threads}); err != nil {
 		return nil, err
 	}
-	if a.text, err = opener.OpenEngine(b, "clip_text", engine.OpenOptions{Threads: opts.Threads}); err != nil {
+	if a.text, err = opener.OpenEngine(b, a.textEngine(set, opts), engine.OpenOptions{Threads: opts.Threads}); err != nil {
 		return nil, err
 	}
 	if a.tok = opts.Tokenizer; a.tok == nil {
@@ -422,6 +425,21 @@ func (a *Assessor) truncationNotes(texts []string) []string {
 	}
 	return notes
 }
+
+// textEngine is Options.TextEngine if set, else the prefix-cached clip_text_kv when the
+// set has it, else clip_text.
+func (a *Assessor) textEngine(set *modelset.Set, opts Options) string {
+	if opts.TextEngine != "" {
+		return opts.TextEngine
+	}
+	if set.HasEngine(aq.KVEngine) {
+		return aq.KVEngine
+	}
+	return "clip_text"
+}
+
+// TextEngine is the name of the text engine the assessor opened.
+func (a *Assessor) TextEngine() string { return a.text.Name() }
 
 func hasNoun(parts []aq.Part) bool {
 	for _, p := range parts {

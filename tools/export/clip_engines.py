@@ -227,3 +227,74 @@ class ClipText(nn.Module):
         # (ids < 2^24 are exact in float32).
         eos = ids.to(torch.float32).argmax(dim=-1)
         return self.tower.project_at(h, eos)
+
+
+class ClipTextKV(nn.Module):
+    """`clip_text_kv`, the optional prefix-cached text engine (DESIGN §2 extension): the
+    same text tower as ClipText, fed the tokens after a cached prefix, as LLM decoders are.
+
+        input_ids    i32 [B,S]          the row's tokens after its prefix, EOS included,
+                                        anything after EOS (padding)
+        past_keys    f32 [L,T,H,P,hd]   a table of T cached prefixes: per layer the keys
+        past_values  f32 [L,T,H,P,hd]   and values of P positions (shorter ones padded)
+        past_index   i32 [B]            which table row is row b's prefix
+        past_length  i32 [B]            how many of its P positions are real (0..P)
+     -> text_embeds    f32 [B,E]        projected final hidden state at EOS (argmax ids)
+        present_keys   f32 [L,B,H,S,hd] keys and values of this call's own tokens: run a
+        present_values f32 [L,B,H,S,hd] prefix with past_length 0 to make a table row
+
+    Row b's token s sits at position past_length[b] + s (clamped to 76 for padding). It
+    attends to the first past_length[b] cached positions and causally to its own row, so
+    with the table made from the row's prefix the result is ClipText's on prefix + row.
+    The last layer is evaluated at EOS only (keys and values at every position)."""
+
+    def __init__(self, clip: CLIPModel):
+        super().__init__()
+        self.tower = ClipTextTower(clip)
+        attn = self.tower.encoder.layers[0].self_attn
+        self.heads, self.head_dim, self.scale = attn.num_heads, attn.head_dim, attn.scale
+
+    _split = ClipSurgery._split  # same head layout as the vision tower's attention
+    _merge = ClipSurgery._merge
+
+    def forward(self, input_ids, past_keys, past_values, past_index, past_length):
+        t = self.tower
+        ids = input_ids.to(torch.int64)
+        b, s = ids.shape
+        plen = past_length.to(torch.int64)
+        idx = past_index.to(torch.int64)
+        steps = torch.arange(s, dtype=torch.int64)
+        pos = torch.minimum(plen[:, None] + steps[None, :], torch.tensor(CONTEXT - 1, dtype=torch.int64))
+        h = t.token_embedding(ids) + t.position_embedding(pos)
+        neg = torch.finfo(torch.float32).min
+        p = past_keys.shape[3]
+        live = torch.arange(p, dtype=torch.int64)[None, :] < plen[:, None]  # [B,P]
+        zero = torch.zeros((), dtype=torch.float32)
+        pmask = torch.where(live, zero, torch.tensor(neg))[:, None, None, :].expand(b, 1, s, p)
+        cmask = t.causal_mask[:, :, :s, :s].expand(b, 1, s, s)
+        mask = torch.cat([pmask, cmask], dim=-1)  # [B,1,S,P+S]
+        eos = ids.to(torch.float32).argmax(dim=-1)  # [B]
+        layers = t.encoder.layers
+        keys, values = [], []
+        for i, layer in enumerate(layers):
+            attn = layer.self_attn
+            x = layer.layer_norm1(h)
+            k, v = self._split(attn.k_proj(x)), self._split(attn.v_proj(x))
+            keys.append(k)
+            values.append(v)
+            kk = torch.cat([past_keys[i].index_select(0, idx), k], dim=2)
+            vv = torch.cat([past_values[i].index_select(0, idx), v], dim=2)
+            last = i == len(layers) - 1
+            if last:  # only EOS is read: one query per row
+                w = h.shape[-1]
+                h = h.gather(1, eos.reshape(-1, 1, 1).expand(-1, 1, w))  # [B,1,W]
+                x = x.gather(1, eos.reshape(-1, 1, 1).expand(-1, 1, w))
+                m = mask.gather(2, eos.reshape(-1, 1, 1, 1).expand(-1, 1, 1, mask.shape[-1]))
+            else:
+                m = mask
+            q = self._split(attn.q_proj(x) * self.scale)
+            a = torch.softmax(torch.matmul(q, kk.transpose(-1, -2)) + m, dim=-1) @ vv
+            h = h + attn.out_proj(self._merge(a))
+            h = h + layer.mlp(layer.layer_norm2(h))
+        emb = t.text_projection(t.final_layer_norm(h).reshape(b, -1))
+        return emb, torch.stack(keys), torch.stack(values)

@@ -52,6 +52,106 @@ TOKENIZER_CASES = [
 ]
 
 
+def text_kv_io(model) -> tuple:
+    """clip_text_kv's I/O (ClipTextKV): L layers, H heads of hd dims are static."""
+    cfg = model.text_model.config
+    l, h = cfg.num_hidden_layers, cfg.num_attention_heads
+    hd = cfg.hidden_size // h
+    kv = [l, -1, h, -1, hd]
+    return (
+        [{"name": "input_ids", "dtype": "int32", "shape": [-1, -1]},
+         {"name": "past_keys", "dtype": "float32", "shape": kv},
+         {"name": "past_values", "dtype": "float32", "shape": kv},
+         {"name": "past_index", "dtype": "int32", "shape": [-1]},
+         {"name": "past_length", "dtype": "int32", "shape": [-1]}],
+        [{"name": "text_embeds", "dtype": "float32", "shape": [-1, EMBED]},
+         {"name": "present_keys", "dtype": "float32", "shape": kv},
+         {"name": "present_values", "dtype": "float32", "shape": kv}],
+    )
+
+
+def split_rows(templates, texts):
+    """The prefix cut grefine's text encoder makes: per template the ids of SOS + the
+    tokens before "{}" (EOS dropped), and per (text, template) row the full ids and the
+    prefix length (the template's when the full ids start with its prefix, else 1: SOS).
+    Returns (prefixes [list of id lists], rows [(template index, ids, n, cut)])."""
+    pre = clip_consts.tokenize([t.split("{}")[0] for t in templates]).numpy()
+    prefixes = [list(r[:int(np.argmax(r))]) for r in pre]  # up to EOS, exclusive
+    rows = []
+    for x in texts:
+        full = clip_consts.tokenize([t.format(x) for t in templates]).numpy()
+        for k, r in enumerate(full):
+            n = int(np.argmax(r)) + 1
+            p = prefixes[k]
+            cut = len(p) if n > len(p) and list(r[:len(p)]) == p else 1
+            rows.append((k, r, n, cut))
+    return prefixes, rows
+
+
+def kv_table(sess, prefixes):
+    """Runs the prefixes through clip_text_kv (empty past) -> (keys, values) [L,T,H,P,hd]."""
+    p = max(len(x) for x in prefixes)
+    ids = np.zeros((len(prefixes), p), dtype=np.int32)
+    for i, x in enumerate(prefixes):
+        ids[i, :len(x)] = x
+    n = len(prefixes)
+    inp = sess.get_inputs()[1].shape
+    dummy = np.zeros((inp[0], 1, inp[2], 1, inp[4]), dtype=np.float32)
+    _, k, v = sess.run(None, {"input_ids": ids, "past_keys": dummy, "past_values": dummy,
+                              "past_index": np.zeros(n, np.int32), "past_length": np.zeros(n, np.int32)})
+    return k, v
+
+
+def suffix_feeds(rows, prefixes, keys, values):
+    """Feeds of one clip_text_kv call for rows (see split_rows) over the table."""
+    s = max(n - cut for _, _, n, cut in rows)
+    ids = np.zeros((len(rows), s), dtype=np.int32)
+    index = np.zeros(len(rows), np.int32)
+    length = np.zeros(len(rows), np.int32)
+    sos = len(prefixes) - 1  # the table's last row is SOS alone
+    for i, (k, r, n, cut) in enumerate(rows):
+        ids[i, :n - cut] = r[cut:n]
+        index[i] = k if cut > 1 or len(prefixes[k]) == 1 else sos
+        length[i] = cut
+    return {"input_ids": ids, "past_keys": keys, "past_values": values, "past_index": index,
+            "past_length": length}
+
+
+def export_text_kv(ms, model, text) -> None:
+    """clip_text_kv: export, ORT vs torch on a traced example, then the whole prefix path
+    (table from the 85 template prefixes, rows cut after them) against ClipText on the
+    full 77-token rows."""
+    kv_mod = clip_engines.ClipTextKV(model).eval()
+    io = text_kv_io(model)
+    g = common.generator(SEED_INPUT + 1)
+    l, _, h, _, hd = io[0][1]["shape"]
+    feeds = {"input_ids": torch.randint(1, 49000, (3, 5), generator=g, dtype=torch.int32),
+             "past_keys": torch.randn(l, 2, h, 4, hd, generator=g),
+             "past_values": torch.randn(l, 2, h, 4, hd, generator=g),
+             "past_index": torch.tensor([1, 0, 1], dtype=torch.int32),
+             "past_length": torch.tensor([4, 2, 0], dtype=torch.int32)}
+    feeds["input_ids"][:, 3] = clip_engines.EOS_ID
+    dyn = {"input_ids": {0: "batch", 1: "seq"}, "past_keys": {1: "slots", 3: "past"},
+           "past_values": {1: "slots", 3: "past"}, "past_index": {0: "batch"},
+           "past_length": {0: "batch"}, "text_embeds": {0: "batch"},
+           "present_keys": {1: "batch", 3: "seq"}, "present_values": {1: "batch", 3: "seq"}}
+    common.export_engine(ms, "clip_text_kv", kv_mod, io[0], io[1], dyn, feeds, [])
+    sess = common.ort_session(ms.path("clip_text_kv.onnx"))
+    templates = list(clip_consts.TEMPLATES)
+    texts = ["", "blue doctor suit", TEXT_PROMPTS[0], TEXT_PROMPTS[2]]
+    prefixes, rows = split_rows(templates, texts)
+    keys, values = kv_table(sess, prefixes + [[clip_engines.SOS_ID]])
+    got = sess.run(["text_embeds"], suffix_feeds(rows, prefixes + [[clip_engines.SOS_ID]], keys, values))[0]
+    with torch.no_grad():
+        want = text(torch.from_numpy(np.stack([r for _, r, _, _ in rows]))).numpy()
+    d = float(np.max(np.abs(got.astype(np.float64) - want)))
+    saved = 1 - sum(n - cut for _, _, n, cut in rows) / sum(n for _, _, n, _ in rows)
+    ms.report.append(f"clip_text_kv: 85 template prefixes cached, {len(rows)} rows cut after them "
+                     f"({saved:.1%} of the tokens): ort vs torch clip_text on 77 max abs diff {d:.3g}")
+    if not d <= 1e-5:
+        raise common.ExportError(f"export: clip_text_kv: prefix path differs from clip_text by {d:.3g}")
+
+
 def _shapes(io) -> dict:
     return {d["name"]: d["shape"] for d in io[0] + io[1]}
 
@@ -132,6 +232,8 @@ def run(ms, args, goldens: str, images_dir: str) -> None:
     ms.add_file("bpe_vocab", "bpe_simple_vocab_16e6.txt.gz")
     common.write_bytes(ms.path("templates.txt"), clip_consts.templates_text())
     ms.add_file("templates", "templates.txt")
+
+    export_text_kv(ms, model, text)
 
     ms.manifest["config"]["clip"] = {
         "image_size": images.CLIP_SIZE, "patch_size": 16, "grid": GRID, "embed_dim": EMBED,

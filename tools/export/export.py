@@ -111,6 +111,12 @@ def parse_args(argv):
     p.add_argument("--images", help="sample-image directory (default testdata/images with --tiny)")
     p.add_argument("--groups", default=",".join(GROUPS), help="comma list of " + ", ".join(GROUPS))
     p.add_argument("--name", help="model-set name (default 'tiny' or 'real')")
+    p.add_argument("--precision", choices=("fp32", "fp16"), default="fp32",
+                   help="graph precision: fp16 exports fp16 weights and compute with float32 I/O "
+                        "(TensorRT 11 takes precision from the graph); the SDXL VAE stays fp32 "
+                        "unless --fp16-safe-vae")
+    p.add_argument("--fp16-safe-vae", action="store_true",
+                   help="with --precision fp16: the given SDXL VAE is fp16-safe, export it in fp16 too")
     p.add_argument("--clip", help="real: OpenAI ViT-B-16.pt or a transformers CLIP ViT-B/16 directory")
     p.add_argument("--pq-prompts", help="real: directory with Q-Refine's PQ-{overall,technical,"
                                         "rational,natural}.pth")
@@ -139,10 +145,15 @@ def main(argv=None) -> int:
         out, goldens, images = args.out, args.goldens or "", args.images or ""
 
     common.setup_determinism()
+    common.PRECISION = args.precision
+    if args.fp16_safe_vae:
+        common.FP32_ENGINES = set()
     name = args.name or ("tiny" if args.tiny else "real")
     created_by = "tools/export/export.py " + " ".join(
         a for a in (["--tiny"] if args.tiny else []) + (
-            [f"--groups {args.groups}"] if args.groups != ",".join(GROUPS) else []))
+            [f"--groups {args.groups}"] if args.groups != ",".join(GROUPS) else []) + (
+            [f"--precision {args.precision}"] if args.precision != "fp32" else []) + (
+            ["--fp16-safe-vae"] if args.fp16_safe_vae else []))
     ms = ModelSet(out, name, args.tiny, created_by.strip())
     t0 = time.time()
     try:

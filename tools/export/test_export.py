@@ -146,6 +146,34 @@ class ClipTest(unittest.TestCase):
         np.testing.assert_allclose(got.numpy(), want.numpy(), atol=2e-6, rtol=0)
         np.testing.assert_allclose(got.numpy(), want_hf.numpy(), atol=2e-6, rtol=0)
 
+    def test_text_kv_matches_text_on_full_rows(self):
+        # ClipTextKV with a table made from the template prefixes (by ClipTextKV itself,
+        # empty past) must give open_clip's text features of the whole rows, also for rows
+        # that fall back to the SOS-only prefix and for a truncated row.
+        import clip_export
+
+        kv = clip_engines.ClipTextKV(self.hf).eval()
+        templates = list(clip_consts.TEMPLATES[:6]) + ["photo{}", "{} in the scene."]
+        texts = ["", "graph", "blue doctor suit", "a very long prompt " + "word " * 80]
+        prefixes, rows = clip_export.split_rows(templates, texts)
+        self.assertTrue(any(cut == 1 for _, _, _, cut in rows if _ == 6), "photo{} + graph must fall back")
+        table = prefixes + [[clip_engines.SOS_ID]]
+        p = max(len(x) for x in table)
+        ids = torch.zeros((len(table), p), dtype=torch.int32)
+        for i, x in enumerate(table):
+            ids[i, :len(x)] = torch.tensor(x)
+        heads, hd = kv.heads, kv.head_dim
+        dummy = torch.zeros(len(self.hf.text_model.encoder.layers), 1, heads, 1, hd)
+        zeros = torch.zeros(len(table), dtype=torch.int32)
+        with torch.no_grad():
+            _, keys, values = kv(ids, dummy, dummy, zeros, zeros)
+            f = clip_export.suffix_feeds(rows, table, keys.numpy(), values.numpy())
+            got = kv(*[torch.from_numpy(f[n]) for n in ("input_ids", "past_keys", "past_values",
+                                                        "past_index", "past_length")])[0]
+            want = self.oc.encode_text(torch.from_numpy(np.stack([r for _, r, _, _ in rows])).long())
+        # embeddings of magnitude ~1.5 (not normalised): a few float32 ulps
+        np.testing.assert_allclose(got.numpy(), want.numpy(), atol=4e-6, rtol=0)
+
     def test_pq_assembly_matches_token_path(self):
         # A prompt whose EOS sits at index 20: split its token embeddings into the
         # prefix/ctx/suffix layout of a learned-prompt file; the PQ path must give the
@@ -410,3 +438,50 @@ class PasdRealExportTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class Fp16Test(unittest.TestCase):
+    """`export.py --precision fp16`: fp16 weights and compute inside the graph, float32 I/O
+    (the contract), the SDXL VAE kept fp32, and fp16-vs-fp32 parity within
+    common.FP16_TOL * max(1, max |fp32|) on the tiny set."""
+
+    def test_half_precision_wrapper(self):
+        torch.manual_seed(3)
+        m = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.GELU(), torch.nn.Linear(16, 4)).eval()
+        h = common.HalfPrecision(m)
+        x = torch.randn(5, 8)
+        self.assertEqual(h(x).dtype, torch.float32)
+        self.assertTrue(all(p.dtype == torch.float16 for p in h.parameters()))
+        self.assertTrue(all(p.dtype == torch.float32 for p in m.parameters()), "the original stays fp32")
+        rel = common.fp16_parity("lin", h, m, ["x"], ["y"], {"x": x})
+        self.assertLess(rel["y"], 1e-2)
+        other = torch.nn.Sequential(torch.nn.Linear(8, 4)).eval()  # a different network must fail
+        with self.assertRaises(common.ExportError):
+            common.fp16_parity("lin", h, other, ["x"], ["y"], {"x": x})
+
+    def test_tiny_fp16_export(self):
+        import onnx
+
+        import export
+
+        with tempfile.TemporaryDirectory() as out, tempfile.TemporaryDirectory() as img:
+            try:
+                rc = export.main(["--tiny", "--precision", "fp16", "--groups", "sdxl,pasd",
+                                  "--out", out, "--goldens", "", "--images", img])
+            finally:
+                common.PRECISION = "fp32"
+                common.FP32_ENGINES = {"sdxl_vae_encoder", "sdxl_vae_decoder"}
+            self.assertEqual(rc, 0)
+            with open(os.path.join(out, "models.json")) as f:
+                got = json.load(f)
+            with open(os.path.join(ROOT, "testdata", "models", "tiny", "models.json")) as f:
+                ref = json.load(f)
+            self.assertIn("--precision fp16", got["created_by"])
+            for name, e in got["engines"].items():
+                self.assertEqual((e["inputs"], e["outputs"]),
+                                 (ref["engines"][name]["inputs"], ref["engines"][name]["outputs"]),
+                                 f"{name}: the contract (float32 I/O) is unchanged")
+                m = onnx.load(os.path.join(out, e["file"]))
+                kinds = {t.data_type for t in m.graph.initializer if t.dims and np.prod(t.dims) > 1}
+                want = onnx.TensorProto.FLOAT if name in ("sdxl_vae_encoder", "sdxl_vae_decoder") else onnx.TensorProto.FLOAT16
+                self.assertEqual(kinds, {want}, f"{name}: weight dtypes")

@@ -1,7 +1,16 @@
 /*
- * fake_trt.c: a CPU-only implementation of the grefine_trt.h ABI for tests. It needs no
- * GPU and no TensorRT: "device" memory is host memory, streams are tokens, and a plan is
- * a small text file:
+ * fake_trt.c: a CPU-only implementation of the grefine_trt.h ABI. It needs no GPU and no
+ * TensorRT: "device" memory is host memory, streams are tokens, and a plan is a small text
+ * file. Built two ways:
+ *
+ *   - the fake (engine/trt/trttest builds it for tests): elementwise plans, for the Go
+ *     side's code paths and error paths;
+ *   - the emulator, libgrefine_trt_emu.so (`make trt-emu`: -DGRF_TRT_EMU plus
+ *     cgo/trt/emu/ort_exec.c): the builder turns a real ONNX file into a plan that names
+ *     it, and enqueue runs it with ONNX Runtime on host memory. It reports its device as
+ *     "cpu" (host_memory = 1, compute capability 0.0) so its plans never pass for GPU ones.
+ *
+ * Fake plan format:
  *
  *   grefine-fake-plan 1
  *   # comments and blank lines are ignored
@@ -13,15 +22,32 @@
  *
  * Outputs of dtype float32 and int32 apply SCALE and BIAS; other dtypes copy bytes. The
  * fake builder reads an "onnx" file in the same format (profile and memory lines are
- * replaced by the builder's profiles) and returns the resulting plan text.
+ * replaced by the builder's profiles) and returns the resulting plan text. Emulator plans
+ * start with "grefine-emu-plan 1", name their model with "onnx ABSOLUTE-PATH", list
+ * outputs as "output NAME DTYPE DIMS" and are checked against the ONNX file when loaded.
+ *
+ * Both check what TensorRT checks (profiles, shapes, addresses, scratch size, destroy
+ * order, device indices) and one thing it cannot: enqueue stamps the scratch memory it was
+ * given and fails if another context wrote to it before the run ended, which catches two
+ * concurrently running contexts that share scratch.
  *
  * Environment knobs (read on every call, so tests can change them): GRF_FAKE_TRT_VERSION
  * (runtime TensorRT version as major*10000+minor*100+patch, default 101600),
- * GRF_FAKE_TRT_DEVICES (device count, default 1), GRF_FAKE_TRT_CC ("8.9").
+ * GRF_FAKE_TRT_DEVICES (device count, default 1), GRF_FAKE_TRT_CC ("8.9"),
+ * GRF_FAKE_TRT_HOST (1: report host memory like the emulator).
  * Build: cc -std=c11 -shared -fPIC -I cgo/include cgo/trt/fake/fake_trt.c -o libfake.so
  */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE
+/* The ABI functions are the only exported symbols when built with hidden visibility. */
+#pragma GCC visibility push(default)
 #include "grefine_trt.h"
+#pragma GCC visibility pop
+
+#include <limits.h>
+#include <pthread.h>
+#ifdef GRF_TRT_EMU
+#include "../emu/emu.h"
+#endif
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -31,6 +57,7 @@
 #define FAKE_MAX_IO 32
 #define FAKE_MAX_PROFILES 8
 #define FAKE_COMPILED_TRT 110100
+#define FAKE_SHAPE_CACHE 16
 
 /* ---- errors and logging --------------------------------------------------------------- */
 
@@ -91,16 +118,31 @@ typedef struct {
   io_t io[FAKE_MAX_IO];
   int nprofiles;
   int64_t memory[FAKE_MAX_PROFILES];
+  char onnx[PATH_MAX]; /* emulator plans: the model file */
 } plan_t;
 
 struct grf_trt_runtime {
-  int engines;
+  int32_t device;
+  int engines; /* atomic */
 };
+
+/* One memoised output-shape inference of an emulated engine: input shapes -> outputs. */
+typedef struct {
+  int used;
+  dims_t in[FAKE_MAX_IO], out[FAKE_MAX_IO];
+} shape_memo_t;
 
 struct grf_trt_engine {
   grf_trt_runtime *owner;
-  int contexts;
+  int32_t device;
+  int contexts; /* atomic */
   plan_t plan;
+#ifdef GRF_TRT_EMU
+  emu_model *model;
+  pthread_mutex_t memo_mu;
+  shape_memo_t memo[FAKE_SHAPE_CACHE];
+  int memo_next;
+#endif
 };
 
 struct grf_trt_context {
@@ -111,10 +153,13 @@ struct grf_trt_context {
   dims_t shape[FAKE_MAX_IO];
   int shape_set[FAKE_MAX_IO];
   void *addr[FAKE_MAX_IO];
+  dims_t out_shape[FAKE_MAX_IO]; /* emulator: inferred output shapes, valid if out_known */
+  int out_known;
   int captured; /* a "graph" for the current state exists */
 };
 
 struct grf_trt_buffer {
+  int32_t device;
   void *ptr;
   int64_t bytes;
 };
@@ -125,6 +170,7 @@ typedef struct {
 } bprof_t;
 
 struct grf_trt_builder {
+  int32_t device;
   int nprofiles;
   int nshapes[FAKE_MAX_PROFILES];
   bprof_t shapes[FAKE_MAX_PROFILES][FAKE_MAX_IO];
@@ -205,7 +251,7 @@ static int64_t numel(const dims_t *d) {
 static int32_t parse_plan(const char *text, size_t size, plan_t *p, int allow_no_profiles, char *err, size_t errlen) {
   char *buf = malloc(size + 1);
   char *save = NULL;
-  int lineno = 0, header = 0;
+  int lineno = 0, header = 0, emu = 0;
   int32_t st = GRF_TRT_OK;
   if (buf == NULL) return fail(err, errlen, GRF_TRT_ERR_NOMEM, "out of memory");
   memcpy(buf, text, size);
@@ -219,17 +265,33 @@ static int32_t parse_plan(const char *text, size_t size, plan_t *p, int allow_no
     if (*line == '\0' || *line == '#' || *line == '\r') continue;
     n = sscanf(line, "%31s %255s %255s %255s %255s %255s", kw, a, b, c, d, e);
     if (!header) {
-      if (strcmp(kw, "grefine-fake-plan") != 0 || strcmp(a, "1") != 0) {
+      emu = strcmp(kw, "grefine-emu-plan") == 0 && strcmp(a, "1") == 0;
+      if (!emu && (strcmp(kw, "grefine-fake-plan") != 0 || strcmp(a, "1") != 0)) {
         st = fail(err, errlen, GRF_TRT_ERR_PLAN, "not a fake plan (missing \"grefine-fake-plan 1\" header)");
         break;
       }
+#ifndef GRF_TRT_EMU
+      if (emu) {
+        st = fail(err, errlen, GRF_TRT_ERR_PLAN, "an emulator plan: load it with libgrefine_trt_emu.so");
+        break;
+      }
+#endif
       header = 1;
       continue;
     }
-    if (strcmp(kw, "input") == 0 || strcmp(kw, "output") == 0) {
+    if (strcmp(kw, "onnx") == 0) {
+      const char *path = line + 4;
+      while (*path == ' ' || *path == '\t') path++;
+      if (!emu || *path == '\0' || strlen(path) >= sizeof p->onnx) {
+        st = fail(err, errlen, GRF_TRT_ERR_PLAN, "line %d: malformed onnx line", lineno);
+        break;
+      }
+      snprintf(p->onnx, sizeof p->onnx, "%s", path);
+      p->onnx[strcspn(p->onnx, "\r")] = '\0';
+    } else if (strcmp(kw, "input") == 0 || strcmp(kw, "output") == 0) {
       io_t *io;
       int is_in = kw[0] == 'i';
-      if ((is_in && n != 4) || (!is_in && n != 6)) {
+      if ((is_in || emu) ? n != 4 : n != 6) {
         st = fail(err, errlen, GRF_TRT_ERR_PLAN, "line %d: malformed %s", lineno, kw);
         break;
       }
@@ -245,7 +307,8 @@ static int32_t parse_plan(const char *text, size_t size, plan_t *p, int allow_no
         st = fail(err, errlen, GRF_TRT_ERR_PLAN, "line %d: unknown dtype %s", lineno, b);
         break;
       }
-      if (is_in) {
+      if (is_in || emu) {
+        io->src = -1;
         if (!parse_dims(c, &io->dims)) {
           st = fail(err, errlen, GRF_TRT_ERR_PLAN, "line %d: bad dims %s", lineno, c);
           break;
@@ -293,6 +356,7 @@ static int32_t parse_plan(const char *text, size_t size, plan_t *p, int allow_no
   free(buf);
   if (st != GRF_TRT_OK) return st;
   if (!header) return fail(err, errlen, GRF_TRT_ERR_PLAN, "empty plan");
+  if (emu && p->onnx[0] == '\0') return fail(err, errlen, GRF_TRT_ERR_PLAN, "emulator plan without an onnx line");
   if (p->nprofiles == 0 && !allow_no_profiles) p->nprofiles = 1; /* static plan: implicit profile */
   for (int i = 0; i < p->nio; i++) {
     io_t *io = &p->io[i];
@@ -318,7 +382,11 @@ int32_t grf_trt_get_version(grf_trt_version_info *out, char *err, size_t errlen)
   NEED(out != NULL, "get_version: out is null");
   out->abi = GRF_TRT_ABI_VERSION;
   out->compiled_trt = FAKE_COMPILED_TRT;
+#ifdef GRF_TRT_EMU
+  out->runtime_trt = 0; /* no TensorRT runs here: engine/trt names the runtime "emulator" */
+#else
   out->runtime_trt = env_int("GRF_FAKE_TRT_VERSION", 101600);
+#endif
   out->cuda_runtime = 0;
   return GRF_TRT_OK;
 }
@@ -331,6 +399,22 @@ int32_t grf_trt_set_log_callback(grf_trt_log_fn fn, int32_t max_severity, char *
   return GRF_TRT_OK;
 }
 
+/* check_device fails unless device is a valid index (GRF_FAKE_TRT_DEVICES of them). */
+static int32_t check_device(int32_t device, const char *op, char *err, size_t errlen) {
+  int n = env_int("GRF_FAKE_TRT_DEVICES", 1);
+  if (device < 0 || device >= n) {
+    return fail(err, errlen, GRF_TRT_ERR_CUDA, "%s: cudaSetDevice(%d): cudaErrorInvalidDevice: %d device(s) visible", op,
+                device, n);
+  }
+  return GRF_TRT_OK;
+}
+
+#define NEED_DEVICE(dev, op) \
+  do { \
+    int32_t st_ = check_device((dev), (op), err, errlen); \
+    if (st_ != GRF_TRT_OK) return st_; \
+  } while (0)
+
 int32_t grf_trt_get_device_info(int32_t device, grf_trt_device_info *out, char *err, size_t errlen) {
   const char *cc = getenv("GRF_FAKE_TRT_CC");
   int maj = 8, min = 9;
@@ -339,20 +423,36 @@ int32_t grf_trt_get_device_info(int32_t device, grf_trt_device_info *out, char *
   out->count = env_int("GRF_FAKE_TRT_DEVICES", 1);
   if (out->count == 0) return GRF_TRT_OK;
   NEED(device >= 0 && device < out->count, "get_device_info: device index out of range");
+  out->total_mem = (int64_t)24 << 30;
+#ifdef GRF_TRT_EMU
+  {
+    const char *ver = NULL;
+    int32_t st = emu_ort_version(&ver, err, errlen);
+    if (st != GRF_TRT_OK) return st;
+    out->host_memory = 1;
+    snprintf(out->name, sizeof out->name, "cpu (tensorrt emulator on onnxruntime %s)", ver);
+    (void)cc;
+    (void)maj;
+    (void)min;
+    return GRF_TRT_OK;
+  }
+#else
   if (cc != NULL && *cc != '\0' && sscanf(cc, "%d.%d", &maj, &min) != 2) {
     return fail(err, errlen, GRF_TRT_ERR_INVALID, "GRF_FAKE_TRT_CC must look like 8.9");
   }
   out->cc_major = maj;
   out->cc_minor = min;
-  out->total_mem = (int64_t)24 << 30;
+  out->host_memory = env_int("GRF_FAKE_TRT_HOST", 0) != 0;
   snprintf(out->name, sizeof out->name, "fake gpu %d", device);
   return GRF_TRT_OK;
+#endif
 }
 
 /* ---- streams and buffers -------------------------------------------------------------- */
 
-int32_t grf_trt_stream_create(void **stream, char *err, size_t errlen) {
+int32_t grf_trt_stream_create(int32_t device, void **stream, char *err, size_t errlen) {
   NEED(stream != NULL, "stream_create: out is null");
+  NEED_DEVICE(device, "stream_create");
   *stream = malloc(1);
   return *stream ? GRF_TRT_OK : fail(err, errlen, GRF_TRT_ERR_NOMEM, "out of memory");
 }
@@ -371,10 +471,11 @@ int32_t grf_trt_stream_synchronize(void *stream, char *err, size_t errlen) {
   return GRF_TRT_OK;
 }
 
-int32_t grf_trt_buffer_create(int64_t bytes, grf_trt_buffer **out, char *err, size_t errlen) {
+int32_t grf_trt_buffer_create(int32_t device, int64_t bytes, grf_trt_buffer **out, char *err, size_t errlen) {
   grf_trt_buffer *b;
   NEED(out != NULL, "buffer_create: out is null");
   NEED(bytes >= 0, "buffer_create: negative size");
+  NEED_DEVICE(device, "buffer_create");
   b = calloc(1, sizeof *b);
   if (b == NULL) return fail(err, errlen, GRF_TRT_ERR_NOMEM, "out of memory");
   if (bytes > 0 && (b->ptr = calloc(1, (size_t)bytes)) == NULL) {
@@ -382,6 +483,7 @@ int32_t grf_trt_buffer_create(int64_t bytes, grf_trt_buffer **out, char *err, si
     return fail(err, errlen, GRF_TRT_ERR_NOMEM, "cudaMalloc(%lld bytes): out of memory", (long long)bytes);
   }
   b->bytes = bytes;
+  b->device = device;
   *out = b;
   return GRF_TRT_OK;
 }
@@ -428,20 +530,162 @@ int32_t grf_trt_buffer_download(grf_trt_buffer *buf, int64_t offset, void *dst, 
   return st;
 }
 
+#ifdef GRF_TRT_EMU
+/* ---- emulator: ONNX Runtime execution ------------------------------------------------- */
+
+/* emu_list opens the model and copies its I/O into p (outputs have no source). */
+static int32_t emu_list(const char *onnx, plan_t *p, emu_model **model, char *err, size_t errlen) {
+  emu_io io[FAKE_MAX_IO];
+  int n = 0;
+  int32_t st = emu_model_open(onnx, model, io, FAKE_MAX_IO, &n, err, errlen);
+  if (st != GRF_TRT_OK) return st;
+  p->nio = n;
+  for (int i = 0; i < n; i++) {
+    io_t *t = &p->io[i];
+    if (io[i].dtype == GRF_TRT_DTYPE_OTHER) {
+      emu_model_close(*model);
+      *model = NULL;
+      return fail(err, errlen, GRF_TRT_ERR_DTYPE, "%s: i/o tensor \"%s\" has a type the abi does not name", onnx, io[i].name);
+    }
+    memcpy(t->name, io[i].name, sizeof t->name);
+    t->name[sizeof t->name - 1] = '\0';
+    t->mode = io[i].mode;
+    t->dtype = io[i].dtype;
+    t->src = -1;
+    t->dims.nb = io[i].nb_dims;
+    memcpy(t->dims.d, io[i].dims, sizeof t->dims.d);
+  }
+  return GRF_TRT_OK;
+}
+
+/* emu_attach opens an emulated plan's model and checks that its I/O is still the plan's. */
+static int32_t emu_attach(grf_trt_engine *e, char *err, size_t errlen) {
+  plan_t now;
+  int32_t st;
+  memset(&now, 0, sizeof now);
+  st = emu_list(e->plan.onnx, &now, &e->model, err, errlen);
+  if (st != GRF_TRT_OK) return st == GRF_TRT_ERR_BUILD ? GRF_TRT_ERR_PLAN : st;
+  for (int i = 0; st == GRF_TRT_OK && i < now.nio; i++) {
+    int j = find_io(&e->plan, now.io[i].name);
+    if (j < 0 || e->plan.io[j].mode != now.io[i].mode || e->plan.io[j].dtype != now.io[i].dtype ||
+        e->plan.io[j].dims.nb != now.io[i].dims.nb ||
+        memcmp(e->plan.io[j].dims.d, now.io[i].dims.d, sizeof(int64_t) * (size_t)now.io[i].dims.nb) != 0) {
+      st = fail(err, errlen, GRF_TRT_ERR_PLAN, "%s no longer matches the plan (i/o tensor \"%s\" differs); rebuild it",
+                e->plan.onnx, now.io[i].name);
+    }
+  }
+  if (st == GRF_TRT_OK && now.nio != e->plan.nio) {
+    st = fail(err, errlen, GRF_TRT_ERR_PLAN, "%s no longer matches the plan (%d i/o tensors, the plan has %d); rebuild it",
+              e->plan.onnx, now.nio, e->plan.nio);
+  }
+  if (st != GRF_TRT_OK) {
+    emu_model_close(e->model);
+    e->model = NULL;
+    return st;
+  }
+  pthread_mutex_init(&e->memo_mu, NULL);
+  return GRF_TRT_OK;
+}
+
+/* emu_tensors describes the context's bound tensors for ort_exec (data: the addresses). */
+static void emu_tensors(grf_trt_context *c, emu_tensor *in, int *nin, emu_tensor *out, int *nout, int zero_outputs) {
+  const plan_t *p = &c->owner->plan;
+  *nin = *nout = 0;
+  for (int i = 0; i < p->nio; i++) {
+    const io_t *io = &p->io[i];
+    int is_in = io->mode == GRF_TRT_MODE_INPUT;
+    emu_tensor *t = is_in ? &in[(*nin)++] : &out[(*nout)++];
+    const dims_t *d = is_in ? &c->shape[i] : &c->out_shape[i];
+    t->name = io->name;
+    t->dtype = io->dtype;
+    t->nb_dims = d->nb;
+    memcpy(t->dims, d->d, sizeof t->dims);
+    t->data = zero_outputs && !is_in ? NULL : c->addr[i];
+  }
+}
+
+/* emu_output_shapes infers the output shapes for the context's input shapes: memoised per
+ * engine, otherwise by one run of the model on zero-filled inputs of those shapes. */
+static int32_t emu_output_shapes(grf_trt_context *c, char *err, size_t errlen) {
+  grf_trt_engine *e = c->owner;
+  const plan_t *p = &e->plan;
+  emu_tensor in[FAKE_MAX_IO], out[FAKE_MAX_IO];
+  void *zeros[FAKE_MAX_IO] = {0};
+  int nin = 0, nout = 0, k = 0, hit = -1;
+  int32_t st = GRF_TRT_OK;
+  if (c->out_known) return GRF_TRT_OK;
+  for (int i = 0; i < p->nio; i++) {
+    if (p->io[i].mode == GRF_TRT_MODE_INPUT && !c->shape_set[i]) {
+      return fail(err, errlen, GRF_TRT_ERR_SHAPE, "output shapes need every input shape set first");
+    }
+  }
+  pthread_mutex_lock(&e->memo_mu);
+  for (int m = 0; m < FAKE_SHAPE_CACHE && hit < 0; m++) {
+    int same = e->memo[m].used;
+    for (int i = 0; same && i < p->nio; i++) {
+      if (p->io[i].mode == GRF_TRT_MODE_INPUT) same = memcmp(&e->memo[m].in[i], &c->shape[i], sizeof(dims_t)) == 0;
+    }
+    if (same) hit = m;
+  }
+  if (hit >= 0) memcpy(c->out_shape, e->memo[hit].out, sizeof c->out_shape);
+  pthread_mutex_unlock(&e->memo_mu);
+  if (hit >= 0) {
+    c->out_known = 1;
+    return GRF_TRT_OK;
+  }
+  emu_tensors(c, in, &nin, out, &nout, 1);
+  for (int i = 0; i < nin && st == GRF_TRT_OK; i++) {
+    int64_t n = numel(&c->shape[find_io(p, in[i].name)]);
+    zeros[i] = calloc((size_t)(n > 0 ? n : 1), dtype_size(in[i].dtype));
+    if (zeros[i] == NULL) st = fail(err, errlen, GRF_TRT_ERR_NOMEM, "out of memory");
+    in[i].data = zeros[i];
+  }
+  if (st == GRF_TRT_OK) st = emu_run(e->model, in, nin, out, nout, err, errlen);
+  for (int i = 0; i < nin; i++) free(zeros[i]);
+  if (st != GRF_TRT_OK) return st;
+  for (int i = 0; i < p->nio; i++) {
+    if (p->io[i].mode != GRF_TRT_MODE_OUTPUT) continue;
+    c->out_shape[i].nb = out[k].nb_dims;
+    memcpy(c->out_shape[i].d, out[k].dims, sizeof c->out_shape[i].d);
+    k++;
+  }
+  c->out_known = 1;
+  pthread_mutex_lock(&e->memo_mu);
+  hit = e->memo_next;
+  e->memo_next = (e->memo_next + 1) % FAKE_SHAPE_CACHE;
+  e->memo[hit].used = 1;
+  memcpy(e->memo[hit].in, c->shape, sizeof e->memo[hit].in);
+  memcpy(e->memo[hit].out, c->out_shape, sizeof e->memo[hit].out);
+  pthread_mutex_unlock(&e->memo_mu);
+  return GRF_TRT_OK;
+}
+
+/* emu_enqueue runs the model on the bound addresses (outputs written in place). */
+static int32_t emu_enqueue(grf_trt_context *c, char *err, size_t errlen) {
+  emu_tensor in[FAKE_MAX_IO], out[FAKE_MAX_IO];
+  int nin = 0, nout = 0;
+  emu_tensors(c, in, &nin, out, &nout, 0);
+  return emu_run(c->owner->model, in, nin, out, nout, err, errlen);
+}
+#endif
+
 /* ---- runtime and engines -------------------------------------------------------------- */
 
-int32_t grf_trt_runtime_create(grf_trt_runtime **out, char *err, size_t errlen) {
+int32_t grf_trt_runtime_create(int32_t device, grf_trt_runtime **out, char *err, size_t errlen) {
   NEED(out != NULL, "runtime_create: out is null");
+  NEED_DEVICE(device, "runtime_create");
   *out = calloc(1, sizeof **out);
   if (*out == NULL) return fail(err, errlen, GRF_TRT_ERR_NOMEM, "out of memory");
+  (*out)->device = device;
   logf_(GRF_TRT_LOG_VERBOSE, "fake runtime created");
   return GRF_TRT_OK;
 }
 
 int32_t grf_trt_runtime_destroy(grf_trt_runtime *rt, char *err, size_t errlen) {
   if (rt == NULL) return GRF_TRT_OK;
-  if (rt->engines != 0) {
-    return fail(err, errlen, GRF_TRT_ERR_INVALID, "runtime_destroy: %d engine(s) still open", rt->engines);
+  if (__atomic_load_n(&rt->engines, __ATOMIC_ACQUIRE) != 0) {
+    return fail(err, errlen, GRF_TRT_ERR_INVALID, "runtime_destroy: %d engine(s) still open",
+                __atomic_load_n(&rt->engines, __ATOMIC_ACQUIRE));
   }
   free(rt);
   return GRF_TRT_OK;
@@ -456,13 +700,17 @@ int32_t grf_trt_engine_deserialize(grf_trt_runtime *rt, const void *data, size_t
   e = calloc(1, sizeof *e);
   if (e == NULL) return fail(err, errlen, GRF_TRT_ERR_NOMEM, "out of memory");
   st = parse_plan(data, size, &e->plan, 0, err, errlen);
+#ifdef GRF_TRT_EMU
+  if (st == GRF_TRT_OK && e->plan.onnx[0] != '\0') st = emu_attach(e, err, errlen);
+#endif
   if (st != GRF_TRT_OK) {
     logf_(GRF_TRT_LOG_ERROR, "fake: deserialization failed: %s", err != NULL ? err : "");
     free(e);
     return st;
   }
   e->owner = rt;
-  rt->engines++;
+  e->device = rt->device;
+  __atomic_add_fetch(&rt->engines, 1, __ATOMIC_ACQ_REL);
   logf_(GRF_TRT_LOG_INFO, "fake: loaded engine with %d i/o tensors and %d profile(s)", e->plan.nio, e->plan.nprofiles);
   *out = e;
   return GRF_TRT_OK;
@@ -494,10 +742,15 @@ int32_t grf_trt_engine_load_file(grf_trt_runtime *rt, const char *path, grf_trt_
 
 int32_t grf_trt_engine_destroy(grf_trt_engine *eng, char *err, size_t errlen) {
   if (eng == NULL) return GRF_TRT_OK;
-  if (eng->contexts != 0) {
-    return fail(err, errlen, GRF_TRT_ERR_INVALID, "engine_destroy: %d context(s) still open", eng->contexts);
+  if (__atomic_load_n(&eng->contexts, __ATOMIC_ACQUIRE) != 0) {
+    return fail(err, errlen, GRF_TRT_ERR_INVALID, "engine_destroy: %d context(s) still open",
+                __atomic_load_n(&eng->contexts, __ATOMIC_ACQUIRE));
   }
-  eng->owner->engines--;
+  __atomic_sub_fetch(&eng->owner->engines, 1, __ATOMIC_ACQ_REL);
+#ifdef GRF_TRT_EMU
+  emu_model_close(eng->model);
+  if (eng->model != NULL) pthread_mutex_destroy(&eng->memo_mu);
+#endif
   free(eng);
   return GRF_TRT_OK;
 }
@@ -570,6 +823,7 @@ int32_t grf_trt_engine_device_memory_size(grf_trt_engine *eng, int32_t profile, 
 
 static void reset_shapes(grf_trt_context *c) {
   const plan_t *p = &c->owner->plan;
+  c->out_known = 0;
   for (int i = 0; i < p->nio; i++) {
     c->shape_set[i] = 0;
     if (p->io[i].mode != GRF_TRT_MODE_INPUT) continue;
@@ -588,7 +842,7 @@ int32_t grf_trt_context_create(grf_trt_engine *eng, grf_trt_context **out, char 
   c->owner = eng;
   c->memory_bytes = -1;
   reset_shapes(c);
-  eng->contexts++;
+  __atomic_add_fetch(&eng->contexts, 1, __ATOMIC_ACQ_REL);
   *out = c;
   return GRF_TRT_OK;
 }
@@ -597,7 +851,7 @@ int32_t grf_trt_context_destroy(grf_trt_context *ctx, char *err, size_t errlen) 
   (void)err;
   (void)errlen;
   if (ctx == NULL) return GRF_TRT_OK;
-  ctx->owner->contexts--;
+  __atomic_sub_fetch(&ctx->owner->contexts, 1, __ATOMIC_ACQ_REL);
   free(ctx);
   return GRF_TRT_OK;
 }
@@ -658,6 +912,7 @@ int32_t grf_trt_context_set_input_shape(grf_trt_context *ctx, const char *name, 
   if (ctx->shape_set[i] && memcmp(&ctx->shape[i], &d, sizeof d) == 0) return GRF_TRT_OK;
   ctx->shape[i] = d;
   ctx->shape_set[i] = 1;
+  ctx->out_known = 0;
   ctx->captured = 0;
   return GRF_TRT_OK;
 }
@@ -681,6 +936,16 @@ int32_t grf_trt_context_tensor_shape(grf_trt_context *ctx, const char *name, int
   i = find_io(&ctx->owner->plan, name);
   if (i < 0) return fail(err, errlen, GRF_TRT_ERR_NOT_FOUND, "no i/o tensor named \"%s\"", name);
   src = ctx->owner->plan.io[i].mode == GRF_TRT_MODE_INPUT ? i : ctx->owner->plan.io[i].src;
+#ifdef GRF_TRT_EMU
+  if (src < 0) { /* an emulated output: its shape comes from running the model */
+    int32_t st = emu_output_shapes(ctx, err, errlen);
+    if (st != GRF_TRT_OK) return st;
+    d = &ctx->out_shape[i];
+    *nb_dims = d->nb;
+    for (int j = 0; j < GRF_TRT_MAX_DIMS; j++) dims[j] = j < d->nb ? d->d[j] : 0;
+    return GRF_TRT_OK;
+  }
+#endif
   if (!ctx->shape_set[src]) {
     d = &ctx->owner->plan.io[src].dims; /* unknown yet: -1 where dynamic, like TensorRT */
   } else {
@@ -691,9 +956,40 @@ int32_t grf_trt_context_tensor_shape(grf_trt_context *ctx, const char *name, int
   return GRF_TRT_OK;
 }
 
+/* stamp_scratch fills the scratch a run uses with a pattern unique to this run; the
+ * pattern is checked when the run ends (scratch_intact). */
+static uint64_t stamp_scratch(grf_trt_context *c, int64_t need) {
+  static uint64_t runs;
+  uint64_t v = ((uint64_t)(uintptr_t)c << 16) ^ __atomic_add_fetch(&runs, 1, __ATOMIC_RELAXED) ^ 0x9E3779B97F4A7C15ull;
+  uint64_t *w = c->memory;
+  for (int64_t k = 0; k < need / 8; k++) w[k] = v;
+  memset((char *)c->memory + need / 8 * 8, (int)(v & 0xFF), (size_t)(need % 8));
+  return v;
+}
+
+static int scratch_intact(const grf_trt_context *c, int64_t need, uint64_t v) {
+  const uint64_t *w = c->memory;
+  for (int64_t k = 0; k < need / 8; k++) {
+    if (w[k] != v) return 0;
+  }
+  for (int64_t k = need / 8 * 8; k < need; k++) {
+    if (((const unsigned char *)c->memory)[k] != (unsigned char)(v & 0xFF)) return 0;
+  }
+  return 1;
+}
+
+/* output_elems is the element count of output i under the context's shapes. */
+static int64_t output_elems(const grf_trt_context *c, int i) {
+  const io_t *io = &c->owner->plan.io[i];
+  if (io->src >= 0) return numel(&c->shape[io->src]);
+  return c->out_known ? numel(&c->out_shape[i]) : -1;
+}
+
 static int32_t run(grf_trt_context *c, char *err, size_t errlen) {
   const plan_t *p = &c->owner->plan;
   int64_t need = p->memory[c->profile];
+  uint64_t stamp = 0;
+  int32_t st = GRF_TRT_OK;
   if (need > 0 && c->memory_bytes < need) {
     return fail(err, errlen, GRF_TRT_ERR_INVALID, "scratch memory %lld bytes, profile %d needs %lld",
                 (long long)(c->memory_bytes < 0 ? 0 : c->memory_bytes), c->profile, (long long)need);
@@ -703,13 +999,22 @@ static int32_t run(grf_trt_context *c, char *err, size_t errlen) {
       return fail(err, errlen, GRF_TRT_ERR_SHAPE, "not every input shape is set");
     }
   }
+#ifdef GRF_TRT_EMU
+  if (c->owner->model != NULL && (st = emu_output_shapes(c, err, errlen)) != GRF_TRT_OK) return st;
+#endif
   for (int i = 0; i < p->nio; i++) {
-    if (c->addr[i] == NULL && numel(&c->shape[p->io[i].mode == GRF_TRT_MODE_INPUT ? i : p->io[i].src]) > 0) {
+    int64_t n = p->io[i].mode == GRF_TRT_MODE_INPUT ? numel(&c->shape[i]) : output_elems(c, i);
+    if (c->addr[i] == NULL && n != 0) {
       logf_(GRF_TRT_LOG_ERROR, "fake: tensor \"%s\" has no address", p->io[i].name);
       return fail(err, errlen, GRF_TRT_ERR_TRT, "enqueueV3 failed: tensor \"%s\" has no address", p->io[i].name);
     }
   }
-  if (need > 0) memset(c->memory, 0xAB, (size_t)need); /* touch exactly the scratch it asked for */
+  if (need > 0) stamp = stamp_scratch(c, need); /* touch exactly the scratch it asked for */
+#ifdef GRF_TRT_EMU
+  if (c->owner->model != NULL) {
+    st = emu_enqueue(c, err, errlen);
+  } else
+#endif
   for (int i = 0; i < p->nio; i++) {
     const io_t *io = &p->io[i];
     int64_t n;
@@ -727,7 +1032,13 @@ static int32_t run(grf_trt_context *c, char *err, size_t errlen) {
       memmove(c->addr[i], c->addr[io->src], (size_t)n * dtype_size(io->dtype));
     }
   }
-  return GRF_TRT_OK;
+  if (st == GRF_TRT_OK && need > 0 && !scratch_intact(c, need, stamp)) {
+    logf_(GRF_TRT_LOG_ERROR, "fake: scratch memory %p was written by another context during this enqueue", c->memory);
+    return fail(err, errlen, GRF_TRT_ERR_CUDA,
+                "enqueue: scratch memory was written by another context while this one ran (contexts that run "
+                "concurrently need separate scratch)");
+  }
+  return st;
 }
 
 int32_t grf_trt_context_enqueue(grf_trt_context *ctx, void *stream, char *err, size_t errlen) {
@@ -748,10 +1059,12 @@ int32_t grf_trt_context_enqueue_graph(grf_trt_context *ctx, void *stream, int32_
 
 /* ---- builder -------------------------------------------------------------------------- */
 
-int32_t grf_trt_builder_create(grf_trt_builder **out, char *err, size_t errlen) {
+int32_t grf_trt_builder_create(int32_t device, grf_trt_builder **out, char *err, size_t errlen) {
   NEED(out != NULL, "builder_create: out is null");
+  NEED_DEVICE(device, "builder_create");
   *out = calloc(1, sizeof **out);
   if (*out == NULL) return fail(err, errlen, GRF_TRT_ERR_NOMEM, "out of memory");
+  (*out)->device = device;
   (*out)->precision = GRF_TRT_PRECISION_FP32;
   (*out)->opt_level = -1;
   return GRF_TRT_OK;
@@ -882,10 +1195,30 @@ int32_t grf_trt_builder_build(grf_trt_builder *b, const char *onnx_path, grf_trt
   size_t tlen = 0;
   FILE *f;
   int32_t st;
+  int emu = 0;
+  char real[PATH_MAX] = "";
   NEED(b != NULL && onnx_path != NULL && out != NULL, "builder_build: null argument");
+  NEED_DEVICE(b->device, "builder_build");
   src = read_all(onnx_path, &n);
   if (src == NULL) return fail(err, errlen, GRF_TRT_ERR_NOT_FOUND, "cannot open onnx file %s", onnx_path);
-  st = parse_plan(src, n, &p, 1, err, errlen);
+#ifdef GRF_TRT_EMU
+  emu = strncmp(src, "grefine-fake-plan", 17) != 0; /* a real onnx file */
+#endif
+  if (!emu) {
+    st = parse_plan(src, n, &p, 1, err, errlen);
+  } else {
+#ifdef GRF_TRT_EMU
+    emu_model *m = NULL;
+    memset(&p, 0, sizeof p);
+    st = realpath(onnx_path, real) != NULL ? GRF_TRT_OK : fail(err, errlen, GRF_TRT_ERR_NOT_FOUND, "cannot resolve %s", onnx_path);
+    if (st == GRF_TRT_OK) st = emu_list(real, &p, &m, err, errlen);
+    emu_model_close(m);
+    if (st != GRF_TRT_OK) {
+      free(src);
+      return st;
+    }
+#endif
+  }
   free(src);
   if (st != GRF_TRT_OK) {
     char msg[GRF_TRT_ERRLEN];
@@ -919,13 +1252,17 @@ int32_t grf_trt_builder_build(grf_trt_builder *b, const char *onnx_path, grf_trt
 
   f = open_memstream(&text, &tlen);
   if (f == NULL) return fail(err, errlen, GRF_TRT_ERR_NOMEM, "out of memory");
-  fprintf(f, "grefine-fake-plan 1\n");
+  fprintf(f, emu ? "grefine-emu-plan 1\nonnx %s\n" : "grefine-fake-plan 1\n%s", real);
   fprintf(f, "build precision=%s strongly_typed=%d workspace=%lld opt_level=%d\n", prec[b->precision],
           b->strongly_typed, (long long)b->workspace, b->opt_level);
   for (int i = 0; i < p.nio; i++) {
     const io_t *io = &p.io[i];
     if (io->mode == GRF_TRT_MODE_INPUT) {
       fprintf(f, "input %s %s ", io->name, dtype_names[io->dtype]);
+      write_dims(f, &io->dims);
+      fputc('\n', f);
+    } else if (emu) {
+      fprintf(f, "output %s %s ", io->name, dtype_names[io->dtype]);
       write_dims(f, &io->dims);
       fputc('\n', f);
     } else {
@@ -946,6 +1283,7 @@ int32_t grf_trt_builder_build(grf_trt_builder *b, const char *onnx_path, grf_trt
       fputc('\n', f);
       mem += numel(&sh->mom[2]) * 4;
     }
+    if (emu) mem = (int64_t)(k + 1) << 16; /* the emulator needs no scratch: a token amount to check binding */
     fprintf(f, "memory %d %lld\n", k, (long long)mem);
   }
   fclose(f);

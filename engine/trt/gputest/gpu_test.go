@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/grefine/grefine/engine"
+	"github.com/grefine/grefine/engine/cuda"
 	"github.com/grefine/grefine/engine/trt"
 )
 
@@ -45,7 +46,7 @@ func TestDeviceAndVersions(t *testing.T) {
 	v, err := b.Versions()
 	require.NoError(t, err)
 	t.Logf("versions: %+v (%s)", v, b.Version())
-	assert.Equal(t, 1, v.ABI)
+	assert.Equal(t, 2, v.ABI)
 	assert.Contains(t, []int{10, 11}, v.Compiled.Major)
 	assert.Greater(t, v.CUDA, 0)
 	d, err := b.Device()
@@ -140,4 +141,116 @@ func TestBuildAndRun(t *testing.T) {
 	}
 	t.Logf("graph replays: %d, scratch: %d bytes", e.Replays(), b.ScratchBytes())
 	assert.Greater(t, e.Replays(), 0)
+}
+
+// affinePlan builds testdata/affine.onnx (y = 2x+1) with one dynamic profile.
+func affinePlan(t *testing.T, b *trt.Backend) *trt.Engine {
+	t.Helper()
+	onnx, err := filepath.Abs("testdata/affine.onnx")
+	require.NoError(t, err)
+	plan, err := b.BuildPlan(context.Background(), trt.BuildRequest{ONNXPath: onnx, WorkspaceBytes: 64 << 20,
+		Profiles: [][]trt.ShapeRange{{{Name: "x", Min: engine.Shape{1, 3}, Opt: engine.Shape{8, 3}, Max: engine.Shape{64, 3}}}}})
+	require.NoError(t, err)
+	e, err := b.OpenPlan(plan, engine.OpenOptions{Name: "affine"})
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, e.Close()) })
+	return e
+}
+
+// TestCUDAPairing: engine/cuda's memory and streams serve TensorRT directly: two slots,
+// each on its own engine/cuda stream, bind cuda.Tensors by address, allocate outputs with
+// the cuda device, and run concurrently with the results of serial runs. Needs a real shim
+// and libgrefine_cuda.so on a GPU.
+func TestCUDAPairing(t *testing.T) {
+	if stub() {
+		t.Skip("stub TensorRT: no builder")
+	}
+	b := shim(t, true)
+	dev, err := cuda.Open(cuda.Options{Ordinal: b.DeviceIndex()})
+	if err != nil {
+		t.Skipf("engine/cuda unavailable: %v", err)
+	}
+	defer dev.Close()
+	e := affinePlan(t, b)
+	// run feeds y = 2x+1 back into x for steps steps, all on stream s; safe to call from
+	// any goroutine (errors are returned, not asserted).
+	run := func(s *cuda.Stream, sess *trt.Session, rows int, steps int) ([]float32, error) {
+		xs := make([]float32, rows*3)
+		for i := range xs {
+			xs[i] = float32(i%7) - 3
+		}
+		h, err := engine.FromFloat32(engine.Shape{int64(rows), 3}, xs)
+		if err != nil {
+			return nil, err
+		}
+		x, err := dev.AllocTensor(engine.Float32, h.Shape())
+		if err != nil {
+			return nil, err
+		}
+		defer x.Close()
+		y, err := dev.AllocTensor(engine.Float32, h.Shape())
+		if err != nil {
+			return nil, err
+		}
+		defer y.Close()
+		if err := s.Upload(x, h); err != nil {
+			return nil, err
+		}
+		for i := 0; i < steps; i++ {
+			if err := sess.RunInto(context.Background(), map[string]engine.Tensor{"x": x}, map[string]engine.Tensor{"y": y}); err != nil {
+				return nil, err
+			}
+			if err := s.Copy(x, y); err != nil {
+				return nil, err
+			}
+		}
+		out, err := engine.NewHostTensor(engine.Float32, h.Shape())
+		if err != nil {
+			return nil, err
+		}
+		return out.F32, s.Download(out, y)
+	}
+	streams := make([]*cuda.Stream, 2)
+	sessions := make([]*trt.Session, 2)
+	for i := range streams {
+		streams[i], err = dev.NewStream()
+		require.NoError(t, err)
+		defer streams[i].Close()
+		slot, err := b.NewSlot(trt.SlotOptions{Stream: streams[i].Handle()})
+		require.NoError(t, err)
+		defer slot.Close()
+		sessions[i], err = slot.Session(e)
+		require.NoError(t, err)
+		sessions[i].SetAllocator(dev)
+	}
+	rows := []int{32, 48}
+	serial, got := make([][]float32, 2), make([][]float32, 2)
+	for i := range serial {
+		serial[i], err = run(streams[i], sessions[i], rows[i], 20)
+		require.NoError(t, err)
+	}
+	errs := make(chan error, 2)
+	for i := range got {
+		go func() {
+			var err error
+			got[i], err = run(streams[i], sessions[i], rows[i], 20)
+			errs <- err
+		}()
+	}
+	require.NoError(t, <-errs)
+	require.NoError(t, <-errs)
+	assert.Equal(t, serial, got, "two slots on two streams equal serial runs")
+	out, err := sessions[0].Run(context.Background(), map[string]engine.Tensor{"x": mustCUDA(t, dev, 4)})
+	require.NoError(t, err)
+	_, ok := out["y"].(*cuda.Tensor)
+	assert.True(t, ok, "outputs come from the cuda device's allocator")
+	require.NoError(t, engine.CloseAll(out))
+}
+
+func mustCUDA(t *testing.T, dev *cuda.Device, rows int) *cuda.Tensor {
+	t.Helper()
+	x, err := dev.AllocTensor(engine.Float32, engine.Shape{int64(rows), 3})
+	require.NoError(t, err)
+	t.Cleanup(func() { x.Close() })
+	return x
 }

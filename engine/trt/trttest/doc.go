@@ -6,5 +6,6 @@
 //	b := trt.New(trt.Options{Lib: trttest.Lib()})
 //
 // The fake treats "device" memory as host memory and plans as small text files (see the
-// comment at the top of cgo/trt/fake/fake_trt.c).
+// comment at the top of cgo/trt/fake/fake_trt.c). CountingAllocator counts the outputs a
+// session allocates (no per-step allocation tests, here and in emutest).
 package trttest

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/grefine/grefine/engine/trt/emutest"
+)
+
+// TestMain builds the TensorRT emulator for TestTRTBackendCLI (not in the child processes
+// of TestInterrupt).
+func TestMain(m *testing.M) {
+	if os.Getenv("GREFINE_CHILD") == "1" {
+		os.Exit(m.Run())
+	}
+	os.Exit(emutest.Main(m))
+}
+
+// TestTRTBackendCLI: `plans build` with the emulator, then `--backend trt --plans DIR
+// assess` equals `--backend ort` within 1e-5, and refine runs; a wrong pairing of flags is
+// a usage error.
+func TestTRTBackendCLI(t *testing.T) {
+	requireORT(t)
+	dir := t.TempDir()
+	repo := filepath.Join(dir, "plans")
+	img := filepath.Join("..", "..", "testdata", "images", "sample.png")
+	g := []string{"--models", tiny, "--log-level", "error", "--hash-cache", "", "--trt-lib", emutest.Lib()}
+	_, stderr, code := runFull(t, append(g, "plans", "build", "--out", repo)...)
+	require.Equal(t, 0, code, stderr)
+	report := func(backend, out string) map[string]any {
+		args := append(append([]string{}, g...), "--backend", backend)
+		if backend == "trt" {
+			args = append(args, "--plans", repo)
+		}
+		_, stderr, code := runFull(t, append(args, "assess", "--image", img, "--prompt", "a red cat on a sofa", "--out", out, "--no-maps")...)
+		require.Equal(t, 0, code, stderr)
+		var rep map[string]any
+		b, err := os.ReadFile(filepath.Join(out, "report.json"))
+		require.NoError(t, err)
+		require.NoError(t, json.Unmarshal(b, &rep))
+		return rep
+	}
+	o, e := report("ort", filepath.Join(dir, "ort")), report("trt", filepath.Join(dir, "trt"))
+	for _, k := range []string{"p", "a", "q", "mask_fraction"} {
+		assert.InDelta(t, o[k].(float64), e[k].(float64), 1e-5, k)
+	}
+	assert.Equal(t, "trt", e["setup"].(map[string]any)["backend"])
+	_, stderr, code = runFull(t, append(g, "--backend", "trt", "--plans", repo, "refine", "--image", img, "--prompt", "a cat",
+		"--out", filepath.Join(dir, "r"), "--steps1", "2", "--steps2", "2", "--quiet")...)
+	assert.Equal(t, 0, code, stderr)
+	assert.FileExists(t, filepath.Join(dir, "r", "refined.png"))
+	_, stderr, code = runFull(t, append(g, "--backend", "trt", "assess", "--image", img, "--prompt", "x", "--out", filepath.Join(dir, "x"))...)
+	assert.Equal(t, 2, code)
+	assert.Contains(t, stderr, "--backend trt needs --plans DIR")
+}

@@ -1,0 +1,454 @@
+package emutest_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/grefine/grefine/engine"
+	"github.com/grefine/grefine/engine/modelset"
+	"github.com/grefine/grefine/engine/trt"
+	"github.com/grefine/grefine/engine/trt/emutest"
+	"github.com/grefine/grefine/engine/trt/trttest"
+	"github.com/grefine/grefine/internal/testenv"
+	"github.com/grefine/grefine/plans"
+)
+
+func TestMain(m *testing.M) {
+	code := emutest.Main(m)
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
+}
+
+// tolerance of the emulator against the ort backend (issue 13: 1e-5).
+const tolerance = 1e-5
+
+// shapes are concrete input shapes for each tiny engine, inside plans/tiny's profiles.
+var shapes = map[string]map[string]engine.Shape{
+	"clip_surgery":     {"pixel_values": {2, 3, 224, 224}},
+	"clip_text":        {"input_ids": {3, 12}},
+	"sdxl_text_l":      {"input_ids": {2, 77}},
+	"sdxl_text_g":      {"input_ids": {2, 77}},
+	"pasd_text":        {"input_ids": {2, 77}},
+	"sdxl_unet":        {"sample": {2, 9, 16, 24}, "timestep": {1}, "encoder_hidden_states": {2, 77, 24}, "text_embeds": {2, 20}, "time_ids": {2, 6}},
+	"pasd_unet":        {"sample": {2, 4, 16, 16}, "timestep": {1}, "encoder_hidden_states": {2, 77, 8}, "control": {2, 3, 128, 128}},
+	"sdxl_vae_encoder": {"images": {1, 3, 64, 96}},
+	"pasd_vae_encoder": {"images": {1, 3, 64, 64}},
+	"sdxl_vae_decoder": {"latent": {1, 4, 8, 12}},
+	"pasd_vae_decoder": {"latent": {1, 4, 8, 8}},
+}
+
+// randomInputs makes seeded inputs for engine name: floats in [-1,1), token ids with an
+// end-of-text token (49407) per row.
+func randomInputs(t testing.TB, set *modelset.Set, name string, seed int64) map[string]engine.Tensor {
+	t.Helper()
+	rng := rand.New(rand.NewSource(seed))
+	in := map[string]engine.Tensor{}
+	for _, d := range set.Manifest.Engines[name].Inputs {
+		shape, ok := shapes[name][d.Name]
+		require.True(t, ok, "%s: no test shape for %s", name, d.Name)
+		h, err := engine.NewHostTensor(d.DType, shape)
+		require.NoError(t, err)
+		switch d.DType {
+		case engine.Float32:
+			for i := range h.F32 {
+				h.F32[i] = rng.Float32()*2 - 1
+			}
+			if d.Name == "timestep" {
+				h.F32[0] = 500
+			}
+		case engine.Int32:
+			cols := int(shape[len(shape)-1])
+			for i := range h.I32 {
+				h.I32[i] = int32(rng.Intn(1000))
+				if i%cols == cols/2 {
+					h.I32[i] = 49407
+				}
+			}
+		default:
+			t.Fatalf("%s: input %s has dtype %v", name, d.Name, d.DType)
+		}
+		in[d.Name] = h
+	}
+	return in
+}
+
+func emuBackend(t *testing.T, opts trt.Options) *trt.Backend {
+	t.Helper()
+	opts.Lib = emutest.Lib()
+	b := trt.New(opts)
+	t.Cleanup(func() { assert.NoError(t, b.Close()) })
+	require.NoError(t, b.Available())
+	return b
+}
+
+// The tiny set's plans, built once per test binary by the first backend that asks.
+var built struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+// tinyPlans returns a repository of the tiny set's plans built with the emulator, as
+// `grefine plans build --models testdata/models/tiny --trt-lib build/libgrefine_trt_emu.so`
+// builds it. Tests must not modify it (copy it first, see copyPlans).
+func tinyPlans(t testing.TB, b *trt.Backend) string {
+	t.Helper()
+	built.once.Do(func() {
+		built.dir, built.err = os.MkdirTemp("", "grefine-emu-plans-")
+		if built.err != nil {
+			return
+		}
+		var rep plans.Report
+		rep, built.err = plans.BuildAll(context.Background(), plans.BuildAllOptions{Builder: b,
+			Models: testenv.Path(t, "testdata", "models", "tiny"), Out: built.dir})
+		for _, e := range rep.Engines {
+			if built.err == nil && e.Status != plans.Built {
+				built.err = fmt.Errorf("%s: %s", e.Name, e.Status)
+			}
+		}
+		if built.err == nil && len(rep.Engines) != 11 {
+			built.err = fmt.Errorf("built %d plans, want 11", len(rep.Engines))
+		}
+	})
+	require.NoError(t, built.err)
+	return built.dir
+}
+
+// copyPlans copies the shared repository into a test's own directory.
+func copyPlans(t *testing.T, b *trt.Backend) string {
+	t.Helper()
+	src, dst := tinyPlans(t, b), t.TempDir()
+	require.NoError(t, filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dst, rel)), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), data, 0o644)
+	}))
+	return dst
+}
+
+func TestEmulatorDevice(t *testing.T) {
+	b := emuBackend(t, trt.Options{})
+	assert.True(t, b.HostMemory())
+	assert.Equal(t, "cpu", b.DeviceName())
+	tg, err := b.Target()
+	require.NoError(t, err)
+	assert.Equal(t, "0.0", tg.ComputeCapability, "no GPU has compute capability 0.0: emulated plans never pass for real ones")
+	assert.Contains(t, tg.GPU, "cpu (tensorrt emulator on onnxruntime 1.")
+	assert.Equal(t, trt.EmulatorVersion, tg.TensorRT)
+	assert.Equal(t, "tensorrt emulator (abi 2, onnxruntime on the cpu)", b.Version())
+}
+
+// TestParityWithORT: every tiny engine, built into a plan by plans.BuildAll and opened
+// through plans.Repo on the emulator, equals the ort backend within 1e-5.
+func TestParityWithORT(t *testing.T) {
+	set := testenv.TinySet(t)
+	ort := testenv.ORT(t)
+	defer ort.Close()
+	b := emuBackend(t, trt.Options{})
+	repo, err := plans.Open(tinyPlans(t, b), set, plans.OpenOptions{})
+	require.NoError(t, err)
+	defer repo.Close()
+	require.Len(t, set.Manifest.Engines, 11)
+	for name := range set.Manifest.Engines {
+		t.Run(name, func(t *testing.T) {
+			in := randomInputs(t, set, name, 7)
+			oe, err := set.OpenEngine(ort, name, engine.OpenOptions{})
+			require.NoError(t, err)
+			defer oe.Close()
+			want, err := oe.Run(context.Background(), in)
+			require.NoError(t, err)
+			te, err := repo.OpenEngine(b, name, engine.OpenOptions{})
+			require.NoError(t, err)
+			defer te.Close()
+			got, err := te.Run(context.Background(), in)
+			require.NoError(t, err)
+			require.Len(t, got, len(want))
+			for out, w := range want {
+				g, ok := got[out].(*engine.HostTensor)
+				require.True(t, ok, "%s: output %s is %T", name, out, got[out])
+				wh := w.(*engine.HostTensor)
+				require.Equal(t, wh.Shape(), g.Shape(), out)
+				d := testenv.MaxAbs(t, wh.F32, g.F32)
+				assert.LessOrEqual(t, d, tolerance, "%s.%s max abs diff", name, out)
+				t.Logf("%s.%s %v: max abs diff %.3g", name, out, g.Shape(), d)
+			}
+		})
+	}
+}
+
+// unetStep runs steps of the tiny SDXL UNet in sess, each step's noise_pred feeding the
+// next step's sample (first 4 channels), writing into outputs bound once; it returns the
+// final noise_pred bytes.
+func unetStep(t *testing.T, sess *trt.Session, in map[string]engine.Tensor, steps int) []float32 {
+	sample := in["sample"].(*engine.HostTensor)
+	out, err := engine.NewHostTensor(engine.Float32, engine.Shape{2, 4, 16, 24})
+	if err != nil {
+		t.Error(err)
+		return nil
+	}
+	outs := map[string]engine.Tensor{"noise_pred": out}
+	plane := 16 * 24
+	for s := 0; s < steps; s++ {
+		if err := sess.RunInto(context.Background(), in, outs); err != nil {
+			t.Error(err)
+			return nil
+		}
+		for bi := 0; bi < 2; bi++ {
+			for c := 0; c < 4; c++ {
+				dst := sample.F32[(bi*9+c)*plane : (bi*9+c+1)*plane]
+				src := out.F32[(bi*4+c)*plane : (bi*4+c+1)*plane]
+				for i := range dst {
+					dst[i] -= 0.1 * src[i]
+				}
+			}
+		}
+	}
+	return append([]float32(nil), out.F32...)
+}
+
+// TestSlotsConcurrent: two requests on two slots at once give the same bytes as the same
+// requests run one after the other (run with -race; make test does for this package).
+func TestSlotsConcurrent(t *testing.T) {
+	set := testenv.TinySet(t)
+	b := emuBackend(t, trt.Options{})
+	repo, err := plans.Open(tinyPlans(t, b), set, plans.OpenOptions{})
+	require.NoError(t, err)
+	open := func(slot int) *trt.Session {
+		e, err := repo.OpenEngine(b, "sdxl_unet", engine.OpenOptions{Slot: slot})
+		require.NoError(t, err)
+		return e.(*trt.Session)
+	}
+	const steps = 6
+	serial := make([][]float32, 2)
+	for r := 0; r < 2; r++ {
+		s := open(10 + r)
+		serial[r] = unetStep(t, s, randomInputs(t, set, "sdxl_unet", int64(r)), steps)
+		require.NoError(t, s.Close())
+	}
+	assert.NotEqual(t, serial[0], serial[1], "different requests differ")
+
+	s1, s2 := open(1), open(2)
+	assert.NotSame(t, s1.Slot(), s2.Slot())
+	assert.Same(t, s1.Engine(), s2.Engine(), "one deserialized engine, one context per slot")
+	assert.Equal(t, 2, s1.Engine().Sessions())
+	concurrent := make([][]float32, 2)
+	var wg sync.WaitGroup
+	for r, s := range []*trt.Session{s1, s2} {
+		in := randomInputs(t, set, "sdxl_unet", int64(r))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			concurrent[r] = unetStep(t, s, in, steps)
+		}()
+	}
+	wg.Wait()
+	for r := range serial {
+		assert.Equal(t, serial[r], concurrent[r], "request %d: concurrent bytes equal serial bytes", r)
+	}
+	assert.NotEqual(t, s1.Slot().Stream(), s2.Slot().Stream(), "one stream per slot")
+	assert.Positive(t, s1.Slot().ScratchBytes())
+	assert.Positive(t, s2.Slot().ScratchBytes())
+
+	// Close order: the engine refuses while sessions live; closing the slots frees it.
+	err = repo.Close()
+	assert.ErrorIs(t, err, trt.ErrOrder)
+	assert.ErrorContains(t, err, "sdxl_unet has 2 open session(s)")
+	require.NoError(t, s1.Slot().Close())
+	require.NoError(t, s2.Close())
+	require.NoError(t, s2.Close(), "idempotent")
+	require.NoError(t, repo.Close())
+	_, err = s1.Run(context.Background(), randomInputs(t, set, "sdxl_unet", 0))
+	assert.ErrorIs(t, err, engine.ErrClosed)
+}
+
+// TestNoPerStepAllocation: with inputs and outputs bound once (RunInto), denoising steps
+// allocate no device memory (no shim buffer, no Allocator call) and replay one captured
+// CUDA graph; the first step captures.
+func TestNoPerStepAllocation(t *testing.T) {
+	set := testenv.TinySet(t)
+	b := emuBackend(t, trt.Options{CUDAGraphs: true})
+	repo, err := plans.Open(tinyPlans(t, b), set, plans.OpenOptions{})
+	require.NoError(t, err)
+	e, err := repo.OpenEngine(b, "sdxl_unet", engine.OpenOptions{Slot: 3})
+	require.NoError(t, err)
+	sess := e.(*trt.Session)
+	counter := &trttest.CountingAllocator{Next: sess.Slot()}
+	sess.SetAllocator(counter)
+
+	// Device-resident inputs and outputs (shim buffers), uploaded once.
+	in := map[string]engine.Tensor{}
+	for name, h := range randomInputs(t, set, "sdxl_unet", 1) {
+		buf, err := b.Upload(h.(*engine.HostTensor))
+		require.NoError(t, err)
+		defer buf.Close()
+		in[name] = buf
+	}
+	outBuf, err := sess.Slot().Alloc(engine.Float32, engine.Shape{2, 4, 16, 24})
+	require.NoError(t, err)
+	defer outBuf.Close()
+	outs := map[string]engine.Tensor{"noise_pred": outBuf}
+
+	require.NoError(t, sess.RunInto(context.Background(), in, outs)) // warm-up: scratch, capture
+	before := b.BufferAllocations()
+	const steps = 10
+	for s := 0; s < steps; s++ {
+		require.NoError(t, sess.RunInto(context.Background(), in, outs))
+	}
+	assert.Equal(t, before, b.BufferAllocations(), "no shim buffer allocated per step")
+	assert.Equal(t, 0, counter.Count(), "no output allocated per step")
+	assert.Equal(t, steps, sess.Replays(), "every step after the first replays the captured graph")
+
+	// The counters do count: Run with host inputs stages them (once) and, on the emulator,
+	// returns host outputs.
+	host := randomInputs(t, set, "sdxl_unet", 1)
+	got, err := sess.Run(context.Background(), host)
+	require.NoError(t, err)
+	assert.Equal(t, steps, sess.Replays(), "new addresses recapture instead of replaying")
+	assert.Greater(t, b.BufferAllocations(), before, "staging buffers for host inputs")
+	want, err := b.Download(outBuf)
+	require.NoError(t, err)
+	assert.Equal(t, want.F32, got["noise_pred"].(*engine.HostTensor).F32, "staged host tensors give the device-resident result")
+	staged := b.BufferAllocations()
+	_, err = sess.Run(context.Background(), host)
+	require.NoError(t, err)
+	assert.Equal(t, staged, b.BufferAllocations(), "staging is reused")
+	assert.Equal(t, steps+1, sess.Replays(), "stable staging addresses replay again")
+
+	// A new shape recaptures; the profile check still applies.
+	big := randomInputs(t, set, "sdxl_unet", 2)
+	big["sample"], err = engine.NewHostTensor(engine.Float32, engine.Shape{2, 9, 300, 8})
+	require.NoError(t, err)
+	_, err = sess.Run(context.Background(), big)
+	assert.ErrorIs(t, err, trt.ErrNoProfile)
+	require.NoError(t, sess.Close())
+	require.NoError(t, repo.Close())
+}
+
+// TestRefusedPlans: the repository refuses plans built for another machine, another model
+// or with another spec, and non-trt backends, each with its reason.
+func TestRefusedPlans(t *testing.T) {
+	set := testenv.TinySet(t)
+	b := emuBackend(t, trt.Options{})
+	dir := copyPlans(t, b)
+	edit := func(name string, f func(*plans.Sidecar)) {
+		sc, err := plans.ReadSidecar(dir, name)
+		require.NoError(t, err)
+		f(sc)
+		data, err := json.Marshal(sc)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(plans.SidecarPath(dir, name), data, 0o644))
+	}
+	// A plan built "elsewhere": fields and key rewritten consistently, as a build on
+	// another machine would have written them.
+	edit("clip_text", func(sc *plans.Sidecar) {
+		sc.ComputeCapability, sc.TensorRT = "9.0", "10.16.0"
+		sc.Key = plans.Key(trt.Target{ComputeCapability: sc.ComputeCapability, TensorRT: sc.TensorRT}, sc.ONNXSHA256, mustSpec(t, "clip_text"))
+	})
+	require.NoError(t, os.Remove(plans.SidecarPath(dir, "pasd_text")))
+	edit("sdxl_text_l", func(sc *plans.Sidecar) { sc.TensorRT = "1.0.0" }) // key no longer matches
+
+	// A model set whose sdxl_text_g differs from the one the plan was built from.
+	other := *set
+	other.Manifest.Engines = map[string]modelset.EngineEntry{}
+	for k, v := range set.Manifest.Engines {
+		other.Manifest.Engines[k] = v
+	}
+	g := other.Manifest.Engines["sdxl_text_g"]
+	g.SHA256 = "00" + g.SHA256[2:]
+	other.Manifest.Engines["sdxl_text_g"] = g
+
+	repo, err := plans.Open(dir, &other, plans.OpenOptions{})
+	require.NoError(t, err)
+	defer repo.Close()
+	for _, tc := range []struct {
+		name string
+		is   error
+		msg  string
+	}{
+		{name: "clip_text", is: plans.ErrMismatch, msg: "built for compute capability 9.0, this GPU (cpu (tensorrt emulator"},
+		{name: "pasd_text", is: plans.ErrForeign, msg: "no sidecar"},
+		{name: "sdxl_text_l", is: plans.ErrForeign, msg: "edited by hand"},
+		{name: "sdxl_text_g", is: plans.ErrMismatch, msg: "built from onnx sha256"},
+		{name: "nope", is: modelset.ErrUnknown, msg: `engine "nope"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, err := repo.OpenEngine(b, tc.name, engine.OpenOptions{})
+			assert.Nil(t, e)
+			assert.ErrorIs(t, err, tc.is)
+			assert.ErrorContains(t, err, tc.msg)
+		})
+	}
+	ort := testenv.ORT(t)
+	defer ort.Close()
+	_, err = repo.OpenEngine(ort, "clip_surgery", engine.OpenOptions{})
+	assert.ErrorIs(t, err, engine.ErrUnavailable)
+	assert.ErrorContains(t, err, `backend "ort" cannot run TensorRT plans`)
+
+	// A plan whose ONNX file changed after the build is refused when it loads.
+	models := t.TempDir()
+	src := testenv.Path(t, "testdata", "models", "tiny")
+	for _, f := range []string{"models.json", "sdxl_vae_decoder.onnx", "pasd_vae_decoder.onnx"} {
+		data, err := os.ReadFile(filepath.Join(src, f))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(models, f), data, 0o644))
+	}
+	out := t.TempDir()
+	_, err = plans.BuildAll(context.Background(), plans.BuildAllOptions{Builder: b, Models: models, Out: out, Only: []string{"sdxl_vae_decoder"}})
+	require.NoError(t, err)
+	data, err := os.ReadFile(filepath.Join(models, "sdxl_vae_encoder.onnx"))
+	if err != nil { // not copied: use the encoder from the tiny set
+		data, err = os.ReadFile(filepath.Join(src, "sdxl_vae_encoder.onnx"))
+	}
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(models, "sdxl_vae_decoder.onnx"), data, 0o644))
+	_, err = b.OpenEngine(plans.PlanPath(out, "sdxl_vae_decoder"), engine.OpenOptions{Name: "swapped"})
+	assert.ErrorIs(t, err, engine.ErrModel)
+	assert.ErrorContains(t, err, "no longer matches the plan")
+}
+
+func mustSpec(t *testing.T, name string) *plans.Spec {
+	t.Helper()
+	specs, err := plans.BuiltinTiny()
+	require.NoError(t, err)
+	for _, s := range specs {
+		if s.Name == name {
+			return s
+		}
+	}
+	t.Fatalf("no tiny spec %s", name)
+	return nil
+}
+
+// TestRegistryBackend: the backend a front end makes by name reaches the emulator.
+func TestRegistryBackend(t *testing.T) {
+	b, err := engine.NewBackend("trt", map[string]string{"lib": emutest.Lib(), "device": "0"})
+	require.NoError(t, err)
+	defer b.Close()
+	require.NoError(t, b.Available())
+	assert.Equal(t, "cpu", b.DeviceName())
+	bad, err := engine.NewBackend("trt", map[string]string{"lib": emutest.Lib(), "device": "1"})
+	require.NoError(t, err)
+	defer bad.Close()
+	assert.ErrorIs(t, bad.Available(), engine.ErrUnavailable, "the emulator has one device")
+}
