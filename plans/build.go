@@ -192,6 +192,9 @@ type Report struct {
 // String is a table for the CLI.
 func (r Report) String() string {
 	var b strings.Builder
+	if r.Target.GPU == "" && len(r.Engines) == 0 {
+		return "" // nothing was looked at (the error says why)
+	}
 	fmt.Fprintf(&b, "target: %s (compute capability %s), TensorRT %s\n", r.Target.GPU, r.Target.ComputeCapability, r.Target.TensorRT)
 	for _, e := range r.Engines {
 		fmt.Fprintf(&b, "%-18s %-10s", e.Name, e.Status)

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/grefine/grefine/engine/trt/emutest"
 	"github.com/grefine/grefine/pipeline/imageio"
 )
 
@@ -80,6 +81,8 @@ func TestCLIDefectMatrix(t *testing.T) {
 		{"corrupt png", append(m, "assess", "--image", corrupt, "--prompt", "x"), 2, "cannot decode image"},
 		{"missing file", append(m, "assess", "--image", filepath.Join(dir, "nope.png"), "--prompt", "x"), 2, "cannot read image: open "},
 		{"no models", []string{"--hash-cache", "", "assess", "--image", img, "--prompt", "x"}, 2, "no model set given: pass --models DIR"},
+		{"plans build unknown engine", []string{"--models", tiny, "--trt-lib", emutest.Lib(), "plans", "build", "--only", "nosuch"}, 2, `no spec named "nosuch"`},
+		{"trt library hint", []string{"--models", tiny, "--trt-lib", "", "plans", "build"}, 69, "--trt-lib FILE"},
 		{"tiny set at 1024", append(m, "refine", "--image", img, "--prompt", "x", "--long-side", "1024"), 2, "tiny model set"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -49,7 +50,12 @@ func plansCommand() *cli.Command {
 					Only: c.StringSlice("only"), Force: c.Bool("force"), Logger: *log,
 					BuildOptions: plans.BuildOptions{TimingCache: c.String("timing-cache"), OptimizationLevel: c.Int("opt-level")},
 				})
-				fmt.Fprint(c.App.Writer, strings.TrimRight(rep.String(), "\n")+"\n")
+				if out := strings.TrimRight(rep.String(), "\n"); out != "" {
+					fmt.Fprintln(c.App.Writer, out)
+				}
+				if errors.Is(err, plans.ErrSpec) && len(rep.Engines) == 0 {
+					return usagef("--only: %v", err) // a name that is not an engine of the set
+				}
 				return err
 			}),
 		}},

@@ -98,7 +98,7 @@ func findLib(opt string) (string, error) {
 	}
 	p := filepath.Join(filepath.Dir(exe), LibName)
 	if _, err := os.Stat(p); err != nil {
-		return "", fmt.Errorf("%w: trt: %s not found (set %s or the backend option \"lib\"; looked in %s)",
+		return "", fmt.Errorf("%w: trt: %s not found (pass --trt-lib FILE, or set %s; looked in %s)",
 			engine.ErrUnavailable, LibName, EnvLib, filepath.Dir(exe))
 	}
 	return p, nil
@@ -129,7 +129,7 @@ func loadLib(path string) error {
 
 func openLib(path string) error {
 	if _, err := os.Stat(path); err != nil {
-		return fmt.Errorf("%w: trt: shim library %s: %v", engine.ErrUnavailable, path, err)
+		return fmt.Errorf("%w: trt: shim library %s: %v (build it with `make native TensorRT_ROOT=...`, or pass --trt-lib FILE)", engine.ErrUnavailable, path, err)
 	}
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
