@@ -66,8 +66,8 @@
 // (0: one per core). Session takes graph_opt (disable, basic, extended, all), mem_pattern
 // and cpu_arena (0 or 1) and passes any "session.*" key to ONNX Runtime's session config
 // (e.g. session.intra_op.allow_spinning); other keys are refused. Without settings ONNX
-// Runtime's defaults apply (optimisation all, memory pattern and arena on), which is what
-// measured best for the CLIP text encoder (bench/RESULTS.md, "Engine settings").
+// Runtime's defaults apply (optimisation all, memory pattern and arena on); no other
+// setting measured faster on the CLIP text encoder (bench/RESULTS.md, "Engine settings").
 //
 // Usage:
 //

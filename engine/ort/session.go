@@ -14,7 +14,7 @@ import (
 // "session.*" config keys, which are passed through unchanged).
 const (
 	// SettingGraphOpt is the graph optimisation level: disable, basic, extended, all
-	// (ONNX Runtime's default, all, is what grefine measured best; bench/RESULTS.md).
+	// (ONNX Runtime's default, all: no lower level measured faster; bench/RESULTS.md).
 	SettingGraphOpt = "graph_opt"
 	// SettingMemPattern turns ONNX Runtime's memory-pattern planning on (1) or off (0).
 	SettingMemPattern = "mem_pattern"
