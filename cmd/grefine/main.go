@@ -250,7 +250,7 @@ func onUsageError(_ *cli.Context, err error, _ bool) error { return usagef("%v",
 
 // commands lists the subcommands; each lives in its own file.
 func commands() []*cli.Command {
-	return []*cli.Command{doctorCommand(), parseCommand(), assessCommand(), refineCommand(), plansCommand(), benchCommand(), serveCommand()}
+	return []*cli.Command{doctorCommand(), parseCommand(), assessCommand(), refineCommand(), plansCommand(), benchCommand(), serveCommand(), tritonRepoCommand()}
 }
 
 func commandNames() []string {
