@@ -6,6 +6,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/grefine/grefine/pipeline"
 	"github.com/grefine/grefine/triton"
 )
 
@@ -29,6 +30,12 @@ func tritonRepoCommand() *cli.Command {
 		Action: action(0, func(c *cli.Context) error {
 			if c.String("out") == "" {
 				return usagef("triton-repo: --out DIR is required")
+			}
+			if n := c.Int("instances"); n < 1 || n > triton.MaxInstances {
+				return usagef("--instances %d is out of range [1, %d]", n, triton.MaxInstances)
+			}
+			if n := c.Int("slots"); n < 1 || n > pipeline.MaxSlots {
+				return usagef("--slots %d is out of range [1, %d]", n, pipeline.MaxSlots)
 			}
 			cfg, _, err := preflight(c, c.Bool("assess-only"))
 			if err != nil {

@@ -288,7 +288,7 @@ func (inst *instance) serve(r *C.TRITONBACKEND_Request, execStart uint64) {
 			ctx := context.Background()
 			if timeout > 0 {
 				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, timeout)
+				ctx, cancel = context.WithTimeoutCause(ctx, timeout, fmt.Errorf("%w: the request's timeout (%v) passed", pipeline.ErrCanceled, timeout))
 				defer cancel()
 			}
 			computeStart = uint64(C.grf_triton_now_ns())

@@ -366,6 +366,19 @@ def test_cancel_stops_a_refine(triton, png):
     assert r.as_numpy("image")[0][:4] == b"\x89PNG"
 
 
+@pytest.mark.parametrize("proto", ["http", "grpc"])
+def test_request_timeout_is_a_deadline(triton, png, proto):
+    """Triton's request timeout bounds the request while it runs (checked at every
+    denoising step)."""
+    c = client(triton, proto)
+    t0 = time.time()
+    with pytest.raises(InferenceServerException) as e:
+        c.infer(REFINE, inputs(mod(proto), png), parameters={"seed": 1, "steps1": 1000, "steps2": 1}, timeout=1_000_000)
+    print(f"{proto}: the 1 s timeout ended the refine after {time.time() - t0:.2f} s")
+    assert "the request's timeout (1s) passed" in e.value.message()
+    assert str(e.value.status()) in ("400", "StatusCode.CANCELLED")
+
+
 def test_unload_and_load_again(triton, png):
     """Both models unload and load again through the repository API; the reloaded
     instances answer as before."""
