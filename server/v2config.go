@@ -41,7 +41,9 @@ func (s *Server) handleV2Config(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err, true)
 		return
 	}
-	t := func(name, dt string) v2ConfigTensor { return v2ConfigTensor{Name: name, DataType: dt, Dims: []int64{1}} }
+	t := func(name, dt string) v2ConfigTensor {
+		return v2ConfigTensor{Name: name, DataType: dt, Dims: []int64{1}}
+	}
 	out := []v2ConfigTensor{t("p", "TYPE_FP32"), t("a", "TYPE_FP32"), t("q", "TYPE_FP32"), t("report", "TYPE_STRING")}
 	if refine {
 		out = append(out, t("image", "TYPE_STRING"))
