@@ -87,18 +87,6 @@ var (
 	}
 )
 
-// OutputNames are the outputs a model of the task can declare, in order.
-func OutputNames(t Task) []string {
-	var out []string
-	for _, s := range outputSpecs {
-		if s.name == "image" && t != TaskRefine {
-			continue
-		}
-		out = append(out, s.name)
-	}
-	return out
-}
-
 // modelConfig is the part of Triton's model configuration (its JSON form, as
 // TRITONBACKEND_ModelConfig gives it) that grefine reads.
 type modelConfig struct {

@@ -331,7 +331,15 @@ const (
 )
 
 func (c Code) String() string {
-	return [...]string{"INTERNAL", "INVALID_ARG", "UNAVAILABLE", "CANCELLED"}[c]
+	switch c {
+	case CodeInvalidArg:
+		return "INVALID_ARG"
+	case CodeUnavailable:
+		return "UNAVAILABLE"
+	case CodeCancelled:
+		return "CANCELLED"
+	}
+	return "INTERNAL"
 }
 
 // codes maps the pipeline's status table onto Triton's codes: bad input is the
