@@ -1,9 +1,46 @@
 package imageio
 
-import "math"
+import (
+	"fmt"
+	"math"
+)
 
 // Pillow's fixed-point precision for 8-bit resampling (32 - 8 - 2).
 const pilPrecisionBits = 22
+
+// Filter is one of Pillow's resampling filters (PIL.Image.Resampling).
+type Filter int
+
+const (
+	// Bicubic is Pillow's BICUBIC: the Keys cubic with a = -0.5, support 2.
+	Bicubic Filter = iota
+	// Lanczos is Pillow's LANCZOS: sinc(x)·sinc(x/3) on [-3, 3), support 3.
+	Lanczos
+)
+
+func (f Filter) String() string {
+	switch f {
+	case Bicubic:
+		return "bicubic"
+	case Lanczos:
+		return "lanczos"
+	}
+	return fmt.Sprintf("Filter(%d)", int(f))
+}
+
+func (f Filter) support() float64 {
+	if f == Lanczos {
+		return 3
+	}
+	return 2
+}
+
+func (f Filter) eval(x float64) float64 {
+	if f == Lanczos {
+		return pilLanczos(x)
+	}
+	return pilBicubic(x)
+}
 
 func pilBicubic(x float64) float64 {
 	const a = -0.5
@@ -19,18 +56,34 @@ func pilBicubic(x float64) float64 {
 	return 0
 }
 
-// pilCoeffs mirrors Pillow's precompute_coeffs + normalize_coeffs_8bpc for a full-image
-// box: per output index the first input index, the tap count and fixed-point weights.
-func pilCoeffs(inSize, outSize int) (bounds []int, ksize int, kk []int32) {
-	scale := float64(inSize) / float64(outSize)
+func pilSinc(x float64) float64 {
+	if x == 0 {
+		return 1
+	}
+	x *= math.Pi
+	return math.Sin(x) / x
+}
+
+func pilLanczos(x float64) float64 {
+	if -3 <= x && x < 3 {
+		return pilSinc(x) * pilSinc(x/3)
+	}
+	return 0
+}
+
+// pilCoeffs mirrors Pillow's precompute_coeffs + normalize_coeffs_8bpc for the input
+// interval [in0, in1) of an axis of inSize pixels resampled to outSize: per output index
+// the first input index, the tap count and fixed-point weights.
+func pilCoeffs(inSize int, in0, in1 float64, outSize int, f Filter) (bounds []int, ksize int, kk []int32) {
+	scale := (in1 - in0) / float64(outSize)
 	filterscale := math.Max(scale, 1)
-	support := 2.0 * filterscale
+	support := f.support() * filterscale
 	ksize = int(math.Ceil(support))*2 + 1
 	bounds = make([]int, 2*outSize)
 	kk = make([]int32, outSize*ksize)
 	w := make([]float64, ksize)
 	for xx := 0; xx < outSize; xx++ {
-		center := (float64(xx) + 0.5) * scale
+		center := in0 + (float64(xx)+0.5)*scale
 		ss := 1 / filterscale
 		xmin := int(center - support + 0.5)
 		if xmin < 0 {
@@ -43,7 +96,7 @@ func pilCoeffs(inSize, outSize int) (bounds []int, ksize int, kk []int32) {
 		xmax -= xmin
 		ww := 0.0
 		for x := 0; x < xmax; x++ {
-			w[x] = pilBicubic((float64(x+xmin) - center + 0.5) * ss)
+			w[x] = f.eval((float64(x+xmin) - center + 0.5) * ss)
 			ww += w[x]
 		}
 		for x := 0; x < ksize; x++ {
@@ -81,7 +134,7 @@ func clip8(v int32) uint8 {
 func ResizeBicubicPIL(src *RGB8, w, h int) *RGB8 {
 	cur := src
 	if w != src.W {
-		bounds, ksize, kk := pilCoeffs(src.W, w)
+		bounds, ksize, kk := pilCoeffs(src.W, 0, float64(src.W), w, Bicubic)
 		out := NewRGB8(w, src.H)
 		for y := 0; y < src.H; y++ {
 			in := cur.Pix[3*y*src.W:]
@@ -102,7 +155,7 @@ func ResizeBicubicPIL(src *RGB8, w, h int) *RGB8 {
 		cur = out
 	}
 	if h != src.H {
-		bounds, ksize, kk := pilCoeffs(src.H, h)
+		bounds, ksize, kk := pilCoeffs(src.H, 0, float64(src.H), h, Bicubic)
 		out := NewRGB8(cur.W, h)
 		for yy := 0; yy < h; yy++ {
 			ymin, n := bounds[2*yy], bounds[2*yy+1]
