@@ -44,9 +44,12 @@ func ResizeGrayPIL(src *Gray8, w, h int, f Filter, box *Box) (*Gray8, error) {
 	return &Gray8{W: w, H: h, Pix: pix}, nil
 }
 
-// resamplePIL is Pillow's ImagingResampleInner for 8-bit images of ch interleaved
-// channels: the horizontal pass first, over the rows the vertical pass will read, then
-// the vertical pass, each rounding and clamping to 8 bits.
+// resamplePIL is Pillow 13's ImagingResampleInner for 8-bit images of ch interleaved
+// channels. The box is in float32, as Pillow's C code takes it. Pillow 13 runs the
+// vertical pass first when the height shrinks by more than twice the pixels the width
+// does (H−h > 2·(W−w) and H > h), else the horizontal pass first, over only the rows the
+// vertical pass reads; each pass rounds and clamps to 8 bits, so the order shows in the
+// bytes.
 func resamplePIL(pix []uint8, W, H, ch, w, h int, f Filter, box *Box) ([]uint8, error) {
 	if W < 1 || H < 1 || len(pix) != W*H*ch {
 		return nil, fmt.Errorf("%w: source %dx%d with %d bytes for %d channels", ErrResize, W, H, len(pix), ch)
@@ -73,55 +76,102 @@ func resamplePIL(pix []uint8, W, H, ch, w, h int, f Filter, box *Box) ([]uint8, 
 		}
 		return out, nil
 	}
-	needH := w != W || b.X0 != 0 || b.X1 != float64(w)
-	needV := h != H || b.Y0 != 0 || b.Y1 != float64(h)
-	bh, kh, kkh := pilCoeffs(W, b.X0, b.X1, w, f)
-	bv, kv, kkv := pilCoeffs(H, b.Y0, b.Y1, h, f)
-	cur, curW, curH := pix, W, H
-	if needH {
-		first, last := bv[0], bv[2*h-2]+bv[2*h-1]
-		for i := 0; i < h; i++ {
-			bv[2*i] -= first
-		}
-		tmp := make([]uint8, w*(last-first)*ch)
-		for y := first; y < last; y++ {
-			in := cur[y*curW*ch:]
-			o := tmp[(y-first)*w*ch:]
-			for xx := 0; xx < w; xx++ {
-				xmin, n := bh[2*xx], bh[2*xx+1]
-				k := kkh[xx*kh:]
-				for c := 0; c < ch; c++ {
-					var s int32 = 1 << (pilPrecisionBits - 1)
-					for x := 0; x < n; x++ {
-						s += int32(in[(x+xmin)*ch+c]) * k[x]
-					}
-					o[xx*ch+c] = clip8(s)
-				}
+	x0, x1 := float32(b.X0), float32(b.X1)
+	y0, y1 := float32(b.Y0), float32(b.Y1)
+	needH := w != W || x0 != 0 || x1 != float32(w)
+	needV := h != H || y0 != 0 || y1 != float32(h)
+	hFirst := !(H-h > 0 && H-h > (W-w)*2)
+	cur, curW := pix, W
+	if hFirst {
+		bv, kv, kkv := pilCoeffs(H, float64(y0), float64(y0)+float64(y1-y0), h, f)
+		first, last := 0, H
+		if needH {
+			first, last = bv[0], bv[2*h-2]+bv[2*h-1]
+			for i := 0; i < h; i++ {
+				bv[2*i] -= first
 			}
+			bh, kh, kkh := pilCoeffs(W, float64(x0), float64(x0)+float64(x1-x0), w, f)
+			cur = hpass(cur, curW, first, last, ch, w, bh, kh, kkh)
+			curW = w
 		}
-		cur, curW, curH = tmp, w, last-first
-	}
-	if needV {
-		out := make([]uint8, curW*h*ch)
-		for yy := 0; yy < h; yy++ {
-			ymin, n := bv[2*yy], bv[2*yy+1]
-			k := kkv[yy*kv:]
-			o := out[yy*curW*ch:]
-			for x := 0; x < curW*ch; x++ {
-				var s int32 = 1 << (pilPrecisionBits - 1)
-				for y := 0; y < n; y++ {
-					s += int32(cur[(y+ymin)*curW*ch+x]) * k[y]
-				}
-				o[x] = clip8(s)
-			}
+		if needV {
+			cur = vpass(cur, curW, ch, h, bv, kv, kkv)
 		}
-		cur, curH = out, h
+	} else {
+		if needV {
+			bv, kv, kkv := pilCoeffs(H, float64(y0), float64(y0)+float64(y1-y0), h, f)
+			cur = vpass(cur, curW, ch, h, bv, kv, kkv)
+		}
+		if needH {
+			bh, kh, kkh := pilCoeffs(W, float64(x0), float64(x0)+float64(x1-x0), w, f)
+			rows := len(cur) / (curW * ch)
+			cur = hpass(cur, curW, 0, rows, ch, w, bh, kh, kkh)
+			curW = w
+		}
 	}
-	if curH != h || len(cur) != w*h*ch {
-		return nil, fmt.Errorf("%w: internal: %dx%d after the passes, want %dx%d", ErrResize, curW, curH, w, h)
+	if len(cur) != w*h*ch {
+		return nil, fmt.Errorf("%w: internal: %d bytes after the passes, want %dx%d", ErrResize, len(cur), w, h)
 	}
 	if &cur[0] == &pix[0] {
 		cur = append([]uint8(nil), cur...)
 	}
 	return cur, nil
+}
+
+// hpass is Pillow's ImagingResampleHorizontal_8bpc over rows [first, last) of src (W wide).
+func hpass(src []uint8, W, first, last, ch, w int, bounds []int, ksize int, kk []int32) []uint8 {
+	out := make([]uint8, w*(last-first)*ch)
+	const half = 1 << (pilPrecisionBits - 1)
+	for y := first; y < last; y++ {
+		in := src[y*W*ch:][:W*ch]
+		o := out[(y-first)*w*ch:][:w*ch]
+		for xx := 0; xx < w; xx++ {
+			xmin, n := bounds[2*xx], bounds[2*xx+1]
+			k := kk[xx*ksize:][:n]
+			if ch == 3 {
+				var s0, s1, s2 int32 = half, half, half
+				for x, kx := range k {
+					p := in[3*(x+xmin):][:3]
+					s0 += int32(p[0]) * kx
+					s1 += int32(p[1]) * kx
+					s2 += int32(p[2]) * kx
+				}
+				o[3*xx], o[3*xx+1], o[3*xx+2] = clip8(s0), clip8(s1), clip8(s2)
+				continue
+			}
+			for c := 0; c < ch; c++ {
+				var s int32 = half
+				for x, kx := range k {
+					s += int32(in[(x+xmin)*ch+c]) * kx
+				}
+				o[xx*ch+c] = clip8(s)
+			}
+		}
+	}
+	return out
+}
+
+// vpass is Pillow's ImagingResampleVertical_8bpc: h output rows of src (W wide).
+func vpass(src []uint8, W, ch, h int, bounds []int, ksize int, kk []int32) []uint8 {
+	row := W * ch
+	out := make([]uint8, row*h)
+	const half = 1 << (pilPrecisionBits - 1)
+	acc := make([]int32, row)
+	for yy := 0; yy < h; yy++ {
+		ymin, n := bounds[2*yy], bounds[2*yy+1]
+		for i := range acc {
+			acc[i] = half
+		}
+		for y, ky := range kk[yy*ksize:][:n] {
+			in := src[(y+ymin)*row:][:row]
+			for i, v := range in {
+				acc[i] += int32(v) * ky
+			}
+		}
+		o := out[yy*row:][:row]
+		for i, s := range acc {
+			o[i] = clip8(s)
+		}
+	}
+	return out
 }

@@ -38,7 +38,7 @@ func TestResizePILMatchesPillow(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join(tilesGoldens, "crop_cases.json"))
 	require.NoError(t, err)
 	require.NoError(t, json.Unmarshal(b, &cases))
-	require.Len(t, cases.PIL, 8)
+	require.Len(t, cases.PIL, 11)
 	src, err := ReadFile(filepath.Join(tilesGoldens, "resize_source.png"), DefaultLimits)
 	require.NoError(t, err)
 	mask := gray(t, filepath.Join(tilesGoldens, "resize_mask.png"))

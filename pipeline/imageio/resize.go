@@ -130,56 +130,17 @@ func clip8(v int32) uint8 {
 }
 
 // ResizeBicubicPIL resizes like Pillow's Image.resize((w, h), Image.BICUBIC) on an RGB
-// image, bit for bit. Pillow skips a pass whose size does not change; so does this.
+// image, bit for bit (ResizePIL with Bicubic and no box).
+// An empty size gives an empty image.
 func ResizeBicubicPIL(src *RGB8, w, h int) *RGB8 {
-	cur := src
-	if w != src.W {
-		bounds, ksize, kk := pilCoeffs(src.W, 0, float64(src.W), w, Bicubic)
-		out := NewRGB8(w, src.H)
-		for y := 0; y < src.H; y++ {
-			in := cur.Pix[3*y*src.W:]
-			o := out.Pix[3*y*w:]
-			for xx := 0; xx < w; xx++ {
-				xmin, n := bounds[2*xx], bounds[2*xx+1]
-				k := kk[xx*ksize:]
-				var s0, s1, s2 int32 = 1 << (pilPrecisionBits - 1), 1 << (pilPrecisionBits - 1), 1 << (pilPrecisionBits - 1)
-				for x := 0; x < n; x++ {
-					p := in[3*(x+xmin):]
-					s0 += int32(p[0]) * k[x]
-					s1 += int32(p[1]) * k[x]
-					s2 += int32(p[2]) * k[x]
-				}
-				o[3*xx], o[3*xx+1], o[3*xx+2] = clip8(s0), clip8(s1), clip8(s2)
-			}
-		}
-		cur = out
+	if w < 1 || h < 1 {
+		return &RGB8{W: max(w, 0), H: max(h, 0)}
 	}
-	if h != src.H {
-		bounds, ksize, kk := pilCoeffs(src.H, 0, float64(src.H), h, Bicubic)
-		out := NewRGB8(cur.W, h)
-		for yy := 0; yy < h; yy++ {
-			ymin, n := bounds[2*yy], bounds[2*yy+1]
-			k := kk[yy*ksize:]
-			o := out.Pix[3*yy*cur.W:]
-			for x := 0; x < cur.W; x++ {
-				var s0, s1, s2 int32 = 1 << (pilPrecisionBits - 1), 1 << (pilPrecisionBits - 1), 1 << (pilPrecisionBits - 1)
-				for y := 0; y < n; y++ {
-					p := cur.Pix[3*((y+ymin)*cur.W+x):]
-					s0 += int32(p[0]) * k[y]
-					s1 += int32(p[1]) * k[y]
-					s2 += int32(p[2]) * k[y]
-				}
-				o[3*x], o[3*x+1], o[3*x+2] = clip8(s0), clip8(s1), clip8(s2)
-			}
-		}
-		cur = out
+	out, err := ResizePIL(src, w, h, Bicubic, nil)
+	if err != nil {
+		panic(err) // a malformed RGB8 (len(Pix) != 3·W·H): a programming error
 	}
-	if cur == src {
-		cp := *src
-		cp.Pix = append([]uint8(nil), src.Pix...)
-		return &cp
-	}
-	return cur
+	return out
 }
 
 // CLIPInput squashes img to size×size with ResizeBicubicPIL (aspect not kept, as the

@@ -77,12 +77,12 @@ func vaeAxis(n, tile, stride, blend, keep int) Axis {
 // [C',OutH,OutW]. Scale is the output size of one input unit (Factor for a decode) and
 // Shrink its inverse (Factor for an encode); one of them is 1.
 type Plan struct {
-	Encode           bool
-	InH, InW         int
-	OutH, OutW       int
-	Rows, Cols       Axis
-	Scale, Shrink    int
-	tileMin          int
+	Encode        bool
+	InH, InW      int
+	OutH, OutW    int
+	Rows, Cols    Axis
+	Scale, Shrink int
+	tileMin       int
 }
 
 // Tile is one window of a Plan, in raster order (Row over the height, Col over the width).

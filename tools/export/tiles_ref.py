@@ -388,6 +388,10 @@ PIL_CASES = [  # (name, source "rgb"|"l", filter, width, height, box or None)
     ("bicubic_l_bottom_edge", "l", "bicubic", 200, 3, (0.0, 152.0, 200.0, 152.0)),
     ("lanczos_integral_box", "rgb", "lanczos", 64, 48, (20.0, 30.0, 84.0, 78.0)),
     ("bicubic_vertical_only", "rgb", "bicubic", 200, 77, None),
+    # Pillow 13 runs the vertical pass first when H-h > 2(W-w): the pass order shows in the bytes
+    ("lanczos_vertical_first", "rgb", "lanczos", 150, 40, None),
+    ("bicubic_vertical_first", "rgb", "bicubic", 190, 33, None),
+    ("lanczos_l_vertical_first_box", "l", "lanczos", 150, 20, (5.5, 10.0, 160.0, 150.0)),
 ]
 
 
