@@ -10,6 +10,111 @@ import (
 // the image or with negative extent) or a malformed source.
 var ErrResize = errors.New("imageio: bad resize")
 
+// Filter is one of Pillow's resampling filters (PIL.Image.Resampling).
+type Filter int
+
+const (
+	// Bicubic is Pillow's BICUBIC: the Keys cubic with a = -0.5, support 2.
+	Bicubic Filter = iota
+	// Lanczos is Pillow's LANCZOS: sinc(x)·sinc(x/3) on [-3, 3), support 3.
+	Lanczos
+)
+
+func (f Filter) String() string {
+	switch f {
+	case Bicubic:
+		return "bicubic"
+	case Lanczos:
+		return "lanczos"
+	}
+	return fmt.Sprintf("Filter(%d)", int(f))
+}
+
+func (f Filter) support() float64 {
+	if f == Lanczos {
+		return 3
+	}
+	return 2
+}
+
+func (f Filter) eval(x float64) float64 {
+	if f == Lanczos {
+		if -3 <= x && x < 3 {
+			return pilSinc(x) * pilSinc(x/3)
+		}
+		return 0
+	}
+	const a = -0.5
+	x = math.Abs(x)
+	if x < 1 {
+		return ((a+2)*x-(a+3))*x*x + 1
+	}
+	if x < 2 {
+		return (((x-5)*x+8)*x - 4) * a
+	}
+	return 0
+}
+
+func pilSinc(x float64) float64 {
+	if x == 0 {
+		return 1
+	}
+	x *= math.Pi
+	return math.Sin(x) / x
+}
+
+// pilFixedBits is Pillow's fixed-point precision for 8-bit resampling (32 - 8 - 2).
+const pilFixedBits = 22
+
+// pilTaps is Pillow 13's precompute_coeffs + normalize_coeffs_8bpc for the input
+// interval [in0, in0+span) of an axis of inSize pixels resampled to outSize: per output
+// index the first input index and the tap count (bounds), the taps per index (ksize) and
+// the fixed-point weights.
+func pilTaps(inSize int, in0, span float64, outSize int, f Filter) (bounds []int, ksize int, kk []int32) {
+	scale := span / float64(outSize)
+	filterscale := math.Max(scale, 1)
+	support := f.support() * filterscale
+	ksize = int(math.Ceil(support))*2 + 1
+	bounds = make([]int, 2*outSize)
+	kk = make([]int32, outSize*ksize)
+	w := make([]float64, ksize)
+	inv := 1 / filterscale
+	for xx := 0; xx < outSize; xx++ {
+		center := in0 + (float64(xx)+0.5)*scale
+		xmin := max(int(center-support+0.5), 0)
+		xmax := min(int(center+support+0.5), inSize) - xmin
+		ww := 0.0
+		for x := 0; x < xmax; x++ {
+			w[x] = f.eval((float64(x+xmin) - center + 0.5) * inv)
+			ww += w[x]
+		}
+		for x := 0; x < xmax; x++ {
+			v := w[x]
+			if ww != 0 {
+				v /= ww
+			}
+			if v < 0 {
+				kk[xx*ksize+x] = int32(-0.5 + v*(1<<pilFixedBits))
+			} else {
+				kk[xx*ksize+x] = int32(0.5 + v*(1<<pilFixedBits))
+			}
+		}
+		bounds[2*xx], bounds[2*xx+1] = xmin, xmax
+	}
+	return bounds, ksize, kk
+}
+
+func pilClip8(v int32) uint8 {
+	v >>= pilFixedBits
+	if v < 0 {
+		return 0
+	}
+	if v > 255 {
+		return 255
+	}
+	return uint8(v)
+}
+
 // Box is a source rectangle for a resize, Pillow's box argument: [X0, X1) × [Y0, Y1) in
 // pixel coordinates. Fractional and zero-extent boxes are allowed, as in Pillow (a
 // zero-height box stretches the rows around its edge).
@@ -24,9 +129,17 @@ type Gray8 struct {
 // NewGray8 returns a zeroed w×h grey image.
 func NewGray8(w, h int) *Gray8 { return &Gray8{W: w, H: h, Pix: make([]uint8, w*h)} }
 
-// ResizePIL reproduces Pillow's Image.resize((w, h), filter, box) on an RGB image bit for
-// bit (box nil: the whole image). Like Pillow it returns a copy when nothing changes and
-// skips a pass whose axis keeps its size and whole extent.
+// ResizePIL reproduces Pillow 13's Image.resize((w, h), filter, box) on an RGB image bit
+// for bit (box nil: the whole image; Pillow 13.0.0 is the version tools/export pins).
+// Separable two-pass convolution, the support scaled by the reduction factor
+// (antialiasing), coefficients normalised and quantised to 22-bit fixed point, rounding
+// and clamping to 8 bits after each pass; the pass order follows Pillow 13 (see
+// resamplePIL). Like Pillow it returns a crop when an integral box has the output's size
+// (a copy when nothing changes) and skips a pass whose axis keeps its size and extent.
+//
+// ResizeBicubicPIL (resize.go) always runs the horizontal pass first, so it equals
+// ResizePIL(src, w, h, Bicubic, nil) except when H−h > 2·(W−w) with H > h, where Pillow 13
+// runs the vertical pass first (and the bytes differ).
 func ResizePIL(src *RGB8, w, h int, f Filter, box *Box) (*RGB8, error) {
 	pix, err := resamplePIL(src.Pix, src.W, src.H, 3, w, h, f, box)
 	if err != nil {
@@ -83,14 +196,14 @@ func resamplePIL(pix []uint8, W, H, ch, w, h int, f Filter, box *Box) ([]uint8, 
 	hFirst := !(H-h > 0 && H-h > (W-w)*2)
 	cur, curW := pix, W
 	if hFirst {
-		bv, kv, kkv := pilCoeffs(H, float64(y0), float64(y0)+float64(y1-y0), h, f)
+		bv, kv, kkv := pilTaps(H, float64(y0), float64(y1-y0), h, f)
 		first, last := 0, H
 		if needH {
 			first, last = bv[0], bv[2*h-2]+bv[2*h-1]
 			for i := 0; i < h; i++ {
 				bv[2*i] -= first
 			}
-			bh, kh, kkh := pilCoeffs(W, float64(x0), float64(x0)+float64(x1-x0), w, f)
+			bh, kh, kkh := pilTaps(W, float64(x0), float64(x1-x0), w, f)
 			cur = hpass(cur, curW, first, last, ch, w, bh, kh, kkh)
 			curW = w
 		}
@@ -99,11 +212,11 @@ func resamplePIL(pix []uint8, W, H, ch, w, h int, f Filter, box *Box) ([]uint8, 
 		}
 	} else {
 		if needV {
-			bv, kv, kkv := pilCoeffs(H, float64(y0), float64(y0)+float64(y1-y0), h, f)
+			bv, kv, kkv := pilTaps(H, float64(y0), float64(y1-y0), h, f)
 			cur = vpass(cur, curW, ch, h, bv, kv, kkv)
 		}
 		if needH {
-			bh, kh, kkh := pilCoeffs(W, float64(x0), float64(x0)+float64(x1-x0), w, f)
+			bh, kh, kkh := pilTaps(W, float64(x0), float64(x1-x0), w, f)
 			rows := len(cur) / (curW * ch)
 			cur = hpass(cur, curW, 0, rows, ch, w, bh, kh, kkh)
 			curW = w
@@ -121,7 +234,7 @@ func resamplePIL(pix []uint8, W, H, ch, w, h int, f Filter, box *Box) ([]uint8, 
 // hpass is Pillow's ImagingResampleHorizontal_8bpc over rows [first, last) of src (W wide).
 func hpass(src []uint8, W, first, last, ch, w int, bounds []int, ksize int, kk []int32) []uint8 {
 	out := make([]uint8, w*(last-first)*ch)
-	const half = 1 << (pilPrecisionBits - 1)
+	const half = 1 << (pilFixedBits - 1)
 	for y := first; y < last; y++ {
 		in := src[y*W*ch:][:W*ch]
 		o := out[(y-first)*w*ch:][:w*ch]
@@ -136,7 +249,7 @@ func hpass(src []uint8, W, first, last, ch, w int, bounds []int, ksize int, kk [
 					s1 += int32(p[1]) * kx
 					s2 += int32(p[2]) * kx
 				}
-				o[3*xx], o[3*xx+1], o[3*xx+2] = clip8(s0), clip8(s1), clip8(s2)
+				o[3*xx], o[3*xx+1], o[3*xx+2] = pilClip8(s0), pilClip8(s1), pilClip8(s2)
 				continue
 			}
 			for c := 0; c < ch; c++ {
@@ -144,7 +257,7 @@ func hpass(src []uint8, W, first, last, ch, w int, bounds []int, ksize int, kk [
 				for x, kx := range k {
 					s += int32(in[(x+xmin)*ch+c]) * kx
 				}
-				o[xx*ch+c] = clip8(s)
+				o[xx*ch+c] = pilClip8(s)
 			}
 		}
 	}
@@ -155,7 +268,7 @@ func hpass(src []uint8, W, first, last, ch, w int, bounds []int, ksize int, kk [
 func vpass(src []uint8, W, ch, h int, bounds []int, ksize int, kk []int32) []uint8 {
 	row := W * ch
 	out := make([]uint8, row*h)
-	const half = 1 << (pilPrecisionBits - 1)
+	const half = 1 << (pilFixedBits - 1)
 	acc := make([]int32, row)
 	for yy := 0; yy < h; yy++ {
 		ymin, n := bounds[2*yy], bounds[2*yy+1]
@@ -170,7 +283,7 @@ func vpass(src []uint8, W, ch, h int, bounds []int, ksize int, kk []int32) []uin
 		}
 		o := out[yy*row:][:row]
 		for i, s := range acc {
-			o[i] = clip8(s)
+			o[i] = pilClip8(s)
 		}
 	}
 	return out

@@ -74,8 +74,8 @@ func TestResizePILMatchesPillow(t *testing.T) {
 	}
 }
 
-// ResizePIL with Bicubic and no box is ResizeBicubicPIL (two implementations, one
-// coefficient table: the specialised RGB loops must not drift from the generic ones).
+// ResizePIL with Bicubic and no box equals ResizeBicubicPIL wherever Pillow 13 runs the
+// horizontal pass first (ResizeBicubicPIL always does; see ResizePIL's doc).
 func TestResizePILBicubicEqualsResizeBicubicPIL(t *testing.T) {
 	src, err := ReadFile(filepath.Join(tilesGoldens, "resize_source.png"), DefaultLimits)
 	require.NoError(t, err)

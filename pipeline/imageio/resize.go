@@ -1,46 +1,9 @@
 package imageio
 
-import (
-	"fmt"
-	"math"
-)
+import "math"
 
 // Pillow's fixed-point precision for 8-bit resampling (32 - 8 - 2).
 const pilPrecisionBits = 22
-
-// Filter is one of Pillow's resampling filters (PIL.Image.Resampling).
-type Filter int
-
-const (
-	// Bicubic is Pillow's BICUBIC: the Keys cubic with a = -0.5, support 2.
-	Bicubic Filter = iota
-	// Lanczos is Pillow's LANCZOS: sinc(x)·sinc(x/3) on [-3, 3), support 3.
-	Lanczos
-)
-
-func (f Filter) String() string {
-	switch f {
-	case Bicubic:
-		return "bicubic"
-	case Lanczos:
-		return "lanczos"
-	}
-	return fmt.Sprintf("Filter(%d)", int(f))
-}
-
-func (f Filter) support() float64 {
-	if f == Lanczos {
-		return 3
-	}
-	return 2
-}
-
-func (f Filter) eval(x float64) float64 {
-	if f == Lanczos {
-		return pilLanczos(x)
-	}
-	return pilBicubic(x)
-}
 
 func pilBicubic(x float64) float64 {
 	const a = -0.5
@@ -56,34 +19,18 @@ func pilBicubic(x float64) float64 {
 	return 0
 }
 
-func pilSinc(x float64) float64 {
-	if x == 0 {
-		return 1
-	}
-	x *= math.Pi
-	return math.Sin(x) / x
-}
-
-func pilLanczos(x float64) float64 {
-	if -3 <= x && x < 3 {
-		return pilSinc(x) * pilSinc(x/3)
-	}
-	return 0
-}
-
-// pilCoeffs mirrors Pillow's precompute_coeffs + normalize_coeffs_8bpc for the input
-// interval [in0, in1) of an axis of inSize pixels resampled to outSize: per output index
-// the first input index, the tap count and fixed-point weights.
-func pilCoeffs(inSize int, in0, in1 float64, outSize int, f Filter) (bounds []int, ksize int, kk []int32) {
-	scale := (in1 - in0) / float64(outSize)
+// pilCoeffs mirrors Pillow's precompute_coeffs + normalize_coeffs_8bpc for a full-image
+// box: per output index the first input index, the tap count and fixed-point weights.
+func pilCoeffs(inSize, outSize int) (bounds []int, ksize int, kk []int32) {
+	scale := float64(inSize) / float64(outSize)
 	filterscale := math.Max(scale, 1)
-	support := f.support() * filterscale
+	support := 2.0 * filterscale
 	ksize = int(math.Ceil(support))*2 + 1
 	bounds = make([]int, 2*outSize)
 	kk = make([]int32, outSize*ksize)
 	w := make([]float64, ksize)
 	for xx := 0; xx < outSize; xx++ {
-		center := in0 + (float64(xx)+0.5)*scale
+		center := (float64(xx) + 0.5) * scale
 		ss := 1 / filterscale
 		xmin := int(center - support + 0.5)
 		if xmin < 0 {
@@ -96,7 +43,7 @@ func pilCoeffs(inSize int, in0, in1 float64, outSize int, f Filter) (bounds []in
 		xmax -= xmin
 		ww := 0.0
 		for x := 0; x < xmax; x++ {
-			w[x] = f.eval((float64(x+xmin) - center + 0.5) * ss)
+			w[x] = pilBicubic((float64(x+xmin) - center + 0.5) * ss)
 			ww += w[x]
 		}
 		for x := 0; x < ksize; x++ {
@@ -130,17 +77,56 @@ func clip8(v int32) uint8 {
 }
 
 // ResizeBicubicPIL resizes like Pillow's Image.resize((w, h), Image.BICUBIC) on an RGB
-// image, bit for bit (ResizePIL with Bicubic and no box).
-// An empty size gives an empty image.
+// image, bit for bit. Pillow skips a pass whose size does not change; so does this.
 func ResizeBicubicPIL(src *RGB8, w, h int) *RGB8 {
-	if w < 1 || h < 1 {
-		return &RGB8{W: max(w, 0), H: max(h, 0)}
+	cur := src
+	if w != src.W {
+		bounds, ksize, kk := pilCoeffs(src.W, w)
+		out := NewRGB8(w, src.H)
+		for y := 0; y < src.H; y++ {
+			in := cur.Pix[3*y*src.W:]
+			o := out.Pix[3*y*w:]
+			for xx := 0; xx < w; xx++ {
+				xmin, n := bounds[2*xx], bounds[2*xx+1]
+				k := kk[xx*ksize:]
+				var s0, s1, s2 int32 = 1 << (pilPrecisionBits - 1), 1 << (pilPrecisionBits - 1), 1 << (pilPrecisionBits - 1)
+				for x := 0; x < n; x++ {
+					p := in[3*(x+xmin):]
+					s0 += int32(p[0]) * k[x]
+					s1 += int32(p[1]) * k[x]
+					s2 += int32(p[2]) * k[x]
+				}
+				o[3*xx], o[3*xx+1], o[3*xx+2] = clip8(s0), clip8(s1), clip8(s2)
+			}
+		}
+		cur = out
 	}
-	out, err := ResizePIL(src, w, h, Bicubic, nil)
-	if err != nil {
-		panic(err) // a malformed RGB8 (len(Pix) != 3·W·H): a programming error
+	if h != src.H {
+		bounds, ksize, kk := pilCoeffs(src.H, h)
+		out := NewRGB8(cur.W, h)
+		for yy := 0; yy < h; yy++ {
+			ymin, n := bounds[2*yy], bounds[2*yy+1]
+			k := kk[yy*ksize:]
+			o := out.Pix[3*yy*cur.W:]
+			for x := 0; x < cur.W; x++ {
+				var s0, s1, s2 int32 = 1 << (pilPrecisionBits - 1), 1 << (pilPrecisionBits - 1), 1 << (pilPrecisionBits - 1)
+				for y := 0; y < n; y++ {
+					p := cur.Pix[3*((y+ymin)*cur.W+x):]
+					s0 += int32(p[0]) * k[y]
+					s1 += int32(p[1]) * k[y]
+					s2 += int32(p[2]) * k[y]
+				}
+				o[3*x], o[3*x+1], o[3*x+2] = clip8(s0), clip8(s1), clip8(s2)
+			}
+		}
+		cur = out
 	}
-	return out
+	if cur == src {
+		cp := *src
+		cp.Pix = append([]uint8(nil), src.Pix...)
+		return &cp
+	}
+	return cur
 }
 
 // CLIPInput squashes img to size×size with ResizeBicubicPIL (aspect not kept, as the
