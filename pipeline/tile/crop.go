@@ -51,41 +51,28 @@ func CropRegion(mask []float32, w, h, width, height, pad int) (Box, error) {
 	ratioCrop := float64(x2-x1) / float64(y2-y1)
 	ratioProc := float64(width) / float64(height)
 	if ratioCrop > ratioProc {
-		desired := float64(x2-x1) / ratioProc
-		diff := int(desired - float64(y2-y1))
-		y1 -= diff / 2
-		y2 += diff - diff/2
-		if y2 >= h {
-			d := y2 - h
-			y2 -= d
-			y1 -= d
-		}
-		if y1 < 0 {
-			y2 -= y1
-			y1 = 0
-		}
-		if y2 >= h {
-			y2 = h
-		}
+		y1, y2 = growTo(y1, y2, h, int(float64(x2-x1)/ratioProc-float64(y2-y1)))
 	} else {
-		desired := float64(y2-y1) * ratioProc
-		diff := int(desired - float64(x2-x1))
-		x1 -= diff / 2
-		x2 += diff - diff/2
-		if x2 >= w {
-			d := x2 - w
-			x2 -= d
-			x1 -= d
-		}
-		if x1 < 0 {
-			x2 -= x1
-			x1 = 0
-		}
-		if x2 >= w {
-			x2 = w
-		}
+		x1, x2 = growTo(x1, x2, w, int(float64(y2-y1)*ratioProc-float64(x2-x1)))
 	}
 	return Box{x1, y1, x2, y2}, nil
+}
+
+// growTo widens [lo, hi) by diff (half before, the rest after), shifts it back inside
+// [0, n) where it overhangs the end, then the start, and clamps it: get_crop_region's
+// aspect step along one axis.
+func growTo(lo, hi, n, diff int) (int, int) {
+	lo -= diff / 2
+	hi += diff - diff/2
+	if hi >= n {
+		lo -= hi - n
+		hi = n
+	}
+	if lo < 0 {
+		hi -= lo
+		lo = 0
+	}
+	return lo, min(hi, n)
 }
 
 // plane is an 8-bit image of 1 (L) or 3 (RGB) interleaved channels.

@@ -122,7 +122,7 @@ func TestAccumulateEqualsReferenceBitForBit(t *testing.T) {
 				diff++
 			}
 		}
-		assert.Zero(t, diff, "%s: values differing from the reference (max abs %.3g)", name, maxAbs(got, want))
+		assert.Zero(t, diff, "%s: values differing from the reference (max abs %.3g)", name, testenv.MaxAbs(t, got, want))
 		acc.Reset()
 		assert.Zero(t, acc.Acc[7]+acc.WSum[3])
 	}
@@ -303,11 +303,11 @@ func checkLoop(t *testing.T, l *tiledLoop, group string) {
 	n := 4 * h * w
 	l.onStep = func(i int, xs, eps []float32) {
 		if eps != nil && i == l.begin {
-			ePred = maxAbs(eps, tilesNpy(t, c.Name+"_pred0.npy").F32)
+			ePred = testenv.MaxAbs(t, eps, tilesNpy(t, c.Name+"_pred0.npy").F32)
 		}
 		if xs != nil {
 			k := i - l.begin
-			worst = math.Max(worst, maxAbs(xs, want[k*n:(k+1)*n]))
+			worst = math.Max(worst, testenv.MaxAbs(t, xs, want[k*n:(k+1)*n]))
 		}
 	}
 	require.NoError(t, l.run(ctx, x))
@@ -324,7 +324,7 @@ func checkLoop(t *testing.T, l *tiledLoop, group string) {
 	for i, v := range img {
 		img[i] = min(max(v/2+0.5, 0), 1)
 	}
-	eDec := maxAbs(img, tilesNpy(t, c.Name+"_decoded.npy").F32)
+	eDec := testenv.MaxAbs(t, img, tilesNpy(t, c.Name+"_decoded.npy").F32)
 	t.Logf("%s: %d tiles of %dx%d, %s weights: step-0 average %.3g, latents (all %d steps) %.3g, tiled decode %.3g",
 		c.Name, len(c.Windows), c.Tile, c.Tile, c.Weights, ePred, c.Steps, worst, eDec)
 	assert.LessOrEqual(t, ePred, 1e-4, "step-0 averaged prediction")

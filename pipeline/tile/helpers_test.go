@@ -3,7 +3,6 @@ package tile
 import (
 	"context"
 	"encoding/json"
-	"math"
 	"os"
 	"testing"
 
@@ -50,14 +49,6 @@ func tilesGray(t testing.TB, name string) *imageio.Gray8 {
 		g.Pix[i] = m.Pix[3*i]
 	}
 	return g
-}
-
-func maxAbs(a, b []float32) float64 {
-	m := 0.0
-	for i := range a {
-		m = math.Max(m, math.Abs(float64(a[i])-float64(b[i])))
-	}
-	return m
 }
 
 func countDiff(a, b []uint8) int {

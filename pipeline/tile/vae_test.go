@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/grefine/grefine/internal/testenv"
 )
 
 func TestVAEValidate(t *testing.T) {
@@ -112,7 +114,7 @@ func TestStitchEqualsDiffusersBitForBit(t *testing.T) {
 					diff++
 				}
 			}
-			assert.Zero(t, diff, "%s %s: values differing from diffusers (max abs %.3g)", c.Name, name, maxAbs(got, want))
+			assert.Zero(t, diff, "%s %s: values differing from diffusers (max abs %.3g)", c.Name, name, testenv.MaxAbs(t, got, want))
 		}
 	}
 }
@@ -134,8 +136,8 @@ func TestTiledVAEMatchesDiffusersWithORT(t *testing.T) {
 		var tiles [][]float32
 		z, err := ep.Run(ctx, tilesNpy(t, "vae_"+c.Name+"_image.npy").F32, 3, 4, e.vaeRun(c.VAE, true, &tiles))
 		require.NoError(t, err)
-		eTiles := maxAbs(flatten(tiles), tilesNpy(t, "vae_"+c.Name+"_enc_tiles.npy").F32)
-		eEnc := maxAbs(z, tilesNpy(t, "vae_"+c.Name+"_enc.npy").F32)
+		eTiles := testenv.MaxAbs(t, flatten(tiles), tilesNpy(t, "vae_"+c.Name+"_enc_tiles.npy").F32)
+		eEnc := testenv.MaxAbs(t, z, tilesNpy(t, "vae_"+c.Name+"_enc.npy").F32)
 
 		dp, err := v.DecodePlan(c.Height/8, c.Width/8)
 		require.NoError(t, err)
@@ -143,8 +145,8 @@ func TestTiledVAEMatchesDiffusersWithORT(t *testing.T) {
 		// decode diffusers' latent, so the decode is checked on its own
 		img, err := dp.Run(ctx, tilesNpy(t, "vae_"+c.Name+"_enc.npy").F32, 4, 3, e.vaeRun(c.VAE, false, &tiles))
 		require.NoError(t, err)
-		dTiles := maxAbs(flatten(tiles), tilesNpy(t, "vae_"+c.Name+"_dec_tiles.npy").F32)
-		eDec := maxAbs(img, tilesNpy(t, "vae_"+c.Name+"_dec.npy").F32)
+		dTiles := testenv.MaxAbs(t, flatten(tiles), tilesNpy(t, "vae_"+c.Name+"_dec_tiles.npy").F32)
+		eDec := testenv.MaxAbs(t, img, tilesNpy(t, "vae_"+c.Name+"_dec.npy").F32)
 		t.Logf("%s (%d+%d tiles): encode tiles %.3g, encode %.3g, decode tiles %.3g, decode %.3g (diffusers' own tiled-vs-untiled encode: %.3g)",
 			c.Name, ep.Count(), dp.Count(), eTiles, eEnc, dTiles, eDec, c.UntiledVsTiledEn)
 		for what, d := range map[string]float64{"encode tiles": eTiles, "encode": eEnc, "decode tiles": dTiles, "decode": eDec} {

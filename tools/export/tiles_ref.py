@@ -607,6 +607,19 @@ def tiled_step(x_in: torch.Tensor, wins, weights: torch.Tensor, unet_tile):
     return acc / wsum, preds
 
 
+def img2img_schedule(sched, steps: int, strength: float):
+    """diffusers' img2img schedule: num_inference_steps round(steps/strength), the last
+    int(N·strength) run (get_timesteps), the scheduler's begin index set."""
+    n_inf = int(round(steps / strength))
+    sched.set_timesteps(n_inf)
+    t_start = n_inf - min(int(n_inf * strength), n_inf)
+    sched.set_begin_index(t_start * sched.order)
+    timesteps = sched.timesteps[t_start * sched.order:]
+    if len(timesteps) != steps:
+        raise TilesRefError(f"tiles_ref: {len(timesteps)} timesteps run, want {steps}")
+    return n_inf, timesteps
+
+
 def md_loop(out: Out, prefix: str, sched, timesteps, latents, guidance, wins, weights, unet_tile):
     steps, step0 = [], None
     for i, t in enumerate(timesteps):
@@ -633,11 +646,7 @@ def md_pasd(out: Out, c: dict) -> Dict:
     net = diffusion.PasdUnet(c["controlnet"], c["unet"]).eval()
     control = torch.from_numpy(to_np01(images.make_sample(W, H)))
     text = pasd_text(c)
-    n_inf = int(round(pasd_export.STEPS / pasd_export.STRENGTH))
-    sched.set_timesteps(n_inf)
-    t_start = n_inf - min(int(n_inf * pasd_export.STRENGTH), n_inf)
-    timesteps = sched.timesteps[t_start * sched.order:]
-    sched.set_begin_index(t_start * sched.order)
+    n_inf, timesteps = img2img_schedule(sched, pasd_export.STEPS, pasd_export.STRENGTH)
     set_tiling(vae, vt, vo)
     try:
         z0 = vae.encode(control * 2 - 1).latent_dist.mean * sf
@@ -684,11 +693,7 @@ def md_sdxl(out: Out, c: dict) -> Dict:
     mask = (mask >= 0.5).float()
     ehs = torch.from_numpy(np.load(os.path.join(GOLDENS, "sdxl_prompt_embeds.npy")))
     temb = torch.from_numpy(np.load(os.path.join(GOLDENS, "sdxl_text_embeds.npy")))
-    n_inf = int(round(sdxl_export.STEPS / sdxl_export.STRENGTH))
-    sched.set_timesteps(n_inf)
-    t_start = n_inf - min(int(n_inf * sdxl_export.STRENGTH), n_inf)
-    timesteps = sched.timesteps[t_start * sched.order:]
-    sched.set_begin_index(t_start * sched.order)
+    n_inf, timesteps = img2img_schedule(sched, sdxl_export.STEPS, sdxl_export.STRENGTH)
     set_tiling(vae, vt, vo)
     try:
         z0 = vae.encode(img * 2 - 1).latent_dist.mean * sf
