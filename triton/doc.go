@@ -83,6 +83,10 @@
 // and its metrics (nv_inference_request_success, _failure, nv_inference_exec_count,
 // nv_inference_compute_infer_duration_us, ...) count grefine's work.
 //
+// The backend logs into Triton's log (JSON records): models and instances as they load,
+// and each failed request with its status; with tritonserver --log-verbose 1 also a
+// "request running" record when a request takes its slot.
+//
 // # The Go runtime inside Triton
 //
 // The backend is a Go c-shared library: one Go runtime, which cannot be unloaded. The

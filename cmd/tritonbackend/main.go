@@ -115,6 +115,9 @@ func TRITONBACKEND_Initialize(b *C.TRITONBACKEND_Backend) (e *C.TRITONSERVER_Err
 		return newError(C.TRITONSERVER_ERROR_UNSUPPORTED, fmt.Sprintf("grefine backend: Triton's backend API is %d.%d; grefine needs %d.%d or a later 1.x",
 			major, minor, C.GRF_TRITONBACKEND_API_MAJOR, C.GRF_TRITONBACKEND_API_MINOR))
 	}
+	if !C.TRITONSERVER_LogIsEnabled(C.TRITONSERVER_LOG_VERBOSE) {
+		logger = logger.Level(zerolog.InfoLevel) // debug records go to Triton's verbose log (--log-verbose 1)
+	}
 	logger.Info().Str("version", pipeline.Version).Uint32("api_major", uint32(major)).Uint32("api_minor", uint32(minor)).
 		Msg("grefine backend initialised")
 	signalsOnStack()
@@ -291,6 +294,7 @@ func (inst *instance) serve(r *C.TRITONBACKEND_Request, execStart uint64) {
 				ctx, cancel = context.WithTimeoutCause(ctx, timeout, fmt.Errorf("%w: the request's timeout (%v) passed", pipeline.ErrCanceled, timeout))
 				defer cancel()
 			}
+			logger.Debug().Str("instance", inst.name).Str("request_id", call.ID).Msg("request running")
 			computeStart = uint64(C.grf_triton_now_ns())
 			outs, err = inst.in.Infer(ctx, call)
 			computeEnd = uint64(C.grf_triton_now_ns())

@@ -92,7 +92,8 @@ class Triton:
                f"--backend-directory={os.environ['GRF_TRITON_BACKENDS']}",
                "--http-port", self.http.split(":")[1], "--grpc-port", self.grpc.split(":")[1],
                "--metrics-port", self.metrics.split(":")[1], "--allow-gpu-metrics", "false",
-               "--model-control-mode=explicit", "--load-model=*", "--exit-timeout-secs", "120"]
+               "--model-control-mode=explicit", "--load-model=*", "--exit-timeout-secs", "120",
+               "--log-verbose", "1"]  # the backend's "request running" records (test_sigterm_drains)
         self.proc = subprocess.Popen(cmd, stdout=open(self.log, "w"), stderr=subprocess.STDOUT)
         wait_ready(self.http, self.proc, self.log)
 
@@ -340,6 +341,16 @@ def test_statistics(triton, png):
     assert triton.metric("nv_inference_compute_infer_duration_us", model=ASSESS) > compute0
 
 
+def wait_running(triton, request_id, timeout=120):
+    """Waits for the backend's "request running" record of request_id (Triton's verbose
+    log): the request holds a slot and the pipeline is about to run it."""
+    t0 = time.time()
+    pat = re.compile(r'request_id\\":\\"' + re.escape(request_id) + r'\\",[^\n]*request running')
+    while not pat.search(open(triton.log).read()):
+        assert time.time() - t0 < timeout, f"request {request_id} did not start"
+        time.sleep(0.02)
+
+
 def test_cancel_stops_a_refine(triton, png):
     """A request the client cancels (gRPC) stops within a denoising step: the backend
     asks Triton at every step and ends the request as CANCELLED. Without that check the
@@ -348,8 +359,9 @@ def test_cancel_stops_a_refine(triton, png):
     before = settled(c, REFINE, "grpc")
     done = []
     ctx = c.async_infer(REFINE, inputs(grpcclient, png), callback=lambda r, e: done.append((r, e)),
-                        parameters={"seed": 1, "steps1": 1000, "steps2": 1})
-    time.sleep(2)  # let it start denoising
+                        parameters={"seed": 1, "steps1": 1000, "steps2": 1}, request_id="cancel-1")
+    wait_running(triton, "cancel-1")
+    time.sleep(0.5)  # into the denoising loop
     t0 = time.time()
     ctx.cancel()
     while stats(c, REFINE, "grpc")["fail"] == before["fail"]:
@@ -433,7 +445,7 @@ def test_sigterm_drains(triton, png):
     def run():
         try:
             res["r"] = c.infer(REFINE, inputs(httpclient, png), parameters={"seed": 2, "steps1": 40, "steps2": 2},
-                               outputs=[httpclient.InferRequestedOutput("image")])
+                               outputs=[httpclient.InferRequestedOutput("image")], request_id="drain-1")
             res["t"] = time.time()
         except Exception as e:  # noqa: BLE001 - reported below
             res["e"] = e
@@ -441,8 +453,8 @@ def test_sigterm_drains(triton, png):
 
     th = threading.Thread(target=run)
     th.start()
-    time.sleep(1.5)  # the refine (about 40 denoising steps) is running
-    sent = time.time()
+    wait_running(triton, "drain-1")
+    sent = time.time()  # the refine's 40 denoising steps have just begun
     triton.proc.send_signal(signal.SIGTERM)
     th.join(timeout=300)
     assert "e" not in res, f"the request in flight failed during the drain: {res.get('e')}"
