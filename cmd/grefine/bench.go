@@ -70,7 +70,11 @@ func runBench(c *cli.Context) (err error) {
 	if _, _, err := preflight(c, true); err != nil {
 		return err
 	}
-	out, err := openOut(c.String("out"))
+	var inputFiles []string
+	if in := c.String("inputs"); in != "" {
+		inputFiles = append(inputFiles, in)
+	}
+	out, err := openOut(c.String("out"), []string{""}, inputFiles)
 	if err != nil {
 		return err
 	}
