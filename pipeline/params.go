@@ -377,6 +377,8 @@ func (k Kind) article() string {
 		return "an integer"
 	case KindUint:
 		return "an unsigned 64-bit integer"
+	case KindBool:
+		return "a boolean"
 	}
 	return "a number"
 }

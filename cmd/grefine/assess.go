@@ -229,7 +229,7 @@ func runAssess(c *cli.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	defer func() { r.out.finish(err == nil) }()
+	defer func() { r.out.finish(outcome(interruptedAs(c, err))) }()
 	p, err := pipeline.Open(c.Context, r.cfg)
 	if err != nil {
 		return err

@@ -78,7 +78,7 @@ func runBench(c *cli.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	defer func() { out.finish(err == nil) }()
+	defer func() { out.finish(outcome(interruptedAs(c, err))) }()
 	workload := c.String("workload")
 	rep := &bench.Report{Workload: workload, Version: pipeline.Version, Command: invocation()}
 	var target bench.Target

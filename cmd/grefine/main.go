@@ -400,6 +400,6 @@ func cleanupStaging() {
 		if dead := o.staging + ".removed"; os.Rename(o.staging, dead) == nil {
 			o.staging = dead
 		}
-		o.finishLocked(false)
+		o.finishLocked(runInterrupted)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/urfave/cli/v2"
 
 	"github.com/grefine/grefine/internal/files"
 	"github.com/grefine/grefine/pipeline"
@@ -51,6 +54,7 @@ type outDir struct {
 	lock      *os.File
 	staging   string
 	created   []string // directories this run created, deepest first
+	newFiles  []string // the lock file and the manifest, when this run created them
 	committed bool
 	man       manifest
 }
@@ -88,8 +92,11 @@ func openOut(path string, subs []string, inputs []string) (*outDir, error) {
 		return nil, actionError{fmt.Errorf("%w: another grefine run is writing into --out %s", pipeline.ErrBusy, path)}
 	}
 	o.lock = f
+	if !legacy {
+		o.newFiles = append(o.newFiles, filepath.Join(path, lockName))
+	}
 	fail := func(err error) (*outDir, error) {
-		o.finish(false)
+		o.finish(runFailed)
 		return nil, err
 	}
 	if err := o.readManifest(legacy, subs); err != nil {
@@ -108,7 +115,7 @@ func openOut(path string, subs []string, inputs []string) (*outDir, error) {
 	stagingMu.Lock()
 	defer stagingMu.Unlock()
 	if stagingClosed { // a forced exit is under way
-		o.finishLocked(false)
+		o.finishLocked(runInterrupted)
 		return nil, errInterrupted
 	}
 	liveOuts[o] = true
@@ -147,8 +154,9 @@ func (o *outDir) readManifest(legacy bool, subs []string) error {
 	b, err := os.ReadFile(filepath.Join(o.dir, manifestName))
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		if !legacy {
-			return nil
+		if !legacy { // a folder new to grefine: from now on its record is the manifest
+			o.newFiles = append(o.newFiles, filepath.Join(o.dir, manifestName))
+			return o.saveManifest()
 		}
 		for _, sub := range subs {
 			for _, n := range ownedNames {
@@ -339,18 +347,45 @@ func (o *outDir) commit(sub string) error {
 // discard drops what sub staged (a failed batch job).
 func (o *outDir) discard(sub string) { os.RemoveAll(filepath.Join(o.staging, sub)) }
 
-// finish removes the staging directory and releases the lock; with ok false, a
-// directory this run created is removed again if nothing was committed into it.
-func (o *outDir) finish(ok bool) {
+// Outcomes of a run, for finish.
+const (
+	runOK          = iota
+	runFailed      // an error: what was committed (a batch's good jobs) stays
+	runInterrupted // SIGINT/SIGTERM: a --out this run created is removed with all it holds
+)
+
+// interruptedAs is err, or errInterrupted when the run's context ended by a signal.
+func interruptedAs(c *cli.Context, err error) error {
+	if cause := context.Cause(c.Context); err != nil && cause != nil && errors.Is(cause, errInterrupted) {
+		return cause
+	}
+	return err
+}
+
+// outcome is the runOK/runFailed/runInterrupted of err, for finish.
+func outcome(err error) int {
+	switch {
+	case err == nil:
+		return runOK
+	case errors.Is(err, errInterrupted):
+		return runInterrupted
+	}
+	return runFailed
+}
+
+// finish removes the staging directory and releases the lock. A directory this run
+// created is removed again when the run failed having committed nothing, or was
+// interrupted (then with the files it committed: they are all grefine's own).
+func (o *outDir) finish(how int) {
 	if o == nil {
 		return
 	}
 	stagingMu.Lock()
 	defer stagingMu.Unlock()
-	o.finishLocked(ok)
+	o.finishLocked(how)
 }
 
-func (o *outDir) finishLocked(ok bool) {
+func (o *outDir) finishLocked(how int) {
 	if o.staging != "" {
 		os.RemoveAll(o.staging)
 	}
@@ -359,17 +394,35 @@ func (o *outDir) finishLocked(ok bool) {
 		o.lock.Close()
 		o.lock = nil
 	}
-	if !ok && !o.committed {
+	if how == runInterrupted || (how == runFailed && !o.committed) {
 		o.removeCreated()
+	}
+	if how != runOK && !o.committed { // leave a folder that was there as it was found
+		for _, f := range o.newFiles {
+			os.Remove(f)
+		}
 	}
 }
 
-// removeCreated removes what this run created when it committed nothing: the lock
-// file, the manifest and the directories it made (each only if then empty, so nothing
-// else is ever removed).
+// removeCreated removes what this run created, when it created --out: the files the
+// manifest records with their recorded contents (all this run's), the lock file, the
+// manifest and the directories it made, each directory only if then empty, so nothing
+// else is ever removed.
 func (o *outDir) removeCreated() {
 	if len(o.created) == 0 {
 		return
+	}
+	dirs := map[string]bool{}
+	for rel := range o.man.Files {
+		if o.ours(rel) {
+			os.Remove(filepath.Join(o.dir, rel))
+		}
+		if d := filepath.Dir(rel); d != "." {
+			dirs[d] = true
+		}
+	}
+	for d := range dirs {
+		os.Remove(filepath.Join(o.dir, d))
 	}
 	os.Remove(filepath.Join(o.dir, manifestName))
 	os.Remove(filepath.Join(o.dir, lockName))
