@@ -46,7 +46,9 @@ func TestSmallStrengthRefusedBeforeAllocating(t *testing.T) {
 		set(&pr)
 		var err error
 		t0 := time.Now()
-		n := allocated(func() { _, err = p.Refine(context.Background(), pipeline.Request{Image: img, Prompt: "a cat", Params: &pr}) })
+		n := allocated(func() {
+			_, err = p.Refine(context.Background(), pipeline.Request{Image: img, Prompt: "a cat", Params: &pr})
+		})
 		require.Error(t, err, name)
 		assert.ErrorIs(t, err, pipeline.ErrInput, name)
 		assert.Contains(t, err.Error(), "scheduler timesteps", name)

@@ -206,8 +206,12 @@ type syncBuffer struct {
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // batchFile writes a JSONL batch of n jobs on the sample.
 func batchFile(t *testing.T, dir string, n int) string {
@@ -482,7 +486,10 @@ func TestServeSurvivesHostileRequests(t *testing.T) {
 		body, ct := multipartBody(t, smallPNG(t), map[string]string{"prompt": "cat", "steps1": "500", "steps2": "500", "strength1": "1", "strength2": "1"})
 		c := make(chan int, 1)
 		long = append(long, c)
-		go func() { code, _, _ := post(url+"/v1/refine", body, ct, "X-Request-Id", fmt.Sprint("long-", i)); c <- code }()
+		go func() {
+			code, _, _ := post(url+"/v1/refine", body, ct, "X-Request-Id", fmt.Sprint("long-", i))
+			c <- code
+		}()
 		require.Eventually(t, func() bool {
 			resp, err := http.Get(url + "/v1/requests/long-" + fmt.Sprint(i))
 			if err == nil {
