@@ -344,11 +344,10 @@ func (p *Params) Set(name, text string) error {
 	bad := func() error { return inputf("%s: %q is not %s", name, text, r.Kind.article()) }
 	switch r.Kind {
 	case KindBool:
-		b, err := strconv.ParseBool(text)
-		if err != nil || (text != "true" && text != "false" && text != "1" && text != "0") {
-			return inputf("%s: %q is not a boolean (true, false, 1 or 0)", name, text)
+		if text != "true" && text != "false" {
+			return inputf("%s: %q is not a boolean (true or false)", name, text)
 		}
-		f.SetBool(b)
+		f.SetBool(text == "true")
 	case KindInt:
 		v, err := strconv.ParseInt(text, 10, 64)
 		if err != nil || v < math.MinInt32 || v > math.MaxInt32 {

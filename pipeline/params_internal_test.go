@@ -194,7 +194,7 @@ func TestParseParamsStrict(t *testing.T) {
 // TestSetFromText: the text forms of flags and multipart fields, by the table's kinds.
 func TestSetFromText(t *testing.T) {
 	p := DefaultParams()
-	for name, text := range map[string]string{"seed": "18446744073709551615", "steps2": " 7 ", "strength1": "0.25", "skip_stage2": "true", "masked_blend": "0"} {
+	for name, text := range map[string]string{"seed": "18446744073709551615", "steps2": " 7 ", "strength1": "0.25", "skip_stage2": "true", "masked_blend": "false"} {
 		require.NoError(t, p.Set(name, text), name)
 	}
 	assert.Equal(t, uint64(math.MaxUint64), p.Seed)
@@ -202,7 +202,7 @@ func TestSetFromText(t *testing.T) {
 	assert.Equal(t, 0.25, p.Strength1)
 	assert.True(t, p.SkipStage2)
 	assert.False(t, p.MaskedBlend)
-	for name, text := range map[string]string{"seed": "-1", "steps1": "1.5", "steps2": "seven", "strength1": "0x1p-2", "skip_stage1": "yes", "bogus": "1", "dilate": "99999999999"} {
+	for name, text := range map[string]string{"seed": "-1", "steps1": "1.5", "steps2": "seven", "strength1": "0x1p-2", "skip_stage1": "yes", "paste_pixels": "1", "bogus": "1", "dilate": "99999999999"} {
 		err := p.Set(name, text)
 		assert.ErrorIs(t, err, ErrInput, "%s=%s", name, text)
 	}

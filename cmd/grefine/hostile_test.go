@@ -514,3 +514,84 @@ func TestServeSurvivesHostileRequests(t *testing.T) {
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	assert.NoError(t, cmd.Wait(), "%s", stderr)
 }
+
+// maxWorkRSSBound is the peak RSS bound README states for TestServeUnderMaxWork's
+// configuration (README, Request parameters and limits).
+func maxWorkRSSBound(t *testing.T) int64 {
+	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	require.NoError(t, err)
+	m := regexp.MustCompile(`20 concurrent requests that each ask for the most work these limits allow[^.]*?stays below (\d+) MiB`).FindSubmatch(b)
+	require.NotNil(t, m, "README states the bound")
+	n, _ := strconv.ParseInt(string(m[1]), 10, 64)
+	return n << 20
+}
+
+// maxWorkFlags are the limits of TestServeUnderMaxWork (README repeats them).
+var maxWorkFlags = []string{"--slots", "2", "--queue", "18", "--max-steps", "16", "--max-stage-pixels", "65536",
+	"--max-memory", "0.5", "--decode-memory", "0.25"}
+
+// TestServeUnderMaxWork (issue 20 acceptance): `grefine serve` under 20 concurrent
+// requests that each ask for the most work its limits allow (the largest image, every
+// step, the longest schedules, the largest working sizes) answers every one without a
+// 5xx, survives, and its peak RSS stays below the bound README states.
+func TestServeUnderMaxWork(t *testing.T) {
+	requireORT(t)
+	if os.Getenv("GREFINE_CHILD") == "1" {
+		return
+	}
+	cmd, stderr, url := startServe(t, maxWorkFlags...)
+	// 256² is the largest input of 65536 pixels; a 16-bit RGBA PNG decodes largest.
+	m := image.NewNRGBA64(image.Rect(0, 0, 256, 256))
+	for i := range m.Pix {
+		m.Pix[i] = byte(i * 31)
+	}
+	var img bytes.Buffer
+	require.NoError(t, png.Encode(&img, m))
+	// 8 + 8 steps; strength 8/10000 gives schedules of 10000 timesteps (the limit);
+	// long_side 256 makes stage 1 work at 256² too.
+	fields := map[string]string{"prompt": "Mr. Beans wearing sun glasses with blue doctor suit and stripe tie", "steps1": "8", "steps2": "8",
+		"strength1": "0.0008", "strength2": "0.0008", "long_side": "256", "seed": "1"}
+	body, ct := multipartBody(t, img.Bytes(), fields)
+	code, b, err := post(url+"/v1/refine", bytes.NewReader(body.Bytes()), ct)
+	require.NoError(t, err)
+	require.Equal(t, 200, code, "the most work the limits allow is allowed: %s", b)
+	fields["steps2"] = "9"
+	over, oct := multipartBody(t, img.Bytes(), fields)
+	code, b, err = post(url+"/v1/refine", over, oct)
+	require.NoError(t, err)
+	require.Equal(t, 400, code, "one more step is refused: %s", b)
+
+	t0 := time.Now()
+	var wg sync.WaitGroup
+	codes := make(chan int, 20)
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			code, b, err := post(url+"/v1/refine", bytes.NewReader(body.Bytes()), ct, "Accept", "image/png")
+			if err != nil {
+				t.Errorf("request %d: %v", i, err)
+				return
+			}
+			if code != 200 {
+				t.Logf("request %d: %d %s", i, code, b)
+			}
+			codes <- code
+		}()
+	}
+	wg.Wait()
+	close(codes)
+	count := map[int]int{}
+	for c := range codes {
+		count[c]++
+	}
+	hwm := vmHWM(t, cmd.Process.Pid)
+	t.Logf("20 max-work refines: %v in %v; serve peak RSS %d MiB", count, time.Since(t0).Round(time.Second), hwm>>20)
+	assert.Equal(t, map[int]int{200: 20}, count, "every request answered 200")
+	assert.Less(t, hwm, maxWorkRSSBound(t), "peak RSS below README's bound")
+	resp, err := http.Get(url + "/v2/health/live")
+	require.NoError(t, err, "serve survives")
+	resp.Body.Close()
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	assert.NoError(t, cmd.Wait(), "%s", stderr)
+}
