@@ -222,6 +222,7 @@ func (p *Pipeline) do(ctx context.Context, req Request, refining bool, f func(co
 	}
 	req.ID, req.Owner, req.Image, req.Prompt, req.Params = t.track.id, t.track.owner, t.image(), t.prompt, &t.params
 	r := &run{req: req, params: t.params, track: t.track, cancel: func(err error) { t.track.cancel(&classified{sentinel: ErrCanceled, cause: err}) }}
+	t.track.set(func(s *RequestState) { s.State = "queued" })
 	slot, err := p.slots.acquire(rctx, t.track, func(pos int) { r.event(Event{Stage: "queued", Position: pos}) })
 	if err != nil {
 		return withCause(rctx, err)

@@ -150,7 +150,7 @@ func TestAdmissionBeforeDecoding(t *testing.T) {
 	assert.Equal(t, 429, pipeline.HTTPStatus(err))
 	st, ok := p.Request("c")
 	assert.True(t, ok)
-	assert.Equal(t, "queued", st.State, "admitted, image not decoded yet")
+	assert.Equal(t, "admitted", st.State, "admitted, image not decoded yet")
 	// c's decode waits for a's memory; running a (which closes it) frees it.
 	done := make(chan error, 1)
 	go func() { _, err := c.DecodeImage(enc.Bytes()); done <- err }()

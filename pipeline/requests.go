@@ -11,8 +11,8 @@ import (
 // RequestState is where a request stands.
 type RequestState struct {
 	ID string `json:"id"`
-	// State is "queued" (admitted: its image decoding or waiting for a slot) or
-	// "running".
+	// State is "admitted" (its place taken, its image not decoded yet), "queued"
+	// (waiting for a slot) or "running".
 	State string `json:"state"`
 	// Position is the place in the slot queue while queued (1 = next).
 	Position int `json:"position,omitempty"`
@@ -86,7 +86,7 @@ func (r *registry) add(ctx context.Context, owner, id string) (*tracker, context
 		return nil, nil, inputf("request id %q is already in flight", id)
 	}
 	cctx, cancel := context.WithCancelCause(ctx)
-	t := &tracker{id: id, owner: owner, cancel: cancel, state: RequestState{ID: id, State: "queued"}}
+	t := &tracker{id: id, owner: owner, cancel: cancel, state: RequestState{ID: id, State: "admitted"}}
 	r.byID[key{owner, id}] = t
 	return t, cctx, nil
 }

@@ -105,7 +105,7 @@ doc = {
        "image_media_type": {"const": "image/png"},
        "total_ms": {"type": "number"}}}]},
    "RequestState": {"type": "object", "required": ["id", "state"], "properties": {
-       "id": {"type": "string"}, "state": {"type": "string", "enum": ["queued", "running", "done"]},
+       "id": {"type": "string"}, "state": {"type": "string", "enum": ["admitted", "queued", "running"], "description": "admitted: its place taken, its image not decoded yet; queued: waiting for a slot (position); running: stage and step"},
        "position": {"type": "integer"}, "stage": {"type": "string"}, "step": {"type": "integer"}, "total": {"type": "integer"}}},
    "Info": {"type": "object", "required": ["version", "model_set", "backend", "slots", "refine", "defaults"]},
    "V2Tensor": {"type": "object", "required": ["name", "datatype", "shape"], "properties": {
