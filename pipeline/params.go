@@ -412,36 +412,19 @@ func ParseParams(raw []byte, base Params) (Params, error) {
 		if string(v) == "null" {
 			continue
 		}
-		f := r.get(&p)
-		var err error
-		switch r.Kind {
-		case KindBool:
-			var b bool
-			if err = json.Unmarshal(v, &b); err == nil {
-				f.SetBool(b)
-			}
-		case KindInt:
-			var n int32
-			if err = json.Unmarshal(v, &n); err == nil {
-				f.SetInt(int64(n))
-			}
-		case KindUint:
-			var n uint64
-			if err = json.Unmarshal(v, &n); err == nil {
-				f.SetUint(n)
-			}
-		case KindFloat:
-			var x float64
-			if err = json.Unmarshal(v, &x); err == nil {
-				f.SetFloat(x)
-			}
-		}
-		if err != nil {
+		x := reflect.New(jsonTypes[r.Kind]) // int32: a JSON integer that fits Params' int on every platform
+		if err := json.Unmarshal(v, x.Interface()); err != nil {
 			return base, inputf("params: %s: want %s, got %s", k, r.Kind.article(), jsonKind(v))
 		}
+		f := r.get(&p)
+		f.Set(x.Elem().Convert(f.Type()))
 	}
 	return p, nil
 }
+
+// jsonTypes are the Go types ParseParams decodes each kind's JSON values into.
+var jsonTypes = map[Kind]reflect.Type{KindBool: reflect.TypeFor[bool](), KindInt: reflect.TypeFor[int32](),
+	KindUint: reflect.TypeFor[uint64](), KindFloat: reflect.TypeFor[float64]()}
 
 // jsonKind names what a JSON value is, for messages ("the string \"7\"").
 func jsonKind(v []byte) string {

@@ -28,6 +28,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/urfave/cli/v2"
 
+	"github.com/grefine/grefine/internal/testenv"
 	"github.com/grefine/grefine/pipeline"
 	"github.com/grefine/grefine/pipeline/imageio"
 )
@@ -190,28 +191,16 @@ func TestOutputsNeverTouchUserFiles(t *testing.T) {
 }
 
 // child starts the CLI (runMain, with its signal handling) in a child process.
-func child(t *testing.T, args ...string) (*exec.Cmd, *syncBuffer) {
+func child(t *testing.T, args ...string) (*exec.Cmd, *testenv.Buffer) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestChildMain$")
 	cmd.Env = append(os.Environ(), "GREFINE_CHILD=1", "GREFINE_CHILD_ARGS="+strings.Join(args, "\x1f"))
-	stderr := &syncBuffer{}
+	stderr := &testenv.Buffer{}
 	cmd.Stderr, cmd.Stdout = stderr, io.Discard
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
 	return cmd, stderr
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // batchFile writes a JSONL batch of n jobs on the sample.
 func batchFile(t *testing.T, dir string, n int) string {
@@ -291,20 +280,26 @@ func freeAddr(t *testing.T) string {
 }
 
 // startServe runs `grefine serve` in a child process and waits until it is ready.
-func startServe(t *testing.T, flags ...string) (*exec.Cmd, *syncBuffer, string) {
+func startServe(t *testing.T, flags ...string) (*exec.Cmd, *testenv.Buffer, string) {
 	t.Helper()
 	models, _ := filepath.Abs(tiny)
 	addr := freeAddr(t)
 	cmd, stderr := child(t, append([]string{"--models", models, "--hash-cache", "", "serve", "--addr", addr}, flags...)...)
 	url := "http://" + addr
+	waitReady(t, url, stderr)
+	return cmd, stderr, url
+}
+
+// waitReady waits until the server at url is ready (log: what to show if it never is).
+func waitReady(t *testing.T, url string, log fmt.Stringer) {
+	t.Helper()
 	require.Eventually(t, func() bool {
 		resp, err := http.Get(url + "/v2/health/ready")
 		if err == nil {
 			resp.Body.Close()
 		}
 		return err == nil && resp.StatusCode == http.StatusOK
-	}, 90*time.Second, 50*time.Millisecond, "serve came up: %s", stderr)
-	return cmd, stderr, url
+	}, 90*time.Second, 50*time.Millisecond, "serve came up: %s", log)
 }
 
 // multipartBody is a refine/assess form.
@@ -345,6 +340,35 @@ func smallPNG(t *testing.T) []byte {
 	var b bytes.Buffer
 	require.NoError(t, imageio.EncodePNG(&b, imageio.ResizeBicubicPIL(img, 96, 64)))
 	return b.Bytes()
+}
+
+// concurrently sends n requests at once and counts their status codes (a request that
+// gets no answer fails the test).
+func concurrently(t *testing.T, n int, send func(i int) (int, []byte, error)) map[int]int {
+	var wg sync.WaitGroup
+	codes := make(chan int, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			code, b, err := send(i)
+			if err != nil {
+				t.Errorf("request %d: %v", i, err)
+				return
+			}
+			if code != http.StatusOK {
+				t.Logf("request %d: %d %s", i, code, bytes.TrimSpace(b))
+			}
+			codes <- code
+		}()
+	}
+	wg.Wait()
+	close(codes)
+	count := map[int]int{}
+	for c := range codes {
+		count[c]++
+	}
+	return count
 }
 
 // vmHWM is a process's peak resident set size in bytes (/proc/PID/status).
@@ -454,29 +478,10 @@ func TestServeSurvivesHostileRequests(t *testing.T) {
 	resp.Body.Close()
 
 	sixBig := func() map[int]int {
-		var wg sync.WaitGroup
-		codes := make(chan int, 6)
-		for i := 0; i < 6; i++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				js, _ := json.Marshal(map[string]any{"image": base64.StdEncoding.EncodeToString(big), "prompt": "a cat"})
-				code, b, err := post(url+"/v1/assess", bytes.NewReader(js), "application/json")
-				if err != nil {
-					t.Errorf("request %d: %v", i, err)
-					return
-				}
-				t.Logf("request %d: %d %s", i, code, bytes.TrimSpace(b))
-				codes <- code
-			}()
-		}
-		wg.Wait()
-		close(codes)
-		count := map[int]int{}
-		for c := range codes {
-			count[c]++
-		}
-		return count
+		return concurrently(t, 6, func(i int) (int, []byte, error) {
+			js, _ := json.Marshal(map[string]any{"image": base64.StdEncoding.EncodeToString(big), "prompt": "a cat"})
+			return post(url+"/v1/assess", bytes.NewReader(js), "application/json")
+		})
 	}
 	// Free places: each is refused from its header (its work exceeds --max-memory).
 	assert.Equal(t, map[int]int{400: 6}, sixBig())
@@ -565,29 +570,9 @@ func TestServeUnderMaxWork(t *testing.T) {
 	require.Equal(t, 400, code, "one more step is refused: %s", b)
 
 	t0 := time.Now()
-	var wg sync.WaitGroup
-	codes := make(chan int, 20)
-	for i := 0; i < 20; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			code, b, err := post(url+"/v1/refine", bytes.NewReader(body.Bytes()), ct, "Accept", "image/png")
-			if err != nil {
-				t.Errorf("request %d: %v", i, err)
-				return
-			}
-			if code != 200 {
-				t.Logf("request %d: %d %s", i, code, b)
-			}
-			codes <- code
-		}()
-	}
-	wg.Wait()
-	close(codes)
-	count := map[int]int{}
-	for c := range codes {
-		count[c]++
-	}
+	count := concurrently(t, 20, func(int) (int, []byte, error) {
+		return post(url+"/v1/refine", bytes.NewReader(body.Bytes()), ct, "Accept", "image/png")
+	})
 	hwm := vmHWM(t, cmd.Process.Pid)
 	t.Logf("20 max-work refines: %v in %v; serve peak RSS %d MiB", count, time.Since(t0).Round(time.Second), hwm>>20)
 	assert.Equal(t, map[int]int{200: 20}, count, "every request answered 200")
