@@ -2,8 +2,8 @@
 # Regenerates the tiny model set (testdata/models/tiny), the exporter's goldens (the files
 # directly in testdata/goldens) and the sample image (testdata/images/sample.png) with the
 # Python exporter, bit for bit. Goldens derived from these fixtures by other scripts
-# (testdata/goldens/quality: tools/export/quality_ref.py) must be regenerated after a
-# change here; they are left in place.
+# (testdata/goldens/quality: tools/export/quality_ref.py; testdata/goldens/tiles:
+# tools/export/tiles_ref.py) must be regenerated after a change here; they are left in place.
 #
 # The exporter runs twice into scratch directories; the sha256 of every file must agree
 # between the two runs (determinism check) before anything in testdata/ is replaced. Then
