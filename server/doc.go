@@ -34,11 +34,11 @@
 // bytes) or a generated one (128 random bits), echoed in the response, written in the
 // access log and passed to the pipeline. A request belongs to its bearer token (the
 // token's SHA-256 is its owner in the pipeline; without tokens everyone is one owner):
-// GET /v1/requests/{id} is its state (admitted, queued with position, or running with stage and
-// step) and DELETE cancels it (the request ends with 499 within one denoising step),
-// both only for that token (404 for another), and a client's own id is scoped to its
-// token. A client that disconnects cancels its request the same way (its
-// context ends). GET /v1/info is pipeline.Info.
+// GET /v1/requests/{id} is its state (admitted, queued with position, or running with
+// stage and step) and DELETE cancels it (the request ends with 499 within one denoising
+// step), both only for that token (404 for another), and a client's own id is scoped to
+// its token. A client that disconnects cancels its request the same way (its context
+// ends). GET /v1/info is pipeline.Info.
 //
 // # KServe v2
 //
