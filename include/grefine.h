@@ -32,7 +32,8 @@
  *   wait in arrival order). grefine_cancel is safe from any thread, including from inside a
  *   progress callback. Callbacks (progress, log) run on a thread of the library's choosing,
  *   possibly not the caller's, and must not throw C++ exceptions or longjmp out.
- *   grefine_close must not race with other calls on the same pipeline.
+ *   grefine_close may race with other calls on the same pipeline: the calls already under
+ *   way finish (grefine_close waits for them), later ones get GREFINE_ERR_UNAVAILABLE.
  *
  * THE GO RUNTIME (libgrefine is written in Go; these rules are Go's, not grefine's)
  *   - One Go runtime per process: do not load libgrefine into a Go program, and do not
@@ -139,37 +140,40 @@ typedef int (*grefine_progress_fn)(void *user, const char *stage, int step, int 
 
 /* Per-request settings. Initialise with grefine_params_init (the defaults of DESIGN), then
  * change fields. Passing NULL instead of a grefine_params means the defaults. Borrowed for
- * the call only; out-of-range values give GREFINE_ERR_INPUT naming the field. */
+ * the call only; out-of-range values give GREFINE_ERR_INPUT naming the field. Each
+ * parameter's comment starts with its range, as the parameter table (`grefine params`)
+ * writes it (a test keeps them equal); booleans are ints, non-zero for true. */
 typedef struct grefine_params {
-  size_t struct_size;     /* sizeof(grefine_params); set by grefine_params_init */
-  uint64_t seed;          /* same image, prompt, params and seed: same bytes */
-  int steps1, steps2;     /* denoising steps that run in stage 1 and stage 2 (1..1000) */
-  double strength_max;    /* stage-1 strength s1 = max - (max - min)*q (0 < min <= max <= 1) */
-  double strength_min;
-  double strength1;       /* > 0: fixed stage-1 strength instead (0..1) */
-  double strength2;       /* stage-2 strength (0 < s <= 1) */
-  double guidance1;       /* classifier-free guidance of stage 1 and stage 2 (0..100) */
-  double guidance2;
-  double emphasis;        /* prompt weight of defective parts (0 < w <= 10) */
-  int masked_blend;       /* non-zero: reset latents outside the mask after each stage-1 step */
-  int paste_pixels;       /* non-zero: take the pixels outside the mask from the input */
-  int skip_stage1;        /* non-zero: do not run stage 1 */
-  int skip_stage2;        /* non-zero: do not run stage 2 */
-  int long_side;          /* stage-1 working long side, multiple of 8 in 64..4096
-                             (GREFINE_SIZE_DEFAULT: 1024; 256 with a tiny model set) */
-  int process_size;       /* stage-2 minimum short side, 0 (off) or 64..4096
-                             (GREFINE_SIZE_DEFAULT: 768; off with a tiny model set) */
-  double perceptual_bound; /* defect thresholds, each in [0, 1] */
-  double perceptual_gate;
-  double align_bound;
-  int dilate;             /* mask dilation radius in pixels (0..64) */
-  const char *request_id; /* names the call for grefine_cancel (at most 128 bytes; must not be
-                             in flight already). NULL or "": a generated id, reported in the
-                             result. Borrowed. */
-  int64_t timeout_ms;     /* > 0: deadline of the call; passed while waiting for a slot: BUSY,
-                             while running: CANCELED. 0: none */
+  size_t struct_size;      /* sizeof(grefine_params); set by grefine_params_init */
+  uint64_t seed;           /* [0, 2^64-1]: noise seed; same image, prompt, params and seed: same bytes */
+  int steps1;              /* [1, 1000]: denoising steps that run in stage 1 */
+  int steps2;              /* [1, 1000]: denoising steps that run in stage 2 */
+  double strength_max;     /* (0, 1]: stage-1 strength s1 = max - (max - min)*q, at q = 0 */
+  double strength_min;     /* (0, 1]: ... at q = 1 (at most strength_max) */
+  double strength1;        /* [0, 1]: > 0: a fixed stage-1 strength instead; 0: quality-driven */
+  double strength2;        /* (0, 1]: stage-2 strength */
+  double guidance1;        /* [0, 100]: classifier-free guidance of stage 1 */
+  double guidance2;        /* [0, 100]: classifier-free guidance of stage 2 */
+  double emphasis;         /* (0, 10]: prompt weight of defective parts */
+  int masked_blend;        /* boolean: reset latents outside the mask after each stage-1 step */
+  int paste_pixels;        /* boolean: take the pixels outside the mask from the input */
+  int skip_stage1;         /* boolean: do not run stage 1 */
+  int skip_stage2;         /* boolean: do not run stage 2 */
+  int long_side;           /* a multiple of 8 in [64, 4096]: stage-1 working long side
+                              (GREFINE_SIZE_DEFAULT: 1024; 256 with a tiny model set) */
+  int process_size;        /* 0 (off) or [64, 4096]: stage-2 minimum short side
+                              (GREFINE_SIZE_DEFAULT: 768; off with a tiny model set) */
+  double perceptual_bound; /* [0, 1]: P below this is a perceptual defect */
+  double perceptual_gate;  /* [0, 1]: ... and the raw cask map below this too */
+  double align_bound;      /* [0, 1]: A above this is an alignment defect */
+  int dilate;              /* [0, 64]: mask dilation radius in pixels */
+  const char *request_id;  /* names the call for grefine_cancel (at most 128 bytes; must not be
+                              in flight already). NULL or "": a generated id, reported in the
+                              result. Borrowed. */
+  int64_t timeout_ms;      /* > 0: deadline of the call; passed while waiting for a slot: BUSY,
+                              while running: CANCELED. 0: none */
   grefine_progress_fn progress; /* NULL: no progress */
-  void *progress_user;    /* passed to `progress`; borrowed */
+  void *progress_user;     /* passed to `progress`; borrowed */
 } grefine_params;
 
 /* Defect kinds of a prompt part. */
@@ -247,13 +251,16 @@ GREFINE_API void grefine_options_init(grefine_options *opts);
 GREFINE_API void grefine_params_init(grefine_params *params);
 
 /* Loads the pipeline: verifies the model set, opens every engine. *pipeline receives a
- * handle to close with grefine_close. Missing models: GREFINE_ERR_UNAVAILABLE. */
+ * handle to close with grefine_close: an opaque value, never a pointer to memory.
+ * Missing models: GREFINE_ERR_UNAVAILABLE. */
 GREFINE_API grefine_status grefine_open(const grefine_options *opts, grefine_pipeline **pipeline,
                                         char *err, size_t errlen);
 
-/* Waits for the calls in flight and releases everything. NULL: nothing. The handle is
- * invalid afterwards. */
-GREFINE_API void grefine_close(grefine_pipeline *pipeline);
+/* Waits for the calls in flight and releases everything; GREFINE_OK (also for NULL).
+ * The handle is invalid afterwards: every later call with it (a second grefine_close
+ * included) returns GREFINE_ERR_UNAVAILABLE ("the pipeline was closed"), grefine_cancel
+ * returns 0; a value that was never a handle gives GREFINE_ERR_INPUT. Neither crashes. */
+GREFINE_API grefine_status grefine_close(grefine_pipeline *pipeline);
 
 /* Writes a JSON description of the pipeline (version, model set, backend, device, slots,
  * limits, defaults) into *json: library-owned, free with grefine_free. */
@@ -286,17 +293,25 @@ GREFINE_API grefine_status grefine_image_decode(grefine_pipeline *pipeline, cons
 GREFINE_API grefine_status grefine_encode_png(const grefine_image *image, uint8_t **png, size_t *len,
                                               char *err, size_t errlen);
 
-/* Frees what grefine_assess returned. NULL: nothing. */
-GREFINE_API void grefine_assessment_free(grefine_assessment *assessment);
+/* THE FREE FUNCTIONS return GREFINE_OK (also for NULL), or GREFINE_ERR_INPUT and free
+ * nothing when the pointer is not a live result of that kind from this library: freed
+ * already (a double free), never returned by it, or owned by another result (the
+ * assessment inside a refinement). Freed structs are kept from reuse for the next 4096
+ * frees, so a double free within them is always recognised; a buffer of grefine_free is
+ * released at once, so a stale pointer to it can be mistaken for a newer buffer that
+ * malloc placed at the same address. */
 
-/* Frees what grefine_refine returned, its assessment and image included. NULL: nothing. */
-GREFINE_API void grefine_refinement_free(grefine_refinement *refinement);
+/* Frees what grefine_assess returned. */
+GREFINE_API grefine_status grefine_assessment_free(grefine_assessment *assessment);
 
-/* Frees what grefine_image_decode returned. NULL: nothing. */
-GREFINE_API void grefine_image_free(grefine_image *image);
+/* Frees what grefine_refine returned, its assessment and image included. */
+GREFINE_API grefine_status grefine_refinement_free(grefine_refinement *refinement);
 
-/* Frees a buffer from grefine_info or grefine_encode_png. NULL: nothing. */
-GREFINE_API void grefine_free(void *ptr);
+/* Frees what grefine_image_decode returned. */
+GREFINE_API grefine_status grefine_image_free(grefine_image *image);
+
+/* Frees a buffer from grefine_info or grefine_encode_png. */
+GREFINE_API grefine_status grefine_free(void *ptr);
 
 #ifdef __cplusplus
 }

@@ -45,7 +45,7 @@ constexpr std::size_t errlen = 1024;
 inline void check(grefine_status st, const char *err) {
   if (st != GREFINE_OK) throw error(st, err);
 }
-template <typename T, void (*Free)(T *)>
+template <typename T, grefine_status (*Free)(T *)>
 class owned {
  public:
   owned() noexcept = default;

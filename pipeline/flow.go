@@ -19,9 +19,13 @@ import (
 
 // Request is one image to assess or refine.
 type Request struct {
-	// ID names the request for Cancel and Request ("" = generated); it must not be in
-	// flight already.
-	ID string
+	// Ticket, if set, is the admitted request to run (Admit): its id, owner, prompt,
+	// params and image are the ticket's, and ID, Owner, Image, Prompt and Params must be
+	// left empty. Without a ticket the call admits the request itself.
+	Ticket *Ticket
+	// ID names the request for Cancel and Request ("" = a generated, unguessable id);
+	// it must not be in flight already. Owner scopes it (see Admission).
+	ID, Owner string
 	// Image is the decoded input (DecodeImage or imageio), borrowed for the call.
 	Image *imageio.RGB8
 	// Prompt is the prompt the image was generated from ("" skips alignment).
@@ -92,13 +96,6 @@ type Refinement struct {
 	Copies *engine.CopyStats `json:"device_copies,omitempty"`
 }
 
-// DecodeImage decodes an encoded image (PNG, JPEG, GIF) within the pipeline's limits;
-// the error wraps ErrInput.
-func (p *Pipeline) DecodeImage(data []byte) (*imageio.RGB8, error) {
-	img, err := imageio.Decode(strings.NewReader(string(data)), p.cfg.Limits)
-	return img, classify(err)
-}
-
 // Assess computes the quality report of one image.
 func (p *Pipeline) Assess(ctx context.Context, req Request) (*Assessment, error) {
 	var out *Assessment
@@ -114,7 +111,7 @@ func (p *Pipeline) Assess(ctx context.Context, req Request) (*Assessment, error)
 // defect mask (stage 1) and polishes the whole image (stage 2).
 func (p *Pipeline) Refine(ctx context.Context, req Request) (*Refinement, error) {
 	if p.refine == nil && !p.closedNow() {
-		return nil, fmt.Errorf("%w: the refiner was not loaded (the pipeline was opened assess-only)", ErrUnavailable)
+		return nil, errNoRefiner
 	}
 	var out *Refinement
 	err := p.do(ctx, req, true, func(ctx context.Context, r *run) error {
@@ -128,7 +125,7 @@ func (p *Pipeline) Refine(ctx context.Context, req Request) (*Refinement, error)
 		} else if err := p.checkAssessment(a, r.req); err != nil {
 			return err
 		}
-		ref, err := p.refiner(r.slot).With(r.params.refineConfig(p.refine.Config()))
+		ref, err := p.refiner(r.slot).With(r.params.refineConfig(p.refine.Config())) // the one With of the request
 		if err != nil {
 			return classify(err)
 		}
@@ -198,56 +195,73 @@ func (r *run) event(e Event) {
 	}
 }
 
-// do runs f on a slot: cheap checks first, then the wait for a slot, then f.
+// do runs f on a slot: the request is validated and admitted (cheap checks first,
+// each once: parameters, prompt, image, work), waits for a slot, then runs f.
 func (p *Pipeline) do(ctx context.Context, req Request, refining bool, f func(context.Context, *run) error) error {
 	if !p.enter() {
-		return fmt.Errorf("%w: the pipeline is closed", ErrClosed)
+		return errClosed
 	}
 	defer p.closeMu.RUnlock()
-	params := p.DefaultParams()
-	if req.Params != nil {
-		params = *req.Params
-	}
-	if err := p.CheckParams(params); err != nil {
+	t := req.Ticket
+	if t == nil {
+		var err error
+		if req.Image == nil {
+			return inputf("image: missing")
+		}
+		if t, err = p.admit(ctx, Admission{ID: req.ID, Owner: req.Owner, Refine: refining, Prompt: req.Prompt, Params: req.Params}, req.Image); err != nil {
+			return err
+		}
+	} else if err := t.use(req, refining); err != nil {
 		return err
 	}
-	if err := p.CheckImage(req.Image); err != nil {
-		return err
+	defer t.Close()
+	rctx := t.ctx
+	if req.Ticket != nil { // the call's own context ends the request too
+		stop := context.AfterFunc(ctx, func() { t.track.cancel(context.Cause(ctx)) })
+		defer stop()
 	}
-	if refining {
-		if err := p.refine.CheckImage(req.Image); err != nil {
-			return classify(err)
-		}
-		ref, err := p.refine.With(params.refineConfig(p.refine.Config()))
-		if err != nil {
-			return classify(err)
-		}
-		if err := ref.CheckMemory(req.Image.W, req.Image.H, p.info.Tiny, p.cfg.MaxMemory); err != nil {
-			return classify(err)
-		}
-	}
-	if err := p.assess.CheckPrompt(req.Prompt); err != nil {
-		return classify(err)
-	}
-	t, rctx, err := p.reqs.add(ctx, req.ID)
-	if err != nil {
-		return err
-	}
-	defer p.reqs.remove(t)
-	r := &run{req: req, params: params, track: t, cancel: func(err error) { t.cancel(&classified{sentinel: ErrCanceled, cause: err}) }}
-	slot, err := p.slots.acquire(rctx, t, func(pos int) { r.event(Event{Stage: "queued", Position: pos}) })
+	req.ID, req.Owner, req.Image, req.Prompt, req.Params = t.track.id, t.track.owner, t.image(), t.prompt, &t.params
+	r := &run{req: req, params: t.params, track: t.track, cancel: func(err error) { t.track.cancel(&classified{sentinel: ErrCanceled, cause: err}) }}
+	t.track.set(func(s *RequestState) { s.State = "queued" })
+	slot, err := p.slots.acquire(rctx, t.track, func(pos int) { r.event(Event{Stage: "queued", Position: pos}) })
 	if err != nil {
 		return withCause(rctx, err)
 	}
 	defer p.slots.release(slot)
 	r.slot = slot
-	t.set(func(s *RequestState) { s.State = "running" })
+	t.track.set(func(s *RequestState) { s.State = "running" })
 	err = f(rctx, r)
 	if err != nil && rctx.Err() != nil {
 		return withCause(rctx, err)
 	}
 	return classify(err)
 }
+
+// use checks that req only names the ticket, and that the ticket is ready to run as
+// an assessment (refining false) or a refinement.
+func (t *Ticket) use(req Request, refining bool) error {
+	switch {
+	case req.ID != "" || req.Owner != "" || req.Image != nil || req.Prompt != "" || req.Params != nil:
+		return inputf("request: with a ticket, the id, owner, image, prompt and params are the ticket's (leave them empty)")
+	case t.refining != refining:
+		return inputf("request: the ticket was admitted for %s", map[bool]string{false: "assess", true: "refine"}[t.refining])
+	case t.image() == nil:
+		return inputf("image: missing (decode it through the ticket, or set it)")
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return inputf("ticket: closed")
+	}
+	return nil
+}
+
+// errClosed and errNoRefiner are the unavailable answers of a closed and of an
+// assess-only pipeline.
+var (
+	errClosed    = fmt.Errorf("%w: the pipeline is closed", ErrClosed)
+	errNoRefiner = fmt.Errorf("%w: the refiner was not loaded (the pipeline was opened assess-only)", ErrUnavailable)
+)
 
 // withCause reports why ctx ended (Cancel, an observer, a deadline) rather than a bare
 // "context canceled".

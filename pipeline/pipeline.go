@@ -57,16 +57,26 @@ type Config struct {
 	// Slots is the number of requests that run at once (default 1, at most MaxSlots).
 	// Further requests wait, in arrival order, until their context's deadline.
 	Slots int
-	// MaxQueue bounds the requests waiting for a slot (0: unbounded); one more fails at
-	// once with ErrBusy.
+	// MaxQueue bounds the requests waiting for a slot (0: unbounded): the pipeline
+	// admits at most Slots + MaxQueue requests (Admit), one more fails at once with
+	// ErrBusy, before its image is decoded.
 	MaxQueue int
 	// AssessOnly opens only the quality indicators' engines; Refine is then unavailable.
 	AssessOnly bool
 	// Limits bound decoded images (DecodeImage) and accepted ones (every request).
 	Limits imageio.Limits
-	// MaxMemory refuses refinements whose estimated working memory exceeds it, before any
-	// work (0: 80 % of the machine's or the cgroup's memory; negative: no check).
+	// MaxMemory refuses requests whose estimated working memory (Work.Memory) exceeds
+	// it, before any work (0: 80 % of the machine's or the cgroup's memory; negative: no
+	// check).
 	MaxMemory int64
+	// MaxTimesteps, MaxSteps and MaxStagePixels are the other work limits (WorkLimits;
+	// 0: the defaults DefaultMaxTimesteps, DefaultMaxSteps, DefaultMaxStagePixels).
+	MaxTimesteps   int
+	MaxSteps       int
+	MaxStagePixels int64
+	// DecodeMemory is the memory all image decodes in flight share, counted at their
+	// decoded size (0: DefaultDecodeMemory; negative: unbounded).
+	DecodeMemory int64
 	// MaxPromptBytes refuses longer prompts (default 16 KiB).
 	MaxPromptBytes int
 	// FeatureCache is the number of text features the LRU keeps (default 4096; negative
@@ -121,7 +131,14 @@ type Info struct {
 	MaxPromptBytes int            `json:"max_prompt_bytes"`
 	MaxMemory      int64          `json:"max_memory_bytes"`
 	MaxSide        int            `json:"max_working_side,omitempty"` // tiny sets only
-	Defaults       Params         `json:"defaults"`
+	// Work are the limits on one request's work; DecodeMemory the decode budget
+	// (0: unbounded); Queue the requests that may wait for a slot (0: unbounded).
+	Work         WorkLimits `json:"work_limits"`
+	DecodeMemory int64      `json:"decode_memory_bytes"`
+	Queue        int        `json:"queue"`
+	Defaults     Params     `json:"defaults"`
+	// Params is the parameter table (names, ranges, defaults as text).
+	Params []Param `json:"params"`
 }
 
 // Pipeline is a loaded G-Refine: the model set verified once, every engine opened once,
@@ -145,8 +162,9 @@ type Pipeline struct {
 	log     zerolog.Logger
 	text    *batchEngine
 
-	slots *slotQueue
-	reqs  *registry
+	slots  *slotQueue
+	reqs   *registry
+	budget *decodeBudget
 
 	closeMu sync.RWMutex // Close waits for requests in flight (held shared by each)
 	closed  bool
@@ -269,11 +287,13 @@ func Open(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 		}
 	}
 	p.slots = newSlotQueue(cfg.Slots, cfg.MaxQueue)
-	p.reqs = newRegistry()
+	p.reqs = newRegistry(cfg.Slots, cfg.MaxQueue)
+	p.budget = newDecodeBudget(cfg.DecodeMemory)
 	p.info = Info{Version: Version, ModelSet: p.set.Manifest.Name, ModelDir: p.set.Dir, Tiny: p.set.Manifest.Tiny,
 		Backend: p.backend.Name(), BackendVersion: p.backend.Version(), Device: cfg.Device, Slots: cfg.Slots,
-		Engines: engines, Refine: p.refine != nil, Limits: cfg.Limits, MinSide: refine.DefaultConfig().MinSide,
-		MaxPromptBytes: cfg.MaxPromptBytes, MaxMemory: cfg.MaxMemory}
+		Engines: engines, Refine: p.refine != nil, Limits: cfg.Limits, MinSide: MinSide,
+		MaxPromptBytes: cfg.MaxPromptBytes, MaxMemory: cfg.MaxMemory, Work: cfg.workLimits(),
+		DecodeMemory: max(cfg.DecodeMemory, 0), Queue: cfg.MaxQueue, Params: ParamTable()}
 	if p.info.Tiny {
 		p.info.MaxSide = TinyMaxSide
 		p.log.Warn().Str("models", cfg.Models).Msg("tiny random-weight model set: scores, maps and refinements are not meaningful")
@@ -299,8 +319,8 @@ func (c *Config) fill() error {
 	if c.MaxPromptBytes == 0 {
 		c.MaxPromptBytes = 16 << 10
 	}
-	if c.MaxMemory == 0 {
-		c.MaxMemory = refine.DefaultMemoryLimit()
+	if err := c.fillWork(); err != nil {
+		return err
 	}
 	if c.FeatureCache == 0 {
 		c.FeatureCache = 4096
@@ -381,65 +401,6 @@ func (p *Pipeline) refiner(s int) *refine.Refiner {
 
 // Info describes the pipeline.
 func (p *Pipeline) Info() Info { return p.info }
-
-// DefaultParams are DefaultParamsFor(the loaded set is tiny).
-func (p *Pipeline) DefaultParams() Params { return DefaultParamsFor(p.info.Tiny) }
-
-// CheckParams is CheckParamsFor(pr, the loaded set is tiny).
-func (p *Pipeline) CheckParams(pr Params) error { return CheckParamsFor(pr, p.info.Tiny) }
-
-// DefaultParamsFor are DefaultParams() with working sizes a model set can hold: with a
-// tiny set stage 1 works at long side 256 and stage 2 at the input's size (its stand-in
-// UNets attend at full latent resolution).
-func DefaultParamsFor(tiny bool) Params {
-	d := DefaultParams()
-	if tiny {
-		d.LongSide, d.ProcessSize = tinyLongSide, 0
-	}
-	return d
-}
-
-// CheckParamsFor is Params.Validate plus a model set's limits; front ends call it before
-// opening anything (modelset.ReadManifest says whether a set is tiny).
-func CheckParamsFor(pr Params, tiny bool) error {
-	if err := pr.Validate(); err != nil {
-		return err
-	}
-	if tiny && (pr.LongSide > TinyMaxSide || pr.ProcessSize > TinyMaxSide) {
-		return inputf("tiny model set: long_side %d and process_size %d must be at most %d (its UNets attend at full latent resolution; larger sizes need tens of GB)",
-			pr.LongSide, pr.ProcessSize, TinyMaxSide)
-	}
-	return nil
-}
-
-// CheckMemoryFor refuses, from the manifest alone, a w×h refinement with params pr whose
-// estimated working memory exceeds limit (0: DefaultMemoryLimit, negative: no check):
-// the check a front end makes before opening anything.
-func CheckMemoryFor(m *modelset.Manifest, dir string, pr Params, w, h int, limit int64) error {
-	if limit == 0 {
-		limit = refine.DefaultMemoryLimit()
-	}
-	plan, err := refine.NewPlan(&modelset.Set{Dir: dir, Manifest: *m}, pr.refineConfig(refine.DefaultConfig()))
-	if err != nil {
-		return classify(err)
-	}
-	return classify(plan.CheckMemory(w, h, m.Tiny, limit))
-}
-
-// CheckImage refuses an image the pipeline would refuse (malformed, outside Limits,
-// smaller than the refiner's minimum side), before any work.
-func (p *Pipeline) CheckImage(img *imageio.RGB8) error {
-	if img == nil || img.W < 1 || img.H < 1 || len(img.Pix) != 3*img.W*img.H {
-		return inputf("image: empty or malformed (want W×H×3 bytes of RGB8, W and H >= 1)")
-	}
-	if err := p.cfg.Limits.Check(img.W, img.H); err != nil {
-		return classify(err)
-	}
-	if m := p.info.MinSide; img.W < m || img.H < m {
-		return inputf("image: %dx%d is too small (at least %d px on each side)", img.W, img.H, m)
-	}
-	return nil
-}
 
 // Close waits for the requests in flight and releases the engines; idempotent.
 func (p *Pipeline) Close() error {

@@ -4,13 +4,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"sync"
 )
 
 // RequestState is where a request stands.
 type RequestState struct {
 	ID string `json:"id"`
-	// State is "queued", "running" or "done".
+	// State is "admitted" (its place taken, its image not decoded yet), "queued"
+	// (waiting for a slot) or "running".
 	State string `json:"state"`
 	// Position is the place in the slot queue while queued (1 = next).
 	Position int `json:"position,omitempty"`
@@ -22,10 +24,10 @@ type RequestState struct {
 
 // tracker follows one request in flight.
 type tracker struct {
-	id     string
-	cancel context.CancelCauseFunc
-	mu     sync.Mutex
-	state  RequestState
+	id, owner string
+	cancel    context.CancelCauseFunc
+	mu        sync.Mutex
+	state     RequestState
 }
 
 func (t *tracker) set(f func(*RequestState)) {
@@ -40,57 +42,94 @@ func (t *tracker) get() RequestState {
 	return t.state
 }
 
-// registry holds the requests in flight by id.
+// key names a request: ids are scoped to their owner, so two owners may use the same
+// id and neither can see or cancel the other's request.
+type key struct{ owner, id string }
+
+// registry holds the requests in flight (admitted: decoding, queued or running) by
+// owner and id. Its size is the admission limit: slots + queue.
 type registry struct {
-	mu   sync.Mutex
-	byID map[string]*tracker
+	mu       sync.Mutex
+	byID     map[key]*tracker
+	capacity int // 0: unbounded
+	slots    int
 }
 
-func newRegistry() *registry { return &registry{byID: map[string]*tracker{}} }
+func newRegistry(slots, queue int) *registry {
+	r := &registry{byID: map[key]*tracker{}, slots: slots}
+	if queue > 0 {
+		r.capacity = slots + queue
+	}
+	return r
+}
 
-// add registers a request (id "" gets a generated one) and returns its tracker and a
-// context that Cancel ends.
-func (r *registry) add(ctx context.Context, id string) (*tracker, context.Context, error) {
-	if len(id) > 128 {
-		return nil, nil, inputf("request id: %d bytes, at most 128", len(id))
+// MaxRequestID bounds a request id's length in bytes.
+const MaxRequestID = 128
+
+// add admits a request (id "" gets a generated, unguessable one: 128 random bits) and
+// returns its tracker and a context that Cancel ends. It fails at once with ErrBusy
+// when the pipeline already holds its capacity (slots + queue).
+func (r *registry) add(ctx context.Context, owner, id string) (*tracker, context.Context, error) {
+	if len(id) > MaxRequestID {
+		return nil, nil, inputf("request id: %d bytes, at most %d", len(id), MaxRequestID)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.capacity > 0 && len(r.byID) >= r.capacity {
+		return nil, nil, fmt.Errorf("%w: %d requests are in flight (%d slots and a queue of %d)", ErrBusy, len(r.byID), r.slots, r.capacity-r.slots)
+	}
 	if id == "" {
-		for id == "" || r.byID[id] != nil {
-			var b [8]byte
-			_, _ = rand.Read(b[:])
-			id = hex.EncodeToString(b[:])
+		for id == "" || r.byID[key{owner, id}] != nil {
+			id = NewRequestID()
 		}
-	} else if r.byID[id] != nil {
+	} else if r.byID[key{owner, id}] != nil {
 		return nil, nil, inputf("request id %q is already in flight", id)
 	}
 	cctx, cancel := context.WithCancelCause(ctx)
-	t := &tracker{id: id, cancel: cancel, state: RequestState{ID: id, State: "queued"}}
-	r.byID[id] = t
+	t := &tracker{id: id, owner: owner, cancel: cancel, state: RequestState{ID: id, State: "admitted"}}
+	r.byID[key{owner, id}] = t
 	return t, cctx, nil
+}
+
+// NewRequestID is a fresh unguessable request id: 128 random bits in hex.
+func NewRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 func (r *registry) remove(t *tracker) {
 	r.mu.Lock()
-	if r.byID[t.id] == t {
-		delete(r.byID, t.id)
+	if k := (key{t.owner, t.id}); r.byID[k] == t {
+		delete(r.byID, k)
 	}
 	r.mu.Unlock()
 	t.cancel(nil)
 }
 
-func (r *registry) lookup(id string) *tracker {
+func (r *registry) lookup(owner, id string) *tracker {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.byID[id]
+	return r.byID[key{owner, id}]
 }
 
-// Cancel cancels the request in flight with that id (queued or running); it reports
-// whether there was one. The request fails with ErrCanceled within one denoising step.
-// Safe from any goroutine.
-func (p *Pipeline) Cancel(id string) bool {
-	t := p.reqs.lookup(id)
+// inFlight is the number of admitted requests.
+func (r *registry) inFlight() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.byID)
+}
+
+// Cancel cancels the request in flight with that id and no owner (CancelFor with
+// owner ""); it reports whether there was one.
+func (p *Pipeline) Cancel(id string) bool { return p.CancelFor("", id) }
+
+// CancelFor cancels owner's request in flight with that id (admitted, queued or
+// running); it reports whether there was one. Another owner's request of the same id is
+// neither found nor touched. The request fails with ErrCanceled within one denoising
+// step. Safe from any goroutine.
+func (p *Pipeline) CancelFor(owner, id string) bool {
+	t := p.reqs.lookup(owner, id)
 	if t == nil {
 		return false
 	}
@@ -98,9 +137,12 @@ func (p *Pipeline) Cancel(id string) bool {
 	return true
 }
 
-// Request returns the state of the request in flight with that id.
-func (p *Pipeline) Request(id string) (RequestState, bool) {
-	t := p.reqs.lookup(id)
+// Request is RequestFor with owner "".
+func (p *Pipeline) Request(id string) (RequestState, bool) { return p.RequestFor("", id) }
+
+// RequestFor returns the state of owner's request in flight with that id.
+func (p *Pipeline) RequestFor(owner, id string) (RequestState, bool) {
+	t := p.reqs.lookup(owner, id)
 	if t == nil {
 		return RequestState{}, false
 	}

@@ -7,7 +7,9 @@ import (
 	"sync"
 )
 
-// slotQueue hands out n slots to waiters in arrival order.
+// slotQueue hands out n slots to waiters in arrival order. The registry admits at most
+// slots + queue requests, so the line never grows past the queue; maxQueue is a second
+// bound for the slot queue alone (0: none).
 type slotQueue struct {
 	mu       sync.Mutex
 	free     []int // indices of free slots
@@ -31,8 +33,8 @@ func newSlotQueue(n, maxQueue int) *slotQueue {
 // acquire returns a slot index, waiting in line until ctx ends. onQueued is called with
 // the position (1 = next) when the request has to wait.
 func (q *slotQueue) acquire(ctx context.Context, t *tracker, onQueued func(pos int)) (int, error) {
-	if err := ctx.Err(); err != nil {
-		return 0, waitErr(err)
+	if ctx.Err() != nil {
+		return 0, waitErr(context.Cause(ctx))
 	}
 	q.mu.Lock()
 	if len(q.free) > 0 && len(q.waiters) == 0 {
@@ -61,20 +63,24 @@ func (q *slotQueue) acquire(ctx context.Context, t *tracker, onQueued func(pos i
 			if x == w {
 				q.waiters = append(q.waiters[:i], q.waiters[i+1:]...)
 				q.mu.Unlock()
-				return 0, waitErr(ctx.Err())
+				return 0, waitErr(context.Cause(ctx))
 			}
 		}
 		q.mu.Unlock()
 		// Handed a slot while giving up: hand it on.
 		q.release(<-w.ready)
-		return 0, waitErr(ctx.Err())
+		return 0, waitErr(context.Cause(ctx))
 	}
 }
 
-// waitErr: a deadline passed in the queue is ErrBusy; a cancellation is ErrCanceled.
+// waitErr: a deadline passed while waiting (for a slot, for decode memory) is ErrBusy;
+// a cancellation is ErrCanceled.
 func waitErr(err error) error {
 	if errors.Is(err, context.DeadlineExceeded) {
-		return &classified{sentinel: ErrBusy, cause: fmt.Errorf("no slot became free before the deadline: %w", err)}
+		return &classified{sentinel: ErrBusy, cause: fmt.Errorf("the deadline passed while the request waited for a slot or for decode memory: %w", err)}
+	}
+	if errors.Is(err, ErrCanceled) {
+		return err
 	}
 	return &classified{sentinel: ErrCanceled, cause: err}
 }

@@ -18,9 +18,10 @@
 // # REST
 //
 // POST /v1/assess and /v1/refine take multipart/form-data (an image file part, a
-// prompt field, pipeline.Params fields by their JSON names: seed=7, masked_blend=false)
-// or JSON ({"image": base64, "prompt": ..., "params": {...}}). Unknown parameter names
-// and wrong types are 400; values are checked by the pipeline. Accept chooses the
+// prompt field, parameters as fields by their JSON names: seed=7, masked_blend=false,
+// parsed by pipeline.ParamTable) or JSON ({"image": base64, "prompt": ..., "params":
+// {...}}). Unknown parameter names, wrong types, a field or JSON key given twice and data
+// after the JSON are 400; values are checked by the pipeline. Accept chooses the
 // answer: JSON (the report: scores, parts, defects, timings, params with the seed;
 // refine's adds the stage decisions and the image as base64 PNG), image/png or
 // image/jpeg (refine's image alone), or text/event-stream: "progress" events
@@ -30,16 +31,20 @@
 // CLI's encoder: the same seed gives the same bytes through both (tested).
 //
 // Every request has an id: the client's X-Request-Id (printable ASCII, at most 128
-// bytes) or a generated one, echoed in the response, written in the access log and
-// passed to the pipeline. GET /v1/requests/{id} is its state (queued with position, or
-// running with stage and step); DELETE cancels it (the request ends with 499 within one
-// denoising step). A client that disconnects cancels its request the same way (its
-// context ends). GET /v1/info is pipeline.Info.
+// bytes) or a generated one (128 random bits), echoed in the response, written in the
+// access log and passed to the pipeline. A request belongs to its bearer token (the
+// token's SHA-256 is its owner in the pipeline; without tokens everyone is one owner):
+// GET /v1/requests/{id} is its state (admitted, queued with position, or running with
+// stage and step) and DELETE cancels it (the request ends with 499 within one denoising
+// step), both only for that token (404 for another), and a client's own id is scoped to
+// its token. A client that disconnects cancels its request the same way (its context
+// ends). GET /v1/info is pipeline.Info.
 //
 // # KServe v2
 //
 // /v2 (server metadata), /v2/health/live and /ready, /v2/models/{assess,refine}
-// (metadata), /ready and /config (Triton's model configuration extension, which
+// (metadata, with a "parameters" extension: the parameter table rows the model takes and
+// the work limits), /ready and /config (Triton's model configuration extension, which
 // perf_analyzer reads first; tests/triton runs perf_analyzer against it), and POST
 // /v2/models/{model}/infer, with Triton's binary
 // tensor data extension (Inference-Header-Content-Length), so tritonclient works
@@ -54,13 +59,18 @@
 //
 // # Limits and safety
 //
-// Config.MaxBody bounds bodies (413, also from Content-Length alone). The pipeline's
-// queue gives 429 with Retry-After when it is full (and when a deadline passes while
-// waiting); Config.Timeout is each inference's deadline (504 once running). With
-// Config.Tokens every route but health, /metrics and /openapi.json needs
-// "Authorization: Bearer <token>" (401 otherwise); tokens are compared as SHA-256
-// digests with subtle.ConstantTimeCompare, all of them every time. LoadTokens reads a
-// tokens file. TLS with Config.TLSCert and TLSKey. /debug/pprof only with Config.Pprof
+// Config.MaxBody bounds bodies (413, also from Content-Length alone). An inference is
+// admitted (pipeline.Admit: its parameters and prompt validated, its place among the
+// slots and the queue taken) before its image is decoded: a full pipeline answers 429
+// with Retry-After at once. The image is then decoded through the ticket: header first
+// (size limits and the request's work, pipeline.WorkLimits), then the pixels within the
+// pipeline's decode budget. A deadline passed while waiting is 429 too; Config.Timeout is
+// each inference's deadline (504 once running). Config.WriteTimeout bounds each write of
+// an answer (a client that never reads is dropped after it). With Config.Tokens every
+// route but health, /metrics and /openapi.json needs "Authorization: Bearer <token>" (the
+// scheme in any case; 401 otherwise); tokens are compared as SHA-256 digests with
+// subtle.ConstantTimeCompare, all of them every time. LoadTokens reads a tokens file (a
+// UTF-8 BOM and CRLF line ends are fine). TLS with Config.TLSCert and TLSKey. /debug/pprof only with Config.Pprof
 // (behind the tokens). A handler's panic is a 500 with the request id, logged with
 // its stack. The access log is one zerolog JSON line per request (request_id, method,
 // path, status, bytes, ms, remote).

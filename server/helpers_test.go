@@ -55,28 +55,10 @@ func shared(t *testing.T) *pipeline.Pipeline {
 	return sharedP
 }
 
-// logBuf is a concurrency-safe buffer for the access log.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // newServer builds a server on p (cfg.Pipeline is set) and an httptest server for it.
-func newServer(t *testing.T, p *pipeline.Pipeline, cfg server.Config) (*server.Server, *httptest.Server, *logBuf) {
+func newServer(t *testing.T, p *pipeline.Pipeline, cfg server.Config) (*server.Server, *httptest.Server, *testenv.Buffer) {
 	t.Helper()
-	logs := &logBuf{}
+	logs := &testenv.Buffer{}
 	log := zerolog.New(logs)
 	cfg.Pipeline, cfg.Logger, cfg.Registry = p, &log, prometheus.NewRegistry()
 	s, err := server.New(cfg)

@@ -15,8 +15,10 @@ import (
 // The inference path both protocols share: decoded input in, the pipeline's outcome
 // out, with the server's deadline, drain and metrics around it.
 
-// input is one decoded inference request.
+// input is one inference request as read off the wire: the image still encoded (raw)
+// or, for a KServe UINT8 tensor, as pixels (img).
 type input struct {
+	raw    []byte
 	img    *imageio.RGB8
 	prompt string
 	params *pipeline.Params
@@ -40,7 +42,9 @@ func model(refine bool) string {
 	return "assess"
 }
 
-// run sends one request through the pipeline. obs, if set, also receives the progress
+// run sends one request through the pipeline: admission first (its place among the
+// slots and the queue, or 429 at once), then the image's decoding (header first, within
+// the pipeline's decode budget), then the run. obs, if set, also receives the progress
 // events.
 func (s *Server) run(r *http.Request, refine bool, in input, obs pipeline.Observer) (outcome, error) {
 	if !s.ready.Load() {
@@ -53,16 +57,39 @@ func (s *Server) run(r *http.Request, refine bool, in input, obs pipeline.Observ
 		defer cancel()
 	}
 	t := s.metrics.begin(model(refine))
-	req := pipeline.Request{ID: requestIDOf(r), Image: in.img, Prompt: in.prompt, Params: in.params,
-		Observer: func(e pipeline.Event) error {
-			t.event(e)
-			if obs != nil {
-				return obs(e)
-			}
-			return nil
-		}}
-	var out outcome
-	var err error
+	out, err := s.infer(ctx, r, refine, in, func(e pipeline.Event) error {
+		t.event(e)
+		if obs != nil {
+			return obs(e)
+		}
+		return nil
+	})
+	t.end(err)
+	if err != nil {
+		ev := s.log.Info()
+		if pipeline.StatusOf(err) == pipeline.StatusInternal {
+			ev = s.log.Error()
+		}
+		ev.Str("request_id", requestIDOf(r)).Str("model", model(refine)).Str("status", statusName(err)).Err(err).Msg("inference failed")
+	}
+	return out, err
+}
+
+func (s *Server) infer(ctx context.Context, r *http.Request, refine bool, in input, obs pipeline.Observer) (out outcome, err error) {
+	tk, err := s.p.Admit(ctx, pipeline.Admission{ID: requestIDOf(r), Owner: ownerOf(r), Refine: refine, Prompt: in.prompt, Params: in.params})
+	if err != nil {
+		return out, err
+	}
+	defer tk.Close()
+	if in.img != nil {
+		err = tk.SetImage(in.img)
+	} else {
+		_, err = tk.DecodeImage(in.raw)
+	}
+	if err != nil {
+		return out, err
+	}
+	req := pipeline.Request{Ticket: tk, Observer: obs}
 	if refine {
 		out.r, err = s.p.Refine(ctx, req)
 		if out.r != nil {
@@ -71,29 +98,16 @@ func (s *Server) run(r *http.Request, refine bool, in input, obs pipeline.Observ
 	} else {
 		out.a, err = s.p.Assess(ctx, req)
 	}
-	t.end(err)
-	if err != nil {
-		ev := s.log.Info()
-		if pipeline.StatusOf(err) == pipeline.StatusInternal {
-			ev = s.log.Error()
-		}
-		ev.Str("request_id", req.ID).Str("model", model(refine)).Str("status", statusName(err)).Err(err).Msg("inference failed")
-	}
 	return out, err
 }
 
-// parseParams applies a JSON object of parameters (the names of pipeline.Params' JSON
-// fields) onto the pipeline's defaults. Unknown names and wrong types are bad input;
-// values are checked by the pipeline.
+// parseParams applies a JSON object of parameters (the parameter table's JSON names,
+// each once) onto the pipeline's defaults. Unknown names, wrong types and duplicate keys
+// are bad input; values are checked by the pipeline.
 func (s *Server) parseParams(raw json.RawMessage) (*pipeline.Params, error) {
-	pr := s.p.DefaultParams()
-	if len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" {
-		return &pr, nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&pr); err != nil {
-		return nil, inputErrorf("params: %s", jsonMessage(err))
+	pr, err := pipeline.ParseParams(raw, s.p.DefaultParams())
+	if err != nil {
+		return nil, err
 	}
 	return &pr, nil
 }

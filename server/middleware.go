@@ -2,8 +2,8 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/grefine/grefine/pipeline"
 )
 
 // The middleware, outermost first: requestID, accessLog, recoverPanic, limitBody, and
@@ -22,13 +24,18 @@ import (
 
 type ctxKey int
 
-const requestIDKey ctxKey = 0
+const (
+	requestIDKey ctxKey = iota
+	ownerKey
+)
 
 // maxRequestID bounds a client's X-Request-Id (the pipeline's limit).
-const maxRequestID = 128
+const maxRequestID = pipeline.MaxRequestID
 
-// requestID gives every request an id: the client's X-Request-Id, or a generated one.
-// It is echoed in the response header and reaches the pipeline as Request.ID.
+// requestID gives every request an id: the client's X-Request-Id, or a generated one
+// (128 random bits, unguessable). It is echoed in the response header and reaches the
+// pipeline as the request's id, scoped to the request's token (ownerOf): a client-chosen
+// id such as job-1 names only that client's request.
 func (s *Server) requestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get("X-Request-Id")
@@ -57,11 +64,7 @@ func checkID(id string) error {
 	return nil
 }
 
-func newID() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
+func newID() string { return pipeline.NewRequestID() }
 
 // requestIDOf is the request's id (set by the requestID middleware).
 func requestIDOf(r *http.Request) string {
@@ -141,6 +144,45 @@ func (s *Server) recoverPanic(next http.Handler) http.Handler {
 	})
 }
 
+// writeDeadline bounds every write of a response by Config.WriteTimeout from the
+// moment it starts: a client that never reads its answer holds the connection and the
+// handler's goroutine for that long at most. The compute before the first write is
+// not bounded by it (Config.Timeout bounds inference), nor are the gaps between
+// server-sent events. The deadline is cleared when a request starts, so a keep-alive
+// connection's next request does not inherit it.
+func (s *Server) writeDeadline(next http.Handler) http.Handler {
+	if s.cfg.WriteTimeout <= 0 {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		_ = rc.SetWriteDeadline(time.Time{})
+		next.ServeHTTP(&deadlineWriter{ResponseWriter: w, rc: rc, d: s.cfg.WriteTimeout}, r)
+	})
+}
+
+// deadlineWriter sets the write deadline before each write.
+type deadlineWriter struct {
+	http.ResponseWriter
+	rc *http.ResponseController
+	d  time.Duration
+}
+
+func (w *deadlineWriter) arm() { _ = w.rc.SetWriteDeadline(time.Now().Add(w.d)) }
+
+func (w *deadlineWriter) WriteHeader(code int) { w.arm(); w.ResponseWriter.WriteHeader(code) }
+
+func (w *deadlineWriter) Write(b []byte) (int, error) { w.arm(); return w.ResponseWriter.Write(b) }
+
+func (w *deadlineWriter) Flush() {
+	w.arm()
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *deadlineWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 // limitBody refuses bodies over MaxBody: at once when Content-Length says so, else
 // when reading passes the limit (http.MaxBytesError, answered 413).
 func (s *Server) limitBody(next http.Handler) http.Handler {
@@ -155,20 +197,31 @@ func (s *Server) limitBody(next http.Handler) http.Handler {
 }
 
 // auth requires "Authorization: Bearer <token>" with one of Config.Tokens when tokens
-// are configured. Tokens are compared as SHA-256 digests in constant time, every token
-// every time, so neither the length nor the position of a match shows in the timing.
+// are configured (the scheme in any case, RFC 7235). Tokens are compared as SHA-256
+// digests in constant time, every token every time, so neither the length nor the
+// position of a match shows in the timing. The request then belongs to its token: the
+// digest is its owner in the pipeline (ownerOf).
 func (s *Server) auth(next http.Handler) http.Handler {
 	if len(s.tokens) == 0 {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		given, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || !s.validToken(given) {
+		scheme, given, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		given = strings.TrimLeft(given, " ")
+		if !strings.EqualFold(scheme, "Bearer") || !s.validToken(given) {
 			writeError(w, r, httpErrorf(http.StatusUnauthorized, "a valid bearer token is required (Authorization: Bearer <token>)"), isV2(r))
 			return
 		}
-		next.ServeHTTP(w, r)
+		g := hashToken(given)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ownerKey, hex.EncodeToString(g[:]))))
 	})
+}
+
+// ownerOf is the owner of the request's pipeline requests: its token's SHA-256 in hex,
+// or "" without tokens (one principal).
+func ownerOf(r *http.Request) string {
+	o, _ := r.Context().Value(ownerKey).(string)
+	return o
 }
 
 func (s *Server) validToken(given string) bool {
@@ -182,14 +235,15 @@ func (s *Server) validToken(given string) bool {
 
 func hashToken(t string) [32]byte { return sha256.Sum256([]byte(t)) }
 
-// LoadTokens reads a tokens file: one bearer token per line; blank lines and lines
-// starting with # are skipped; surrounding spaces are trimmed. A file without a token
-// is an error (it would lock every client out).
+// LoadTokens reads a tokens file: one bearer token per line; a UTF-8 byte order mark
+// is skipped, as are blank lines and lines starting with #; surrounding spaces (and a
+// CR) are trimmed. A file without a token is an error (it would lock every client out).
 func LoadTokens(path string) ([]string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("server: tokens: %w", err)
 	}
+	b = bytes.TrimPrefix(b, []byte("\xef\xbb\xbf"))
 	var out []string
 	for i, line := range strings.Split(string(b), "\n") {
 		line = strings.TrimSpace(line)

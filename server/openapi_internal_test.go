@@ -9,6 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/grefine/grefine/pipeline"
 )
 
 // TestRoutesMatchOpenAPI: every route of the router is an operation of openapi.json
@@ -54,4 +56,35 @@ func TestRoutesMatchOpenAPI(t *testing.T) {
 	}
 	assert.Equal(t, inRouter, inDoc, "router routes vs OpenAPI operations")
 	assert.Equal(t, openRouter, openDoc, "routes without a token vs operations with security [{}]")
+}
+
+// TestOpenAPIParamsMatchTable: the parameters of openapi.json (the JSON Params object
+// and the multipart form's fields) are exactly the parameter table's rows, each with
+// the schema the table gives (type, range, multipleOf, description): the document is
+// generated from the table (tools/openapi.py reads `grefine params --json`) and this
+// keeps it from going stale.
+func TestOpenAPIParamsMatchTable(t *testing.T) {
+	var doc struct {
+		Components struct {
+			Schemas map[string]struct {
+				Properties map[string]any `json:"properties"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	require.NoError(t, json.Unmarshal(openAPI, &doc))
+	params := doc.Components.Schemas["Params"].Properties
+	form := doc.Components.Schemas["InferForm"].Properties
+	require.Len(t, params, len(pipeline.ParamTable()), "one Params property per table row")
+	for _, r := range pipeline.ParamTable() {
+		b, err := json.Marshal(r.Schema())
+		require.NoError(t, err)
+		var want map[string]any
+		require.NoError(t, json.Unmarshal(b, &want))
+		assert.Equal(t, want, form[r.Name], "multipart field %s", r.Name)
+		want["type"] = []any{want["type"], "null"} // JSON null keeps the default
+		assert.Equal(t, want, params[r.Name], "params.%s", r.Name)
+	}
+	delete(form, "image")
+	delete(form, "prompt")
+	assert.Len(t, form, len(pipeline.ParamTable()), "the form's fields are the image, the prompt and the table's rows")
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/grefine/grefine/internal/strictjson"
 	"github.com/grefine/grefine/pipeline"
 )
 
@@ -141,47 +143,55 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, refine bool, in 
 	_ = send("result", v)
 }
 
-// readInput decodes the body: multipart/form-data (an image file part, a prompt field,
-// params as fields) or JSON (restRequest). Anything else is 415.
+// readInput reads the body, without decoding the image: multipart/form-data (one
+// image file part, at most one prompt field, params as fields) or JSON (restRequest).
+// Anything else is 415. Every name may appear once (a second image, prompt or parameter
+// is 400, as are duplicate JSON keys and data after the JSON object).
 func (s *Server) readInput(r *http.Request) (input, error) {
 	ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil && r.Header.Get("Content-Type") != "" {
 		return input{}, httpErrorf(http.StatusUnsupportedMediaType, "Content-Type %q: %v", r.Header.Get("Content-Type"), err)
 	}
-	var raw []byte
-	var prompt string
-	var params json.RawMessage
 	switch ct {
 	case "application/json":
-		var req restRequest
-		dec := json.NewDecoder(r.Body)
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
 			return input{}, bodyError(err)
+		}
+		var req restRequest
+		if err := decodeStrict(body, &req); err != nil {
+			return input{}, err
 		}
 		if req.Image == "" {
 			return input{}, inputErrorf("image: missing (base64 of a PNG, JPEG or GIF)")
 		}
-		if raw, err = base64.StdEncoding.DecodeString(req.Image); err != nil {
+		raw, err := base64.StdEncoding.DecodeString(req.Image)
+		if err != nil {
 			return input{}, inputErrorf("image: not standard base64: %v", err)
 		}
-		prompt, params = req.Prompt, req.Params
-	case "multipart/form-data":
-		if raw, prompt, params, err = readMultipart(r); err != nil {
+		pr, err := s.parseParams(req.Params)
+		if err != nil {
 			return input{}, err
 		}
-	default:
-		return input{}, httpErrorf(http.StatusUnsupportedMediaType, "Content-Type %q: want application/json or multipart/form-data", r.Header.Get("Content-Type"))
+		return input{raw: raw, prompt: req.Prompt, params: pr}, nil
+	case "multipart/form-data":
+		return s.readMultipart(r)
 	}
-	pr, err := s.parseParams(params)
-	if err != nil {
-		return input{}, err
+	return input{}, httpErrorf(http.StatusUnsupportedMediaType, "Content-Type %q: want application/json or multipart/form-data", r.Header.Get("Content-Type"))
+}
+
+// decodeStrict decodes one JSON object into v: no duplicate keys (strictjson), no
+// unknown fields, nothing after the object.
+func decodeStrict(body []byte, v any) error {
+	if err := strictjson.Check(body); err != nil {
+		return inputErrorf("body: %v", err)
 	}
-	img, err := s.p.DecodeImage(raw)
-	if err != nil {
-		return input{}, err
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return bodyError(err)
 	}
-	return input{img: img, prompt: prompt, params: pr}, nil
+	return nil
 }
 
 // bodyError classifies an error reading a JSON body: 413 past the limit, else 400.
@@ -193,54 +203,53 @@ func bodyError(err error) error {
 	return inputErrorf("body: %s", jsonMessage(err))
 }
 
-// readMultipart reads the image part, the prompt and the parameter fields. A field's
-// value is taken as JSON when it parses as a number or boolean, else as a string, so
-// "seed=7" and "masked_blend=false" decode onto pipeline.Params.
-func readMultipart(r *http.Request) (img []byte, prompt string, params json.RawMessage, err error) {
+// readMultipart reads the image part, the prompt and the parameter fields, each at
+// most once. A field's name is a parameter's JSON name and its value that parameter's
+// text ("seed=7", "masked_blend=false"), parsed by the parameter table.
+func (s *Server) readMultipart(r *http.Request) (input, error) {
 	mr, err := r.MultipartReader()
 	if err != nil {
-		return nil, "", nil, inputErrorf("multipart: %v", err)
+		return input{}, inputErrorf("multipart: %v", err)
 	}
-	fields := map[string]json.RawMessage{}
+	in := input{}
+	pr := s.p.DefaultParams()
+	seen := map[string]bool{}
 	for {
 		part, err := mr.NextPart()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return nil, "", nil, multipartError(err)
+			return input{}, multipartError(err)
 		}
+		name := part.FormName()
+		switch {
+		case name == "":
+			return input{}, inputErrorf("multipart: a part without a form name")
+		case seen[name]:
+			return input{}, inputErrorf("multipart: field %q given twice", name)
+		}
+		seen[name] = true
 		b, err := io.ReadAll(part)
 		if err != nil {
-			return nil, "", nil, multipartError(err)
+			return input{}, multipartError(err)
 		}
-		switch name := part.FormName(); name {
+		switch name {
 		case "image":
-			img = b
+			in.raw = b
 		case "prompt":
-			prompt = string(b)
-		case "":
-			return nil, "", nil, inputErrorf("multipart: a part without a form name")
+			in.prompt = string(b)
 		default:
-			if _, dup := fields[name]; dup {
-				return nil, "", nil, inputErrorf("multipart: field %q given twice", name)
-			}
-			v := strings.TrimSpace(string(b))
-			if v != "" && json.Valid([]byte(v)) && (v == "true" || v == "false" || strings.ContainsAny(v[:1], "-0123456789")) {
-				fields[name] = json.RawMessage(v)
-			} else {
-				q, _ := json.Marshal(string(b))
-				fields[name] = q
+			if err := pr.Set(name, string(b)); err != nil {
+				return input{}, err
 			}
 		}
 	}
-	if img == nil {
-		return nil, "", nil, inputErrorf("image: missing (a multipart file part named image)")
+	if in.raw == nil {
+		return input{}, inputErrorf("image: missing (a multipart file part named image)")
 	}
-	if len(fields) > 0 {
-		params, _ = json.Marshal(fields)
-	}
-	return img, prompt, params, nil
+	in.params = &pr
+	return in, nil
 }
 
 func multipartError(err error) error {
@@ -296,10 +305,11 @@ func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.p.Info())
 }
 
-// handleRequestState serves GET /v1/requests/{id}.
+// handleRequestState serves GET /v1/requests/{id}: only the token that made a
+// request finds it (another token's request of that id is 404).
 func (s *Server) handleRequestState(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	st, ok := s.p.Request(id)
+	st, ok := s.p.RequestFor(ownerOf(r), id)
 	if !ok {
 		writeError(w, r, httpErrorf(http.StatusNotFound, "request %q is not in flight", id), false)
 		return
@@ -308,10 +318,10 @@ func (s *Server) handleRequestState(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleRequestCancel serves DELETE /v1/requests/{id}: the request ends with 499 (or a
-// "canceled" error event) within one denoising step.
+// "canceled" error event) within one denoising step. Only the token that made it can.
 func (s *Server) handleRequestCancel(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if !s.p.Cancel(id) {
+	if !s.p.CancelFor(ownerOf(r), id) {
 		writeError(w, r, httpErrorf(http.StatusNotFound, "request %q is not in flight", id), false)
 		return
 	}

@@ -38,7 +38,7 @@ func TestAssessMultipartAndJSONAgree(t *testing.T) {
 		map[string]string{"Content-Type": "application/json"})
 	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", b)
 	gen := resp.Header.Get("X-Request-Id")
-	assert.Len(t, gen, 16, "a generated id is echoed")
+	assert.Len(t, gen, 32, "a generated id (128 random bits) is echoed")
 	var viaJSON pipeline.Assessment
 	require.NoError(t, json.Unmarshal(b, &viaJSON))
 	assert.Equal(t, gen, viaJSON.RequestID)

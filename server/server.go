@@ -32,6 +32,9 @@ type Config struct {
 	Tokens []string
 	// TLSCert and TLSKey, if both set, make Serve speak HTTPS.
 	TLSCert, TLSKey string
+	// WriteTimeout bounds each write of a response (default DefaultWriteTimeout;
+	// negative: none): a client that stops reading is dropped after it.
+	WriteTimeout time.Duration
 	// DrainTimeout bounds the graceful shutdown: requests still running after it are
 	// cancelled with a clear error (default 30 s).
 	DrainTimeout time.Duration
@@ -48,6 +51,9 @@ type Config struct {
 
 // DefaultMaxBody is Config.MaxBody's default: 32 MiB.
 const DefaultMaxBody = 32 << 20
+
+// DefaultWriteTimeout is Config.WriteTimeout's default.
+const DefaultWriteTimeout = 30 * time.Second
 
 // Server is grefine's HTTP front end. Handler gives the routes with their middleware;
 // Serve runs them until the context ends, then drains.
@@ -84,6 +90,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.DrainTimeout == 0 {
 		cfg.DrainTimeout = 30 * time.Second
+	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
 	}
 	switch {
 	case cfg.MaxBody < 0:
@@ -135,7 +144,7 @@ func New(cfg Config) (*Server, error) {
 		mux.Handle("/debug/pprof/", s.auth(pp))
 	}
 	mux.HandleFunc("/", s.notFound)
-	s.handler = s.requestID(s.accessLog(s.recoverPanic(s.limitBody(mux))))
+	s.handler = s.requestID(s.accessLog(s.recoverPanic(s.limitBody(s.writeDeadline(mux)))))
 	return s, nil
 }
 
@@ -161,7 +170,7 @@ func (s *Server) routeTable() []route {
 }
 
 // Handler is the server's routes behind its middleware (request id, access log, panic
-// recovery, body limit, and per route the bearer-token check).
+// recovery, body limit, write deadline, and per route the bearer-token check).
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // Ready reports whether the server takes new inference requests (false once draining).
@@ -180,7 +189,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ReadTimeout:       5 * time.Minute,
 		IdleTimeout:       2 * time.Minute,
 		// WriteTimeout 0: a response ends when its request does (Config.Timeout bounds
-		// inference; SSE streams last as long as their request).
+		// inference; SSE streams last as long as their request). Each write is bounded
+		// by Config.WriteTimeout instead (the writeDeadline middleware).
 		BaseContext: func(net.Listener) context.Context { return s.base },
 		ErrorLog:    log.New(s.log.With().Str("source", "net/http").Logger(), "", 0),
 	}

@@ -106,8 +106,19 @@ func (s *Server) handleV2Model(w http.ResponseWriter, r *http.Request) {
 	if refine {
 		outs = append(outs, by("image"))
 	}
+	info := s.p.Info()
+	var params []pipeline.Param
+	for _, p := range info.Params {
+		if refine || !p.Refine {
+			params = append(params, p)
+		}
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"name": model(refine), "versions": []string{modelVersion}, "platform": "grefine",
-		"inputs": []v2Meta{by("image"), by("prompt")}, "outputs": outs})
+		"inputs": []v2Meta{by("image"), by("prompt")}, "outputs": outs,
+		// An extension of the protocol's metadata: the request parameters this model
+		// takes (the parameter table) and the limits on one request's work.
+		"parameters": map[string]any{"params": params, "work_limits": info.Work, "image_limits": info.Limits,
+			"min_side": info.MinSide, "max_prompt_bytes": info.MaxPromptBytes, "decode_memory_bytes": info.DecodeMemory}})
 }
 
 func (s *Server) handleV2ModelReady(w http.ResponseWriter, r *http.Request) {
@@ -173,16 +184,15 @@ func readV2(r *http.Request) (v2Request, []byte, error) {
 		}
 		head, bin = body[:n], body[n:]
 	}
-	dec := json.NewDecoder(bytes.NewReader(head))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return req, nil, bodyError(err)
+	if err := decodeStrict(head, &req); err != nil {
+		return req, nil, err
 	}
 	return req, bin, nil
 }
 
-// v2Input decodes the inputs: image (BYTES [1], an encoded image; or UINT8 [H,W,3])
-// and prompt (BYTES [1]); the request parameters are pipeline parameters.
+// v2Input reads the inputs, without decoding the image: image (BYTES [1], an encoded
+// image; or UINT8 [H,W,3]) and prompt (BYTES [1]); the request parameters are
+// pipeline parameters (the parameter table's JSON names).
 func (s *Server) v2Input(req v2Request, bin []byte) (input, error) {
 	var in input
 	seen := map[string]bool{}
@@ -197,11 +207,7 @@ func (s *Server) v2Input(req v2Request, bin []byte) (input, error) {
 		}
 		switch {
 		case t.Name == "image" && t.Datatype == "BYTES":
-			b, err := oneBytes(t, raw, true)
-			if err != nil {
-				return in, err
-			}
-			if in.img, err = s.p.DecodeImage(b); err != nil {
+			if in.raw, err = oneBytes(t, raw, true); err != nil {
 				return in, err
 			}
 		case t.Name == "image" && t.Datatype == "UINT8":
@@ -225,7 +231,7 @@ func (s *Server) v2Input(req v2Request, bin []byte) (input, error) {
 	if len(bin) != 0 {
 		return in, inputErrorf("%d bytes of binary data after the last binary input", len(bin))
 	}
-	if in.img == nil {
+	if in.img == nil && in.raw == nil {
 		return in, inputErrorf("input image: missing")
 	}
 	params := map[string]json.RawMessage{}

@@ -1,6 +1,6 @@
 """Writes server/openapi.json, the OpenAPI 3.1 document of `grefine serve`:
 
-    python3 tools/openapi.py > server/openapi.json
+    python3 tools/openapi.py > server/openapi.json   (GREFINE=bin/grefine to skip `go run`)
 
 The Go test TestRoutesMatchOpenAPI checks that the router and the document list the same
 operations; tools/pyclients.sh runs schemathesis against the served copy. The examples
@@ -9,6 +9,7 @@ embed tools/pyclients/small.png (the sample at 96x64) so schemathesis runs real 
 import base64
 import json
 import os
+import subprocess
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 with open(os.path.join(ROOT, "tools", "pyclients", "small.png"), "rb") as f:
@@ -42,19 +43,13 @@ def infer_op(refine):
         "responses": {"200": {"description": "The " + ("refinement" if refine else "assessment"), "headers": rid_hdr, "content": ok_content},
                       **errors(codes=(400, 401, 406, 413, 415, 429, 499, 503, 504))},
     }
-params_props = {
-    "seed": {"type": "integer", "minimum": 0},
-    "steps1": {"type": "integer"}, "steps2": {"type": "integer"},
-    "strength_max": {"type": "number"}, "strength_min": {"type": "number"},
-    "strength1": {"type": "number"}, "strength2": {"type": "number"},
-    "guidance1": {"type": "number"}, "guidance2": {"type": "number"},
-    "emphasis": {"type": "number"},
-    "masked_blend": {"type": "boolean"}, "paste_pixels": {"type": "boolean"},
-    "skip_stage1": {"type": "boolean"}, "skip_stage2": {"type": "boolean"},
-    "long_side": {"type": "integer"}, "process_size": {"type": "integer"},
-    "perceptual_bound": {"type": "number"}, "perceptual_gate": {"type": "number"},
-    "align_bound": {"type": "number"}, "dilate": {"type": "integer"},
-}
+# The parameters come from the one parameter table (pipeline.ParamTable) through
+# `grefine params --json`: names, types, ranges and descriptions are written there only
+# (server's TestOpenAPIParamsMatchTable checks this document against the table).
+# $GREFINE names a built grefine; else `go run ./cmd/grefine`.
+cmd = [os.environ["GREFINE"]] if os.environ.get("GREFINE") else ["go", "run", "./cmd/grefine"]
+rows = json.loads(subprocess.run(cmd + ["params", "--json"], cwd=ROOT, check=True, capture_output=True, text=True).stdout)
+params_props = {r["name"]: r["schema"] for r in rows}
 # JSON null leaves a field at its default (encoding/json), so the JSON forms admit it.
 params_json = {k: {**v, "type": [v["type"], "null"]} for k, v in params_props.items()}
 model_param = {"name": "model", "in": "path", "required": True, "schema": {"type": "string", "enum": ["assess", "refine"]}}
@@ -110,7 +105,7 @@ doc = {
        "image_media_type": {"const": "image/png"},
        "total_ms": {"type": "number"}}}]},
    "RequestState": {"type": "object", "required": ["id", "state"], "properties": {
-       "id": {"type": "string"}, "state": {"type": "string", "enum": ["queued", "running", "done"]},
+       "id": {"type": "string"}, "state": {"type": "string", "enum": ["admitted", "queued", "running"], "description": "admitted: its place taken, its image not decoded yet; queued: waiting for a slot (position); running: stage and step"},
        "position": {"type": "integer"}, "stage": {"type": "string"}, "step": {"type": "integer"}, "total": {"type": "integer"}}},
    "Info": {"type": "object", "required": ["version", "model_set", "backend", "slots", "refine", "defaults"]},
    "V2Tensor": {"type": "object", "required": ["name", "datatype", "shape"], "properties": {
@@ -131,7 +126,8 @@ doc = {
    "V2ModelMetadata": {"type": "object", "required": ["name", "versions", "platform", "inputs", "outputs"], "properties": {
        "name": {"type": "string"}, "versions": {"type": "array", "items": {"type": "string"}}, "platform": {"type": "string"},
        "inputs": {"type": "array", "items": {"$ref": "#/components/schemas/V2TensorMeta"}},
-       "outputs": {"type": "array", "items": {"$ref": "#/components/schemas/V2TensorMeta"}}}},
+       "outputs": {"type": "array", "items": {"$ref": "#/components/schemas/V2TensorMeta"}},
+       "parameters": {"type": "object", "description": "grefine's extension: params (the parameter table rows this model takes: names, ranges, defaults), work_limits, image_limits, min_side, max_prompt_bytes, decode_memory_bytes"}}},
    "V2ConfigTensor": {"type": "object", "required": ["name", "data_type", "dims"], "properties": {
        "name": {"type": "string"}, "data_type": {"type": "string"}, "dims": {"type": "array", "items": {"type": "integer"}}, "optional": {"type": "boolean"}}},
    "V2ModelConfig": {"type": "object", "required": ["name", "backend", "max_batch_size", "input", "output", "instance_group"], "properties": {
@@ -151,9 +147,9 @@ doc = {
       "responses": {"200": {"description": "Pipeline info", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Info"}}}}, **errors(codes=(401,))}}},
   "/v1/requests/{id}": {
       "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
-      "get": {"operationId": "requestState", "summary": "The state of a request in flight: queued (with position) or running (stage and step)",
+      "get": {"operationId": "requestState", "summary": "The state of a request in flight: queued (with position) or running (stage and step). Only the token that made the request finds it (404 for any other).",
           "responses": {"200": {"description": "Its state", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RequestState"}}}}, **errors(codes=(401, 404))}},
-      "delete": {"operationId": "requestCancel", "summary": "Cancel a request in flight (it ends with 499 within one denoising step)",
+      "delete": {"operationId": "requestCancel", "summary": "Cancel a request in flight (it ends with 499 within one denoising step). Only the token that made the request can (404 for any other).",
           "responses": {"202": {"description": "Cancellation under way", "content": {"application/json": {"schema": {"type": "object", "required": ["id", "state"], "properties": {"id": {"type": "string"}, "state": {"const": "cancelling"}}}}}}, **errors(codes=(401, 404))}}},
   "/v2": {"get": {"operationId": "v2ServerMetadata", "summary": "KServe v2 server metadata",
       "responses": {"200": {"description": "Server metadata", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/V2ServerMetadata"}}}}, **errors(True, (401,))}}},

@@ -60,10 +60,13 @@
 //
 // Inputs: image, TYPE_STRING (BYTES) [1], an encoded PNG, JPEG or GIF; prompt,
 // TYPE_STRING [1], optional (without it alignment is skipped). Request parameters are the
-// pipeline's parameters by their JSON names, as in the REST API and `grefine serve`'s
-// KServe v2 (seed, steps1, steps2, strength2, dilate, ...): Triton's INT, DOUBLE, BOOL
-// and STRING parameters are applied onto the model set's defaults, and an unknown name, a
-// wrong type or an out-of-range value is bad input. Outputs, in this order: image (refine
+// rows of the pipeline's parameter table (pipeline.ParamTable, `grefine params`) by their
+// JSON names, as in the REST API and `grefine serve`'s KServe v2 (seed, steps1, steps2,
+// strength2, dilate, ...): Triton's INT, DOUBLE, BOOL and STRING parameters keep their
+// types and go through pipeline.ParseParams onto the model set's defaults, and an unknown
+// name, a wrong type or an out-of-range value is bad input. As in `grefine serve`, a
+// request is admitted (parameters, prompt and work limits checked) before its image is
+// decoded, within the pipeline's decode budget. Outputs, in this order: image (refine
 // only: the refined image as PNG bytes, the bytes `grefine refine` writes for the same
 // seed), report (the JSON report of `grefine serve`), p, a, q (FP32 [1]), and the maps
 // p_map, a_map and mask (FP32 [H, W]). Triton sends the outputs a request names, all of
@@ -97,12 +100,13 @@
 // goroutine stack. Do not load a second Go library (libgrefine, another Go backend) into
 // the same tritonserver.
 //
-// Why Go and not C over libgrefine: the backend's front end would have to turn Triton's
-// typed request parameters into grefine_params field by field in C, a second copy of the
-// parameter table; in Go they go through the pipeline's own JSON names, the code path
-// `grefine serve` takes, and will follow the one parameter table when it lands. Both
-// designs need one Go runtime and nodelete; Go keeps the errors, reports and PNG encoding
-// those of the other front ends.
+// Why Go and not C over libgrefine: a C front end would turn Triton's typed request
+// parameters into grefine_params field by field, and would need its own copy of the
+// parameter names; in Go they go through the parameter table's parser
+// (pipeline.ParseParams), the code path of `grefine serve`, and the request flow is the
+// server's (admission, decoding within the budget, the run). Both designs need one Go
+// runtime and nodelete; Go keeps the errors, reports and PNG encoding those of the other
+// front ends.
 //
 // # Tests
 //

@@ -92,10 +92,13 @@ var errClientCancel = errors.New("triton: the request was cancelled")
 var reservedParams = map[string]bool{"binary_data_output": true, "sequence_id": true, "sequence_start": true,
 	"sequence_end": true, "priority": true, "timeout": true, "headers": true, "triton_enable_empty_final_response": true}
 
-// Infer runs one request: parameters first (cheap), then the inputs (the image decoded
-// within the pipeline's limits), then assess or refine; it returns the requested
-// outputs in the order the model declares them. Errors wrap the pipeline's sentinels
-// (Code maps them onto Triton's error codes).
+// Infer runs one request the way `grefine serve` does: the cheap checks first (the
+// requested outputs, the parameters through the pipeline's parameter table, the inputs'
+// framing), then admission (parameters, prompt and the request's work validated, its
+// place taken), then the image decoded within the pipeline's limits and decode budget,
+// then assess or refine. It returns the requested outputs in the order the model
+// declares them. Errors wrap the pipeline's sentinels (CodeOf maps them onto Triton's
+// error codes).
 func (in *Instance) Infer(ctx context.Context, c Call) ([]Tensor, error) {
 	if in == nil || in.p == nil {
 		return nil, fmt.Errorf("%w: the model instance is closed", pipeline.ErrUnavailable)
@@ -108,11 +111,20 @@ func (in *Instance) Infer(ctx context.Context, c Call) ([]Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	img, prompt, err := in.inputs(c.Inputs)
+	raw, prompt, err := inputs(c.Inputs)
 	if err != nil {
 		return nil, err
 	}
-	req := pipeline.Request{ID: c.ID, Image: img, Prompt: prompt, Params: params}
+	refining := in.m.Task == TaskRefine
+	tk, err := in.p.Admit(ctx, pipeline.Admission{ID: c.ID, Refine: refining, Prompt: prompt, Params: params})
+	if err != nil {
+		return nil, err
+	}
+	defer tk.Close()
+	if _, err := tk.DecodeImage(raw); err != nil {
+		return nil, fmt.Errorf("input image: %w", err)
+	}
+	req := pipeline.Request{Ticket: tk}
 	if c.Cancelled != nil {
 		req.Observer = func(pipeline.Event) error {
 			if c.Cancelled() {
@@ -122,7 +134,7 @@ func (in *Instance) Infer(ctx context.Context, c Call) ([]Tensor, error) {
 		}
 	}
 	var res result
-	if in.m.Task == TaskRefine {
+	if refining {
 		if res.r, err = in.p.Refine(ctx, req); res.r != nil {
 			res.a = res.r.Assessment
 		}
@@ -154,9 +166,11 @@ func (in *Instance) outputs(names []string) (map[string]bool, error) {
 	return want, nil
 }
 
-// params applies the request parameters onto the pipeline's defaults. They go through
-// the JSON names of pipeline.Params, as the server's do: unknown names and wrong types are
-// bad input, values are checked by the pipeline.
+// params applies the request parameters onto the pipeline's defaults through the
+// parameter table (pipeline.ParseParams, as the server's JSON and KServe parameters):
+// unknown names, wrong types and repeated names are bad input; the values are checked
+// at admission. Triton's typed values (INT, DOUBLE, BOOL, STRING) keep their JSON types,
+// so a STRING "2" is not an integer, as in the REST API's JSON.
 func (in *Instance) params(ps []Param) (*pipeline.Params, error) {
 	obj := map[string]any{}
 	for _, p := range ps {
@@ -168,39 +182,20 @@ func (in *Instance) params(ps []Param) (*pipeline.Params, error) {
 		}
 		obj[p.Key] = p.Value
 	}
-	pr := in.p.DefaultParams()
-	if len(obj) == 0 {
-		return &pr, nil
-	}
 	raw, err := json.Marshal(obj)
 	if err != nil {
 		return nil, fmt.Errorf("%w: parameters: %v", pipeline.ErrInput, err)
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&pr); err != nil {
-		return nil, fmt.Errorf("%w: parameters: %s", pipeline.ErrInput, paramError(err))
+	pr, err := pipeline.ParseParams(raw, in.p.DefaultParams())
+	if err != nil {
+		return nil, err
 	}
 	return &pr, nil
 }
 
-// paramError says what is wrong with a parameter in the client's terms.
-func paramError(err error) string {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) && te.Field != "" {
-		return fmt.Sprintf("%q: want a %s, got a %s", te.Field, te.Type, te.Value)
-	}
-	if s := err.Error(); len(s) > len("json: ") && s[:6] == "json: " {
-		return s[6:] // json: unknown field "colour"
-	}
-	return err.Error()
-}
-
-// inputs decodes the image (BYTES [1], an encoded PNG/JPEG/GIF) and the prompt (BYTES
-// [1], optional).
-func (in *Instance) inputs(ts []Tensor) (*imageio.RGB8, string, error) {
-	var raw []byte
-	var prompt string
+// inputs takes the encoded image (BYTES [1]: a PNG, JPEG or GIF) and the prompt (BYTES
+// [1], optional) out of their tensors.
+func inputs(ts []Tensor) (raw []byte, prompt string, err error) {
 	seen := map[string]bool{}
 	for _, t := range ts {
 		if seen[t.Name] {
@@ -223,11 +218,7 @@ func (in *Instance) inputs(ts []Tensor) (*imageio.RGB8, string, error) {
 	if raw == nil {
 		return nil, "", fmt.Errorf("%w: input image: missing", pipeline.ErrInput)
 	}
-	img, err := in.p.DecodeImage(raw)
-	if err != nil {
-		return nil, "", fmt.Errorf("input image: %w", err)
-	}
-	return img, prompt, nil
+	return raw, prompt, nil
 }
 
 // OneBytes is the one element of a BYTES tensor of shape [1].

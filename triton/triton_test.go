@@ -396,10 +396,11 @@ func TestInferErrors(t *testing.T) {
 		c    triton.Call
 		want string
 	}{
-		{"unknown parameter", a, call(png, triton.Param{Key: "colour", Value: int64(1)}), `parameters: unknown field "colour"`},
-		{"wrong type", a, call(png, triton.Param{Key: "dilate", Value: "two"}), `parameters: "dilate": want a int, got a string`},
+		{"unknown parameter", a, call(png, triton.Param{Key: "colour", Value: int64(1)}), `params: unknown parameter "colour" (known: seed, steps1,`},
+		{"wrong type", a, call(png, triton.Param{Key: "dilate", Value: "two"}), `params: dilate: want an integer, got the string "two"`},
 		{"parameter twice", a, call(png, triton.Param{Key: "seed", Value: int64(1)}, triton.Param{Key: "seed", Value: int64(2)}), `parameter "seed" given twice`},
 		{"out of range", r, call(png, triton.Param{Key: "steps1", Value: int64(0)}), "steps1: 0 is out of range [1, 1000]"},
+		{"a STRING for a number", a, call(png, triton.Param{Key: "dilate", Value: "2"}), `params: dilate: want an integer, got the string "2"`},
 		{"NaN", r, call(png, triton.Param{Key: "strength2", Value: math.NaN()}), "parameters: json: unsupported value: NaN"},
 		{"bad image", a, call([]byte("not an image")), "input image: imageio: cannot decode image"},
 		{"missing image", a, bad(func(c *triton.Call) { c.Inputs = c.Inputs[1:] }), "input image: missing"},

@@ -98,55 +98,50 @@ func prepare(c *cli.Context, refining bool) (*request, error) {
 	} else {
 		p := c.String("prompt")
 		r.jobs = []job{{Line: 0, Image: c.String("image"), Prompt: &p}}
-		img, fi, err := readImage(c.String("image"), r.cfg.Limits)
+		img, fi, err := readImage(c.String("image"), r.cfg.Limits, func(w, h int) error { return r.checkWork(w, h, refining) })
 		if err != nil {
 			return nil, actionError{err}
 		}
-		if err := checkSide(img); err != nil {
-			return nil, err
-		}
-		if refining {
-			if err := r.checkMemory(img); err != nil {
-				return nil, err
-			}
-		}
 		r.imgs[0], r.files[0] = img, fi
 	}
-	if r.out, err = openOut(c.String("out")); err != nil {
+	subs, inputs := []string{}, []string{}
+	for _, j := range r.jobs {
+		if r.batch {
+			subs = append(subs, j.ID)
+		}
+		inputs = append(inputs, j.Image)
+	}
+	if !r.batch {
+		subs = []string{""}
+	}
+	if r.batch {
+		inputs = append(inputs, c.String("batch"))
+	}
+	if r.out, err = openOut(c.String("out"), subs, inputs); err != nil {
 		return nil, err
 	}
 	return r, nil
 }
 
-// checkMemory refuses a refinement the machine cannot hold, from the manifest alone.
-func (r *request) checkMemory(img *imageio.RGB8) error {
+// checkWork is the pipeline's whole validation of a w×h request (parameters, image
+// size, work and memory), from the manifest alone: a request the machine cannot hold is
+// refused before any model loads.
+func (r *request) checkWork(w, h int, refining bool) error {
 	m, err := modelset.ReadManifest(r.cfg.Models)
 	if err != nil {
-		return actionError{err}
+		return err
 	}
-	if err := pipeline.CheckMemoryFor(m, r.cfg.Models, r.params, img.W, img.H, r.cfg.MaxMemory); err != nil {
-		return actionError{err}
-	}
-	return nil
+	_, err = pipeline.CheckWorkFor(m, r.cfg.Models, r.cfg, r.params, w, h, refining)
+	return err
 }
-
-// checkSide refuses images below the pipelines' minimum side before any model work.
-func checkSide(img *imageio.RGB8) error {
-	if m := minSide; img.W < m || img.H < m {
-		return actionError{fmt.Errorf("%w: image %dx%d is too small (at least %d px on each side)", pipeline.ErrInput, img.W, img.H, m)}
-	}
-	return nil
-}
-
-// minSide is the pipelines' smallest accepted side (refine.DefaultConfig().MinSide).
-const minSide = 64
 
 // jobParams are the flags' params with the job's own "params" object on top.
 func (r *request) jobParams(j job) (pipeline.Params, error) {
 	p := r.params
 	if len(j.Params) > 0 {
-		if err := json.Unmarshal(j.Params, &p); err != nil {
-			return p, fmt.Errorf("%w: line %d: params: %v", pipeline.ErrInput, j.Line, err)
+		var err error
+		if p, err = pipeline.ParseParams(j.Params, r.params); err != nil {
+			return p, fmt.Errorf("line %d: %w", j.Line, err)
 		}
 		if err := pipeline.CheckParamsFor(p, r.tiny); err != nil {
 			return p, fmt.Errorf("line %d: params: %w", j.Line, err)
@@ -160,14 +155,7 @@ func (r *request) image(i int) (*imageio.RGB8, fileInput, error) {
 	if img, ok := r.imgs[i]; ok {
 		return img, r.files[i], nil
 	}
-	img, fi, err := readImage(r.jobs[i].Image, r.cfg.Limits)
-	if err != nil {
-		return nil, fi, err
-	}
-	if err := checkSide(img); err != nil {
-		return nil, fi, err
-	}
-	return img, fi, nil
+	return readImage(r.jobs[i].Image, r.cfg.Limits, func(w, h int) error { return pipeline.CheckImageFor(r.cfg.Limits, w, h) })
 }
 
 // runJobs runs each job through one, writes its files and prints its line; it returns
@@ -241,7 +229,7 @@ func runAssess(c *cli.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	defer func() { r.out.finish(err == nil) }()
+	defer func() { r.out.finish(outcome(interruptedAs(c, err))) }()
 	p, err := pipeline.Open(c.Context, r.cfg)
 	if err != nil {
 		return err

@@ -70,11 +70,15 @@ func runBench(c *cli.Context) (err error) {
 	if _, _, err := preflight(c, true); err != nil {
 		return err
 	}
-	out, err := openOut(c.String("out"))
+	var inputFiles []string
+	if in := c.String("inputs"); in != "" {
+		inputFiles = append(inputFiles, in)
+	}
+	out, err := openOut(c.String("out"), []string{""}, inputFiles)
 	if err != nil {
 		return err
 	}
-	defer func() { out.finish(err == nil) }()
+	defer func() { out.finish(outcome(interruptedAs(c, err))) }()
 	workload := c.String("workload")
 	rep := &bench.Report{Workload: workload, Version: pipeline.Version, Command: invocation()}
 	var target bench.Target

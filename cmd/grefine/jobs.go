@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/rs/zerolog"
+
+	"github.com/grefine/grefine/internal/strictjson"
 )
 
 // maxJobLine bounds one JSONL line.
@@ -107,6 +109,9 @@ func decodeJob(line []byte, j *job, log *zerolog.Logger, n int) string {
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(line, &raw); err != nil {
 		return fmt.Sprintf("line %d is not a JSON object: %v", n, err)
+	}
+	if err := strictjson.Check(line); err != nil {
+		return fmt.Sprintf("line %d: %v", n, err)
 	}
 	for k := range raw {
 		switch k {

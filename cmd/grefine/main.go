@@ -47,9 +47,11 @@ func main() {
 }
 
 // runMain runs the CLI with signal handling: the first SIGINT/SIGTERM cancels the run
-// (which writes no output and exits 130); if the run has not returned a second later, or
-// on a second signal, the process exits 130 at once after removing its staging
-// directories.
+// (which writes no output and exits 130); a second signal exits 130 at once after
+// removing the staging directories. A one-shot command that has not returned a second
+// after the first signal is ended the same way (CPU-bound work that does not check the
+// context). `serve` is not: it drains (--drain-timeout for the requests in flight, then
+// cancels them and waits for their answers) and exits 0.
 func runMain(args []string, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
@@ -58,25 +60,42 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 	defer signal.Stop(sigs)
 	done := make(chan int, 1)
 	go func() { done <- runApp(ctx, args, stdout, stderr) }()
+	grace := time.Second
+	if commandOf(args) == "serve" {
+		grace = 0 // serve's drain is bounded by --drain-timeout and its own grace
+	}
 	var deadline <-chan time.Time
+	signalled := false
 	for {
 		select {
 		case code := <-done:
 			return code
 		case s := <-sigs:
-			if deadline != nil { // second signal
+			if signalled { // second signal
 				cleanupStaging()
 				fmt.Fprintln(stderr, "grefine: interrupted")
 				return exitInterrupted
 			}
+			signalled = true
 			cancel(fmt.Errorf("%w: %v", errInterrupted, s))
-			deadline = time.After(time.Second)
+			if grace > 0 {
+				deadline = time.After(grace)
+			}
 		case <-deadline:
 			cleanupStaging()
 			fmt.Fprintln(stderr, "grefine: interrupted")
 			return exitInterrupted
 		}
 	}
+}
+
+// commandOf is the name of the command args run ("" when none), global flags skipped.
+func commandOf(args []string) string {
+	app := newApp(io.Discard, io.Discard)
+	if i := commandIndex(app, args); i < len(args) {
+		return args[i]
+	}
+	return ""
 }
 
 var errInterrupted = errors.New("interrupted")
@@ -250,7 +269,7 @@ func onUsageError(_ *cli.Context, err error, _ bool) error { return usagef("%v",
 
 // commands lists the subcommands; each lives in its own file.
 func commands() []*cli.Command {
-	return []*cli.Command{doctorCommand(), parseCommand(), assessCommand(), refineCommand(), plansCommand(), benchCommand(), serveCommand(), tritonRepoCommand()}
+	return []*cli.Command{doctorCommand(), parseCommand(), assessCommand(), refineCommand(), plansCommand(), benchCommand(), serveCommand(), paramsCommand(), tritonRepoCommand()}
 }
 
 func commandNames() []string {
@@ -273,19 +292,7 @@ func hoistGlobalFlags(app *cli.App, args []string) []string {
 			takes[n] = !isBool(f)
 		}
 	}
-	// Find the command (the first non-flag argument after the global flags).
-	i := 1
-	for i < len(args) {
-		a := args[i]
-		if a == "--" || !strings.HasPrefix(a, "-") {
-			break
-		}
-		name, _, hasEq := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		i++
-		if takes[name] && !hasEq {
-			i++
-		}
-	}
+	i := commandIndex(app, args)
 	if i >= len(args) {
 		return args
 	}
@@ -345,29 +352,54 @@ func hoistGlobalFlags(app *cli.App, args []string) []string {
 	return append(head, rest...)
 }
 
+// commandIndex is the index of the command in args: the first non-flag argument after
+// the global flags (len(args) when there is none).
+func commandIndex(app *cli.App, args []string) int {
+	takes := map[string]bool{}
+	for _, f := range app.Flags {
+		for _, n := range f.Names() {
+			takes[n] = !isBool(f)
+		}
+	}
+	i := 1
+	for i < len(args) {
+		a := args[i]
+		if a == "--" || !strings.HasPrefix(a, "-") {
+			break
+		}
+		name, _, hasEq := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		i++
+		if takes[name] && !hasEq {
+			i++
+		}
+	}
+	return min(i, len(args))
+}
+
 func isBool(f cli.Flag) bool {
 	_, ok := f.(*cli.BoolFlag)
 	return ok
 }
 
-// staging directories of the runs in flight, removed on a forced exit.
+// The output directories of the runs in flight, cleaned up on a forced exit.
 var (
 	stagingMu     sync.Mutex
-	stagingDirs   = map[string]bool{}
+	liveOuts      = map[*outDir]bool{}
 	stagingClosed bool // set by a forced exit: no staging may be (re)created after it
 )
 
+// cleanupStaging removes the staging folders of the runs in flight, and the output
+// directories they created when nothing was committed into them.
 func cleanupStaging() {
 	stagingMu.Lock()
 	defer stagingMu.Unlock()
 	stagingClosed = true
-	for d := range stagingDirs {
+	for o := range liveOuts {
 		// Rename first: the run's goroutine may still be writing by path into the folder;
 		// after the rename its paths lead nowhere, so the removal cannot race with it.
-		dead := d + ".removed"
-		if os.Rename(d, dead) == nil {
-			d = dead
+		if dead := o.staging + ".removed"; os.Rename(o.staging, dead) == nil {
+			o.staging = dead
 		}
-		os.RemoveAll(d)
+		o.finishLocked(runInterrupted)
 	}
 }

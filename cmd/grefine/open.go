@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
@@ -89,140 +91,160 @@ func preflight(c *cli.Context, assessOnly bool) (pipeline.Config, bool, error) {
 			cfg.BackendOptions["lib"] = l
 		}
 	}
-	if c.IsSet("max-memory") {
-		g := c.Float64("max-memory")
-		switch {
-		case g != g || g > 1<<20:
-			return pipeline.Config{}, false, usagef("--max-memory %v: want GiB (0: 80%% of the machine's memory, -1: no check)", g)
-		case g < 0:
-			cfg.MaxMemory = -1
-		default:
-			cfg.MaxMemory = int64(g * (1 << 30))
-		}
-	}
-	if c.IsSet("max-pixels") {
-		if c.Int64("max-pixels") < 1 {
-			return pipeline.Config{}, false, usagef("--max-pixels must be >= 1")
-		}
-		cfg.Limits.MaxPixels = c.Int64("max-pixels")
+	if err := limitsFromFlags(c, &cfg); err != nil {
+		return pipeline.Config{}, false, err
 	}
 	return cfg, m.Tiny, nil
 }
 
-// openPipeline opens the pipeline from the global flags (the front ends' one way in).
-func openPipeline(c *cli.Context, assessOnly bool) (*pipeline.Pipeline, error) {
-	cfg, _, err := preflight(c, assessOnly)
-	if err != nil {
-		return nil, err
+// paramFlags are the per-request settings as flags, one per row of the parameter table
+// (pipeline.ParamTable: refine takes every row, assess the others). They carry no values
+// of their own: unset flags keep the pipeline's defaults for the model set (DefaultText
+// shows them), and each usage line ends with the row's range.
+func paramFlags(refining bool) []cli.Flag {
+	d, dt := pipeline.DefaultParamsFor(false), pipeline.DefaultParamsFor(true)
+	var fs []cli.Flag
+	for _, r := range pipeline.ParamTable() {
+		if r.Refine && !refining {
+			continue
+		}
+		usage := r.Usage
+		if rng := r.Range(); rng != "" {
+			usage += ", " + rng
+		}
+		def := r.Default(d)
+		if t := r.Default(dt); t != def {
+			def += "; " + t + " with a tiny model set"
+		}
+		switch r.Kind {
+		case pipeline.KindBool:
+			if r.Negate {
+				usage = "turn off " + r.Name + " (" + r.Usage + ")"
+			}
+			fs = append(fs, &cli.BoolFlag{Name: r.Flag, Usage: usage})
+		case pipeline.KindInt:
+			fs = append(fs, &cli.IntFlag{Name: r.Flag, Usage: usage, DefaultText: def})
+		case pipeline.KindUint:
+			fs = append(fs, &cli.Uint64Flag{Name: r.Flag, Usage: usage, DefaultText: def})
+		case pipeline.KindFloat:
+			if r.Name == "strength1" {
+				def = "0, quality-driven"
+			}
+			fs = append(fs, &cli.Float64Flag{Name: r.Flag, Usage: usage, DefaultText: def})
+		}
 	}
-	p, err := pipeline.Open(c.Context, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("opening the pipeline: %w", err)
-	}
-	return p, nil
+	return append(fs, limitFlags(refining, false)...)
 }
 
-// paramFlags are the per-request settings as flags. They carry no values of their own:
-// unset flags keep the pipeline's defaults for the model set (DefaultText shows them).
-func paramFlags(refining bool) []cli.Flag {
-	d := pipeline.DefaultParams()
+// limitFlags are the limits on one request's work (pipeline.WorkLimits) and images;
+// serve adds the decode budget.
+func limitFlags(refining, serving bool) []cli.Flag {
 	fs := []cli.Flag{
-		&cli.Float64Flag{Name: "perceptual-bound", Usage: "P below this is a perceptual defect", DefaultText: "100/255 ≈ 0.392"},
-		&cli.Float64Flag{Name: "perceptual-gate", Usage: "... if the raw cask map is also below this (tau_p)", DefaultText: fmt.Sprint(d.PerceptualGate)},
-		&cli.Float64Flag{Name: "align-bound", Usage: "A above this is an alignment defect", DefaultText: "170/255 ≈ 0.667"},
-		&cli.IntFlag{Name: "dilate", Usage: "mask dilation radius in pixels", DefaultText: fmt.Sprint(d.Dilate)},
 		&cli.Int64Flag{Name: "max-pixels", Usage: "refuse images with more pixels", DefaultText: fmt.Sprint(imageio.DefaultLimits.MaxPixels)},
+		&cli.Float64Flag{Name: "max-memory", Usage: "refuse requests whose estimated working memory exceeds this many GiB (-1: no check)", DefaultText: "80% of the machine's memory"},
 	}
-	if !refining {
-		return fs
+	if refining {
+		fs = append(fs,
+			&cli.IntFlag{Name: "max-timesteps", Usage: "refuse a stage whose scheduler schedule (about steps/strength timesteps) is longer", DefaultText: fmt.Sprint(pipeline.DefaultMaxTimesteps)},
+			&cli.IntFlag{Name: "max-steps", Usage: "refuse requests of more denoising steps (steps1 + steps2)", DefaultText: fmt.Sprint(pipeline.DefaultMaxSteps)},
+			&cli.Int64Flag{Name: "max-stage-pixels", Usage: "refuse refinements whose input or a stage's working size has more pixels", DefaultText: fmt.Sprint(pipeline.DefaultMaxStagePixels)},
+		)
 	}
-	return append(fs,
-		&cli.Uint64Flag{Name: "seed", Usage: "noise seed (same seed, same output)", DefaultText: fmt.Sprint(d.Seed)},
-		&cli.IntFlag{Name: "steps1", Usage: "stage-1 denoising steps that run", DefaultText: fmt.Sprint(d.Steps1)},
-		&cli.IntFlag{Name: "steps2", Usage: "stage-2 denoising steps that run", DefaultText: fmt.Sprint(d.Steps2)},
-		&cli.Float64Flag{Name: "strength-max", Usage: "stage-1 strength for q = 0", DefaultText: fmt.Sprint(d.StrengthMax)},
-		&cli.Float64Flag{Name: "strength-min", Usage: "stage-1 strength for q = 1", DefaultText: fmt.Sprint(d.StrengthMin)},
-		&cli.Float64Flag{Name: "strength1", Usage: "fixed stage-1 strength (overrides the quality-driven one)", DefaultText: "quality-driven"},
-		&cli.Float64Flag{Name: "strength2", Usage: "stage-2 strength δ", DefaultText: fmt.Sprint(d.Strength2)},
-		&cli.Float64Flag{Name: "guidance1", Usage: "stage-1 classifier-free guidance", DefaultText: fmt.Sprint(d.Guidance1)},
-		&cli.Float64Flag{Name: "guidance2", Usage: "stage-2 classifier-free guidance", DefaultText: fmt.Sprint(d.Guidance2)},
-		&cli.IntFlag{Name: "long-side", Usage: "stage-1 working long side (multiple of 8)", DefaultText: fmt.Sprintf("%d; 256 with a tiny model set", d.LongSide)},
-		&cli.IntFlag{Name: "process-size", Usage: "stage-2 minimum short side (0: off)", DefaultText: fmt.Sprintf("%d; 0 with a tiny model set", d.ProcessSize)},
-		&cli.Float64Flag{Name: "emphasis", Usage: "prompt weight of defective parts", DefaultText: fmt.Sprint(d.Emphasis)},
-		&cli.BoolFlag{Name: "no-blend", Usage: "disable masked latent blending in stage 1"},
-		&cli.BoolFlag{Name: "no-paste", Usage: "do not take pixels outside the mask from the input"},
-		&cli.BoolFlag{Name: "skip-stage1", Usage: "do not run stage 1 (SDXL-Inpainting under the mask)"},
-		&cli.BoolFlag{Name: "skip-stage2", Usage: "do not run stage 2 (PASD over the whole image)"},
-		&cli.Float64Flag{Name: "max-memory", Usage: "refuse refinements whose estimated working memory exceeds this many GiB (-1: no check)", DefaultText: "80% of the machine's memory"},
-	)
+	if serving {
+		fs = append(fs, &cli.Float64Flag{Name: "decode-memory", Usage: "GiB that the image decodes in flight share, counted at decoded size (-1: unbounded)",
+			DefaultText: fmt.Sprint(pipeline.DefaultDecodeMemory >> 30)})
+	}
+	return fs
+}
+
+// limitsFromFlags applies the set limit flags onto cfg.
+func limitsFromFlags(c *cli.Context, cfg *pipeline.Config) error {
+	gib := func(name string) (int64, bool, error) {
+		if !c.IsSet(name) {
+			return 0, false, nil
+		}
+		g := c.Float64(name)
+		switch {
+		case g != g || g > 1<<20:
+			return 0, false, usagef("--%s %v: want GiB (-1: no limit)", name, g)
+		case g < 0:
+			return -1, true, nil
+		case g == 0:
+			return 0, false, usagef("--%s 0: want GiB > 0 (-1: no limit)", name)
+		}
+		return int64(g * (1 << 30)), true, nil
+	}
+	if v, ok, err := gib("max-memory"); err != nil {
+		return err
+	} else if ok {
+		cfg.MaxMemory = v
+	}
+	if v, ok, err := gib("decode-memory"); err != nil {
+		return err
+	} else if ok {
+		cfg.DecodeMemory = v
+	}
+	pos := func(name string) (int64, error) {
+		v := c.Int64(name)
+		if v < 1 {
+			return 0, usagef("--%s must be >= 1", name)
+		}
+		return v, nil
+	}
+	for name, dst := range map[string]func(int64){
+		"max-pixels":       func(v int64) { cfg.Limits.MaxPixels = v },
+		"max-timesteps":    func(v int64) { cfg.MaxTimesteps = int(min(v, 1<<30)) },
+		"max-steps":        func(v int64) { cfg.MaxSteps = int(min(v, 1<<30)) },
+		"max-stage-pixels": func(v int64) { cfg.MaxStagePixels = v },
+	} {
+		if c.IsSet(name) {
+			v, err := pos(name)
+			if err != nil {
+				return err
+			}
+			dst(v)
+		}
+	}
+	return nil
 }
 
 // paramsFromFlags applies the set flags onto the defaults for the model set and
 // validates the result (a usage error names the flag).
 func paramsFromFlags(c *cli.Context, tiny bool) (pipeline.Params, error) {
 	p := pipeline.DefaultParamsFor(tiny)
-	f64 := func(name string, dst *float64) {
-		if c.IsSet(name) {
-			*dst = c.Float64(name)
+	for _, r := range pipeline.ParamTable() {
+		if !c.IsSet(r.Flag) {
+			continue
+		}
+		var text string
+		switch r.Kind {
+		case pipeline.KindBool:
+			text = strconv.FormatBool(c.Bool(r.Flag) != r.Negate)
+		case pipeline.KindInt:
+			text = strconv.Itoa(c.Int(r.Flag))
+		case pipeline.KindUint:
+			text = strconv.FormatUint(c.Uint64(r.Flag), 10)
+		case pipeline.KindFloat:
+			text = strconv.FormatFloat(c.Float64(r.Flag), 'g', -1, 64)
+		}
+		if err := p.Set(r.Name, text); err != nil {
+			return p, usagef("--%s: %v", r.Flag, err)
 		}
 	}
-	i := func(name string, dst *int) {
-		if c.IsSet(name) {
-			*dst = c.Int(name)
-		}
-	}
-	f64("perceptual-bound", &p.PerceptualBound)
-	f64("perceptual-gate", &p.PerceptualGate)
-	f64("align-bound", &p.AlignBound)
-	i("dilate", &p.Dilate)
-	if c.IsSet("seed") {
-		p.Seed = c.Uint64("seed")
-	}
-	i("steps1", &p.Steps1)
-	i("steps2", &p.Steps2)
-	f64("strength-max", &p.StrengthMax)
-	f64("strength-min", &p.StrengthMin)
-	f64("strength1", &p.Strength1)
-	f64("strength2", &p.Strength2)
-	f64("guidance1", &p.Guidance1)
-	f64("guidance2", &p.Guidance2)
-	i("long-side", &p.LongSide)
-	i("process-size", &p.ProcessSize)
-	f64("emphasis", &p.Emphasis)
-	if c.Bool("no-blend") {
-		p.MaskedBlend = false
-	}
-	if c.Bool("no-paste") {
-		p.PastePixels = false
-	}
-	p.SkipStage1, p.SkipStage2 = c.Bool("skip-stage1"), c.Bool("skip-stage2")
 	if err := pipeline.CheckParamsFor(p, tiny); err != nil {
 		return p, usagef("%s", flagNames(err.Error()))
 	}
 	return p, nil
 }
 
-// flagNames rewrites the pipeline's field names (steps1, guidance1) as the CLI's flags.
+// flagNames rewrites the parameter names in a message (steps1, long_side) as the CLI's
+// flags (--steps1, --long-side).
 func flagNames(msg string) string {
-	for _, f := range []string{"perceptual_bound", "perceptual_gate", "align_bound", "strength_max", "strength_min", "long_side", "process_size"} {
-		if len(msg) >= len(f) && msg[:len(f)] == f {
-			return "--" + replaceUnderscore(f) + msg[len(f):]
+	for _, r := range pipeline.ParamTable() {
+		if r.Kind == pipeline.KindBool {
+			continue
 		}
-	}
-	for _, f := range []string{"steps1", "steps2", "strength1", "strength2", "guidance1", "guidance2", "emphasis", "dilate"} {
-		if len(msg) >= len(f) && msg[:len(f)] == f {
-			return "--" + msg
-		}
+		msg = regexp.MustCompile(`(^|[^-\w])`+regexp.QuoteMeta(r.Name)+`\b`).ReplaceAllString(msg, "${1}--"+r.Flag)
 	}
 	return msg
-}
-
-func replaceUnderscore(s string) string {
-	b := []byte(s)
-	for i := range b {
-		if b[i] == '_' {
-			b[i] = '-'
-		}
-	}
-	return string(b)
 }

@@ -23,10 +23,18 @@ type fileInput struct {
 	FileSHA256 string `json:"file_sha256"`
 }
 
-// readImage reads and decodes an image file within lim, before any model work.
-func readImage(path string, lim imageio.Limits) (*imageio.RGB8, fileInput, error) {
+// readImage reads an image file within lim, reads its header, lets check refuse its
+// size (before any pixel is decoded), then decodes it.
+func readImage(path string, lim imageio.Limits, check func(w, h int) error) (*imageio.RGB8, fileInput, error) {
 	data, err := imageio.ReadBytes(path, lim)
 	if err != nil {
+		return nil, fileInput{}, err
+	}
+	h, err := imageio.Probe(data, lim)
+	if err != nil {
+		return nil, fileInput{}, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := check(h.Width, h.Height); err != nil {
 		return nil, fileInput{}, err
 	}
 	img, err := imageio.Decode(bytes.NewReader(data), lim)

@@ -45,7 +45,7 @@ func runRefine(c *cli.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	defer func() { r.out.finish(err == nil) }()
+	defer func() { r.out.finish(outcome(interruptedAs(c, err))) }()
 	p, err := pipeline.Open(c.Context, r.cfg)
 	if err != nil {
 		return err

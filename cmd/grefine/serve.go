@@ -20,10 +20,15 @@ func serveCommand() *cli.Command {
 		Usage: "HTTP server: REST (/v1) and KServe v2 Open Inference Protocol (/v2), metrics, limits, drain",
 		Description: "Loads the pipeline once and serves POST /v1/assess and /v1/refine (multipart or JSON),\n" +
 			"GET|DELETE /v1/requests/{id}, the KServe v2 endpoints (/v2/health/*, /v2/models/{assess,refine}[/ready|/config|/infer]),\n" +
-			"/metrics (Prometheus, Triton's names) and /openapi.json. On SIGTERM or SIGINT it stops taking\n" +
-			"requests, lets those in flight finish within --drain-timeout (then cancels them) and exits 0.\n" +
+			"/metrics (Prometheus, Triton's names) and /openapi.json. A request takes its place (--slots running,\n" +
+			"--queue waiting; 429 at once beyond) before its image is decoded; decodes share --decode-memory.\n" +
+			"Each request's work is bounded before anything is allocated: --max-timesteps, --max-steps,\n" +
+			"--max-stage-pixels, --max-pixels, --max-memory (GET /v1/info and /v2/models/{m} list them, and the\n" +
+			"parameters with their ranges: grefine params). With --auth-tokens a request belongs to its token.\n" +
+			"On SIGTERM or SIGINT it stops taking requests, lets those in flight finish within --drain-timeout\n" +
+			"(then cancels them), and exits 0 once all have answered; a second signal exits at once.\n" +
 			"The access log is JSON unless --log-format is given. README, Serving, has a curl example per endpoint.",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "addr", Usage: "listen address", Value: "127.0.0.1:8080"},
 			&cli.IntFlag{Name: "slots", Usage: "requests that run at once", Value: 1},
 			&cli.IntFlag{Name: "queue", Usage: "requests that may wait for a slot (0: unbounded); more get 429 with Retry-After", Value: 16},
@@ -33,9 +38,10 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "tls-cert", Usage: "TLS certificate (PEM); with --tls-key serves HTTPS"},
 			&cli.StringFlag{Name: "tls-key", Usage: "TLS private key (PEM)"},
 			&cli.DurationFlag{Name: "drain-timeout", Usage: "on SIGTERM/SIGINT, how long requests in flight may finish", Value: 30 * time.Second},
+			&cli.DurationFlag{Name: "write-timeout", Usage: "bound on each write of a response: a client that stops reading is dropped", Value: server.DefaultWriteTimeout},
 			&cli.BoolFlag{Name: "pprof", Usage: "serve /debug/pprof/ (behind the tokens, if any)"},
 			&cli.BoolFlag{Name: "assess-only", Usage: "load only the quality indicators (no refine model)"},
-		},
+		}, limitFlags(true, true)...),
 		Action: runServe,
 	}
 }
@@ -50,9 +56,9 @@ func runServe(c *cli.Context) error {
 	}
 	log := serveLogger(c)
 	cfg := server.Config{Timeout: c.Duration("timeout"), MaxBody: maxBody, TLSCert: c.String("tls-cert"), TLSKey: c.String("tls-key"),
-		DrainTimeout: c.Duration("drain-timeout"), Pprof: c.Bool("pprof"), Logger: &log}
-	if cfg.Timeout < 0 || cfg.DrainTimeout <= 0 {
-		return usagef("--timeout must be >= 0 and --drain-timeout > 0")
+		DrainTimeout: c.Duration("drain-timeout"), WriteTimeout: c.Duration("write-timeout"), Pprof: c.Bool("pprof"), Logger: &log}
+	if cfg.Timeout < 0 || cfg.DrainTimeout <= 0 || cfg.WriteTimeout <= 0 {
+		return usagef("--timeout must be >= 0, --drain-timeout and --write-timeout > 0")
 	}
 	if c.Int("slots") < 1 || c.Int("slots") > pipeline.MaxSlots || c.Int("queue") < 0 {
 		return usagef("--slots must be in [1, %d] and --queue >= 0", pipeline.MaxSlots)

@@ -54,13 +54,7 @@ func TestServeSameBytesAsCLI(t *testing.T) {
 		exit <- 0
 	}()
 	url := "http://" + addr
-	require.Eventually(t, func() bool {
-		resp, err := http.Get(url + "/v2/health/ready")
-		if err == nil {
-			resp.Body.Close()
-		}
-		return err == nil && resp.StatusCode == http.StatusOK
-	}, 60*time.Second, 50*time.Millisecond, "the server came up")
+	waitReady(t, url, &logs)
 
 	var body bytes.Buffer
 	mw := multipart.NewWriter(&body)

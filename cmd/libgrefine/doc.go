@@ -15,14 +15,19 @@
 //
 // No Go memory outlives a call: inputs (options, image, prompt, params) are read or copied
 // during the call; results are allocated with C malloc and freed by the grefine_*_free
-// functions in shim.c. The opaque grefine_pipeline is a small C struct holding a
-// runtime/cgo.Handle of the Go-side pipeline.
+// functions in shim.c, each of which first asks handles.go whether the pointer is a live
+// result of its kind (a double free or a foreign pointer is GREFINE_ERR_INPUT, nothing
+// freed), and puts the freed struct through a quarantine. The opaque grefine_pipeline* is
+// no pointer at all: a value naming an entry of a handle table by index and generation
+// (handles.go), so a closed handle is GREFINE_ERR_UNAVAILABLE and a forged one
+// GREFINE_ERR_INPUT. grefine_params is marshalled row by row of pipeline.ParamTable
+// (by each row's C field, through cgo's struct type); tests check the struct and the
+// header's comments against the table.
 //
 // # Failures
 //
 // Every exported function that returns a status defers guard, which turns a Go panic on
-// the calling goroutine into GREFINE_ERR_INTERNAL with the panic's message (a forged or
-// zeroed handle is such a panic, and the C tests use it). Errors are written into the
+// the calling goroutine into GREFINE_ERR_INTERNAL with the panic's message. Errors are written into the
 // caller's buffer, truncated on a UTF-8 boundary.
 //
 // # Go runtime constraints

@@ -11,7 +11,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"runtime/cgo"
 	"sync"
 	"time"
 	"unsafe"
@@ -59,12 +58,12 @@ func grf_lib_params_init(cp *C.grefine_params) {
 }
 
 //export grf_lib_open
-func grf_lib_open(opts *C.grefine_options, out **C.grefine_pipeline, errbuf *C.char, errlen C.size_t) (st C.int) {
+func grf_lib_open(opts *C.grefine_options, out *C.uintptr_t, errbuf *C.char, errlen C.size_t) (st C.int) {
 	defer guard(&st, errbuf, errlen)
 	if out == nil {
 		return fail(errbuf, errlen, inputf("grefine_open: pipeline (the out-parameter) is NULL"))
 	}
-	*out = nil
+	*out = 0
 	cfg, err := configFromC(opts)
 	if err != nil {
 		return fail(errbuf, errlen, err)
@@ -73,24 +72,26 @@ func grf_lib_open(opts *C.grefine_options, out **C.grefine_pipeline, errbuf *C.c
 	if err != nil {
 		return fail(errbuf, errlen, err)
 	}
-	cp := (*C.grefine_pipeline)(C.calloc(1, C.sizeof_struct_grefine_pipeline))
-	cp.handle = C.uintptr_t(cgo.NewHandle(&lib{p: p}))
-	*out = cp
+	*out = C.uintptr_t(newHandle(&lib{p: p}))
 	return ok(errbuf, errlen)
 }
 
 //export grf_lib_close
-func grf_lib_close(cp *C.grefine_pipeline) {
-	defer func() { _ = recover() }() // an invalid handle: nothing to close
-	h := cgo.Handle(cp.handle)
-	l := h.Value().(*lib)
-	h.Delete()
-	cp.handle = 0
-	_ = l.p.Close()
+func grf_lib_close(cp C.uintptr_t) (st C.int) {
+	defer guard(&st, nil, 0)
+	if cp == 0 {
+		return C.int(pipeline.StatusOK)
+	}
+	l, err := resolve("grefine_close", uint64(cp), true)
+	if err != nil {
+		return C.int(pipeline.StatusOf(err))
+	}
+	_ = l.p.Close() // waits for the calls in flight
+	return C.int(pipeline.StatusOK)
 }
 
 //export grf_lib_info
-func grf_lib_info(cp *C.grefine_pipeline, out **C.char, errbuf *C.char, errlen C.size_t) (st C.int) {
+func grf_lib_info(cp C.uintptr_t, out **C.char, errbuf *C.char, errlen C.size_t) (st C.int) {
 	defer guard(&st, errbuf, errlen)
 	if out == nil {
 		return fail(errbuf, errlen, inputf("grefine_info: json (the out-parameter) is NULL"))
@@ -105,28 +106,29 @@ func grf_lib_info(cp *C.grefine_pipeline, out **C.char, errbuf *C.char, errlen C
 		return fail(errbuf, errlen, fmt.Errorf("%w: grefine_info: %v", pipeline.ErrInternal, err))
 	}
 	*out = C.CString(string(js))
+	track(unsafe.Pointer(*out), kindBuffer)
 	return ok(errbuf, errlen)
 }
 
 //export grf_lib_assess
-func grf_lib_assess(cp *C.grefine_pipeline, ci *C.grefine_image, prompt *C.char, cparams *C.grefine_params,
+func grf_lib_assess(cp C.uintptr_t, ci *C.grefine_image, prompt *C.char, cparams *C.grefine_params,
 	out **C.grefine_assessment, errbuf *C.char, errlen C.size_t) (st C.int) {
 	defer guard(&st, errbuf, errlen)
-	return request("grefine_assess", "assessment", cp, ci, prompt, cparams, out, errbuf, errlen, (*pipeline.Pipeline).Assess, assessmentToC)
+	return request("grefine_assess", "assessment", cp, ci, prompt, cparams, out, errbuf, errlen, (*pipeline.Pipeline).Assess, assessmentToC, kindAssessment)
 }
 
 //export grf_lib_refine
-func grf_lib_refine(cp *C.grefine_pipeline, ci *C.grefine_image, prompt *C.char, cparams *C.grefine_params,
+func grf_lib_refine(cp C.uintptr_t, ci *C.grefine_image, prompt *C.char, cparams *C.grefine_params,
 	out **C.grefine_refinement, errbuf *C.char, errlen C.size_t) (st C.int) {
 	defer guard(&st, errbuf, errlen)
-	return request("grefine_refine", "refinement", cp, ci, prompt, cparams, out, errbuf, errlen, (*pipeline.Pipeline).Refine, refinementToC)
+	return request("grefine_refine", "refinement", cp, ci, prompt, cparams, out, errbuf, errlen, (*pipeline.Pipeline).Refine, refinementToC, kindRefinement)
 }
 
 // request marshals one assess or refine call: arguments in, run on the pipeline, the
 // result copied into C memory.
-func request[R any, CR any](fn, what string, cp *C.grefine_pipeline, ci *C.grefine_image, prompt *C.char, cparams *C.grefine_params,
+func request[R any, CR any](fn, what string, cp C.uintptr_t, ci *C.grefine_image, prompt *C.char, cparams *C.grefine_params,
 	out **CR, errbuf *C.char, errlen C.size_t,
-	run func(*pipeline.Pipeline, context.Context, pipeline.Request) (R, error), toC func(R, float64) (*CR, error)) C.int {
+	run func(*pipeline.Pipeline, context.Context, pipeline.Request) (R, error), toC func(R, float64) (*CR, error), kind resultKind) C.int {
 	if out == nil {
 		return fail(errbuf, errlen, inputf("%s: %s (the out-parameter) is NULL", fn, what))
 	}
@@ -146,21 +148,25 @@ func request[R any, CR any](fn, what string, cp *C.grefine_pipeline, ci *C.grefi
 	if err != nil {
 		return fail(errbuf, errlen, err)
 	}
+	track(unsafe.Pointer(c), kind)
 	*out = c
 	return ok(errbuf, errlen)
 }
 
 //export grf_lib_cancel
-func grf_lib_cancel(cp *C.grefine_pipeline, id *C.char) (found C.int) {
+func grf_lib_cancel(cp C.uintptr_t, id *C.char) (found C.int) {
 	defer func() {
 		if recover() != nil {
 			found = 0
 		}
 	}()
-	if cp == nil || id == nil {
+	if id == nil {
 		return 0
 	}
-	l := cgo.Handle(cp.handle).Value().(*lib)
+	l, err := resolve("grefine_cancel", uint64(cp), false)
+	if err != nil {
+		return 0
+	}
 	if l.p.Cancel(C.GoString(id)) {
 		return 1
 	}
@@ -168,7 +174,7 @@ func grf_lib_cancel(cp *C.grefine_pipeline, id *C.char) (found C.int) {
 }
 
 //export grf_lib_image_decode
-func grf_lib_image_decode(cp *C.grefine_pipeline, data *C.uint8_t, n C.size_t, out **C.grefine_image,
+func grf_lib_image_decode(cp C.uintptr_t, data *C.uint8_t, n C.size_t, out **C.grefine_image,
 	errbuf *C.char, errlen C.size_t) (st C.int) {
 	defer guard(&st, errbuf, errlen)
 	if out == nil {
@@ -191,6 +197,7 @@ func grf_lib_image_decode(cp *C.grefine_pipeline, data *C.uint8_t, n C.size_t, o
 	}
 	ci := (*C.grefine_image)(C.calloc(1, C.sizeof_grefine_image))
 	*ci = imageToC(img)
+	track(unsafe.Pointer(ci), kindImage)
 	*out = ci
 	return ok(errbuf, errlen)
 }
@@ -211,6 +218,7 @@ func grf_lib_encode_png(ci *C.grefine_image, out **C.uint8_t, n *C.size_t, errbu
 		return fail(errbuf, errlen, fmt.Errorf("%w: grefine_encode_png: %v", pipeline.ErrInternal, err))
 	}
 	*out = (*C.uint8_t)(C.CBytes(buf.Bytes()))
+	track(unsafe.Pointer(*out), kindBuffer)
 	*n = C.size_t(buf.Len())
 	return ok(errbuf, errlen)
 }
@@ -223,7 +231,7 @@ type call struct {
 	req    pipeline.Request
 }
 
-func newCall(fn string, cp *C.grefine_pipeline, ci *C.grefine_image, prompt *C.char, cparams *C.grefine_params) (*call, error) {
+func newCall(fn string, cp C.uintptr_t, ci *C.grefine_image, prompt *C.char, cparams *C.grefine_params) (*call, error) {
 	l, err := lookup(fn, cp)
 	if err != nil {
 		return nil, err
@@ -264,14 +272,9 @@ func newCall(fn string, cp *C.grefine_pipeline, ci *C.grefine_image, prompt *C.c
 
 func (c *call) done() { c.cancel() }
 
-// lookup returns the pipeline behind a handle. An invalid (zero, closed, forged) handle
-// panics inside runtime/cgo; guard turns that into GREFINE_ERR_INTERNAL.
-func lookup(fn string, cp *C.grefine_pipeline) (*lib, error) {
-	if cp == nil {
-		return nil, inputf("%s: pipeline is NULL", fn)
-	}
-	return cgo.Handle(cp.handle).Value().(*lib), nil
-}
+// lookup returns the pipeline behind a handle: NULL or a value that is no handle is
+// GREFINE_ERR_INPUT, a closed one GREFINE_ERR_UNAVAILABLE (handles.go).
+func lookup(fn string, cp C.uintptr_t) (*lib, error) { return resolve(fn, uint64(cp), false) }
 
 // guard turns a Go panic on the calling goroutine into GREFINE_ERR_INTERNAL with its
 // message. Deferred first by every exported function that returns a status.

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"reflect"
 	"strings"
 	"time"
 	"unsafe"
@@ -117,23 +118,55 @@ func cbool(b bool) C.int {
 	return 0
 }
 
-// paramsToC writes p into *cp (grefine_params_init).
-func paramsToC(p pipeline.Params, cp *C.grefine_params) {
-	cp.seed = C.uint64_t(p.Seed)
-	cp.steps1, cp.steps2 = C.int(p.Steps1), C.int(p.Steps2)
-	cp.strength_max, cp.strength_min = C.double(p.StrengthMax), C.double(p.StrengthMin)
-	cp.strength1, cp.strength2 = C.double(p.Strength1), C.double(p.Strength2)
-	cp.guidance1, cp.guidance2 = C.double(p.Guidance1), C.double(p.Guidance2)
-	cp.emphasis = C.double(p.Emphasis)
-	cp.masked_blend, cp.paste_pixels = cbool(p.MaskedBlend), cbool(p.PastePixels)
-	cp.skip_stage1, cp.skip_stage2 = cbool(p.SkipStage1), cbool(p.SkipStage2)
-	cp.long_side, cp.process_size = C.int(p.LongSide), C.int(p.ProcessSize)
-	cp.perceptual_bound, cp.perceptual_gate = C.double(p.PerceptualBound), C.double(p.PerceptualGate)
-	cp.align_bound, cp.dilate = C.double(p.AlignBound), C.int(p.Dilate)
+// The grefine_params fields that are no request parameter (the rest are the parameter
+// table's rows, by their C field names).
+var callFields = []string{"struct_size", "request_id", "timeout_ms", "progress", "progress_user"}
+
+// cParams is the cgo type of grefine_params, for the table-driven marshalling.
+var cParams = reflect.TypeOf(C.grefine_params{})
+
+// cParamFields are grefine_params' fields as cgo compiled them (the tests compare them
+// with the parameter table and the header).
+func cParamFields() []reflect.StructField {
+	var out []reflect.StructField
+	for i := 0; i < cParams.NumField(); i++ {
+		if f := cParams.Field(i); f.Name != "_" {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
-// paramsFromC reads *cp onto the pipeline's defaults d (cp NULL: d). The pipeline
-// validates the values; this checks only what is C's own (struct_size, timeout).
+// cField is the row's field of *cp, settable (cgo's field names are unexported, so the
+// field is addressed by its offset).
+func cField(cp *C.grefine_params, r pipeline.Param) reflect.Value {
+	sf, ok := cParams.FieldByName(r.CField)
+	if !ok {
+		panic("libgrefine: grefine_params has no field " + r.CField) // TestCParamsMatchTable
+	}
+	return reflect.NewAt(sf.Type, unsafe.Add(unsafe.Pointer(cp), sf.Offset)).Elem()
+}
+
+// paramsToC writes p into *cp, row by row of the parameter table (grefine_params_init).
+// A row whose default depends on the model set gets GREFINE_SIZE_DEFAULT.
+func paramsToC(p pipeline.Params, cp *C.grefine_params) {
+	pv := reflect.ValueOf(&p).Elem()
+	for _, r := range pipeline.ParamTable() {
+		f, v := cField(cp, r), pv.FieldByName(r.Field)
+		switch {
+		case r.SetDefault:
+			f.SetInt(C.GREFINE_SIZE_DEFAULT)
+		case r.Kind == pipeline.KindBool:
+			f.SetInt(int64(cbool(v.Bool())))
+		default:
+			f.Set(v.Convert(f.Type()))
+		}
+	}
+}
+
+// paramsFromC reads *cp onto the pipeline's defaults d (cp NULL: d), row by row of the
+// parameter table. The pipeline validates the values; this checks only what is C's own
+// (struct_size, timeout).
 func paramsFromC(fn string, d pipeline.Params, cp *C.grefine_params) (pipeline.Params, reqOptions, error) {
 	var ro reqOptions
 	if cp == nil {
@@ -143,22 +176,17 @@ func paramsFromC(fn string, d pipeline.Params, cp *C.grefine_params) (pipeline.P
 		return d, ro, err
 	}
 	p := d
-	p.Seed = uint64(cp.seed)
-	p.Steps1, p.Steps2 = int(cp.steps1), int(cp.steps2)
-	p.StrengthMax, p.StrengthMin = float64(cp.strength_max), float64(cp.strength_min)
-	p.Strength1, p.Strength2 = float64(cp.strength1), float64(cp.strength2)
-	p.Guidance1, p.Guidance2 = float64(cp.guidance1), float64(cp.guidance2)
-	p.Emphasis = float64(cp.emphasis)
-	p.MaskedBlend, p.PastePixels = cp.masked_blend != 0, cp.paste_pixels != 0
-	p.SkipStage1, p.SkipStage2 = cp.skip_stage1 != 0, cp.skip_stage2 != 0
-	if cp.long_side != C.GREFINE_SIZE_DEFAULT {
-		p.LongSide = int(cp.long_side)
+	pv := reflect.ValueOf(&p).Elem()
+	for _, r := range pipeline.ParamTable() {
+		f, v := cField(cp, r), pv.FieldByName(r.Field)
+		switch {
+		case r.SetDefault && f.Int() == C.GREFINE_SIZE_DEFAULT:
+		case r.Kind == pipeline.KindBool:
+			v.SetBool(f.Int() != 0)
+		default:
+			v.Set(f.Convert(v.Type()))
+		}
 	}
-	if cp.process_size != C.GREFINE_SIZE_DEFAULT {
-		p.ProcessSize = int(cp.process_size)
-	}
-	p.PerceptualBound, p.PerceptualGate = float64(cp.perceptual_bound), float64(cp.perceptual_gate)
-	p.AlignBound, p.Dilate = float64(cp.align_bound), int(cp.dilate)
 	ro.id = goString(cp.request_id)
 	if cp.timeout_ms < 0 {
 		return d, ro, inputf("%s: params.timeout_ms %d must be >= 0 (0: none)", fn, int64(cp.timeout_ms))

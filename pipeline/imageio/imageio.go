@@ -181,8 +181,39 @@ func ToRGB8(img image.Image) *RGB8 {
 				put(r, g, bb)
 			}
 		}
+	case *image.NRGBA64:
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			row := m.Pix[(y-b.Min.Y)*m.Stride:]
+			for x := 0; x < b.Dx(); x++ {
+				p := row[8*x:]
+				put(to8(uint16(p[0])<<8|uint16(p[1])), to8(uint16(p[2])<<8|uint16(p[3])), to8(uint16(p[4])<<8|uint16(p[5])))
+			}
+		}
+	case *image.RGBA64, *image.Gray16:
+		// 16-bit images without the per-pixel interface allocations of img.At (an 8192²
+		// image would make 64 million): the same arithmetic as color.NRGBA64Model.
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			for x := b.Min.X; x < b.Max.X; x++ {
+				var r, g, bb, a uint32
+				if g16, ok := m.(*image.Gray16); ok {
+					v := uint32(g16.Gray16At(x, y).Y)
+					r, g, bb, a = v, v, v, 0xffff
+				} else {
+					c := m.(*image.RGBA64).RGBA64At(x, y)
+					r, g, bb, a = uint32(c.R), uint32(c.G), uint32(c.B), uint32(c.A)
+				}
+				switch a {
+				case 0xffff:
+				case 0:
+					r, g, bb = 0, 0, 0
+				default:
+					r, g, bb = r*0xffff/a, g*0xffff/a, bb*0xffff/a
+				}
+				put(to8(uint16(r)), to8(uint16(g)), to8(uint16(bb)))
+			}
+		}
 	default:
-		// 16-bit, paletted, CMYK, grey+alpha...: through NRGBA64, rounding to 8 bits.
+		// Paletted, CMYK, grey+alpha...: through NRGBA64, rounding to 8 bits.
 		for y := b.Min.Y; y < b.Max.Y; y++ {
 			for x := b.Min.X; x < b.Max.X; x++ {
 				c := color.NRGBA64Model.Convert(img.At(x, y)).(color.NRGBA64)

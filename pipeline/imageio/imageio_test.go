@@ -12,6 +12,7 @@ import (
 	"image/png"
 	"io"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
@@ -206,4 +207,37 @@ func TestHeatmapAndOverlay(t *testing.T) {
 	}
 	o := Overlay(img, []float32{1, 0}, 0.5)
 	assert.Equal(t, []uint8{178, 50, 50, 70, 70, 70}, o.Pix)
+}
+
+// TestToRGB8SixteenBitFastPaths: the 16-bit cases convert exactly as the generic
+// NRGBA64 path does (random pixels, alpha 0, partial and opaque).
+func TestToRGB8SixteenBitFastPaths(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	const w, h = 17, 5
+	nrgba, rgba, gray := image.NewNRGBA64(image.Rect(0, 0, w, h)), image.NewRGBA64(image.Rect(0, 0, w, h)), image.NewGray16(image.Rect(0, 0, w, h))
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			a := uint16(rng.IntN(65536))
+			switch x % 3 {
+			case 0:
+				a = 0
+			case 1:
+				a = 0xffff
+			}
+			c := func() uint16 { return uint16(rng.IntN(int(a) + 1)) } // premultiplied: <= a
+			nrgba.SetNRGBA64(x, y, color.NRGBA64{uint16(rng.IntN(65536)), uint16(rng.IntN(65536)), uint16(rng.IntN(65536)), a})
+			rgba.SetRGBA64(x, y, color.RGBA64{c(), c(), c(), a})
+			gray.SetGray16(x, y, color.Gray16{uint16(rng.IntN(65536))})
+		}
+	}
+	for name, img := range map[string]image.Image{"nrgba64": nrgba, "rgba64": rgba, "gray16": gray} {
+		got := ToRGB8(img)
+		for y := 0; y < h; y++ {
+			for x := 0; x < w; x++ {
+				c := color.NRGBA64Model.Convert(img.At(x, y)).(color.NRGBA64)
+				r, g, b := got.At(x, y)
+				require.Equal(t, [3]uint8{to8(c.R), to8(c.G), to8(c.B)}, [3]uint8{r, g, b}, "%s (%d,%d)", name, x, y)
+			}
+		}
+	}
 }

@@ -41,6 +41,21 @@ func (r *Refiner) EstimateMemory(w, h int, tiny bool) StageMemory {
 	return m
 }
 
+// EstimateFor is EstimateMemory with cfg instead of the refiner's own configuration
+// (cfg is not validated again: the caller validated the request's parameters).
+func (r *Refiner) EstimateFor(cfg Config, w, h int, tiny bool) StageMemory {
+	v := *r
+	v.cfg, v.view = cfg, true
+	return v.EstimateMemory(w, h, tiny)
+}
+
+// CheckMemoryFor is CheckMemory with cfg instead of the refiner's own configuration.
+func (r *Refiner) CheckMemoryFor(cfg Config, w, h int, tiny bool, limit int64) error {
+	v := *r
+	v.cfg, v.view = cfg, true
+	return v.CheckMemory(w, h, tiny, limit)
+}
+
 func attentionBytes(w, h, f int, tiny bool) int64 {
 	n := float64(w/f) * float64(h/f)
 	vae := 8 * n * n

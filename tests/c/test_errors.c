@@ -1,7 +1,8 @@
 /* Every error path of the C API: NULL arguments, wrong struct_size, width/height 0,
- * stride < 3*width, bad params, missing models, the error buffer, a Go panic (forged
- * handle) -> GREFINE_ERR_INTERNAL, BUSY when timeout_ms passes in the queue; and the success path's invariants (stride honoured,
- * ownership, struct sizes, request ids, logging). */
+ * stride < 3*width, bad params, missing models, the error buffer, a forged handle ->
+ * GREFINE_ERR_INPUT, BUSY when timeout_ms passes in the queue; and the success path's
+ * invariants (stride honoured, ownership, struct sizes, request ids, logging). Misuse
+ * (double close, double free, use after close) is test_misuse.c. */
 #include "check.h"
 
 #include <math.h>
@@ -240,26 +241,24 @@ static void test_assess_ok(grefine_pipeline *p) {
   grefine_assessment_free(a);
   grefine_assessment_free(b);
   grefine_assessment_free(c);
-  grefine_assessment_free(NULL);
-  grefine_refinement_free(NULL);
-  grefine_image_free(NULL);
-  grefine_free(NULL);
-  grefine_close(NULL);
+  CHECK(grefine_assessment_free(NULL) == GREFINE_OK && grefine_refinement_free(NULL) == GREFINE_OK &&
+            grefine_image_free(NULL) == GREFINE_OK && grefine_free(NULL) == GREFINE_OK && grefine_close(NULL) == GREFINE_OK,
+        "NULL frees nothing");
   free((void *)packed.rgb);
   free((void *)padded.rgb);
 }
 
-static void test_panic_is_internal(void) {
+static void test_forged_handle(void) {
   char err[512];
   grefine_image img = test_image(96, 64, 0);
   grefine_assessment *a = NULL;
-  /* A zeroed handle (as a use-after-close or a forged pointer would give): runtime/cgo
-   * panics on the invalid handle; the panic must come back as INTERNAL, not crash. */
+  /* A pointer that grefine_open never returned: refused as bad input, never dereferenced. */
   grefine_pipeline *forged = calloc(1, 64);
-  CHECK_STATUS(grefine_assess(forged, &img, "a cat", NULL, &a, err, sizeof err), GREFINE_ERR_INTERNAL, err);
-  CHECK(strstr(err, "panic") != NULL, "message says panic: %s", err);
+  CHECK_STATUS(grefine_assess(forged, &img, "a cat", NULL, &a, err, sizeof err), GREFINE_ERR_INPUT, err);
+  CHECK(strstr(err, "not a pipeline handle") != NULL, "message: %s", err);
   CHECK(a == NULL, "out NULL");
   CHECK(grefine_cancel(forged, "x") == 0, "cancel on a forged handle");
+  CHECK(grefine_close(forged) == GREFINE_ERR_INPUT, "close of a forged handle");
   free(forged);
   free((void *)img.rgb);
 }
@@ -350,7 +349,7 @@ int main(int argc, char **argv) {
   test_request_errors(p);
   test_images(p);
   test_assess_ok(p);
-  test_panic_is_internal();
+  test_forged_handle();
   test_busy_timeout(p);
   grefine_close(p);
   return check_done("test_errors");

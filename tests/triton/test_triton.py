@@ -288,9 +288,9 @@ def test_bad_requests_are_client_errors(triton, png, proto):
         ("a bad image", lambda: c.infer(ASSESS, inputs(m, b"not an image")), "cannot decode image"),
         ("a wrong datatype", lambda: c.infer(ASSESS, inputs(m, png, image_type="FP32")), "data-type is 'FP32'"),
         ("a missing input", lambda: c.infer(ASSESS, inputs(m, png)[1:]), "input image: missing"),
-        ("an unknown parameter", lambda: c.infer(ASSESS, inputs(m, png), parameters={"colour": 1}), 'unknown field "colour"'),
+        ("an unknown parameter", lambda: c.infer(ASSESS, inputs(m, png), parameters={"colour": 1}), 'unknown parameter "colour"'),
         ("an out-of-range parameter", lambda: c.infer(REFINE, inputs(m, png), parameters={"steps1": 0}), "steps1: 0 is out of range"),
-        ("a parameter of the wrong type", lambda: c.infer(ASSESS, inputs(m, png), parameters={"dilate": "x"}), '"dilate": want a int'),
+        ("a parameter of the wrong type", lambda: c.infer(ASSESS, inputs(m, png), parameters={"dilate": "x"}), 'dilate: want an integer, got the string "x"'),
     ]
     for what, call, msg in cases:
         with pytest.raises(InferenceServerException) as e:
