@@ -1,11 +1,14 @@
 # grefine: every target is a verb that calls a script in tools/; no logic lives here.
-.PHONY: setup setup-gpu build native trt-emu lib test demo bench fixtures gpu-bundle lint clean
+.PHONY: setup setup-gpu setup-trt build native trt-emu lib test demo bench fixtures gpu-bundle lint clean
 
 setup:        ## install ONNX Runtime, Go modules (and the CUDA toolkit for `native`)
 	@bash tools/setup.sh
 
 setup-gpu:    ## install onnxruntime-gpu + CUDA 13 runtime libraries from PyPI into .deps/ort-gpu (not in setup)
 	@bash tools/setup-gpu.sh
+
+setup-trt: setup ## TensorRT 10.15.1 from Maven Central into .deps/trt + build/libgrefine_trt.so (not in setup)
+	@bash tools/setup-trt.sh
 
 build: setup  ## build bin/grefine
 	@bash tools/build.sh
