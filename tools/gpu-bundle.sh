@@ -6,7 +6,8 @@
 #   .gpu/        verify-gpu.sh, SHA256SUMS (every file of the bundle), BUNDLE (sizes and the
 #                call plan), COMMIT, bin.tar.xz (bin/grefine, the Go test binaries of
 #                engine/trt/gputest and internal/conformance, libgrefine_trt.so,
-#                libgrefine_cuda.so; CUDA runtime static, so they need only the driver),
+#                libgrefine_cuda.so, libonnxruntime.so.1 (CPU: the ort/cpu reference); CUDA
+#                runtime static, so they need only the driver),
 #                py/ (tools/gpu/*.py, tools/export/*.py)
 #   .gpu-trt/    part-NN: libnvinfer.so.10 + libnvonnxparser.so.10 as one xz tar, split
 #   .gpu-ptx/    part-NN: libnvinfer_builder_resource_ptx.so.10.15.1 (only with GRF_GPU_PTX=1)
@@ -15,7 +16,9 @@
 # Needs `make setup-trt` (.deps/trt/lib and build/libgrefine_trt.so). The part size is computed
 # from the tree: 64 MiB - the tracked (and untracked, unignored) files - GRF_GPU_MARGIN_MIB
 # (default 3); every folder and part is checked against it. xz settings: GRF_GPU_XZ (default
-# -9e), compressed archives cached in .cache/gpu-bundle/ by content hash.
+# -9, multi-threaded: GRF_JOBS; GRF_GPU_XZ_BIN for bin.tar.xz, default -6); compressed archives
+# are cached outside the clone (GRF_GPU_CACHE, default ~/.cache/grefine/gpu-bundle) by content
+# hash, so TensorRT is compressed once per machine (about 20 CPU-minutes).
 # Variables: GRF_GPU_TRT_DIR (default .deps/trt/lib), GRF_GPU_SHIM (default
 # build/libgrefine_trt.so), GRF_GPU_PKGS (test packages), GRF_GPU_WHEELS=0 (no .gpu-py),
 # GRF_GPU_PTX=1, GRF_GPU_CALL_MIB (64), GRF_GPU_OUT (the repository root: where the four
@@ -32,7 +35,8 @@ shim=${GRF_GPU_SHIM:-build/libgrefine_trt.so}
 pkgs=${GRF_GPU_PKGS:-"engine/trt/gputest internal/conformance"}
 call_mib=${GRF_GPU_CALL_MIB:-64}
 margin=${GRF_GPU_MARGIN_MIB:-3}
-xzopt=${GRF_GPU_XZ:--9e}
+xzopt=${GRF_GPU_XZ:--9}
+cache=${GRF_GPU_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/grefine/gpu-bundle}
 
 # ---- the budget per call -----------------------------------------------------------------------
 tree=$( { git ls-files -z; git ls-files -z -o --exclude-standard; } | xargs -0 -r stat -c %s 2>/dev/null | awk '{s+=$1} END {print s+0}')
@@ -65,6 +69,10 @@ echo "gpu-bundle: go build ./cmd/grefine -> bin/grefine"
 CGO_ENABLED=1 go build -trimpath -ldflags='-s -w' -o "$stage/bin/grefine" ./cmd/grefine
 cp "$shim" "$stage/bin/libgrefine_trt.so"
 [ -f build/libgrefine_cuda.so ] && cp build/libgrefine_cuda.so "$stage/bin/"
+# ONNX Runtime's CPU library: the conformance reference (ort/cpu) and --backend ort there.
+ortlib=${GRF_GPU_ORT_LIB:-$ONNXRUNTIME_SHARED_LIBRARY_PATH}
+[ -f "$ortlib" ] || die "$ortlib missing (the ONNX Runtime CPU library of make setup; GRF_GPU_ORT_LIB)"
+cp "$ortlib" "$stage/bin/libonnxruntime.so.1"
 # Load-time dependencies: glibc, libstdc++/libgcc, and for the shim libnvinfer/libnvonnxparser.
 for f in "$stage"/bin/*; do
   extra=$(objdump -p "$f" 2>/dev/null | awk '/NEEDED/{print $2}' |
@@ -72,16 +80,17 @@ for f in "$stage"/bin/*; do
   [ -z "$extra" ] || die "$(basename "$f") needs more than glibc/libstdc++/TensorRT at load time: $extra"
 done
 
-# xzcache NAME SRCDIR FILES...: a cached xz tar of FILES (keyed by their hashes) -> its path.
+# xzcache NAME LEVEL SRCDIR FILES...: a cached xz tar of FILES (keyed by their hashes and the
+# level) -> its path.
 xzcache() {
-  local name=$1 src=$2; shift 2
+  local name=$1 level=$2 src=$3; shift 3
   local key
-  key=$( (cd "$src" && sha256sum "$@"; echo "$xzopt") | sha256sum | cut -c1-16)
-  local c=.cache/gpu-bundle/$name-$key.tar.xz
+  key=$( (cd "$src" && sha256sum "$@"; echo "$level") | sha256sum | cut -c1-16)
+  local c=$cache/$name-$key.tar.xz
   if [ ! -f "$c" ]; then
-    mkdir -p .cache/gpu-bundle
-    echo "gpu-bundle: xz $xzopt $name ($(cd "$src" && du -chL "$@" | tail -1 | cut -f1); cached in $c)" >&2
-    tar -C "$src" --owner=0 --group=0 --numeric-owner --dereference -cf - "$@" | xz $xzopt -T"${GRF_JOBS:-2}" >"$c.tmp"
+    mkdir -p "$cache"
+    echo "gpu-bundle: xz $level $name ($(cd "$src" && du -chL "$@" | tail -1 | cut -f1); cached in $c)" >&2
+    tar -C "$src" --owner=0 --group=0 --numeric-owner --dereference -cf - "$@" | xz "$level" -T"${GRF_JOBS:-2}" >"$c.tmp"
     mv "$c.tmp" "$c"
   fi
   echo "$c"
@@ -93,7 +102,7 @@ rm -rf "$g" "$dest/.gpu-trt" "$dest/.gpu-ptx" "$dest/.gpu-py" "$dest/.gpu-run"
 mkdir -p "$g/py/export"
 binlist=$(cd "$stage/bin" && ls)
 # shellcheck disable=SC2086
-cp "$(xzcache bin "$stage/bin" $binlist)" "$g/bin.tar.xz"
+cp "$(xzcache bin "${GRF_GPU_XZ_BIN:--6}" "$stage/bin" $binlist)" "$g/bin.tar.xz"
 cp tools/gpu/verify-gpu.sh "$g/"
 chmod +x "$g/verify-gpu.sh"
 cp tools/gpu/*.py "$g/py/"
@@ -108,10 +117,10 @@ split_set() { # split_set DIR ARCHIVE_NAME CACHED_XZ
   split -b "${part_mib}M" -d -a 2 "$3" "$dest/$1/part-"
   ln -f "$3" "$stage/$2" 2>/dev/null || cp "$3" "$stage/$2"
 }
-trtxz=$(xzcache trt "$trtdir" libnvinfer.so.10 libnvonnxparser.so.10)
+trtxz=$(xzcache trt "$xzopt" "$trtdir" libnvinfer.so.10 libnvonnxparser.so.10)
 split_set .gpu-trt trt.tar.xz "$trtxz"
 if [ "${GRF_GPU_PTX:-0}" = 1 ]; then
-  ptxxz=$(xzcache ptx "$trtdir" "$(basename "$ptxlib")")
+  ptxxz=$(xzcache ptx "$xzopt" "$trtdir" "$(basename "$ptxlib")")
   split_set .gpu-ptx ptx.tar.xz "$ptxxz"
 fi
 

@@ -76,15 +76,22 @@ func cudaVersion(v int) string { return fmt.Sprintf("%d.%d", v/1000, v%1000/10) 
 
 // trtInstalledFrom summarises the INSTALLED stamp `make setup-trt` writes above lib/.
 func trtInstalledFrom(nvinfer string) string {
-	b, err := os.ReadFile(filepath.Join(filepath.Dir(nvinfer), "..", "INSTALLED"))
+	if w := stampSummary(filepath.Join(filepath.Dir(nvinfer), "..", "INSTALLED"), "(tools/setuptrt): "); w != "" {
+		return " (make setup-trt: " + w + ")"
+	}
+	return ""
+}
+
+// stampSummary returns what follows marker on the first line of an INSTALLED stamp
+// (written by make setup-gpu and make setup-trt), or "".
+func stampSummary(path, marker string) string {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return ""
 	}
 	first, _, _ := strings.Cut(string(b), "\n")
-	if _, w, ok := strings.Cut(first, "(tools/setuptrt): "); ok {
-		return " (make setup-trt: " + w + ")"
-	}
-	return ""
+	_, w, _ := strings.Cut(first, marker)
+	return w
 }
 
 // trtBuilderResources lists the builder resource libraries beside libnvinfer.

@@ -37,8 +37,8 @@ func runScript(t *testing.T, dir string, env []string, script string, args ...st
 	return code, string(out)
 }
 
-// TestBundleDryRun builds a bundle around a fake TensorRT (40 MiB of random bytes as
-// libnvinfer, split into 16 MiB parts; the fake shim) and runs verify-gpu.sh on it as the
+// TestBundleDryRun builds a bundle around a fake TensorRT (80 MiB of random bytes as
+// libnvinfer, split into 32 MiB parts; the fake shim) and runs verify-gpu.sh on it as the
 // GPU machine would: the dry run verifies and joins everything and stops each step at its
 // GPU point; a real run on a machine without a GPU says why for each step and exits 3;
 // damaged and missing parts are refused, and --stamp reports what arrived.
@@ -55,7 +55,7 @@ func TestBundleDryRun(t *testing.T) {
 	work := t.TempDir()
 	trt := filepath.Join(work, "trt", "lib")
 	require.NoError(t, os.MkdirAll(trt, 0o755))
-	big := make([]byte, 40<<20) // incompressible: xz cannot shrink it below 3 parts
+	big := make([]byte, 80<<20) // incompressible: xz cannot shrink it below 3 parts
 	_, err := rand.Read(big)
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(trt, "libnvinfer.so.10"), big, 0o755))
@@ -64,26 +64,26 @@ func TestBundleDryRun(t *testing.T) {
 	shim, err := trttest.Build(work)
 	require.NoError(t, err)
 
-	// The call limit: the tree plus 16 MiB parts (no margin).
+	// The call limit: the tree plus 32 MiB parts (no margin).
 	out := filepath.Join(work, "checkout")
 	require.NoError(t, os.MkdirAll(out, 0o755))
 	require.NoError(t, os.Symlink(filepath.Join(root, "testdata"), filepath.Join(out, "testdata")))
-	env := []string{"GRF_GPU_OUT=" + out, "GRF_GPU_TRT_DIR=" + trt, "GRF_GPU_SHIM=" + shim, "GRF_GPU_XZ=-0",
+	env := []string{"GRF_GPU_CACHE=" + filepath.Join(work, "cache"), "GRF_GPU_OUT=" + out, "GRF_GPU_TRT_DIR=" + trt, "GRF_GPU_SHIM=" + shim, "GRF_GPU_XZ=-0", "GRF_GPU_XZ_BIN=-0",
 		"GRF_GPU_WHEELS=0", "GRF_GPU_PKGS=engine/trt/gputest", "GRF_GPU_MARGIN_MIB=0"}
 	code, log := runScript(t, root, append(env, "GRF_GPU_CALL_MIB=20"), "tools/gpu-bundle.sh")
 	require.Equal(t, 1, code, log)
 	assert.Contains(t, log, "per call would be left", "a limit the tree alone nearly fills is refused")
 
 	tree := treeMiB(t, root)
-	code, log = runScript(t, root, append(env, "GRF_GPU_CALL_MIB="+itoa(tree+16)), "tools/gpu-bundle.sh")
+	code, log = runScript(t, root, append(env, "GRF_GPU_CALL_MIB="+itoa(tree+32)), "tools/gpu-bundle.sh")
 	require.Equal(t, 0, code, log)
 	t.Logf("bundle:\n%s", tail(log, 12))
 	parts, _ := filepath.Glob(filepath.Join(out, ".gpu-trt", "part-*"))
-	require.Len(t, parts, 3, "40 MiB of random bytes in 16 MiB parts")
+	require.Len(t, parts, 3, "80 MiB of random bytes in 32 MiB parts")
 	for _, p := range parts {
 		st, err := os.Stat(p)
 		require.NoError(t, err)
-		assert.LessOrEqual(t, st.Size(), int64(16<<20))
+		assert.LessOrEqual(t, st.Size(), int64(32<<20))
 	}
 	bundle, err := os.ReadFile(filepath.Join(out, ".gpu", "BUNDLE"))
 	require.NoError(t, err)
@@ -96,7 +96,7 @@ func TestBundleDryRun(t *testing.T) {
 	require.Equal(t, 0, code, log)
 	report := readReport(t, work)
 	assert.Contains(t, report, "- trt: 3 parts joined, libnvinfer.so.10 libnvonnxparser.so.10 (SHA-256 checked)")
-	assert.Contains(t, report, "- binaries: engine_trt_gputest.test grefine libgrefine_trt.so")
+	assert.Contains(t, report, "- binaries: engine_trt_gputest.test grefine libgrefine_cuda.so libgrefine_trt.so libonnxruntime.so.1")
 	assert.Contains(t, report, "trt library  ok")
 	assert.Contains(t, report, "builder probe: not reached (dry run: no GPU work)")
 	for _, s := range []string{"b", "c", "d", "e"} {

@@ -9,14 +9,14 @@
 # tools/gpu/README.md):
 #   .gpu/                verify-gpu.sh, SHA256SUMS (every file below), BUNDLE (what and how),
 #                        bin.tar.xz (grefine, the Go test binaries, libgrefine_trt.so,
-#                        libgrefine_cuda.so), py/ (the full-size scripts), COMMIT
+#                        libgrefine_cuda.so, libonnxruntime.so.1), py/ (the full-size
+#                        scripts), COMMIT
 #   .gpu-trt/part-NN     libnvinfer.so.10 + libnvonnxparser.so.10 (TensorRT 10.15.1, xz, split)
 #   .gpu-ptx/part-NN     optional: libnvinfer_builder_resource_ptx.so.10.15.1 (xz, split)
 #   .gpu-py/             wheels for steps c and d (diffusers, transformers and what they import
 #                        that the machine may lack)
 # The machine needs: the NVIDIA driver (R580+: TensorRT 10.15 is built for CUDA 13), python3
-# with torch (CUDA) and onnxruntime (its CPU library is the conformance reference), xz or
-# python3's lzma. No Go, no TensorRT, no compiler.
+# with torch (CUDA) for steps c and d, xz or python3's lzma. No Go, no TensorRT, no compiler.
 #
 # Steps, in this order, each with its own time limit (GRF_LIMIT_A ... GRF_LIMIT_E, seconds),
 # each saying why when it cannot run:
@@ -202,8 +202,10 @@ if [ $rc_trt = 0 ] && [ -f "$bin/libgrefine_trt.so" ]; then
   cp -f "$bin/libgrefine_trt.so" "$shim" # RUNPATH $ORIGIN: beside libnvinfer.so.10
 fi
 
-# ONNX Runtime (CPU) for the ort/cpu reference: the machine's Python package, else the checkout's .deps.
+# ONNX Runtime (CPU) for the ort/cpu reference: the bundle's (1.30.0), else the machine's Python
+# package (onnxruntime_go needs C API 24+, ONNX Runtime 1.24+), else the checkout's .deps.
 ortlib=${ONNXRUNTIME_SHARED_LIBRARY_PATH:-}
+[ -z "$ortlib" ] && [ -f "$bin/libonnxruntime.so.1" ] && ortlib=$bin/libonnxruntime.so.1
 if [ -z "$ortlib" ]; then
   d=$(python3 -c 'import onnxruntime, os; print(os.path.join(os.path.dirname(onnxruntime.__file__), "capi"))' 2>/dev/null)
   [ -n "$d" ] && ortlib=$(ls "$d"/libonnxruntime.so* 2>/dev/null | head -1)
