@@ -145,7 +145,10 @@ fi
 # ---- SHA256SUMS: every file, the joined archives, the libraries ------------------------------------------
 {
   echo "# grefine GPU bundle, commit $commit: sha256sum -c from the repository root"
-  (cd "$dest" && find .gpu .gpu-trt .gpu-ptx .gpu-py -type f ! -name SHA256SUMS ! -name BUNDLE 2>/dev/null | sort | xargs -r sha256sum)
+  dirs=(.gpu .gpu-trt)
+  [ -d "$dest/.gpu-ptx" ] && dirs+=(.gpu-ptx)
+  [ -d "$dest/.gpu-py" ] && dirs+=(.gpu-py)
+  (cd "$dest" && find "${dirs[@]}" -type f ! -name SHA256SUMS ! -name BUNDLE | sort | xargs -r sha256sum)
   # What the GPU machine unpacks into .gpu-run/ (never carried):
   (cd "$stage/bin" && sha256sum $binlist) | sed 's#  #  .gpu-run/bin/#'
   (cd "$stage" && sha256sum trt.tar.xz) | sed 's#  #  .gpu-run/#'

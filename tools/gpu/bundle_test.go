@@ -90,7 +90,7 @@ func TestBundleDryRun(t *testing.T) {
 	assert.Contains(t, string(bundle), `carry [".gpu-trt/part-00"]`)
 
 	verify := filepath.Join(out, ".gpu", "verify-gpu.sh")
-	noGPU := []string{"GRF_FAKE_TRT_DEVICES=0", "GRF_FAKE_TRT_VERSION=101501", "OUT=" + filepath.Join(work, "report")}
+	noGPU := []string{"GRF_FAKE_TRT_DEVICES=0", "GRF_FAKE_TRT_VERSION=110100", "OUT=" + filepath.Join(work, "report")}
 
 	code, log = runScript(t, out, noGPU, verify, "--dry-run")
 	require.Equal(t, 0, code, log)

@@ -18,7 +18,8 @@
 # The machine needs: the NVIDIA driver (R580+: TensorRT 10.15 is built for CUDA 13), python3
 # with torch (CUDA) for steps c and d, xz or python3's lzma. No Go, no TensorRT, no compiler.
 #
-# Steps, in this order, each with its own time limit (GRF_LIMIT_A ... GRF_LIMIT_E, seconds),
+# Steps, in this order, each with its own time limit (GRF_LIMIT_A ... GRF_LIMIT_E, seconds:
+# 240, 300, 480, 540, 180),
 # each saying why when it cannot run:
 #   a. join and verify the parts (SHA-256 of every part, archive and library), unpack the
 #      binaries, `grefine doctor`, and a builder probe (a tiny plan build + run with CUDA
@@ -358,7 +359,7 @@ fi
 
 # ---- c. full-size CLIP encoders ----------------------------------------------------------------
 if want c; then
-  lim=${GRF_LIMIT_C:-420}
+  lim=${GRF_LIMIT_C:-480}
   section "c. full-size CLIP-Surgery image and text encoders, random weights (limit ${lim} s)"
   [ -f "$here/py/clip_step.py" ] && [ -f "$here/py/export/make_random_full.py" ] || say "- missing .gpu/py scripts"
   drywheels
@@ -370,7 +371,8 @@ if want c; then
     runstep clip_export "$(left)" . python3 "$here/py/export/export.py" --groups clip --clip "$cw/clip" --pq-prompts "$cw/pq" --out "$cw/set" --name random-full || ok=0
     runstep clip_pytorch "$(left)" . python3 "$here/py/clip_step.py" --clip "$cw/clip" --out "$cw/pytorch-clip.json" || ok=0
     [ -f "$cw/pytorch-clip.json" ] && fence "$cw/pytorch-clip.json"
-    runstep clip_plans "$(left)" . "$grefine" --models "$cw/set" --hash-cache "" --log-level debug --trt-lib "$shim" plans build --out "$cw/plans" || ok=0
+    runstep clip_plans "$(left)" . "$grefine" --models "$cw/set" --hash-cache "" --log-level debug --trt-lib "$shim" plans build \
+      --only clip_surgery --only clip_text --out "$cw/plans" || ok=0
     grepfence "$logs/clip_plans.log" 'built|plan|level|error|Error' 40
     for e in "clip_surgery 1" "clip_text 85"; do
       set -- $e
