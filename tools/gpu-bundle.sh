@@ -177,7 +177,6 @@ for p in "$dest"/.gpu-trt/part-* "$dest"/.gpu-ptx/part-*; do [ -f "$p" ] && chec
 
 # Greedy plan: each call carries at most 8 paths and part_mib MiB (the tree travels too).
 carry=(.gpu)
-[ -d "$dest/.gpu-py" ] && carry+=(.gpu-py)
 for p in "$dest"/.gpu-trt/part-*; do carry+=(".gpu-trt/$(basename "$p")"); done
 plan=() cur=() cur_b=0
 budget=$(( part_mib * 1048576 ))
@@ -199,10 +198,16 @@ done
   echo "device calls (carry; command), back to back:"
   i=1
   for p in "${plan[@]}"; do
-    echo "  $i. carry [${p%|*}] ($(mib "${p#*|}") MiB + tree); command: bash .gpu/verify-gpu.sh --stamp call-$i"
+    names=$(echo "${p%|*}" | tr -d '"' | tr -d ' ')
+    run=""
+    [ "$i" = "${#plan[@]}" ] && run=" && bash .gpu/verify-gpu.sh --steps a,b,e --out \$OUT (timeout 600 s)"
+    echo "  $i. carry [${p%|*}] ($(mib "${p#*|}") MiB + tree); command: bash .gpu/verify-gpu.sh --stamp 'call-$i $names'$run"
     i=$((i + 1))
   done
-  echo "  then: bash .gpu/verify-gpu.sh --steps a,b,c,e --out \$OUT   (~5-8 min), and bash .gpu/verify-gpu.sh --steps d --out \$OUT (the rest)"
+  if [ -d "$dest/.gpu-py" ]; then
+    echo "  $i. carry [\".gpu-py\"] ($(mib "$(bytes "$dest/.gpu-py")") MiB + tree); command: bash .gpu/verify-gpu.sh --stamp 'call-$i .gpu-py' && bash .gpu/verify-gpu.sh --steps c,d --out \$OUT (what is left)"
+  fi
+  echo "  (tools/gpu/README.md has the budget; a ptx request from the builder probe needs .gpu-ptx: GRF_GPU_PTX=1)"
 } >"$g/BUNDLE"
 cat "$g/BUNDLE"
 

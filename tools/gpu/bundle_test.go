@@ -88,6 +88,7 @@ func TestBundleDryRun(t *testing.T) {
 	bundle, err := os.ReadFile(filepath.Join(out, ".gpu", "BUNDLE"))
 	require.NoError(t, err)
 	assert.Contains(t, string(bundle), `carry [".gpu-trt/part-00"]`)
+	assert.Contains(t, string(bundle), "--steps a,b,e --out")
 
 	verify := filepath.Join(out, ".gpu", "verify-gpu.sh")
 	noGPU := []string{"GRF_FAKE_TRT_DEVICES=0", "GRF_FAKE_TRT_VERSION=110100", "OUT=" + filepath.Join(work, "report")}
@@ -97,7 +98,7 @@ func TestBundleDryRun(t *testing.T) {
 	report := readReport(t, work)
 	assert.Contains(t, report, "- trt: 3 parts joined, libnvinfer.so.10 libnvonnxparser.so.10 (SHA-256 checked)")
 	assert.Contains(t, report, "- binaries: engine_trt_gputest.test grefine libgrefine_cuda.so libgrefine_trt.so libonnxruntime.so.1")
-	assert.Contains(t, report, "trt library  ok")
+	assert.Regexp(t, `trt library +ok +TensorRT 11\.1\.0 \(getInferLibVersion\)`, report, "doctor ran on the carried shim")
 	assert.Contains(t, report, "builder probe: not reached (dry run: no GPU work)")
 	for _, s := range []string{"b", "c", "d", "e"} {
 		assert.Contains(t, report, "- "+s+": dry run: reached the GPU point")

@@ -99,7 +99,11 @@ t_start=$(date +%s)
   echo "- bundle commit: $(cat "$here/COMMIT" 2>/dev/null || echo unknown); checkout: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo 'not a git checkout')"
   echo "- steps: $steps"
   echo '```'
-  nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap,power.limit --format=csv 2>&1 || echo "nvidia-smi: not available"
+  if command -v nvidia-smi >/dev/null 2>&1; then
+    nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap,power.limit --format=csv 2>&1
+  else
+    echo "nvidia-smi: not on PATH"
+  fi
   echo '```'
   if [ -f "$here/BUNDLE" ]; then echo; echo "Bundle:"; echo '```'; cat "$here/BUNDLE"; echo '```'; fi
   if [ -f "$root/.gpu-stamps" ]; then
