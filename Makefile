@@ -1,5 +1,5 @@
 # grefine: every target is a verb that calls a script in tools/; no logic lives here.
-.PHONY: setup setup-gpu setup-trt build native trt-emu lib test demo bench fixtures gpu-bundle lint clean
+.PHONY: setup setup-gpu build native trt-emu lib test demo bench fixtures gpu-bundle lint clean
 
 setup:        ## install ONNX Runtime, Go modules (and the CUDA toolkit for `native`)
 	@bash tools/setup.sh
@@ -7,6 +7,7 @@ setup:        ## install ONNX Runtime, Go modules (and the CUDA toolkit for `nat
 setup-gpu:    ## install onnxruntime-gpu + CUDA 13 runtime libraries from PyPI into .deps/ort-gpu (not in setup)
 	@bash tools/setup-gpu.sh
 
+.PHONY: setup-trt
 setup-trt: setup ## TensorRT 10.15.1 from Maven Central into .deps/trt + build/libgrefine_trt.so (not in setup)
 	@bash tools/setup-trt.sh
 

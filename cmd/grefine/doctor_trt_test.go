@@ -53,7 +53,7 @@ func TestDoctorTRTFake(t *testing.T) {
 	assert.Contains(t, got["trt library"].Detail, "TensorRT 10.15.1 (getInferLibVersion)")
 	assert.Contains(t, got["trt library"].Detail, "rebuild it")
 	assert.False(t, got["trt gpu"].OK)
-	assert.Equal(t, "no CUDA device visible: cudaErrorNoDevice (no CUDA-capable device is detected (GRF_FAKE_TRT_DEVICES=0)); the driver supports CUDA 12.2",
+	assert.Equal(t, "no CUDA device visible: cudaErrorNoDevice (no CUDA-capable device is detected); the driver supports CUDA 12.2",
 		got["trt gpu"].Detail)
 
 	got = doctorChild(t, lib, "GRF_FAKE_TRT_VERSION=110100", "GRF_FAKE_TRT_DEVICES=2", "GRF_FAKE_TRT_CC=9.0")

@@ -33,8 +33,7 @@
  *
  * Environment knobs (read on every call, so tests can change them): GRF_FAKE_TRT_VERSION
  * (runtime TensorRT version as major*10000+minor*100+patch, default 101600),
- * GRF_FAKE_TRT_DEVICES (device count, default 1), GRF_FAKE_TRT_CC ("8.9"), GRF_FAKE_TRT_DRIVER
- * (the CUDA version the driver supports, default 13000),
+ * GRF_FAKE_TRT_DEVICES (device count, default 1), GRF_FAKE_TRT_CC ("8.9"),
  * GRF_FAKE_TRT_HOST (1: report host memory like the emulator).
  * Build: cc -std=c11 -shared -fPIC -I cgo/include cgo/trt/fake/fake_trt.c -o libfake.so
  */
@@ -447,21 +446,6 @@ int32_t grf_trt_get_device_info(int32_t device, grf_trt_device_info *out, char *
   snprintf(out->name, sizeof out->name, "fake gpu %d", device);
   return GRF_TRT_OK;
 #endif
-}
-
-/* The fake's CUDA view: GRF_FAKE_TRT_DEVICES devices, a driver for CUDA
- * GRF_FAKE_TRT_DRIVER (default 13000), and cudaErrorNoDevice when there are none. */
-int32_t grf_trt_get_cuda_status(grf_trt_cuda_status *out, char *err, size_t errlen) {
-  NEED(out != NULL, "get_cuda_status: out is null");
-  memset(out, 0, sizeof *out);
-  out->device_count = env_int("GRF_FAKE_TRT_DEVICES", 1);
-  out->driver_version = env_int("GRF_FAKE_TRT_DRIVER", 13000);
-  if (out->device_count == 0) {
-    out->error = 100;
-    snprintf(out->error_name, sizeof out->error_name, "cudaErrorNoDevice");
-    snprintf(out->error_text, sizeof out->error_text, "no CUDA-capable device is detected (GRF_FAKE_TRT_DEVICES=0)");
-  }
-  return GRF_TRT_OK;
 }
 
 /* ---- streams and buffers -------------------------------------------------------------- */
@@ -1325,5 +1309,26 @@ int32_t grf_trt_blob_destroy(grf_trt_blob *blob, char *err, size_t errlen) {
   (void)errlen;
   if (blob != NULL) free(blob->data);
   free(blob);
+  return GRF_TRT_OK;
+}
+
+/* ---- diagnostics (added to ABI 2) ------------------------------------------------------ */
+
+/* The fake's CUDA view: the devices grf_trt_get_device_info reports, a driver for CUDA
+ * GRF_FAKE_TRT_DRIVER (default 13000), and cudaErrorNoDevice when there are none. */
+int32_t grf_trt_get_cuda_status(grf_trt_cuda_status *out, char *err, size_t errlen) {
+  grf_trt_device_info d;
+  int32_t st;
+  NEED(out != NULL, "get_cuda_status: out is null");
+  memset(out, 0, sizeof *out);
+  st = grf_trt_get_device_info(0, &d, err, errlen);
+  if (st != GRF_TRT_OK) return st;
+  out->device_count = d.count;
+  out->driver_version = env_int("GRF_FAKE_TRT_DRIVER", 13000);
+  if (d.count == 0) {
+    out->error = 100;
+    snprintf(out->error_name, sizeof out->error_name, "cudaErrorNoDevice");
+    snprintf(out->error_text, sizeof out->error_text, "no CUDA-capable device is detected");
+  }
   return GRF_TRT_OK;
 }
