@@ -7,6 +7,10 @@ setup:        ## install ONNX Runtime, Go modules (and the CUDA toolkit for `nat
 setup-gpu:    ## install onnxruntime-gpu + CUDA 13 runtime libraries from PyPI into .deps/ort-gpu (not in setup)
 	@bash tools/setup-gpu.sh
 
+.PHONY: setup-trt
+setup-trt: setup ## TensorRT 10.15.1 from Maven Central into .deps/trt + build/libgrefine_trt.so (not in setup)
+	@bash tools/setup-trt.sh
+
 build: setup  ## build bin/grefine
 	@bash tools/build.sh
 
@@ -31,11 +35,11 @@ bench: build  ## run the benchmarks (results go to bench/RESULTS.md by hand)
 fixtures:     ## regenerate testdata/ (tiny model set + goldens) with the Python exporter
 	@bash tools/fixtures.sh
 
-gpu-bundle: setup ## build GPU test binaries into .gpu/ for a GPU machine
+gpu-bundle: setup ## the TensorRT GPU run: .gpu/ (+ .gpu-trt/, .gpu-py/) for tools/gpu/verify-gpu.sh (needs setup-trt)
 	@bash tools/gpu-bundle.sh
 
 lint:
 	@bash tools/lint.sh
 
 clean:
-	rm -rf build bin .gpu
+	rm -rf build bin .gpu .gpu-trt .gpu-ptx .gpu-py .gpu-run .gpu-stamps

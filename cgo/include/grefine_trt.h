@@ -157,6 +157,21 @@ int32_t grf_trt_set_log_callback(grf_trt_log_fn fn, int32_t max_severity, char *
  * other fields are then zero. */
 int32_t grf_trt_get_device_info(int32_t device, grf_trt_device_info *out, char *err, size_t errlen);
 
+/* What the shim's CUDA runtime says about this machine's GPUs, for diagnostics (grefine
+ * doctor): why none is visible, and which CUDA version the driver supports. */
+typedef struct grf_trt_cuda_status {
+  int32_t device_count;    /* cudaGetDeviceCount's count; 0 when it failed */
+  int32_t error;           /* its cudaError_t (0: cudaSuccess) */
+  int32_t driver_version;  /* cudaDriverGetVersion, e.g. 13000; 0: no driver */
+  int32_t runtime_version; /* cudaRuntimeGetVersion of the shim's own CUDA runtime; 0 if none */
+  char error_name[64];     /* "cudaErrorNoDevice"; "" on success */
+  char error_text[256];    /* cudaGetErrorString; "" on success */
+} grf_trt_cuda_status;
+
+/* Fills *out. Added to ABI 2 without a version bump: engine/trt loads a shim that lacks it
+ * and then cannot say why no GPU is visible. */
+int32_t grf_trt_get_cuda_status(grf_trt_cuda_status *out, char *err, size_t errlen);
+
 /* ---- streams and device buffers ----------------------------------------------------- */
 
 /* Creates a CUDA stream (cudaStreamNonBlocking) on device `device` into *stream. */

@@ -25,6 +25,8 @@ int32_t grf_trtl_set_log_callback(int32_t max_severity, char *err, size_t errlen
 /* Forwarders, see grefine_trt.h. */
 int32_t grf_trtl_get_version(grf_trt_version_info *out, char *err, size_t errlen);
 int32_t grf_trtl_get_device_info(int32_t device, grf_trt_device_info *out, char *err, size_t errlen);
+/* Optional (a shim may predate it): GRF_TRT_ERR_UNSUPPORTED when the library lacks it. */
+int32_t grf_trtl_get_cuda_status(grf_trt_cuda_status *out, char *err, size_t errlen);
 int32_t grf_trtl_stream_create(int32_t device, uintptr_t *stream, char *err, size_t errlen);
 int32_t grf_trtl_stream_destroy(uintptr_t stream, char *err, size_t errlen);
 int32_t grf_trtl_stream_synchronize(uintptr_t stream, char *err, size_t errlen);

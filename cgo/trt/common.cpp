@@ -228,6 +228,27 @@ int32_t grf_trt_get_device_info(int32_t device, grf_trt_device_info* out, char* 
   });
 }
 
+int32_t grf_trt_get_cuda_status(grf_trt_cuda_status* out, char* err, size_t errlen) {
+  return guard(err, errlen, [&] {
+    grf::require_arg(out != nullptr, "get_cuda_status: out is null");
+    *out = grf_trt_cuda_status{};
+    int v = 0;
+    if (cudaDriverGetVersion(&v) == cudaSuccess) out->driver_version = v;
+    v = 0;
+    if (cudaRuntimeGetVersion(&v) == cudaSuccess) out->runtime_version = v;
+    int count = 0;
+    cudaError_t e = cudaGetDeviceCount(&count);
+    (void)cudaGetLastError();
+    out->error = static_cast<int32_t>(e);
+    if (e == cudaSuccess) {
+      out->device_count = count;
+      return;
+    }
+    std::snprintf(out->error_name, sizeof out->error_name, "%s", cudaGetErrorName(e));
+    std::snprintf(out->error_text, sizeof out->error_text, "%s", cudaGetErrorString(e));
+  });
+}
+
 int32_t grf_trt_stream_create(int32_t device, void** stream, char* err, size_t errlen) {
   return guard(err, errlen, [&] {
     grf::require_arg(stream != nullptr, "stream_create: out is null");

@@ -26,6 +26,9 @@ static struct {
 } api;
 #undef GRF_PTR
 
+// Optional symbols, added to the ABI after its version 2: a shim without them still loads.
+static __typeof__(&grf_trt_get_cuda_status) opt_get_cuda_status;
+
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static void *handle;
 static char loaded_path[4096];
@@ -74,6 +77,7 @@ int32_t grf_trtl_open(const char *path, char *err, size_t errlen) {
     dlclose(h);
   } else {
     handle = h;
+    *(void **)(&opt_get_cuda_status) = dlsym(h, "grf_trt_get_cuda_status");
     snprintf(loaded_path, sizeof loaded_path, "%s", path);
     __atomic_store_n(&ready, 1, __ATOMIC_RELEASE);
   }
@@ -101,6 +105,13 @@ int32_t grf_trtl_get_version(grf_trt_version_info *out, char *err, size_t errlen
 int32_t grf_trtl_get_device_info(int32_t device, grf_trt_device_info *out, char *err, size_t errlen) {
   CHECK_READY();
   return api.get_device_info(device, out, err, errlen);
+}
+int32_t grf_trtl_get_cuda_status(grf_trt_cuda_status *out, char *err, size_t errlen) {
+  CHECK_READY();
+  if (opt_get_cuda_status == NULL) {
+    return put(err, errlen, GRF_TRT_ERR_UNSUPPORTED, "the shim predates grf_trt_get_cuda_status");
+  }
+  return opt_get_cuda_status(out, err, errlen);
 }
 int32_t grf_trtl_stream_create(int32_t device, uintptr_t *stream, char *err, size_t errlen) {
   CHECK_READY();

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"github.com/grefine/grefine/engine"
 	"github.com/grefine/grefine/engine/cuda"
@@ -14,6 +15,9 @@ import (
 
 // Tolerances of the pairs whose float32 maths is TF32 (10-bit mantissa) by default.
 var tf32 = &Tolerance{Abs: 1e-2, Rel: 1e-2}
+
+// Tolerances of strongly typed fp16 plans of float32 engines (only fp16 exports run there).
+var fp16 = &Tolerance{Abs: 5e-2, Rel: 5e-2}
 
 // EnvEmulator names the TensorRT emulator shim (default build/libgrefine_trt_emu.so).
 const EnvEmulator = "GRF_TRT_EMU_LIB"
@@ -32,6 +36,9 @@ func DefaultPairs(root string) []Pair {
 		}},
 		{Name: "ort/cuda-dev", New: ortDeviceEnv},
 		{Name: "trt/cuda", Tol: tf32, New: func() (*Env, error) { return trtEnv("trt/cuda", trt.Options{}) }},
+		// The ONNX file's own precisions (strongly typed): fp16 exports such as
+		// tools/gpu/sdxl_unet_step.py's; builder level $GRF_TRT_OPT_LEVEL (0: TensorRT's 3).
+		{Name: "trt/cuda-typed", Tol: fp16, New: func() (*Env, error) { return trtEnv("trt/cuda-typed", trt.Options{}) }},
 		{Name: "trt/emu", New: func() (*Env, error) {
 			lib := os.Getenv(EnvEmulator)
 			if lib == "" {
@@ -93,7 +100,12 @@ func trtEnv(name string, o trt.Options) (*Env, error) {
 			for in, s := range shapes {
 				prof = append(prof, trt.ShapeRange{Name: in, Min: s, Opt: s, Max: s})
 			}
-			plan, err := b.BuildPlan(ctx, trt.BuildRequest{ONNXPath: onnx, Profiles: [][]trt.ShapeRange{prof}, Precision: trt.FP32})
+			req := trt.BuildRequest{ONNXPath: onnx, Profiles: [][]trt.ShapeRange{prof}, Precision: trt.FP32}
+			if name == "trt/cuda-typed" {
+				req.StronglyTyped = true
+				req.OptimizationLevel, _ = strconv.Atoi(os.Getenv("GRF_TRT_OPT_LEVEL"))
+			}
+			plan, err := b.BuildPlan(ctx, req)
 			if err != nil {
 				return nil, err
 			}

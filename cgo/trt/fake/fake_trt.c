@@ -1311,3 +1311,24 @@ int32_t grf_trt_blob_destroy(grf_trt_blob *blob, char *err, size_t errlen) {
   free(blob);
   return GRF_TRT_OK;
 }
+
+/* ---- diagnostics (added to ABI 2) ------------------------------------------------------ */
+
+/* The fake's CUDA view: the devices grf_trt_get_device_info reports, a driver for CUDA
+ * GRF_FAKE_TRT_DRIVER (default 13000), and cudaErrorNoDevice when there are none. */
+int32_t grf_trt_get_cuda_status(grf_trt_cuda_status *out, char *err, size_t errlen) {
+  grf_trt_device_info d;
+  int32_t st;
+  NEED(out != NULL, "get_cuda_status: out is null");
+  memset(out, 0, sizeof *out);
+  st = grf_trt_get_device_info(0, &d, err, errlen);
+  if (st != GRF_TRT_OK) return st;
+  out->device_count = d.count;
+  out->driver_version = env_int("GRF_FAKE_TRT_DRIVER", 13000);
+  if (d.count == 0) {
+    out->error = 100;
+    snprintf(out->error_name, sizeof out->error_name, "cudaErrorNoDevice");
+    snprintf(out->error_text, sizeof out->error_text, "no CUDA-capable device is detected");
+  }
+  return GRF_TRT_OK;
+}
