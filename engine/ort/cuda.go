@@ -36,11 +36,6 @@ type Options struct {
 	Device string
 	// CUDA configures the CUDA execution provider (Device "cuda" only).
 	CUDA CUDAOptions
-	// Tensors, when set, is a device whose tensors (Tensors.Name()) engines accept as
-	// inputs besides host tensors, and on which they return their outputs. onnxruntime_go
-	// cannot bind device memory (see the package comment), so each such input is
-	// downloaded and each output uploaded: these copies are counted in Engine.Copies.
-	Tensors engine.Device
 }
 
 // CUDAOptions are the CUDA execution provider's settings (ONNX Runtime's provider option
@@ -287,13 +282,10 @@ func runError(fallback error, name, what string, err error) error {
 	return fmt.Errorf("%w: ort: %s: %s: %v", fallback, name, what, err)
 }
 
-// CopyStats counts the host/device copies of an engine's runs. Downloads and Uploads are
-// the copies this package makes for device tensors (Options.Tensors); ORTIn and ORTOut are
-// the bytes ONNX Runtime itself copies host-to-device for inputs and device-to-host for
-// outputs when it computes on the GPU with host-bound I/O (every run of a cuda engine).
+// CopyStats counts an engine's runs and the bytes ONNX Runtime itself copies
+// host-to-device for inputs (ORTIn) and device-to-host for outputs (ORTOut) when it
+// computes on the GPU with host-bound I/O (every run of a cuda engine).
 type CopyStats struct {
-	Runs                     int64
-	Downloads, DownloadBytes int64
-	Uploads, UploadBytes     int64
-	ORTInBytes, ORTOutBytes  int64
+	Runs                    int64
+	ORTInBytes, ORTOutBytes int64
 }

@@ -112,9 +112,8 @@ type Backend struct {
 	lib     string
 	initErr error
 
-	device  string        // DeviceCPU or DeviceCUDA
-	cuda    CUDAOptions   // DeviceCUDA only
-	tensors engine.Device // optional device whose tensors engines take and return
+	device string      // DeviceCPU or DeviceCUDA
+	cuda   CUDAOptions // DeviceCUDA only
 }
 
 // New returns the CPU backend for the library at lib (resolved with LibraryPath). It does
@@ -124,7 +123,7 @@ func New(lib string) (*Backend, error) { return NewWith(Options{Lib: lib}) }
 // NewWith returns the backend o describes. Bad option values are errors; an unusable
 // library, GPU or CUDA installation is not: Available reports why.
 func NewWith(o Options) (*Backend, error) {
-	b := &Backend{device: o.Device, cuda: o.CUDA, tensors: o.Tensors}
+	b := &Backend{device: o.Device, cuda: o.CUDA}
 	switch o.Device {
 	case "", DeviceCPU:
 		b.device = DeviceCPU
@@ -145,14 +144,10 @@ func NewWith(o Options) (*Backend, error) {
 // Name implements engine.Backend.
 func (b *Backend) Name() string { return Name }
 
-// DeviceName implements engine.Backend: ort engines read host tensors, or the tensors of
-// Options.Tensors when it is set.
-func (b *Backend) DeviceName() string {
-	if b.tensors != nil {
-		return b.tensors.Name()
-	}
-	return "cpu"
-}
+// DeviceName implements engine.Backend: ort engines read and write host tensors (the cpu
+// device's), also when ONNX Runtime computes on the GPU; engine.OnDevice pairs them with
+// a GPU device through explicit, counted copies.
+func (b *Backend) DeviceName() string { return "cpu" }
 
 // Device is where the networks run: DeviceCPU or DeviceCUDA.
 func (b *Backend) Device() string { return b.device }
@@ -228,7 +223,7 @@ func (b *Backend) open(path string, opts engine.OpenOptions, stream uintptr) (en
 	if err := applySession(so, opts.Session); err != nil {
 		return nil, fmt.Errorf("ort: %s: %w", name, err)
 	}
-	e := &Engine{name: name, cuda: b.device == DeviceCUDA, tensors: b.tensors}
+	e := &Engine{name: name, cuda: b.device == DeviceCUDA}
 	if e.inputs, e.outputs, err = describeModel(name, path, so); err != nil {
 		return nil, err
 	}
@@ -310,10 +305,9 @@ type Engine struct {
 	sess   *ortgo.DynamicAdvancedSession
 	closed bool
 
-	cuda    bool          // runs on the CUDA execution provider
-	tensors engine.Device // optional: inputs may live there, outputs go there
-	statMu  sync.Mutex
-	stats   CopyStats
+	cuda   bool // runs on the CUDA execution provider
+	statMu sync.Mutex
+	stats  CopyStats
 }
 
 // Copies returns the host/device copy counts of the runs so far.

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/grefine/grefine/engine"
+	_ "github.com/grefine/grefine/engine/cpu" // the cpu device (the default of assess.New, refine.New and the pipeline)
 	"github.com/grefine/grefine/engine/modelset"
 	"github.com/grefine/grefine/engine/ort"
 	"github.com/grefine/grefine/internal/npy"
