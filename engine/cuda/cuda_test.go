@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -36,8 +37,12 @@ func TestOpenReportsReason(t *testing.T) {
 func TestDeviceInfo(t *testing.T) {
 	d := gpu(t)
 	i := d.Info()
-	t.Logf("device: %s, compute capability %d.%d, %d SMs, %.1f GiB, CUDA runtime %d, driver %d, library %s",
-		i.Name, i.Major, i.Minor, i.SMs, float64(i.TotalMem)/(1<<30), i.RuntimeVersion, i.DriverVersion, i.LibPath)
+	t.Logf("tests run on %s; device: %s", testLib, i)
+	assert.Equal(t, strings.HasPrefix(testLib, "cuda-emu"), i.Emulated, "Info.Emulated says whether this is the emulator")
+	if i.Emulated {
+		assert.Contains(t, i.String(), "emulated (cuda-emu, no GPU)")
+		assert.Contains(t, i.Name, "not a gpu")
+	}
 	assert.NotEmpty(t, i.Name)
 	assert.GreaterOrEqual(t, i.Major, 7)
 	assert.Positive(t, i.SMs)
@@ -76,7 +81,7 @@ func TestResizeMatchesCPU(t *testing.T) {
 		{0, 14, 14, 20, 20}, {1, 6, 9, 1, 1},
 	}
 	tols := map[engine.ResizeMode]func(float32) float64{
-		engine.ResizeNearest: absTol(0), engine.ResizeBilinear: absTol(1e-5), engine.ResizeBicubic: absTol(2e-5),
+		engine.ResizeNearest: tol(absTol(0)), engine.ResizeBilinear: tol(absTol(1e-5)), engine.ResizeBicubic: tol(absTol(2e-5)),
 	}
 	for _, sz := range sizes {
 		for _, mode := range []engine.ResizeMode{engine.ResizeNearest, engine.ResizeBilinear, engine.ResizeBicubic} {
@@ -188,9 +193,9 @@ func TestFuseMapsMatchesCPU(t *testing.T) {
 				if gAlign != nil {
 					gAlign.read(t, s, "align")
 				}
-				n, worst := mismatch(score, want.Score, absTol(1e-6))
+				n, worst := mismatch(score, want.Score, tol(absTol(1e-6)))
 				assert.Zerof(t, n, "score: %d differ; %s", n, worst)
-				n, worst = mismatch(pmap, want.PMap, absTol(2e-5))
+				n, worst = mismatch(pmap, want.PMap, tol(absTol(2e-5)))
 				assert.Zerof(t, n, "pmap: %d of %d differ; %s", n, len(want.PMap), worst)
 
 				amb := ambiguous(t, p, c.batch, good, want.PMap)
@@ -226,6 +231,13 @@ func TestFuseMapsMatchesCPU(t *testing.T) {
 					ones, len(want.MaskImg), excusedImg, excusedLat)
 				assert.Zerof(t, badImg, "mask_img: %d pixels differ away from a threshold", badImg)
 				assert.Zerof(t, badLat, "mask_lat: %d pixels differ away from a threshold", badLat)
+				if emulated() { // the reference loops: not one pixel differs
+					assert.Zero(t, excusedImg+excusedLat, "cuda-emu masks differ from the Go twin")
+					n, worst = mismatch(maskImg, want.MaskImg, bitExact)
+					assert.Zerof(t, n, "mask_img: %s", worst)
+					n, worst = mismatch(maskLat, want.MaskLat, bitExact)
+					assert.Zerof(t, n, "mask_lat: %s", worst)
+				}
 			})
 		}
 	}
@@ -339,11 +351,11 @@ func TestBlendStepMatchesCPU(t *testing.T) {
 					bin := BlendIn{NoisePred: tNP, X: tX, Init: tInit, Noise: tNoise, Mask: tMask, Hist: [2]*Tensor{tH0, tH1}}
 					require.NoError(t, s.BlendStep(v.coeffs, bin, tOut, tX0))
 					got := gOut.read(t, s, "out")
-					cnt, worst := mismatch(got, wantOut, relTol(1e-5))
+					cnt, worst := mismatch(got, wantOut, tol(relTol(1e-5)))
 					assert.Zerof(t, cnt, "out: %d of %d differ; %s", cnt, n, worst)
 					if v.x0 {
 						gotX0 := gX0.read(t, s, "x0")
-						cnt, worst = mismatch(gotX0, wantX0, relTol(1e-5))
+						cnt, worst = mismatch(gotX0, wantX0, tol(relTol(1e-5)))
 						assert.Zerof(t, cnt, "x0: %d of %d differ; %s", cnt, n, worst)
 					}
 					gNP.read(t, s, "noise_pred")
@@ -373,7 +385,7 @@ func TestInpaintInputMatchesCPU(t *testing.T) {
 				gOut := newGuarded(t, d, s, engine.Shape{int64(2 * B), int64(2*C + 1), int64(H), int64(W)}, g, nil)
 				require.NoError(t, s.InpaintInput(0.37, gl.view, gm.view, gk.view, gOut.view))
 				got := gOut.read(t, s, "out")
-				cnt, worst := mismatch(got, want, absTol(0))
+				cnt, worst := mismatch(got, want, tol(absTol(0)))
 				assert.Zerof(t, cnt, "%d of %d differ; %s", cnt, len(want), worst)
 			})
 		}

@@ -15,8 +15,11 @@ import (
 
 // Options configure Open.
 type Options struct {
-	// LibPath is the path of libgrefine_cuda.so; empty: $GRF_CUDA_LIB, then the
-	// executable's directory, then the current directory.
+	// LibPath is the path of libgrefine_cuda.so, or of the emulator
+	// (libgrefine_cuda_emu.so); empty: $GRF_CUDA_LIB, then beside the executable
+	// (libgrefine_cuda.so, ../build/libgrefine_cuda.so), then the system loader
+	// (engine/native). One process loads one library: a later LibPath naming another
+	// file is an error.
 	LibPath string
 	// Ordinal is the CUDA device index.
 	Ordinal int
@@ -28,9 +31,25 @@ type Info struct {
 	Major, Minor   int // compute capability
 	TotalMem       uint64
 	SMs            int
-	RuntimeVersion int // CUDA runtime the library was built with (e.g. 11080)
-	DriverVersion  int // CUDA version of the driver (e.g. 12040)
+	RuntimeVersion int // CUDA runtime the library was built with (e.g. 11080); 0 on cuda-emu
+	DriverVersion  int // CUDA version of the driver (e.g. 12040); 0 on cuda-emu
 	LibPath        string
+	// LibSource says how the library was found ("$GRF_CUDA_LIB", "beside the binary", ...).
+	LibSource string
+	// Emulated: the device is cuda-emu (libgrefine_cuda_emu.so), the GPU emulator of CI:
+	// device memory the host cannot read, work queued per stream, the kernels' reference
+	// loops on the CPU. Its numbers say nothing about a GPU's speed.
+	Emulated bool
+}
+
+// String describes the device in one line, saying when it is the emulator.
+func (i Info) String() string {
+	if i.Emulated {
+		return fmt.Sprintf("%s: emulated (cuda-emu, no GPU), compute capability %d.%d, %.1f GiB budget, library %s",
+			i.Name, i.Major, i.Minor, float64(i.TotalMem)/(1<<30), i.LibPath)
+	}
+	return fmt.Sprintf("%s, compute capability %d.%d, %d SMs, %.1f GiB, CUDA runtime %d, driver %d, library %s",
+		i.Name, i.Major, i.Minor, i.SMs, float64(i.TotalMem)/(1<<30), i.RuntimeVersion, i.DriverVersion, i.LibPath)
 }
 
 // Device is one GPU driven through libgrefine_cuda.so. Its methods are safe for
@@ -48,7 +67,7 @@ var _ engine.Device = (*Device)(nil)
 // library or a usable GPU it returns an error wrapping engine.ErrUnavailable that says
 // which: library not found, no device, or insufficient driver (with CUDA's message).
 func Open(opts Options) (*Device, error) {
-	path, err := load(opts.LibPath)
+	lib, err := load(opts.LibPath)
 	if err != nil {
 		return nil, err
 	}
@@ -83,7 +102,8 @@ func Open(opts Options) (*Device, error) {
 	}
 	d.info = Info{
 		Name: C.GoString(&name[0]), Major: int(major), Minor: int(minor), TotalMem: uint64(mem),
-		SMs: int(sms), RuntimeVersion: int(rt), DriverVersion: int(drv), LibPath: path,
+		SMs: int(sms), RuntimeVersion: int(rt), DriverVersion: int(drv), LibPath: lib.Path,
+		LibSource: lib.Source, Emulated: libEmulated,
 	}
 	return d, nil
 }

@@ -30,9 +30,9 @@ func TestHostFuserMatchesCPU(t *testing.T) {
 		want, got := mk(), mk()
 		require.NoError(t, cpu.FuseMaps(p, c.batch, good, align, want))
 		require.NoError(t, f.FuseMaps(p, c.batch, good, align, got))
-		n, worst := mismatch(got.Score, want.Score, absTol(1e-6))
+		n, worst := mismatch(got.Score, want.Score, tol(absTol(1e-6)))
 		assert.Zerof(t, n, "score: %s", worst)
-		n, worst = mismatch(got.PMap, want.PMap, absTol(2e-5))
+		n, worst = mismatch(got.PMap, want.PMap, tol(absTol(2e-5)))
 		assert.Zerof(t, n, "pmap: %s", worst)
 		amb := ambiguous(t, p, c.batch, good, want.PMap)
 		bad := 0

@@ -6,6 +6,7 @@ package cuda
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "grefine_cuda_loader.h"
 
 // The library's entry points, resolved once per process by grf_go_load.
@@ -36,21 +37,16 @@ static struct {
 	do {                                                               \
 		*(void**)(&grf_go.field) = dlsym(h, name);                     \
 		if (grf_go.field == NULL) {                                    \
-			snprintf(err, errlen, "missing symbol %s", name);          \
-			dlclose(h);                                                \
+			snprintf(err, errlen, "missing symbol %s (not a libgrefine_cuda.so?)", name); \
+			memset(&grf_go, 0, sizeof grf_go);                         \
 			return 2;                                                  \
 		}                                                              \
 	} while (0)
 
-// grf_go_load dlopens path and resolves every symbol; 1 = dlopen failed, 2 = a symbol is
-// missing, 3 = ABI version mismatch.
-static int grf_go_load(const char* path, char* err, size_t errlen) {
-	void* h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-	if (h == NULL) {
-		const char* e = dlerror();
-		snprintf(err, errlen, "%s", e ? e : "dlopen failed");
-		return 1;
-	}
+// grf_go_bind resolves every symbol from h, a library engine/native dlopen'd; 2 = a symbol
+// is missing, 3 = ABI version mismatch (h is left to the caller to close). *emulated is 1
+// when the library is cuda-emu (it exports grf_emu_version).
+static int grf_go_bind(void* h, int* emulated, char* err, size_t errlen) {
 	GRF_GO_SYM(abi_version, "grf_cuda_abi_version");
 	GRF_GO_SYM(versions, "grf_cuda_versions");
 	GRF_GO_SYM(device_count, "grf_cuda_device_count");
@@ -73,9 +69,10 @@ static int grf_go_load(const char* path, char* err, size_t errlen) {
 	int v = grf_go.abi_version();
 	if (v != GRF_CUDA_ABI_VERSION) {
 		snprintf(err, errlen, "library ABI version %d, this program needs %d", v, GRF_CUDA_ABI_VERSION);
-		dlclose(h);
+		memset(&grf_go, 0, sizeof grf_go);
 		return 3;
 	}
+	*emulated = dlsym(h, "grf_emu_version") != NULL;
 	grf_go.handle = h;
 	return 0;
 }
@@ -111,13 +108,13 @@ int grf_go_inpaint_input(int dev, const grf_inpaint_params* p, grf_stream* st, c
 import "C"
 
 import (
+	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
-	"sync"
-	"unsafe"
+	"strings"
 
 	"github.com/grefine/grefine/engine"
+	"github.com/grefine/grefine/engine/native"
 )
 
 // LibName is the file name of the kernel library.
@@ -153,69 +150,60 @@ func statusError(op string, rc C.int, e *errBuf) error {
 		return nil
 	}
 	var s error
-	switch rc {
-	case statusInvalid:
+	switch {
+	case rc == statusInvalid:
 		s = engine.ErrShape
-	case statusNoDevice:
+	case rc == statusNoDevice:
 		s = engine.ErrUnavailable
+	case rc == statusCUDA && strings.Contains(e.msg(), "cudaErrorMemoryAllocation"):
+		s = engine.ErrOutOfMemory
 	default:
 		s = engine.ErrRun
 	}
 	return fmt.Errorf("%w: cuda: %s: %s", s, op, e.msg())
 }
 
-// library is the once-per-process handle; its load error is cached.
-var library struct {
-	once sync.Once
-	path string
-	err  error
+// EmuLibName is the file name of cuda-emu, the GPU emulator with the same ABI
+// (tools/cuda-emu.sh); open it by path (Options.LibPath or $GRF_CUDA_LIB).
+const EmuLibName = "libgrefine_cuda_emu.so"
+
+// EnvLib is the environment variable naming the library (the real one or the emulator).
+const EnvLib = "GRF_CUDA_LIB"
+
+// library is the once-per-process kernel library (engine/native: one search order, the
+// result cached with its error).
+var library = native.New(native.Spec{
+	Name: "cuda", What: LibName, File: LibName, Flag: "option LibPath", Env: EnvLib,
+	Beside: []string{LibName, filepath.Join("..", "build", LibName)},
+	Hint:   "run `make native` (a GPU), or set " + EnvLib + " to build/" + EmuLibName + " (`make cuda-emu`, the emulator)",
+	Open:   bind,
+})
+
+// libEmulated records whether the loaded library is cuda-emu (set once by bind).
+var libEmulated bool
+
+// bind opens the library at path and resolves its symbols.
+func bind(path string) error {
+	h, err := native.Dlopen(path)
+	if err != nil {
+		return err
+	}
+	var e errBuf
+	var emu C.int
+	if rc := C.grf_go_bind(h.Pointer(), &emu, e.ptr(), errLen); rc != 0 {
+		h.Close()
+		return errors.New(e.msg())
+	}
+	libEmulated = emu != 0
+	return nil
 }
 
-// candidates lists where the library is looked for, in order.
-func candidates(explicit string) []string {
-	if explicit != "" {
-		return []string{explicit}
+// load loads the library once per process (see engine/native for the search order and
+// the caching; a later explicit path naming another file is an error).
+func load(explicit string) (native.Result, error) {
+	r, err := library.Load(explicit)
+	if err != nil {
+		return r, fmt.Errorf("%w: %w", engine.ErrUnavailable, err)
 	}
-	var c []string
-	if p := os.Getenv("GRF_CUDA_LIB"); p != "" {
-		c = append(c, p)
-	}
-	if exe, err := os.Executable(); err == nil {
-		// beside the binary, and build/ of a source tree whose bin/ holds it
-		c = append(c, filepath.Join(filepath.Dir(exe), LibName), filepath.Join(filepath.Dir(exe), "..", "build", LibName))
-	}
-	return append(c, filepath.Join(".", LibName), filepath.Join("build", LibName))
-}
-
-// load dlopens the library once per process. Later calls return the first result,
-// whatever path they name.
-func load(explicit string) (string, error) {
-	library.once.Do(func() {
-		tried := candidates(explicit)
-		var found string
-		for _, p := range tried {
-			if st, err := os.Stat(p); err == nil && !st.IsDir() {
-				found = p
-				break
-			}
-		}
-		if found == "" {
-			library.err = fmt.Errorf("%w: cuda: %s not found (tried %v; set GRF_CUDA_LIB or run 'make native')",
-				engine.ErrUnavailable, LibName, tried)
-			return
-		}
-		abs, err := filepath.Abs(found)
-		if err != nil {
-			abs = found
-		}
-		cpath := C.CString(abs)
-		defer C.free(unsafe.Pointer(cpath))
-		var e errBuf
-		if rc := C.grf_go_load(cpath, e.ptr(), errLen); rc != 0 {
-			library.err = fmt.Errorf("%w: cuda: cannot load %s: %s", engine.ErrUnavailable, abs, e.msg())
-			return
-		}
-		library.path = abs
-	})
-	return library.path, library.err
+	return r, nil
 }
