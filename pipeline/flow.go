@@ -182,7 +182,7 @@ func (p *Pipeline) Refine(ctx context.Context, req Request) (*Refinement, error)
 				return err
 			}
 			defer maps.Close()
-			rr.MaskTensor, rr.MaskFraction = maps.Mask, float64(a.MaskFraction)
+			rr.MaskTensor, rr.MaskFraction = maps.Mask, float64(a.MaskPixels)/float64(a.Width*a.Height)
 			a.Transfers = &Transfers{Device: p.cfg.Device, Total: st.Counters().Sub(before)}
 		} else if err := p.checkAssessment(a, r.req); err != nil {
 			return err

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/grefine/grefine/engine/modelset"
 	"github.com/grefine/grefine/engine/trt"
 	"github.com/grefine/grefine/engine/trt/emutest"
 	"github.com/grefine/grefine/internal/testenv"
@@ -33,7 +34,7 @@ func TestTRTEmulatorMatchesORT(t *testing.T) {
 		Models: testenv.Path(t, "testdata", "models", "tiny"), Out: dir})
 	require.NoError(t, err)
 	require.Len(t, rep.Engines, 11)
-	emu := openTiny(t, pipeline.Config{BackendInstance: tb, Plans: dir, Slots: 2})
+	emu := openTiny(t, pipeline.Config{BackendInstance: tb, Plans: dir, PlanOpener: openPlans, Slots: 2})
 	ref := openTiny(t, pipeline.Config{})
 	img := small(t)
 
@@ -89,4 +90,9 @@ func TestTRTEmulatorMatchesORT(t *testing.T) {
 		serial[s] = r.Image.Pix
 	}
 	t.Logf("peak concurrent requests on two slots: %d", concurrentEqualsSerial(t, emu, img, params, serial))
+}
+
+// openPlans is the front ends' plan opener (package plans).
+func openPlans(dir string, set *modelset.Set) (pipeline.Opener, error) {
+	return plans.Open(dir, set, plans.OpenOptions{})
 }

@@ -23,7 +23,7 @@ import (
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
 	"github.com/grefine/grefine/engine"
-	"github.com/grefine/grefine/engine/cpu"
+	_ "github.com/grefine/grefine/engine/cpu" // the cpu device (the pipeline's default, imageio's resize)
 	_ "github.com/grefine/grefine/engine/ort" // the embedded default backend
 	"github.com/grefine/grefine/pipeline"
 	"github.com/grefine/grefine/pipeline/imageio"
@@ -87,11 +87,7 @@ func newBench(bin, models, image string) (*bench, error) {
 		return nil, err
 	}
 	var png bytes.Buffer
-	small := imageio.NewRGB8(96, 64)
-	if err := cpu.ResizeImage(img.Pix, img.H, img.W, small.Pix, small.H, small.W); err != nil {
-		return nil, err
-	}
-	if err := imageio.EncodePNG(&png, small); err != nil {
+	if err := imageio.EncodePNG(&png, imageio.ResizeBicubicPIL(img, 96, 64)); err != nil {
 		return nil, err
 	}
 	b := &bench{bin: bin, models: models, png: png.Bytes()}

@@ -106,7 +106,7 @@ func extraChecks(*cli.Context) []check {
 	if d, err := cuda.Open(cuda.Options{}); err != nil {
 		out = append(out, check{Name: "device cuda", Detail: err.Error()})
 	} else {
-		i := d.Info()
+		i := d.GPU()
 		out = append(out, check{Name: "device cuda", OK: true, Detail: fmt.Sprintf("%s, sm_%d%d, %.1f GiB, CUDA runtime %d, driver %d (%s)",
 			i.Name, i.Major, i.Minor, float64(i.TotalMem)/(1<<30), i.RuntimeVersion, i.DriverVersion, i.LibPath)})
 		d.Close()

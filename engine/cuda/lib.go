@@ -31,6 +31,23 @@ static struct {
 	int (*fuse_maps)(const grf_fuse_maps_params*, grf_stream*, char*, size_t);
 	int (*blend_step)(const grf_blend_params*, grf_stream*, char*, size_t);
 	int (*inpaint_input)(const grf_inpaint_params*, grf_stream*, char*, size_t);
+	// ABI 2
+	int (*memcpy2d_dtod)(void*, size_t, const void*, size_t, size_t, size_t, grf_stream*, char*, size_t);
+	int (*resize_rgb8_workspace_size)(const grf_resize_rgb8_params*, size_t*, char*, size_t);
+	int (*resize_rgb8)(const grf_resize_rgb8_params*, grf_stream*, char*, size_t);
+	int (*to_planar)(const grf_planar_params*, grf_stream*, char*, size_t);
+	int (*from_planar)(const grf_planar_params*, grf_stream*, char*, size_t);
+	int (*paste_rgb8)(const grf_paste_params*, grf_stream*, char*, size_t);
+	int (*pointwise)(const grf_pointwise_params*, grf_stream*, char*, size_t);
+	int (*dilate)(const grf_dilate_params*, grf_stream*, char*, size_t);
+	int (*count_at_least)(const grf_count_params*, grf_stream*, char*, size_t);
+	int (*pq_probs)(const grf_pq_params*, grf_stream*, char*, size_t);
+	int (*scatter_rows)(const grf_scatter_params*, grf_stream*, char*, size_t);
+	int (*text_ensemble)(const grf_ensemble_params*, grf_stream*, char*, size_t);
+	int (*text_maps)(const grf_text_maps_params*, grf_stream*, char*, size_t);
+	int (*emphasis)(const grf_emphasis_params*, grf_stream*, char*, size_t);
+	int (*color_fix_workspace_size)(const grf_color_fix_params*, size_t*, char*, size_t);
+	int (*color_fix)(const grf_color_fix_params*, grf_stream*, char*, size_t);
 } grf_go;
 
 #define GRF_GO_SYM(field, name)                                        \
@@ -66,6 +83,22 @@ static int grf_go_bind(void* h, int* emulated, char* err, size_t errlen) {
 	GRF_GO_SYM(fuse_maps, "grf_fuse_maps");
 	GRF_GO_SYM(blend_step, "grf_blend_step");
 	GRF_GO_SYM(inpaint_input, "grf_inpaint_input");
+	GRF_GO_SYM(memcpy2d_dtod, "grf_cuda_memcpy2d_dtod");
+	GRF_GO_SYM(resize_rgb8_workspace_size, "grf_resize_rgb8_workspace_size");
+	GRF_GO_SYM(resize_rgb8, "grf_resize_rgb8");
+	GRF_GO_SYM(to_planar, "grf_to_planar");
+	GRF_GO_SYM(from_planar, "grf_from_planar");
+	GRF_GO_SYM(paste_rgb8, "grf_paste_rgb8");
+	GRF_GO_SYM(pointwise, "grf_pointwise");
+	GRF_GO_SYM(dilate, "grf_dilate");
+	GRF_GO_SYM(count_at_least, "grf_count_at_least");
+	GRF_GO_SYM(pq_probs, "grf_pq_probs");
+	GRF_GO_SYM(scatter_rows, "grf_scatter_rows");
+	GRF_GO_SYM(text_ensemble, "grf_text_ensemble");
+	GRF_GO_SYM(text_maps, "grf_text_maps");
+	GRF_GO_SYM(emphasis, "grf_emphasis");
+	GRF_GO_SYM(color_fix_workspace_size, "grf_color_fix_workspace_size");
+	GRF_GO_SYM(color_fix, "grf_color_fix");
 	int v = grf_go.abi_version();
 	if (v != GRF_CUDA_ABI_VERSION) {
 		snprintf(err, errlen, "library ABI version %d, this program needs %d", v, GRF_CUDA_ABI_VERSION);
@@ -104,6 +137,22 @@ int grf_go_fuse_maps_workspace_size(const grf_fuse_maps_params* p, size_t* n, ch
 int grf_go_fuse_maps(int dev, const grf_fuse_maps_params* p, grf_stream* st, char* err, size_t errlen) { GRF_GO_DEV(dev); return grf_go.fuse_maps(p, st, err, errlen); }
 int grf_go_blend_step(int dev, const grf_blend_params* p, grf_stream* st, char* err, size_t errlen) { GRF_GO_DEV(dev); return grf_go.blend_step(p, st, err, errlen); }
 int grf_go_inpaint_input(int dev, const grf_inpaint_params* p, grf_stream* st, char* err, size_t errlen) { GRF_GO_DEV(dev); return grf_go.inpaint_input(p, st, err, errlen); }
+int grf_go_memcpy2d_dtod(int dev, void* d, size_t dp, const void* s, size_t sp, size_t w, size_t rows, grf_stream* st, char* err, size_t errlen) { GRF_GO_DEV(dev); return grf_go.memcpy2d_dtod(d, dp, s, sp, w, rows, st, err, errlen); }
+int grf_go_resize_rgb8_workspace_size(const grf_resize_rgb8_params* p, size_t* n, char* err, size_t errlen) { return grf_go.resize_rgb8_workspace_size(p, n, err, errlen); }
+int grf_go_resize_rgb8(int dev, const grf_resize_rgb8_params* p, grf_stream* st, char* err, size_t errlen) { GRF_GO_DEV(dev); return grf_go.resize_rgb8(p, st, err, errlen); }
+int grf_go_to_planar(int dev, const grf_planar_params* p, grf_stream* st, char* err, size_t errlen) { GRF_GO_DEV(dev); return grf_go.to_planar(p, st, err, errlen); }
+int grf_go_from_planar(int dev, const grf_planar_params* p, grf_stream* st, char* err, size_t errlen) { GRF_GO_DEV(dev); return grf_go.from_planar(p, st, err, errlen); }
+int grf_go_paste_rgb8(int dev, const grf_paste_params* p, grf_stream* st, char* err, size_t errlen) { GRF_GO_DEV(dev); return grf_go.paste_rgb8(p, st, err, errlen); }
+int grf_go_pointwise(int dev, const grf_pointwise_params* p, grf_stream* st, char* err, size_t errlen) { GRF_GO_DEV(dev); return grf_go.pointwise(p, st, err, errlen); }
+int grf_go_dilate(int dev, const grf_dilate_params* p, grf_stream* st, char* err, size_t errlen) { GRF_GO_DEV(dev); return grf_go.dilate(p, st, err, errlen); }
+int grf_go_count_at_least(int dev, const grf_count_params* p, grf_stream* st, char* err, size_t errlen) { GRF_GO_DEV(dev); return grf_go.count_at_least(p, st, err, errlen); }
+int grf_go_pq_probs(int dev, const grf_pq_params* p, grf_stream* st, char* err, size_t errlen) { GRF_GO_DEV(dev); return grf_go.pq_probs(p, st, err, errlen); }
+int grf_go_scatter_rows(int dev, const grf_scatter_params* p, grf_stream* st, char* err, size_t errlen) { GRF_GO_DEV(dev); return grf_go.scatter_rows(p, st, err, errlen); }
+int grf_go_text_ensemble(int dev, const grf_ensemble_params* p, grf_stream* st, char* err, size_t errlen) { GRF_GO_DEV(dev); return grf_go.text_ensemble(p, st, err, errlen); }
+int grf_go_text_maps(int dev, const grf_text_maps_params* p, grf_stream* st, char* err, size_t errlen) { GRF_GO_DEV(dev); return grf_go.text_maps(p, st, err, errlen); }
+int grf_go_emphasis(int dev, const grf_emphasis_params* p, grf_stream* st, char* err, size_t errlen) { GRF_GO_DEV(dev); return grf_go.emphasis(p, st, err, errlen); }
+int grf_go_color_fix_workspace_size(const grf_color_fix_params* p, size_t* n, char* err, size_t errlen) { return grf_go.color_fix_workspace_size(p, n, err, errlen); }
+int grf_go_color_fix(int dev, const grf_color_fix_params* p, grf_stream* st, char* err, size_t errlen) { GRF_GO_DEV(dev); return grf_go.color_fix(p, st, err, errlen); }
 */
 import "C"
 

@@ -77,3 +77,15 @@ func MaxAbs(t testing.TB, a, b []float32) float64 {
 	}
 	return m
 }
+
+// CPUStream is a stream of the cpu device (the reference of every device), closed at the
+// end of the test.
+func CPUStream(t testing.TB) engine.Stream {
+	t.Helper()
+	d, err := engine.NewDevice("cpu", nil)
+	require.NoError(t, err)
+	s, err := d.NewStream()
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	return s
+}

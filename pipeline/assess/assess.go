@@ -66,20 +66,20 @@ type clipConfig struct {
 // engines. One Assessor runs one request at a time (its stream); the pipeline gives each
 // slot its own, sharing one feature cache (Options.Share).
 type Assessor struct {
-	cfg     Config
-	clip    clipConfig
-	image   engine.Engine
-	text    engine.Engine
-	tok     *tokenizer.Tokenizer
-	parser  Parser
-	encoder *aq.TextEncoder
-	tpls    []string
-	s       engine.Stream
-	pqT     engine.Tensor // pq_text [4,2,D] on the device (shared)
-	owner   bool          // owns encoder and pqT (not a sharer)
-	ownS    bool          // owns s (made from the cpu device)
-	release func()
-	view    bool // a With copy: shares the engines, Close does nothing
+	cfg      Config
+	clip     clipConfig
+	image    engine.Engine
+	text     engine.Engine
+	tok      *tokenizer.Tokenizer
+	parser   Parser
+	encoder  *aq.TextEncoder
+	tpls     []string
+	s        engine.Stream
+	pqT      engine.Tensor // pq_text [4,2,D] on the device (shared)
+	owner    bool          // owns encoder and pqT (not a sharer)
+	ownS     bool          // owns s (made from the cpu device)
+	release  func()
+	view     bool // a With copy: shares the engines, Close does nothing
 	Backend  string
 	ModelSet string
 }
@@ -271,15 +271,18 @@ func (a *Assessor) CacheStats() aq.CacheStats { return a.encoder.Stats() }
 
 // Report is the outcome for one image.
 type Report struct {
-	Width         int                `json:"width"`
-	Height        int                `json:"height"`
-	P             float32            `json:"p"`
-	A             *float32           `json:"a"` // nil when alignment was skipped
-	Q             float32            `json:"q"`
-	Perceptual    map[string]float32 `json:"perceptual"` // the four PQ dimensions at CLS
-	PromptScore   *float32           `json:"prompt_score,omitempty"`
-	Parts         []aq.PartResult    `json:"parts"`
-	MaskFraction  float32            `json:"mask_fraction"`
+	Width        int                `json:"width"`
+	Height       int                `json:"height"`
+	P            float32            `json:"p"`
+	A            *float32           `json:"a"` // nil when alignment was skipped
+	Q            float32            `json:"q"`
+	Perceptual   map[string]float32 `json:"perceptual"` // the four PQ dimensions at CLS
+	PromptScore  *float32           `json:"prompt_score,omitempty"`
+	Parts        []aq.PartResult    `json:"parts"`
+	MaskFraction float32            `json:"mask_fraction"`
+	// MaskPixels is the number of repair-mask pixels (>= 0.5): MaskFraction exactly is
+	// MaskPixels/(Width·Height).
+	MaskPixels    int64              `json:"-"`
 	Notes         []string           `json:"notes,omitempty"`
 	TimingsMillis map[string]float64 `json:"timings_ms"`
 
@@ -612,6 +615,7 @@ func (a *Assessor) Run(ctx context.Context, req Request) (rep *Report, err error
 	if err := s.Download(n, cnt); err != nil {
 		return nil, err
 	}
+	rep.MaskPixels = n.I64[0]
 	rep.MaskFraction = float32(float64(n.I64[0]) / float64(H*W))
 	if rep.A != nil {
 		rep.Q = (rep.P + *rep.A) / 2

@@ -1,6 +1,8 @@
 // Package imageio reads and writes the images grefine works on, with the limits and
-// conversions a production service needs. Resizing (Pillow-exact) and the conversions to
-// network inputs run on the request's device (engine.Ops.ResizeImage, ToPlanar).
+// conversions a production service needs. In a request, resizing (Pillow-exact) and the
+// conversions to network inputs run on the request's device (engine.Ops.ResizeImage,
+// ToPlanar); ResizeBicubicPIL runs the same resize in host memory on the cpu device, for
+// callers outside a request.
 //
 // # Reading
 //

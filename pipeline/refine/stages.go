@@ -238,7 +238,7 @@ func (r *Refiner) Stage1(ctx context.Context, a Stage1Args, onStep StepFunc) (ou
 	if err != nil {
 		return nil, err
 	}
-	mask, err := scp.view(a.Mask, 0, engine.Shape{1, int64(a.H), int64(a.W)})
+	mask, err := scp.view(a.Mask, 0, engine.Shape{1, 1, int64(a.H), int64(a.W)})
 	if err != nil {
 		return nil, err
 	}
