@@ -46,4 +46,8 @@ static inline float go_maxf(float a, float b) {
   return a > b ? a : b;
 }
 
+/* resize_plane resizes one float32 plane of in_h x in_w to out_h x out_w with grf_resize's
+ * reference loop for mode (GRF_RESIZE_*), in engine/cpu's arithmetic order (kernels.c). */
+void resize_plane(int mode, const float* s, int in_h, int in_w, float* d, int out_h, int out_w);
+
 #endif /* GREFINE_CUDA_EMU_INTERNAL_H */

@@ -87,8 +87,9 @@ static int nearest_index(int dst, int in, float scale) {
   return i < in - 1 ? i : in - 1;
 }
 
-/* resize_plane resizes one plane (the reference loop of grf_resize). */
-static void resize_plane(int mode, const float* s, int in_h, int in_w, float* d, int out_h, int out_w) {
+/* resize_plane resizes one plane (the reference loop of grf_resize; also used by the ABI 2
+ * kernels of kernels_abi2.c). */
+void resize_plane(int mode, const float* s, int in_h, int in_w, float* d, int out_h, int out_w) {
   float sy = resize_scale(in_h, out_h), sx = resize_scale(in_w, out_w);
   for (int y = 0; y < out_h; y++) {
     float* row = d + (long long)y * out_w;

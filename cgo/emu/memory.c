@@ -831,11 +831,8 @@ int grf_cuda_memcpy_htod(void* dst, const void* src, size_t bytes, grf_stream* s
   memcpy(u.host, src, bytes);
   rc = grf_emu_launch(stream, dev, "cudaMemcpyAsync (host to device)", a, 1, run_htod, &u, sizeof u, release_snapshot, err,
                       errlen);
-  if (rc != GRF_CUDA_OK) {
-    free(u.host);
-    return rc;
-  }
-  return sync_after(stream, dev, "grf_cuda_memcpy_htod", err, errlen);
+  if (rc != GRF_CUDA_OK) free(u.host);
+  return rc; /* ABI 2: queued like any stream work, not waited for (the source is snapshotted) */
 }
 
 int grf_cuda_memcpy_dtoh(void* dst, const void* src, size_t bytes, grf_stream* stream, char* err, size_t errlen) {

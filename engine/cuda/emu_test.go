@@ -27,7 +27,7 @@ import (
 func emu(t *testing.T) *Device {
 	t.Helper()
 	d := gpu(t)
-	if !d.Info().Emulated {
+	if !d.GPU().Emulated {
 		t.Skipf("skipping: checks cuda-emu's GPU behaviour; tests run on %s", testLib)
 	}
 	return d
@@ -62,7 +62,9 @@ func TestEmuHostAccessFaults(t *testing.T) {
 	x := alloc(t, d, engine.Float32, engine.Shape{256})
 	h, err := engine.FromFloat32(engine.Shape{256}, ramp(256))
 	require.NoError(t, err)
-	require.NoError(t, copyHtoD(x, h, nil))
+	up := newStream(t, d)
+	require.NoError(t, up.Upload(x, h))
+	require.NoError(t, up.Sync())
 	for _, tc := range []struct {
 		name string
 		off  uintptr
@@ -83,8 +85,9 @@ func TestEmuHostAccessFaults(t *testing.T) {
 			assert.Equal(t, uintptr(p), ae.Addr())
 		})
 	}
-	back, err := d.Download(x)
+	back, err := engine.NewHostTensor(engine.Float32, engine.Shape{256})
 	require.NoError(t, err)
+	require.NoError(t, up.Download(back, x))
 	assert.Equal(t, ramp(256), back.F32, "the data is intact and readable through the ABI")
 }
 
@@ -109,7 +112,7 @@ func TestEmuHostAccessKillsProcess(t *testing.T) {
 	out, err := exec.Command(cc, "-std=c11", "-Wall", "-Wextra", "-Werror", "-I", filepath.Join(root, "cgo", "include"),
 		filepath.Join(root, "cgo", "emu", "test", "host_read.c"), "-o", bin, "-ldl").CombinedOutput()
 	require.NoError(t, err, "%s", out)
-	lib := testDev.Info().LibPath
+	lib := testDev.GPU().LibPath
 	for _, mode := range []string{"read", "write"} {
 		out, err := exec.Command(bin, lib, mode).CombinedOutput()
 		var ee *exec.ExitError
@@ -134,7 +137,7 @@ func TestEmuMissingSyncIsStale(t *testing.T) {
 	y := alloc(t, d, engine.Float32, engine.Shape{1, 8, 8})
 	hx, err := engine.FromFloat32(engine.Shape{1, 8, 8}, ramp(n))
 	require.NoError(t, err)
-	require.NoError(t, a.Upload(x, hx)) // synchronous: x holds the ramp
+	require.NoError(t, a.Upload(x, hx)) // queued on a (ABI 2: an upload does not wait)
 	require.NoError(t, a.Resize(engine.ResizeNearest, x, y))
 	got, err := engine.NewHostTensor(engine.Float32, engine.Shape{1, 8, 8})
 	require.NoError(t, err)
@@ -148,20 +151,18 @@ func TestEmuMissingSyncIsStale(t *testing.T) {
 	assert.Equal(t, ramp(n), got.F32, "after a.Sync the result is there")
 
 	// A memset on a is invisible to b until a syncs, too.
-	require.NoError(t, a.Memset(y, 0))
+	require.NoError(t, a.Zero(y))
 	require.NoError(t, b.Download(got, y))
 	assert.Equal(t, ramp(n), got.F32, "b still sees the old contents")
 	require.NoError(t, a.Sync())
 	require.NoError(t, b.Download(got, y))
 	assert.Equal(t, make([]float32, n), got.F32)
 
-	// The legacy default stream (Device.Download) waits for the blocking streams' earlier
-	// work, as CUDA's does: no explicit sync needed there.
+	// A download on the stream that did the work waits for it: no explicit sync needed.
 	require.NoError(t, a.Upload(y, hx))
-	require.NoError(t, a.Memset(y, 0))
-	h, err := d.Download(y)
-	require.NoError(t, err)
-	assert.Equal(t, make([]float32, n), h.F32)
+	require.NoError(t, a.Zero(y))
+	require.NoError(t, a.Download(got, y))
+	assert.Equal(t, make([]float32, n), got.F32)
 }
 
 // TestEmuFreeSynchronisesDevice: cudaFree waits for the whole device, so queued work runs
@@ -170,7 +171,7 @@ func TestEmuFreeSynchronisesDevice(t *testing.T) {
 	d := emu(t)
 	a, b := newStream(t, d), newStream(t, d)
 	y := alloc(t, d, engine.Float32, engine.Shape{16})
-	require.NoError(t, a.Memset(y, 0))
+	require.NoError(t, a.Zero(y))
 	z, err := d.AllocTensor(engine.Float32, engine.Shape{4})
 	require.NoError(t, err)
 	require.NoError(t, z.Close())
@@ -186,29 +187,32 @@ func TestEmuPoison(t *testing.T) {
 	d := emu(t)
 	f := alloc(t, d, engine.Float32, engine.Shape{3, 5})
 	i := alloc(t, d, engine.Int32, engine.Shape{7})
-	hf, err := d.Download(f)
+	rs := newStream(t, d)
+	hf, err := engine.NewHostTensor(engine.Float32, f.Shape())
 	require.NoError(t, err)
+	require.NoError(t, rs.Download(hf, f))
 	for _, v := range hf.F32 {
 		assert.Equal(t, uint32(0xFFFFFFFF), math.Float32bits(v))
 	}
-	hi, err := d.Download(i)
+	hi, err := engine.NewHostTensor(engine.Int32, i.Shape())
 	require.NoError(t, err)
+	require.NoError(t, rs.Download(hi, i))
 	assert.Equal(t, []int32{-1, -1, -1, -1, -1, -1, -1}, hi.I32)
 
 	s := newStream(t, d)
 	np := alloc(t, d, engine.Float32, engine.Shape{2, 4, 2, 2})
 	x := alloc(t, d, engine.Float32, engine.Shape{1, 4, 2, 2}) // never written
 	out := alloc(t, d, engine.Float32, engine.Shape{1, 4, 2, 2})
-	require.NoError(t, s.Memset(np, 0))
-	require.NoError(t, s.BlendStep(engine.EulerCoeffs(7.5, 1, 0.5), BlendIn{NoisePred: np, X: x}, out, nil))
+	require.NoError(t, s.Zero(np))
+	require.NoError(t, s.BlendStep(engine.EulerCoeffs(7.5, 1, 0.5), engine.BlendTensors{NoisePred: np, X: x}, out, nil))
 	h, err := engine.NewHostTensor(engine.Float32, out.shape)
 	require.NoError(t, err)
 	require.NoError(t, s.Download(h, out))
 	for k, v := range h.F32 {
 		assert.Truef(t, math.IsNaN(float64(v)), "out[%d] = %v: a kernel reading unwritten memory must produce NaN", k, v)
 	}
-	require.NoError(t, s.Memset(x, 0))
-	require.NoError(t, s.BlendStep(engine.EulerCoeffs(7.5, 1, 0.5), BlendIn{NoisePred: np, X: x}, out, nil))
+	require.NoError(t, s.Zero(x))
+	require.NoError(t, s.BlendStep(engine.EulerCoeffs(7.5, 1, 0.5), engine.BlendTensors{NoisePred: np, X: x}, out, nil))
 	require.NoError(t, s.Download(h, out))
 	assert.Equal(t, make([]float32, 16), h.F32)
 }
@@ -218,7 +222,7 @@ func TestEmuPoison(t *testing.T) {
 func TestEmuPointerErrors(t *testing.T) {
 	d := emu(t)
 	s := newStream(t, d)
-	budget := d.Info().TotalMem
+	budget := d.GPU().TotalMem
 	_, err := d.AllocTensor(engine.Float32, engine.Shape{int64(budget/4 + 1)})
 	require.ErrorIs(t, err, engine.ErrOutOfMemory)
 	assert.ErrorContains(t, err, "out of memory (cudaErrorMemoryAllocation, 2)")
@@ -236,7 +240,7 @@ func TestEmuPointerErrors(t *testing.T) {
 	defer syscall.Munmap(host)
 	live := alloc(t, d, engine.Float32, engine.Shape{16})
 	src := alloc(t, d, engine.Float32, engine.Shape{1, 4, 4})
-	require.NoError(t, s.Memset(src, 0))
+	require.NoError(t, s.Zero(src))
 	for _, tc := range []struct {
 		name string
 		t    *Tensor
@@ -247,7 +251,7 @@ func TestEmuPointerErrors(t *testing.T) {
 		{"past the end", view(d, unsafe.Add(live.ptr, 8), 16), "runs past the end of allocation"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := s.Memset(tc.t, 0)
+			err := s.Zero(tc.t)
 			require.ErrorIs(t, err, engine.ErrRun)
 			assert.ErrorContains(t, err, "ptr")
 			assert.ErrorContains(t, err, tc.msg)
@@ -270,17 +274,21 @@ func TestEmuPointerErrors(t *testing.T) {
 	assert.ErrorContains(t, err, "not at its start")
 
 	t.Run("another device", func(t *testing.T) {
-		d1, err := Open(Options{Ordinal: 1, LibPath: d.Info().LibPath})
+		d1, err := Open(Options{Ordinal: 1, LibPath: d.GPU().LibPath})
 		if err != nil {
 			t.Skipf("skipping: needs two emulated devices (GRF_CUDA_EMU_DEVICES=2, TestMain's default): %v", err)
 		}
 		other := alloc(t, d1, engine.Float32, engine.Shape{16})
-		err = s.Memset(other, 0)
+		err = s.Zero(other)
+		require.ErrorIs(t, err, engine.ErrDevice, "the Go side refuses another device's tensor first")
+		assert.ErrorContains(t, err, "is on cuda device 1, this is device 0")
+		forged := view(d, other.ptr, 16) // claims device 0: the emulator still catches it
+		err = s.Zero(forged)
 		require.ErrorIs(t, err, engine.ErrRun)
 		assert.ErrorContains(t, err, "is memory of device 1")
 		assert.ErrorContains(t, err, "used by work on device 0")
 		s1 := newStream(t, d1)
-		require.NoError(t, s1.Memset(other, 0), "on its own device it works")
+		require.NoError(t, s1.Zero(other), "on its own device it works")
 		require.NoError(t, s1.Sync())
 	})
 }
@@ -305,7 +313,7 @@ func TestEmuEnvironment(t *testing.T) {
 		{"GRF_CUDA_EMU_CC=nine", "GRF_CUDA_EMU_CC=nine"},
 	} {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestEmuEnvironmentChild$", "-test.v")
-		cmd.Env = append(os.Environ(), "GRF_CUDA_TEST_LIB="+testDev.Info().LibPath, "GRF_CUDA_EMU_CHILD=1", tc.env)
+		cmd.Env = append(os.Environ(), "GRF_CUDA_TEST_LIB="+testDev.GPU().LibPath, "GRF_CUDA_EMU_CHILD=1", tc.env)
 		out, err := cmd.CombinedOutput()
 		require.NoError(t, err, "%s", out)
 		assert.Contains(t, string(out), "CHILD-OPEN-ERROR: engine: unavailable", tc.env)

@@ -85,7 +85,7 @@ func gpu(tb testing.TB) *Device {
 
 // emulated reports whether the tests run on cuda-emu, whose kernels are the reference
 // loops: they must then equal the Go twins bit for bit.
-func emulated() bool { return testDev != nil && testDev.Info().Emulated }
+func emulated() bool { return testDev != nil && testDev.GPU().Emulated }
 
 // tol is the tolerance of a comparison with a Go twin: t on a GPU, bit for bit on cuda-emu.
 func tol(t func(float32) float64) func(float32) float64 {
@@ -100,7 +100,7 @@ func bitExact(float32) float64 { return -1 }
 
 func newStream(tb testing.TB, d *Device) *Stream {
 	tb.Helper()
-	s, err := d.NewStream()
+	s, err := d.NewCUDAStream()
 	require.NoError(tb, err)
 	tb.Cleanup(func() { require.NoError(tb, s.Close()) })
 	return s

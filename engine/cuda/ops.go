@@ -17,15 +17,23 @@ import (
 // twin, fills the launcher's parameter struct and enqueues it (grefine_cuda.h states each
 // reference loop; engine/cpu implements it).
 
+// absent reports a nil tensor, including a nil *Tensor in the interface.
+func absent(t engine.Tensor) bool {
+	if c, ok := t.(*Tensor); ok {
+		return c == nil
+	}
+	return t == nil
+}
+
 func wantShape(op, name string, t engine.Tensor, want engine.Shape) error {
-	if t != nil && !t.Shape().Equal(want) {
+	if !absent(t) && !t.Shape().Equal(want) {
 		return fmt.Errorf("%w: cuda: %s: %s has shape %v, want %v", engine.ErrShape, op, name, t.Shape(), want)
 	}
 	return nil
 }
 
 func wantElems(op, name string, t engine.Tensor, n int64) error {
-	if t != nil && t.Shape().NumElements() != n {
+	if !absent(t) && t.Shape().NumElements() != n {
 		return fmt.Errorf("%w: cuda: %s: %s has shape %v, want %d elements", engine.ErrShape, op, name, t.Shape(), n)
 	}
 	return nil
@@ -250,12 +258,12 @@ func (s *Stream) Pointwise(q engine.Pointwise) error {
 			p.copies = C.int(nd / n)
 		}
 	case engine.PointLerp, engine.PointMaximum:
-		if q.Src2 == nil || q.Src2.Shape().NumElements() != n || nd != n {
+		if absent(q.Src2) || q.Src2.Shape().NumElements() != n || nd != n {
 			return fmt.Errorf("%w: cuda: %s: src %v, src2 %v, dst %v", engine.ErrShape, op, q.Src.Shape(), shapeOf(q.Src2), q.Dst.Shape())
 		}
 	case engine.PointMaskedAffine:
 		m := int64(0)
-		if q.Mask != nil {
+		if !absent(q.Mask) {
 			m = q.Mask.Shape().NumElements()
 		}
 		if nd != n || m == 0 && n != 0 || m > 0 && n%m != 0 {
@@ -273,7 +281,7 @@ func (s *Stream) Pointwise(q engine.Pointwise) error {
 }
 
 func shapeOf(t engine.Tensor) engine.Shape {
-	if t == nil {
+	if absent(t) {
 		return nil
 	}
 	return t.Shape()

@@ -286,6 +286,9 @@ func devAddr(u uintptr) unsafe.Pointer { return *(*unsafe.Pointer)(unsafe.Pointe
 
 // f32 returns the address of a float32 "cuda" tensor (nil and optional: NULL).
 func (s *Stream) f32(op, name string, t engine.Tensor, optional bool) (unsafe.Pointer, error) {
+	if c, ok := t.(*Tensor); ok && c == nil {
+		t = nil // a typed nil is absent
+	}
 	if t == nil && optional {
 		return nil, nil
 	}
