@@ -95,9 +95,9 @@ type Stream interface {
 //
 // in elements of the tensors' (equal) dtype; every index must lie inside its tensor.
 type Copy2D struct {
-	Rows, Cols           int64
-	DstOffset, DstPitch  int64
-	SrcOffset, SrcPitch  int64
+	Rows, Cols          int64
+	DstOffset, DstPitch int64
+	SrcOffset, SrcPitch int64
 }
 
 // Check validates c against tensors of dst and src elements.

@@ -116,23 +116,23 @@ func MaxThreads() int { return 4 * runtime.NumCPU() }
 
 // Info describes an open pipeline.
 type Info struct {
-	Version        string         `json:"version"`
-	ModelSet       string         `json:"model_set"`
-	ModelDir       string         `json:"model_dir"`
-	Tiny           bool           `json:"tiny"`
-	Backend        string         `json:"backend"`
-	BackendVersion string         `json:"backend_version"`
+	Version        string            `json:"version"`
+	ModelSet       string            `json:"model_set"`
+	ModelDir       string            `json:"model_dir"`
+	Tiny           bool              `json:"tiny"`
+	Backend        string            `json:"backend"`
+	BackendVersion string            `json:"backend_version"`
 	Device         string            `json:"device"`
 	DeviceInfo     engine.DeviceInfo `json:"device_info"`
 	Slots          int               `json:"slots"`
-	Engines        []string       `json:"engines"`
-	Refine         bool           `json:"refine"` // the refiner's engines are loaded
-	Limits         imageio.Limits `json:"limits"`
-	MinSide        int            `json:"min_side"`
-	MaxPromptBytes int            `json:"max_prompt_bytes"`
-	MaxMemory      int64          `json:"max_memory_bytes"`
-	MaxSide        int            `json:"max_working_side,omitempty"` // tiny sets only
-	Defaults       Params         `json:"defaults"`
+	Engines        []string          `json:"engines"`
+	Refine         bool              `json:"refine"` // the refiner's engines are loaded
+	Limits         imageio.Limits    `json:"limits"`
+	MinSide        int               `json:"min_side"`
+	MaxPromptBytes int               `json:"max_prompt_bytes"`
+	MaxMemory      int64             `json:"max_memory_bytes"`
+	MaxSide        int               `json:"max_working_side,omitempty"` // tiny sets only
+	Defaults       Params            `json:"defaults"`
 }
 
 // Pipeline is a loaded G-Refine: the model set verified once, every engine opened once,

@@ -1,7 +1,6 @@
 package ort
 
 import (
-
 	"github.com/grefine/grefine/engine"
 )
 

@@ -24,5 +24,4 @@
 //
 // WritePNG writes atomically: a temporary file in the destination directory, fsync, then
 // rename, so a reader never sees a half-written output and a failure leaves no file.
-//
 package imageio
