@@ -195,7 +195,7 @@ func TestVersionsAndDevice(t *testing.T) {
 	b := newBackend(t, trt.Options{})
 	v, err := b.Versions()
 	require.NoError(t, err)
-	assert.Equal(t, 2, v.ABI, "ABI 2: device indices in the handles, host_memory")
+	assert.Equal(t, 2, v.ABI, "ABI 2: device indices in the handles, the emulated flag")
 	assert.Equal(t, "11.1.0", v.Compiled.String())
 	assert.Equal(t, "10.16.0", v.Runtime.String())
 	assert.Equal(t, "tensorrt 10.16.0 (shim built against 11.1.0)", b.Version())
