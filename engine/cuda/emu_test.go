@@ -322,3 +322,27 @@ func TestEmuEnvironmentChild(t *testing.T) {
 	require.True(t, errors.Is(openErr, engine.ErrUnavailable))
 	t.Logf("CHILD-OPEN-ERROR: %s", strings.ReplaceAll(openErr.Error(), "\n", " "))
 }
+
+// TestOpenEmulatorOption: Options.Emulator finds cuda-emu through $GRF_CUDA_EMU_LIB (or
+// beside the binary) and says where it looked; the process's one library rule holds.
+func TestOpenEmulatorOption(t *testing.T) {
+	d := emu(t)
+	t.Setenv(EnvEmuLib, "")
+	_, err := Open(Options{Emulator: true})
+	require.ErrorIs(t, err, engine.ErrUnavailable)
+	assert.ErrorContains(t, err, "libgrefine_cuda_emu.so not found: tried $GRF_CUDA_EMU_LIB (not set), ")
+	t.Setenv(EnvEmuLib, d.Info().LibPath)
+	d2, err := Open(Options{Emulator: true})
+	require.NoError(t, err)
+	assert.True(t, d2.Info().Emulated)
+	require.NoError(t, d2.Close())
+	other := filepath.Join(t.TempDir(), EmuLibName)
+	t.Setenv(EnvEmuLib, other)
+	_, err = Open(Options{Emulator: true})
+	require.ErrorIs(t, err, engine.ErrUnavailable)
+	assert.ErrorContains(t, err, "is already loaded from "+d.Info().LibPath)
+	assert.ErrorContains(t, err, "cannot also load "+other)
+	_, err = Open(Options{LibPath: other})
+	require.ErrorIs(t, err, engine.ErrUnavailable, "a later explicit path is never silently ignored")
+	assert.ErrorContains(t, err, "cannot also load "+other+" (option LibPath; no such file)")
+}

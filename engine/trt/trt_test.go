@@ -176,6 +176,21 @@ func TestMissingLibrary(t *testing.T) {
 	}
 }
 
+// TestSecondShimRefused: a process loads one shim; a backend naming another file fails,
+// naming both, instead of silently running on the first.
+func TestSecondShimRefused(t *testing.T) {
+	newBackend(t, trt.Options{}) // the fake is loaded
+	data, err := os.ReadFile(trttest.Lib())
+	require.NoError(t, err)
+	other := filepath.Join(t.TempDir(), "libgrefine_trt.so")
+	require.NoError(t, os.WriteFile(other, data, 0o755))
+	b := trt.New(trt.Options{Lib: other})
+	defer b.Close()
+	err = b.Available()
+	require.ErrorIs(t, err, engine.ErrUnavailable)
+	assert.ErrorContains(t, err, "is already loaded from "+trttest.Lib()+" (--trt-lib); cannot also load "+other)
+}
+
 func TestRegistry(t *testing.T) {
 	assert.Contains(t, engine.Backends(), "trt")
 	b, err := engine.NewBackend("trt", map[string]string{"lib": trttest.Lib(), "cuda_graphs": "true"})
