@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"strings"
 	"syscall"
 	"testing"
@@ -74,7 +73,7 @@ func TestEmuHostAccessFaults(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := unsafe.Add(x.ptr, tc.off)
-			got := faultOf(func() { tc.f(p) })
+			got := cudaemu.Fault(func() { tc.f(p) })
 			require.NotNil(t, got, "the host touched device memory without a fault")
 			re, ok := got.(runtime.Error)
 			require.True(t, ok, "a runtime error, got %T %v", got, got)
@@ -86,14 +85,6 @@ func TestEmuHostAccessFaults(t *testing.T) {
 	back, err := d.Download(x)
 	require.NoError(t, err)
 	assert.Equal(t, ramp(256), back.F32, "the data is intact and readable through the ABI")
-}
-
-func faultOf(f func()) (r any) {
-	old := debug.SetPanicOnFault(true)
-	defer debug.SetPanicOnFault(old)
-	defer func() { r = recover() }()
-	f()
-	return nil
 }
 
 // TestEmuHostAccessKillsProcess: a C program touching device memory from the host dies

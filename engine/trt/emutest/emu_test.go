@@ -9,7 +9,6 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"sync"
 	"testing"
 	"unsafe"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/grefine/grefine/engine"
 	"github.com/grefine/grefine/engine/cuda"
+	"github.com/grefine/grefine/engine/cuda/cudaemu"
 	"github.com/grefine/grefine/engine/modelset"
 	"github.com/grefine/grefine/engine/trt"
 	"github.com/grefine/grefine/engine/trt/emutest"
@@ -172,19 +172,10 @@ func TestEmulatorDevice(t *testing.T) {
 	assert.Equal(t, "cuda", buf.DeviceName())
 	addr := buf.DevicePtr()
 	p := *(*unsafe.Pointer)(unsafe.Pointer(&addr)) // a device address, not Go memory: reading it must fault
-	assert.NotNil(t, fault(func() { _ = *(*float32)(p) }), "the host read a TensorRT buffer: it must be device memory")
+	assert.NotNil(t, cudaemu.Fault(func() { _ = *(*float32)(p) }), "the host read a TensorRT buffer: it must be device memory")
 	back, err := buf.Download()
 	require.NoError(t, err)
 	assert.Equal(t, h.F32, back.F32)
-}
-
-// fault runs f with faults turned into panics and returns the panic (nil: no fault).
-func fault(f func()) (r any) {
-	old := debug.SetPanicOnFault(true)
-	defer debug.SetPanicOnFault(old)
-	defer func() { r = recover() }()
-	f()
-	return nil
 }
 
 // upload copies host tensors into device buffers of b (closed at the end of the test).
@@ -503,9 +494,8 @@ func TestRunIsQueuedUntilSync(t *testing.T) {
 }
 
 // TestCUDAPairing: engine/cuda's memory and streams serve the emulator as they serve
-// TensorRT on a GPU (gputest's test of the same name): two slots, each on its own cuda
-// stream, bind cuda.Tensors by address, feed y back into x with device copies, allocate
-// outputs with the cuda device, and run concurrently with the results of serial runs.
+// TensorRT on a GPU (trttest.CUDAPairing, which gputest runs on a GPU): cuda-emu's tensors
+// bound by address, its streams as slot streams, concurrent slots equal serial runs.
 func TestCUDAPairing(t *testing.T) {
 	b := emuBackend(t, trt.Options{})
 	dev, err := cuda.Open(cuda.Options{LibPath: emutest.CUDALib(), Ordinal: b.DeviceIndex()})
@@ -518,81 +508,7 @@ func TestCUDAPairing(t *testing.T) {
 	e, err := b.OpenPlan(plan, engine.OpenOptions{Name: "affine"})
 	require.NoError(t, err)
 	defer e.Close()
-	run := func(s *cuda.Stream, sess *trt.Session, rows, steps int) ([]float32, error) {
-		xs := make([]float32, rows*3)
-		for i := range xs {
-			xs[i] = float32(i%7) - 3
-		}
-		h, err := engine.FromFloat32(engine.Shape{int64(rows), 3}, xs)
-		if err != nil {
-			return nil, err
-		}
-		x, err := dev.AllocTensor(engine.Float32, h.Shape())
-		if err != nil {
-			return nil, err
-		}
-		defer x.Close()
-		y, err := dev.AllocTensor(engine.Float32, h.Shape())
-		if err != nil {
-			return nil, err
-		}
-		defer y.Close()
-		if err := s.Upload(x, h); err != nil {
-			return nil, err
-		}
-		for i := 0; i < steps; i++ {
-			if err := sess.RunInto(context.Background(), map[string]engine.Tensor{"x": x}, map[string]engine.Tensor{"y": y}); err != nil {
-				return nil, err
-			}
-			if err := s.Copy(x, y); err != nil {
-				return nil, err
-			}
-		}
-		out, err := engine.NewHostTensor(engine.Float32, h.Shape())
-		if err != nil {
-			return nil, err
-		}
-		return out.F32, s.Download(out, y)
-	}
-	streams := make([]*cuda.Stream, 2)
-	sessions := make([]*trt.Session, 2)
-	for i := range streams {
-		streams[i], err = dev.NewStream()
-		require.NoError(t, err)
-		defer streams[i].Close()
-		slot, err := b.NewSlot(trt.SlotOptions{Stream: streams[i].Handle()})
-		require.NoError(t, err)
-		defer slot.Close()
-		sessions[i], err = slot.Session(e)
-		require.NoError(t, err)
-		sessions[i].SetAllocator(dev)
-	}
-	rows := []int{32, 48}
-	serial, got := make([][]float32, 2), make([][]float32, 2)
-	for i := range serial {
-		serial[i], err = run(streams[i], sessions[i], rows[i], 5)
-		require.NoError(t, err)
-	}
-	want := make([]float32, rows[0]*3)
-	for i := range want { // y = 2x + 1, five times
-		v := float32(i%7) - 3
-		for k := 0; k < 5; k++ {
-			v = 2*v + 1
-		}
-		want[i] = v
-	}
-	assert.Equal(t, want, serial[0], "five steps of y = 2x+1")
-	errs := make(chan error, 2)
-	for i := range got {
-		go func() {
-			var err error
-			got[i], err = run(streams[i], sessions[i], rows[i], 5)
-			errs <- err
-		}()
-	}
-	require.NoError(t, <-errs)
-	require.NoError(t, <-errs)
-	assert.Equal(t, serial, got, "two slots on two streams equal serial runs")
+	trttest.CUDAPairing(t, b, dev, e, 5)
 }
 
 // TestRefusedPlans: the repository refuses plans built for another machine, another model
