@@ -24,6 +24,11 @@ type Options struct {
 	// (engine/native). One process loads one library: a later LibPath naming another
 	// file is an error.
 	LibPath string
+	// Emulator, with LibPath empty, opens cuda-emu (libgrefine_cuda_emu.so, `make
+	// cuda-emu`) instead: the file $GRF_CUDA_EMU_LIB names, else libgrefine_cuda_emu.so
+	// beside the executable or in ../build/ (EmulatorPath). Its devices are
+	// GRF_CUDA_EMU_DEVICES emulated GPUs (see cgo/emu/grefine_cuda_emu.h).
+	Emulator bool
 	// Ordinal is the CUDA device index.
 	Ordinal int
 }
@@ -130,9 +135,20 @@ var _ engine.Device = (*Device)(nil)
 // library or a usable GPU it returns an error wrapping engine.ErrUnavailable that says
 // which: library not found, no device, or insufficient driver (with CUDA's message).
 func Open(opts Options) (*Device, error) {
-	lib, err := load(opts.LibPath)
+	explicit := opts.LibPath
+	if explicit == "" && opts.Emulator {
+		p, err := EmulatorPath()
+		if err != nil {
+			return nil, err
+		}
+		explicit = p
+	}
+	lib, err := load(explicit)
 	if err != nil {
 		return nil, err
+	}
+	if opts.Emulator && !libEmulated {
+		return nil, fmt.Errorf("%w: cuda: the emulator was asked for, but %s (%s) is not cuda-emu", engine.ErrUnavailable, lib.Path, lib.Source)
 	}
 	var e errBuf
 	var n, cerr C.int

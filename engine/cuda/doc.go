@@ -1,15 +1,37 @@
 // Package cuda is grefine's GPU compute device: the kernels of cgo/kernels, built by
 // CMake into libgrefine_cuda.so and loaded here with dlopen, so every Go binary builds
-// and runs without CUDA and reports why the device is unavailable.
+// and runs without CUDA and reports why the device is unavailable. The same package drives
+// cuda-emu, the GPU emulator (libgrefine_cuda_emu.so, cgo/emu), which implements the same
+// ABI in plain C for machines without a GPU.
 //
 // # Opening
 //
-// Open(Options{}) loads the library once per process (the load error is cached) from
-// Options.LibPath, else $GRF_CUDA_LIB, else the executable's directory (and ../build
-// beside it), else the current directory (and its build/). It returns an error wrapping engine.ErrUnavailable that names the cause:
-// library not found, no device (cudaErrorNoDevice, 100) or insufficient driver
-// (cudaErrorInsufficientDriver, 35), with CUDA's own message. The library links the CUDA
-// runtime statically and needs only the NVIDIA driver.
+// Open(Options{}) loads the library once per process through engine/native: from
+// Options.LibPath, else $GRF_CUDA_LIB, else beside the executable (libgrefine_cuda.so, then
+// ../build/libgrefine_cuda.so), else the system loader. The result is cached with its
+// error, and a later LibPath naming another file is an error naming both (one process
+// drives one kernel library). Open returns an error wrapping engine.ErrUnavailable that
+// names the cause: the library not found (every place tried, with its reason), no device
+// (cudaErrorNoDevice, 100) or insufficient driver (cudaErrorInsufficientDriver, 35), with
+// CUDA's own message. The library links the CUDA runtime statically and needs only the
+// NVIDIA driver.
+//
+// # The emulator
+//
+// cuda-emu is opened like the real library, by path (LibPath or $GRF_CUDA_LIB naming
+// build/libgrefine_cuda_emu.so, `make cuda-emu`), or with Options.Emulator (which finds it
+// through $GRF_CUDA_EMU_LIB or beside the executable). Info.Emulated and Info.String say
+// when the device is the emulator, and doctor prints it. It behaves like a GPU where a
+// host-memory stand-in would hide a bug (the list is in cgo/emu/grefine_cuda_emu.h):
+// device memory faults when the host touches it, fresh allocations are NaN, work queued
+// on a stream is visible only after that stream's synchronisation (the legacy stream's
+// rules included, and a free synchronises the device), every kernel and copy argument must
+// lie inside one live allocation of the stream's device (host pointers, ranges past the
+// end, freed memory and another device's memory are errors naming the argument), and
+// memory is finite (GRF_CUDA_EMU_MEMORY; an allocation beyond it is
+// engine.ErrOutOfMemory). GRF_CUDA_EMU_DEVICES sets the number of emulated devices. Its
+// kernels are the reference loops of grefine_cuda.h and equal engine/cpu's Go twins bit
+// for bit.
 //
 // # Memory and streams
 //
@@ -36,13 +58,20 @@
 //     with float4 when every pointer is 16-byte aligned and h*w is a multiple of 4;
 //   - Stream.InpaintInput (the 9-channel UNet input duplicated for CFG).
 //
-// Argument errors wrap engine.ErrShape or engine.ErrDType, CUDA failures engine.ErrRun,
-// each with the launcher's message.
+// Argument errors wrap engine.ErrShape or engine.ErrDType, CUDA failures engine.ErrRun
+// (cudaErrorMemoryAllocation: engine.ErrOutOfMemory), each with the launcher's message.
 //
 // # Tests
 //
-// Without a GPU the tests skip with the reason. With one they compare every op with its
-// cpu twin on ragged shapes (batch 0..3, sizes not multiple of the block, 1×1), behind
-// guard bands of sentinel values (aligned and misaligned views), under the tolerances
-// stated in cuda_test.go; the benchmarks report GB/s next to BenchmarkCopyDtoD.
+// The tests run on the library $GRF_CUDA_TEST_LIB names; else, with a GPU visible, on the
+// real libgrefine_cuda.so (the GPU machine's run, .gpu/verify.sh); else on cuda-emu, which
+// TestMain builds into a temporary directory (package cudaemu) with two emulated devices.
+// They compare every op with its cpu twin on ragged shapes (batch 0..3, sizes not multiple
+// of the block, 1×1), behind guard bands of sentinel values (aligned and misaligned
+// views): on a GPU under the tolerances stated in cuda_test.go, on cuda-emu bit for bit.
+// The emulator's own tests (emu_test.go) show each GPU behaviour above failing where a
+// host-memory stand-in would pass: a host read of device memory faults (a Go panic with
+// debug.SetPanicOnFault, and a C program killed by SIGSEGV), a missing stream sync reads
+// the stale NaN poison, pointer errors are named. The benchmarks report GB/s next to
+// BenchmarkCopyDtoD.
 package cuda

@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"strings"
 	"syscall"
 	"testing"
@@ -76,7 +75,7 @@ func TestEmuHostAccessFaults(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := unsafe.Add(x.ptr, tc.off)
-			got := faultOf(func() { tc.f(p) })
+			got := cudaemu.Fault(func() { tc.f(p) })
 			require.NotNil(t, got, "the host touched device memory without a fault")
 			re, ok := got.(runtime.Error)
 			require.True(t, ok, "a runtime error, got %T %v", got, got)
@@ -89,14 +88,6 @@ func TestEmuHostAccessFaults(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, up.Download(back, x))
 	assert.Equal(t, ramp(256), back.F32, "the data is intact and readable through the ABI")
-}
-
-func faultOf(f func()) (r any) {
-	old := debug.SetPanicOnFault(true)
-	defer debug.SetPanicOnFault(old)
-	defer func() { r = recover() }()
-	f()
-	return nil
 }
 
 // TestEmuHostAccessKillsProcess: a C program touching device memory from the host dies
@@ -329,4 +320,28 @@ func TestEmuEnvironmentChild(t *testing.T) {
 	require.Error(t, openErr)
 	require.True(t, errors.Is(openErr, engine.ErrUnavailable))
 	t.Logf("CHILD-OPEN-ERROR: %s", strings.ReplaceAll(openErr.Error(), "\n", " "))
+}
+
+// TestOpenEmulatorOption: Options.Emulator finds cuda-emu through $GRF_CUDA_EMU_LIB (or
+// beside the binary) and says where it looked; the process's one library rule holds.
+func TestOpenEmulatorOption(t *testing.T) {
+	d := emu(t)
+	t.Setenv(EnvEmuLib, "")
+	_, err := Open(Options{Emulator: true})
+	require.ErrorIs(t, err, engine.ErrUnavailable)
+	assert.ErrorContains(t, err, "libgrefine_cuda_emu.so not found: tried $GRF_CUDA_EMU_LIB (not set), ")
+	t.Setenv(EnvEmuLib, d.GPU().LibPath)
+	d2, err := Open(Options{Emulator: true})
+	require.NoError(t, err)
+	assert.True(t, d2.Info().Emulated)
+	require.NoError(t, d2.Close())
+	other := filepath.Join(t.TempDir(), EmuLibName)
+	t.Setenv(EnvEmuLib, other)
+	_, err = Open(Options{Emulator: true})
+	require.ErrorIs(t, err, engine.ErrUnavailable)
+	assert.ErrorContains(t, err, "is already loaded from "+d.GPU().LibPath)
+	assert.ErrorContains(t, err, "cannot also load "+other)
+	_, err = Open(Options{LibPath: other})
+	require.ErrorIs(t, err, engine.ErrUnavailable, "a later explicit path is never silently ignored")
+	assert.ErrorContains(t, err, "cannot also load "+other+" (option LibPath; no such file)")
 }

@@ -159,6 +159,7 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -218,6 +219,32 @@ const EmuLibName = "libgrefine_cuda_emu.so"
 
 // EnvLib is the environment variable naming the library (the real one or the emulator).
 const EnvLib = "GRF_CUDA_LIB"
+
+// EnvEmuLib names cuda-emu's path for Options.Emulator.
+const EnvEmuLib = "GRF_CUDA_EMU_LIB"
+
+// EmulatorPath finds cuda-emu for Options.Emulator: $GRF_CUDA_EMU_LIB, else
+// libgrefine_cuda_emu.so beside the executable, else ../build/libgrefine_cuda_emu.so
+// beside it. The error lists the places tried.
+func EmulatorPath() (string, error) {
+	if p := os.Getenv(EnvEmuLib); p != "" {
+		return p, nil
+	}
+	tried := []string{"$" + EnvEmuLib + " (not set)"}
+	exe, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("%w: cuda: %s not found: the executable's path is unknown (%v); set %s", engine.ErrUnavailable, EmuLibName, err, EnvEmuLib)
+	}
+	for _, rel := range []string{EmuLibName, filepath.Join("..", "build", EmuLibName)} {
+		p := filepath.Join(filepath.Dir(exe), rel)
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+		tried = append(tried, filepath.Clean(p)+" (no such file)")
+	}
+	return "", fmt.Errorf("%w: cuda: %s not found: tried %s; run `make cuda-emu` or set %s",
+		engine.ErrUnavailable, EmuLibName, strings.Join(tried, ", "), EnvEmuLib)
+}
 
 // library is the once-per-process kernel library (engine/native: one search order, the
 // result cached with its error).

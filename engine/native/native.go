@@ -9,7 +9,8 @@ import (
 	"sync"
 )
 
-// Errors of this package; every error it returns wraps one of them.
+// Errors of this package: every error Load returns is an *Error that unwraps to one of
+// them.
 var (
 	// ErrNotFound: no library at any place searched.
 	ErrNotFound = errors.New("native: library not found")
@@ -18,6 +19,28 @@ var (
 	// ErrConflict: the process already loaded this kind of library from another file.
 	ErrConflict = errors.New("native: another library already loaded")
 )
+
+// Error is an error of Load: its message says what happened (without the sentinel's
+// text); it unwraps to ErrNotFound, ErrLoad or ErrConflict, and to the loader's own error.
+type Error struct {
+	Kind  error
+	Msg   string
+	Cause error
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+// Unwrap returns the sentinel and the cause.
+func (e *Error) Unwrap() []error {
+	if e.Cause != nil {
+		return []error{e.Kind, e.Cause}
+	}
+	return []error{e.Kind}
+}
+
+func newError(kind, cause error, format string, args ...any) error {
+	return &Error{Kind: kind, Msg: fmt.Sprintf(format, args...), Cause: cause}
+}
 
 // Spec describes one kind of native library.
 type Spec struct {
@@ -109,8 +132,12 @@ func (l *Library) Load(explicit string) (Result, error) {
 		if want == nil || want.path == l.loaded.Path {
 			return *l.loaded, nil
 		}
-		return Result{}, fmt.Errorf("%w: %s: %s is already loaded from %s (%s); cannot also load %s (%s): one process loads one",
-			ErrConflict, s.Name, s.What, l.loaded.Path, l.loaded.Source, want.path, want.source)
+		why := want.source
+		if _, err := os.Stat(want.path); err != nil {
+			why += "; " + statReason(err)
+		}
+		return Result{}, newError(ErrConflict, nil, "%s: %s is already loaded from %s (%s); cannot also load %s (%s): one process loads one",
+			s.Name, s.What, l.loaded.Path, l.loaded.Source, want.path, why)
 	}
 	if err, ok := l.failures[key]; ok {
 		return Result{}, err
@@ -124,13 +151,48 @@ func (l *Library) Load(explicit string) (Result, error) {
 	return r, nil
 }
 
+// Locate returns the library Load(explicit) would try, without loading anything: the
+// loaded library when there is one (and explicit names no other), else the explicit path,
+// the variable's path, the first existing place beside the binary, or File for the system
+// loader (source "system loader"); explicit and variable paths are returned whether or
+// not they exist.
+func (l *Library) Locate(explicit string) Result {
+	s := l.spec
+	switch {
+	case explicit != "":
+		p := absPath(explicit)
+		if r, ok := l.Loaded(); ok && r.Path == p {
+			return r
+		}
+		return Result{Path: p, Source: s.Flag}
+	case s.Env != "" && os.Getenv(s.Env) != "":
+		p := absPath(os.Getenv(s.Env))
+		if r, ok := l.Loaded(); ok && r.Path == p {
+			return r
+		}
+		return Result{Path: p, Source: "$" + s.Env}
+	}
+	if r, ok := l.Loaded(); ok {
+		return r
+	}
+	if exe, err := l.exe(); err == nil {
+		for _, rel := range s.Beside {
+			p := filepath.Clean(filepath.Join(filepath.Dir(exe), rel))
+			if st, err := os.Stat(p); err == nil && !st.IsDir() {
+				return Result{Path: p, Source: "beside the binary"}
+			}
+		}
+	}
+	return Result{Path: s.File, Source: "system loader"}
+}
+
 // search tries want, or the default places, and loads the first library found.
 func (l *Library) search(want *candidate) (Result, error) {
 	s := l.spec
 	var tried []string
 	if want != nil {
 		if _, err := os.Stat(want.path); err != nil {
-			return Result{}, fmt.Errorf("%w: %s: %s not found: tried %s (%s): %s%s", ErrNotFound, s.Name, s.What,
+			return Result{}, newError(ErrNotFound, err, "%s: %s not found: tried %s (%s): %s%s", s.Name, s.What,
 				want.path, want.source, statReason(err), l.hint())
 		}
 		return l.open(*want, nil)
@@ -161,12 +223,12 @@ func (l *Library) search(want *candidate) (Result, error) {
 		c := candidate{source: "system loader", path: s.File, system: true}
 		if err := s.Open(c.path); err != nil {
 			tried = append(tried, fmt.Sprintf("system loader %s (%s)", s.File, shortReason(err)))
-			return Result{}, fmt.Errorf("%w: %s: %s not found: tried %s%s", ErrNotFound, s.Name, s.What,
+			return Result{}, newError(ErrNotFound, err, "%s: %s not found: tried %s%s", s.Name, s.What,
 				strings.Join(tried, ", "), l.hint())
 		}
 		return Result{Path: c.path, Source: c.source}, nil
 	}
-	return Result{}, fmt.Errorf("%w: %s: %s not found: tried %s%s", ErrNotFound, s.Name, s.What, strings.Join(tried, ", "), l.hint())
+	return Result{}, newError(ErrNotFound, nil, "%s: %s not found: tried %s%s", s.Name, s.What, strings.Join(tried, ", "), l.hint())
 }
 
 // open loads an existing candidate; tried lists the places beside the binary skipped
@@ -178,7 +240,7 @@ func (l *Library) open(c candidate, tried []string) (Result, error) {
 		if len(tried) > 0 {
 			before = " (after " + strings.Join(tried, ", ") + ")"
 		}
-		return Result{}, fmt.Errorf("%w: %s: cannot load %s %s (%s)%s: %w", ErrLoad, s.Name, s.What, c.path, c.source, before, err)
+		return Result{}, newError(ErrLoad, err, "%s: cannot load %s %s (%s)%s: %v", s.Name, s.What, c.path, c.source, before, err)
 	}
 	return Result{Path: c.path, Source: c.source}, nil
 }

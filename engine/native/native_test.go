@@ -81,6 +81,9 @@ func TestSearchOrder(t *testing.T) {
 			got, loaded := l.Loaded()
 			assert.True(t, loaded)
 			assert.Equal(t, tc.want, got)
+			fresh := newLib(t, dir, &fake{ok: ok})
+			t.Setenv("GRF_TEST_LIB", tc.env)
+			assert.Equal(t, tc.want, fresh.Locate(tc.explicit), "Locate names what Load loads")
 		})
 	}
 
@@ -102,7 +105,7 @@ func TestExplicitNeverFallsThrough(t *testing.T) {
 	missing := filepath.Join(dir, "nowhere", "libx.so")
 	_, err := l.Load(missing)
 	require.ErrorIs(t, err, ErrNotFound)
-	assert.EqualError(t, err, "native: library not found: x: libx.so not found: tried "+missing+" (--x-lib): no such file; run `make x`")
+	assert.EqualError(t, err, "x: libx.so not found: tried "+missing+" (--x-lib): no such file; run `make x`")
 	t.Setenv("GRF_TEST_LIB", missing)
 	_, err = l.Load("")
 	require.ErrorIs(t, err, ErrNotFound)
@@ -119,7 +122,7 @@ func TestMessageListsEveryPlace(t *testing.T) {
 	want := "x: libx.so not found: tried --x-lib (not given), $GRF_TEST_LIB (not set), " +
 		filepath.Join(dir, "bin", "libx.so") + " (no such file), " + filepath.Join(dir, "build", "libx.so") +
 		" (no such file), system loader libx.so (cannot open shared object file: No such file or directory); run `make x`"
-	assert.Equal(t, "native: library not found: "+want, err.Error())
+	assert.Equal(t, want, err.Error())
 	assert.Equal(t, []string{"libx.so"}, f.calls)
 }
 

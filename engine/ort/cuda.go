@@ -139,9 +139,10 @@ func ParseOptions(m map[string]string) (Options, error) {
 	return o, nil
 }
 
-// GPULibraryPath resolves the GPU library: explicit, then $GRF_ORT_GPU_LIB, then
-// .deps/ort-gpu/libonnxruntime.so.1 in the working directory, its parents, or beside the
-// executable; if none exists, the first of those default places (for the error message).
+// GPULibraryPath resolves the GPU library in engine/native's order: explicit, then
+// $GRF_ORT_GPU_LIB, then .deps/ort-gpu/libonnxruntime.so.1 beside the executable (in its
+// directory or the parent: bin/grefine in the repository); if none exists, the first of
+// those default places (for the error message).
 func GPULibraryPath(explicit string) string {
 	if explicit != "" {
 		return explicit
@@ -149,8 +150,11 @@ func GPULibraryPath(explicit string) string {
 	if p := os.Getenv(EnvGPULibrary); p != "" {
 		return p
 	}
-	rel := filepath.Join(".deps", "ort-gpu", "libonnxruntime.so.1")
-	dirs := searchDirs()
+	rel := filepath.Join(".deps", "ort-gpu", LibName)
+	var dirs []string
+	if exe, err := os.Executable(); err == nil {
+		dirs = append(dirs, filepath.Dir(exe), filepath.Dir(filepath.Dir(exe)))
+	}
 	for _, d := range dirs {
 		if p := filepath.Join(d, rel); fileExists(p) {
 			return p
@@ -171,9 +175,8 @@ func HasCUDAProvider(lib string) bool {
 
 // liveLibrary is the library of the process's ONNX Runtime environment ("" if none).
 func liveLibrary() string {
-	envMu.Lock()
-	defer envMu.Unlock()
-	return envPath
+	r, _ := library.Loaded()
+	return r.Path
 }
 
 // cudaProbe caches, per library and provider settings, whether the CUDA execution provider
@@ -206,7 +209,7 @@ func initCUDA(explicit string, provider map[string]string) (string, error) {
 	if rt := loadCUDARuntime(lib); rt.Err != nil {
 		return lib, rt.Err
 	}
-	if err := initEnv(lib); err != nil {
+	if _, err := initEnv(lib); err != nil {
 		return lib, err
 	}
 	key := lib + "\x00" + fmt.Sprint(provider)

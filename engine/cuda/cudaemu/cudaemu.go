@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 )
 
 // LibName is the emulator's file name.
@@ -28,4 +29,15 @@ func Build(dir string) (string, error) {
 		return "", fmt.Errorf("building cuda-emu: %v\n%s", err, out)
 	}
 	return filepath.Join(abs, LibName), nil
+}
+
+// Fault runs f with memory faults turned into panics (runtime/debug.SetPanicOnFault) and
+// returns what f panicked with, nil if it returned: a test's way to show that the host
+// cannot touch cuda-emu's device memory (the panic is a runtime.Error with Addr()).
+func Fault(f func()) (r any) {
+	old := debug.SetPanicOnFault(true)
+	defer debug.SetPanicOnFault(old)
+	defer func() { r = recover() }()
+	f()
+	return nil
 }
