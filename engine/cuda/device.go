@@ -8,7 +8,6 @@ import "C"
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"unsafe"
@@ -67,9 +66,8 @@ func init() {
 
 // openKind makes the registry's devices: "cuda" (the library of the search order, which
 // may be the emulator when $GRF_CUDA_LIB names it) and "cuda-emu" (the emulator: the
-// option lib, else $GRF_CUDA_LIB, else build/libgrefine_cuda_emu.so beside the binary or
-// in the working directory; refused unless the library is the emulator). Options: lib,
-// ordinal.
+// option lib, else $GRF_CUDA_LIB, else Options.Emulator's search; refused unless the
+// library is the emulator). Options: lib, ordinal.
 func openKind(kind string, opts map[string]string) (engine.Device, error) {
 	var o Options
 	for k, v := range opts {
@@ -87,7 +85,7 @@ func openKind(kind string, opts map[string]string) (engine.Device, error) {
 		}
 	}
 	if kind == "cuda-emu" && o.LibPath == "" && os.Getenv(EnvLib) == "" {
-		o.LibPath = emuPath()
+		o.Emulator = true // $GRF_CUDA_EMU_LIB, else beside the executable (EmulatorPath)
 	}
 	d, err := Open(o)
 	if err != nil {
@@ -99,24 +97,6 @@ func openKind(kind string, opts map[string]string) (engine.Device, error) {
 	}
 	d.kind = kind
 	return d, nil
-}
-
-// emuPath is where cuda-emu is looked for by default: beside the executable (and in
-// ../build), else build/ of the working directory; the last candidate when none exists
-// (the loader's error then names it).
-func emuPath() string {
-	var c []string
-	if exe, err := os.Executable(); err == nil {
-		dir := filepath.Dir(exe)
-		c = append(c, filepath.Join(dir, EmuLibName), filepath.Join(dir, "..", "build", EmuLibName))
-	}
-	c = append(c, filepath.Join("build", EmuLibName))
-	for _, p := range c {
-		if st, err := os.Stat(p); err == nil && !st.IsDir() {
-			return p
-		}
-	}
-	return c[len(c)-1]
 }
 
 // Device is one GPU driven through libgrefine_cuda.so (or the emulator): it implements

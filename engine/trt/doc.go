@@ -45,17 +45,21 @@
 //
 // A Slot is what one request owns: a CUDA stream (its own, or a borrowed one:
 // SlotOptions.Stream, e.g. engine/cuda's Stream.Handle, so kernels and engines share it),
-// one scratch buffer (kUSER_MANAGED) shared by its sessions, and one Session per engine
-// (Slot.Session). The sessions of a slot run one at a time; slots run concurrently.
-// Backend.Slot(id) returns the slot with that id, created on first use; id 0 is the default
-// slot that Engine.Run uses. engine.OpenOptions.Slot carries the id through plans.Repo, whose
-// OpenEngine returns a Session.
+// the engine.Device whose tensors its sessions read and write (SlotOptions.Device: Run
+// allocates its outputs there; without one, Buffers), one scratch buffer (kUSER_MANAGED)
+// shared by its sessions, and one Session per engine (Slot.Session). The sessions of a
+// slot run one at a time; slots run concurrently. Backend.Slot(id) returns the slot with
+// that id, created on first use; id 0 is the default slot that Engine.Run uses.
+// Backend.SlotWith(id, opts) binds a slot to a stream and device on first use (and refuses
+// another later). engine.OpenOptions carries the id (Slot) and the pipeline slot's device
+// stream (Stream) through plans.Repo, whose OpenEngine returns a Session of a slot bound
+// to that stream and device: a pipeline request's kernels and engines are ordered on one
+// stream and its engines' outputs are its device's tensors.
 //
 // Session.Run checks the inputs (engine.CheckInputs against the backend's device), picks
 // the first profile whose min..max covers every input shape (ErrNoProfile names the shapes
 // and the profiles otherwise), binds the slot's scratch, shapes and addresses, allocates
-// outputs with the session's Allocator (the slot's Buffers by default; engine/cuda's Device
-// also serves) and enqueues on the slot's stream. It does not wait: the outputs hold the
+// outputs on the slot's device (Slot.Alloc) and enqueues on the slot's stream. It does not wait: the outputs hold the
 // results once the slot's stream is synchronised (Slot.Synchronize, or a copy on that
 // stream, such as Buffer.Download). Streams the slot creates are non-blocking, so the
 // legacy default stream does not wait for them either. Session.RunInto writes into
@@ -75,7 +79,10 @@
 // enqueue per state (profile, shapes, addresses, scratch) inside a single ABI call and
 // replays it while the state holds (Session.Replays counts replays). RunInto with the same
 // tensors keeps the state, so the UNet step is captured once per shape and replayed at
-// every step. The emulator records capture and replay and queues the run like an enqueue.
+// every step: the pipeline's denoising loops bind the UNet's outputs once per stage and
+// copy each step's timestep into one bound tensor on the device, so a stage captures its
+// first step and replays the others (engine.Replayer; the refine report counts them). The
+// emulator records capture and replay and queues the run like an enqueue.
 //
 // # Building plans
 //
