@@ -41,7 +41,10 @@ for pkg in $pkgs $ort_pkgs; do
   CGO_ENABLED=1 go test -c -trimpath -ldflags='-s -w' -o ".gpu/$name" "./$pkg"
 done
 shopt -s nullglob
-libs=(build/libgrefine_*.so)
+libs=()
+for f in build/libgrefine_*.so; do
+  case $f in *_emu.so) ;; *) libs+=("$f") ;; esac # the emulators stay home: the GPU machine has the real thing
+done
 [ ${#libs[@]} -gt 0 ] || { echo "gpu-bundle: no native library in build/" >&2; exit 1; }
 cp "${libs[@]}" .gpu/
 

@@ -339,9 +339,16 @@ func TestOpenEmulatorOption(t *testing.T) {
 	t.Setenv(EnvEmuLib, other)
 	_, err = Open(Options{Emulator: true})
 	require.ErrorIs(t, err, engine.ErrUnavailable)
+	assert.ErrorContains(t, err, "tried "+other+" (option LibPath): no such file")
 	assert.ErrorContains(t, err, "is already loaded from "+d.GPU().LibPath)
-	assert.ErrorContains(t, err, "cannot also load "+other)
 	_, err = Open(Options{LibPath: other})
 	require.ErrorIs(t, err, engine.ErrUnavailable, "a later explicit path is never silently ignored")
-	assert.ErrorContains(t, err, "cannot also load "+other+" (option LibPath; no such file)")
+	assert.ErrorContains(t, err, "is already loaded from "+d.GPU().LibPath)
+	twin := filepath.Join(t.TempDir(), EmuLibName) // another file that exists
+	data, err := os.ReadFile(d.GPU().LibPath)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(twin, data, 0o755))
+	_, err = Open(Options{LibPath: twin})
+	require.ErrorIs(t, err, engine.ErrUnavailable)
+	assert.ErrorContains(t, err, "is already loaded from "+d.GPU().LibPath+" (option LibPath); cannot also load "+twin)
 }

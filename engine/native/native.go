@@ -132,12 +132,13 @@ func (l *Library) Load(explicit string) (Result, error) {
 		if want == nil || want.path == l.loaded.Path {
 			return *l.loaded, nil
 		}
-		why := want.source
-		if _, err := os.Stat(want.path); err != nil {
-			why += "; " + statReason(err)
+		loaded := fmt.Sprintf("%s is already loaded from %s (%s)", s.What, l.loaded.Path, l.loaded.Source)
+		if _, err := os.Stat(want.path); err != nil { // not found, and could not be loaded anyway
+			return Result{}, newError(ErrNotFound, ErrConflict, "%s: %s not found: tried %s (%s): %s; %s, one process loads one%s",
+				s.Name, s.What, want.path, want.source, statReason(err), loaded, l.hint())
 		}
-		return Result{}, newError(ErrConflict, nil, "%s: %s is already loaded from %s (%s); cannot also load %s (%s): one process loads one",
-			s.Name, s.What, l.loaded.Path, l.loaded.Source, want.path, why)
+		return Result{}, newError(ErrConflict, nil, "%s: %s; cannot also load %s (%s): one process loads one",
+			s.Name, loaded, want.path, want.source)
 	}
 	if err, ok := l.failures[key]; ok {
 		return Result{}, err

@@ -183,6 +183,12 @@ func TestConflict(t *testing.T) {
 	_, err = l.Load("")
 	require.ErrorIs(t, err, ErrConflict, "a variable naming another file conflicts too")
 	assert.Contains(t, err.Error(), b+" ($GRF_TEST_LIB)")
+	missing := filepath.Join(dir, "c", "libx.so")
+	_, err = l.Load(missing)
+	require.ErrorIs(t, err, ErrNotFound, "another file that does not even exist")
+	require.ErrorIs(t, err, ErrConflict)
+	assert.EqualError(t, err, "x: libx.so not found: tried "+missing+" (--x-lib): no such file; libx.so is already loaded from "+
+		a+" (--x-lib), one process loads one; run `make x`")
 	assert.Equal(t, []string{a}, f.calls)
 }
 
