@@ -85,6 +85,9 @@ func preflight(c *cli.Context, assessOnly bool) (pipeline.Config, bool, error) {
 	}
 	if cfg.Backend == "trt" {
 		cfg.Plans, cfg.PlanOpener = c.String("plans"), openPlans
+		if !c.IsSet("device") {
+			cfg.Device = "cuda" // TensorRT's engines read GPU memory: the request lives there
+		}
 		if l := c.String("trt-lib"); l != "" {
 			cfg.BackendOptions["lib"] = l
 		}

@@ -22,10 +22,12 @@ func TestMain(m *testing.M) {
 }
 
 // TestTRTBackendCLI: `plans build` with the emulator, then `--backend trt --plans DIR
-// assess` equals `--backend ort` within 1e-5, and refine runs; a wrong pairing of flags is
-// a usage error.
+// assess` (the device defaults to cuda: here cuda-emu, the copy the TensorRT emulator
+// links, through $GRF_CUDA_LIB) equals `--backend ort` within 1e-5, and refine runs; a
+// wrong pairing of flags is a usage error, and so is the cpu device with trt.
 func TestTRTBackendCLI(t *testing.T) {
 	requireORT(t)
+	t.Setenv("GRF_CUDA_LIB", emutest.CUDALib())
 	dir := t.TempDir()
 	repo := filepath.Join(dir, "plans")
 	img := filepath.Join("..", "..", "testdata", "images", "sample.png")
@@ -57,4 +59,8 @@ func TestTRTBackendCLI(t *testing.T) {
 	_, stderr, code = runFull(t, append(g, "--backend", "trt", "assess", "--image", img, "--prompt", "x", "--out", filepath.Join(dir, "x"))...)
 	assert.Equal(t, 2, code)
 	assert.Contains(t, stderr, "--backend trt needs --plans DIR")
+	_, stderr, code = runFull(t, append(g, "--backend", "trt", "--plans", repo, "--device", "cpu", "assess", "--image", img, "--prompt", "x",
+		"--out", filepath.Join(dir, "y"))...)
+	assert.Equal(t, 69, code, stderr)
+	assert.Contains(t, stderr, "backend trt reads cuda tensors, device cpu holds cpu tensors (use --device cuda)")
 }
