@@ -196,6 +196,9 @@ func Open(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 		if cfg.Backend == "ort" && cfg.Device == "cuda" && opts["device"] == "" {
 			opts["device"] = "cuda" // ONNX Runtime's CUDA execution provider (make setup-gpu)
 		}
+		if cfg.Backend == "trt" && opts["cuda_graphs"] == "" {
+			opts["cuda_graphs"] = "true" // the denoising step captured once per shape, then replayed
+		}
 		if p.backend, err = engine.NewBackend(cfg.Backend, opts); err != nil {
 			return nil, err
 		}
