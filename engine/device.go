@@ -205,6 +205,22 @@ func Devices() []string {
 	return names
 }
 
+// Upload allocates a tensor on s's device and copies host h into it on s (counted).
+func Upload(s Stream, h *HostTensor) (Tensor, error) {
+	if h == nil {
+		return nil, fmt.Errorf("%w: upload of a nil tensor", ErrShape)
+	}
+	t, err := s.Device().Alloc(h.DType(), h.Shape())
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Upload(t, h); err != nil {
+		t.Close()
+		return nil, err
+	}
+	return t, nil
+}
+
 // CheckDevice returns an ErrDevice error naming both devices when t is not on dev.
 func CheckDevice(op, name string, t Tensor, dev string) error {
 	if t == nil {

@@ -106,12 +106,7 @@ func (d *deviceEngine) Run(ctx context.Context, inputs map[string]Tensor) (map[s
 			CloseAll(out)
 			return nil, fmt.Errorf("%w: %s: output %q is on %s, not in host memory", ErrDevice, d.Name(), name, t.DeviceName())
 		}
-		dt, err := d.s.Device().Alloc(h.DType(), h.Shape())
-		if err == nil {
-			if err = d.s.Upload(dt, h); err != nil {
-				dt.Close()
-			}
-		}
+		dt, err := Upload(d.s, h)
 		if err != nil {
 			CloseAll(out)
 			return nil, fmt.Errorf("%s: output %q: %w", d.Name(), name, err)

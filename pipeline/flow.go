@@ -120,9 +120,7 @@ func (p *Pipeline) DecodeImage(data []byte) (*imageio.RGB8, error) {
 func (p *Pipeline) Assess(ctx context.Context, req Request) (*Assessment, error) {
 	var out *Assessment
 	err := p.do(ctx, req, false, func(ctx context.Context, r *run) error {
-		st := p.streams[r.slot]
-		before := st.Counters()
-		imgT, err := p.uploadImage(st, r.req.Image)
+		st, before, imgT, err := p.begin(r)
 		if err != nil {
 			return err
 		}
@@ -139,21 +137,17 @@ func (p *Pipeline) Assess(ctx context.Context, req Request) (*Assessment, error)
 	return out, err
 }
 
-// uploadImage puts a request's image on its slot's device (the one upload of its pixels).
-func (p *Pipeline) uploadImage(st engine.Stream, img *imageio.RGB8) (engine.Tensor, error) {
+// begin starts a request on its slot's stream: the counters before it, and the image on
+// the device (the one upload of its pixels; the caller closes it).
+func (p *Pipeline) begin(r *run) (engine.Stream, engine.Counters, engine.Tensor, error) {
+	st, img := p.streams[r.slot], r.req.Image
+	before := st.Counters()
 	h, err := engine.FromUint8(engine.Shape{int64(img.H), int64(img.W), 3}, img.Pix)
 	if err != nil {
-		return nil, err
+		return nil, before, nil, err
 	}
-	t, err := st.Device().Alloc(engine.Uint8, h.Shape())
-	if err != nil {
-		return nil, err
-	}
-	if err := st.Upload(t, h); err != nil {
-		t.Close()
-		return nil, err
-	}
-	return t, nil
+	t, err := engine.Upload(st, h)
+	return st, before, t, err
 }
 
 // Refine assesses the image (unless the request carries an Assessment), repairs the
@@ -167,9 +161,7 @@ func (p *Pipeline) Refine(ctx context.Context, req Request) (*Refinement, error)
 	var out *Refinement
 	err := p.do(ctx, req, true, func(ctx context.Context, r *run) error {
 		t0 := time.Now()
-		st := p.streams[r.slot]
-		before := st.Counters()
-		imgT, err := p.uploadImage(st, r.req.Image)
+		st, before, imgT, err := p.begin(r)
 		if err != nil {
 			return err
 		}

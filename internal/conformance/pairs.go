@@ -110,17 +110,7 @@ func (o ownedOnDevice) Unwrap() engine.Engine { return o.inner }
 
 // streamIO moves host tensors to and from s's device, on s.
 func streamIO(s engine.Stream) (func(*engine.HostTensor) (engine.Tensor, error), func(engine.Tensor) (*engine.HostTensor, error), func() error) {
-	up := func(h *engine.HostTensor) (engine.Tensor, error) {
-		t, err := s.Device().Alloc(h.DType(), h.Shape())
-		if err != nil {
-			return nil, err
-		}
-		if err := s.Upload(t, h); err != nil {
-			t.Close()
-			return nil, err
-		}
-		return t, nil
-	}
+	up := func(h *engine.HostTensor) (engine.Tensor, error) { return engine.Upload(s, h) }
 	down := func(t engine.Tensor) (*engine.HostTensor, error) {
 		h, err := engine.NewHostTensor(t.DType(), t.Shape())
 		if err != nil {

@@ -16,15 +16,7 @@ import (
 )
 
 // cpuStream is a stream of the cpu device (the reference of every device).
-func cpuStream(t testing.TB) engine.Stream {
-	t.Helper()
-	d, err := engine.NewDevice("cpu", nil)
-	require.NoError(t, err)
-	s, err := d.NewStream()
-	require.NoError(t, err)
-	t.Cleanup(func() { s.Close() })
-	return s
-}
+func cpuStream(t testing.TB) engine.Stream { return testenv.CPUStream(t) }
 
 func TestTexts(t *testing.T) {
 	parts := []Part{{Text: "beautiful", Ancestor: -1}, {Text: "fluffy cat", Noun: "cat", Ancestor: -1},

@@ -168,15 +168,7 @@ func upload(s engine.Stream, shape engine.Shape, data []float32) (engine.Tensor,
 	if err != nil {
 		return nil, err
 	}
-	t, err := s.Device().Alloc(engine.Float32, shape)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.Upload(t, h); err != nil {
-		t.Close()
-		return nil, err
-	}
-	return t, nil
+	return engine.Upload(s, h)
 }
 
 func findDesc(ds []engine.TensorDesc, name string) (engine.TensorDesc, bool) {

@@ -210,18 +210,8 @@ func (r *Refiner) refineStage1(ctx context.Context, scp *scope, req Request, img
 	W, H := r.Stage1Size(img.W, img.H)
 	rep.Width, rep.Height = W, H
 	fail := func(err error) (engine.Tensor, StageReport, LoopStats, error) { return nil, rep, LoopStats{}, err }
-	work, err := scp.alloc(engine.Uint8, engine.Shape{int64(H), int64(W), 3})
+	planar, err := r.toPlanar(scp, imgT, img.W, img.H, W, H)
 	if err != nil {
-		return fail(err)
-	}
-	if err := s.ResizeImage(imgT, work); err != nil {
-		return fail(err)
-	}
-	planar, err := scp.alloc(engine.Float32, engine.Shape{1, 3, int64(H), int64(W)})
-	if err != nil {
-		return fail(err)
-	}
-	if err := s.ToPlanar(work, planar, [3]float32{}, [3]float32{1, 1, 1}); err != nil {
 		return fail(err)
 	}
 	mask, err := scp.alloc(engine.Float32, engine.Shape{1, int64(H), int64(W)})
@@ -263,6 +253,26 @@ func (r *Refiner) refineStage1(ctx context.Context, scp *scope, req Request, img
 	return res, rep, out.Loop, nil
 }
 
+// toPlanar resizes img (uint8 [h,w,3]) to the working size W×H when it differs (Pillow's
+// bicubic) and converts it to planar [1,3,H,W] in [0,1], owned by scp.
+func (r *Refiner) toPlanar(scp *scope, img engine.Tensor, w, h, W, H int) (engine.Tensor, error) {
+	work := img
+	if W != w || H != h {
+		var err error
+		if work, err = scp.alloc(engine.Uint8, engine.Shape{int64(H), int64(W), 3}); err != nil {
+			return nil, err
+		}
+		if err := r.s.ResizeImage(img, work); err != nil {
+			return nil, err
+		}
+	}
+	planar, err := scp.alloc(engine.Float32, engine.Shape{1, 3, int64(H), int64(W)})
+	if err != nil {
+		return nil, err
+	}
+	return planar, r.s.ToPlanar(work, planar, [3]float32{}, [3]float32{1, 1, 1})
+}
+
 // fromPlanar converts a working-size image [1,3,H,W] in [0,1] to uint8 [h,w,3] at the
 // input's size (resized back when the sizes differ), owned by scp.
 func (r *Refiner) fromPlanar(scp *scope, x engine.Tensor, W, H, w, h int) (engine.Tensor, error) {
@@ -298,26 +308,12 @@ func (r *Refiner) Stage2Size(w, h int) (int, int) {
 // refineStage2 polishes cur (uint8 [h,w,3] on the device) with PASD; the result belongs
 // to scp.
 func (r *Refiner) refineStage2(ctx context.Context, scp *scope, cur engine.Tensor, w, h int, prompt string, onStep StepFunc) (engine.Tensor, StageReport, LoopStats, error) {
-	s := r.s
 	rep := StageReport{Ran: true, Strength: r.cfg.Strength2, Steps: r.cfg.Steps2}
 	W, H := r.Stage2Size(w, h)
 	rep.Width, rep.Height = W, H
 	fail := func(err error) (engine.Tensor, StageReport, LoopStats, error) { return nil, rep, LoopStats{}, err }
-	work := cur
-	if W != w || H != h {
-		var err error
-		if work, err = scp.alloc(engine.Uint8, engine.Shape{int64(H), int64(W), 3}); err != nil {
-			return fail(err)
-		}
-		if err := s.ResizeImage(cur, work); err != nil {
-			return fail(err)
-		}
-	}
-	planar, err := scp.alloc(engine.Float32, engine.Shape{1, 3, int64(H), int64(W)})
+	planar, err := r.toPlanar(scp, cur, w, h, W, H)
 	if err != nil {
-		return fail(err)
-	}
-	if err := s.ToPlanar(work, planar, [3]float32{}, [3]float32{1, 1, 1}); err != nil {
 		return fail(err)
 	}
 	hidden, trunc, err := r.EncodePASD(ctx, r.cfg.Negative2, prompt+r.cfg.Suffix2)

@@ -247,40 +247,28 @@ func (c *scope) view(t engine.Tensor, off int64, shape engine.Shape) (engine.Ten
 	return v, err
 }
 
+// put uploads a host tensor (made by from, or its error) into a new tensor of the scope.
+func (c *scope) put(h *engine.HostTensor, err error) (engine.Tensor, error) {
+	if err != nil {
+		return nil, err
+	}
+	t, err := engine.Upload(c.s, h)
+	if err == nil {
+		c.keep(t)
+	}
+	return t, err
+}
+
 func (c *scope) upload(shape engine.Shape, data []float32) (engine.Tensor, error) {
-	h, err := engine.FromFloat32(shape, data)
-	if err != nil {
-		return nil, err
-	}
-	t, err := c.alloc(engine.Float32, shape)
-	if err != nil {
-		return nil, err
-	}
-	return t, c.s.Upload(t, h)
+	return c.put(engine.FromFloat32(shape, data))
 }
 
 func (c *scope) uploadI32(shape engine.Shape, data []int32) (engine.Tensor, error) {
-	h, err := engine.FromInt32(shape, data)
-	if err != nil {
-		return nil, err
-	}
-	t, err := c.alloc(engine.Int32, shape)
-	if err != nil {
-		return nil, err
-	}
-	return t, c.s.Upload(t, h)
+	return c.put(engine.FromInt32(shape, data))
 }
 
 func (c *scope) uploadU8(shape engine.Shape, data []uint8) (engine.Tensor, error) {
-	h, err := engine.FromUint8(shape, data)
-	if err != nil {
-		return nil, err
-	}
-	t, err := c.alloc(engine.Uint8, shape)
-	if err != nil {
-		return nil, err
-	}
-	return t, c.s.Upload(t, h)
+	return c.put(engine.FromUint8(shape, data))
 }
 
 // close frees the tensors (views first: they were made after their base).

@@ -220,16 +220,9 @@ func (r *Refiner) Stage1(ctx context.Context, a Stage1Args, onStep StepFunc) (ou
 	}
 	h, w := a.H/f, a.W/f
 	n := int64(C * h * w)
-	sc, start, N, err := schedule(r.sched1, r.cfg.Steps1, a.Strength)
+	sc, start, N, noise, err := r.prepare(1, r.sched1, r.cfg.Steps1, a.Strength, a.Noise, n)
 	if err != nil {
 		return nil, err
-	}
-	noise := a.Noise
-	if noise == nil {
-		noise = Gaussian(r.cfg.Seed, 1, int(n))
-	}
-	if int64(len(noise)) != n {
-		return nil, fmt.Errorf("%w: stage 1 noise has %d values, want %d", ErrInput, len(noise), n)
 	}
 	s := r.s
 	scp := r.scope()
@@ -375,16 +368,9 @@ func (r *Refiner) Stage2(ctx context.Context, a Stage2Args, onStep StepFunc) (ou
 	}
 	h, w := a.H/f, a.W/f
 	n := int64(C * h * w)
-	sc, start, N, err := schedule(r.sched2, r.cfg.Steps2, a.Strength)
+	sc, start, N, noise, err := r.prepare(2, r.sched2, r.cfg.Steps2, a.Strength, a.Noise, n)
 	if err != nil {
 		return nil, err
-	}
-	noise := a.Noise
-	if noise == nil {
-		noise = Gaussian(r.cfg.Seed, 2, int(n))
-	}
-	if int64(len(noise)) != n {
-		return nil, fmt.Errorf("%w: stage 2 noise has %d values, want %d", ErrInput, len(noise), n)
 	}
 	s := r.s
 	scp := r.scope()
@@ -657,6 +643,22 @@ func (r *Refiner) denoise(ctx context.Context, l loopSpec, x engine.Tensor) (Loo
 	}
 	st.Replays = engine.Replays(l.engine) - replays
 	return st, nil
+}
+
+// prepare is a stage's schedule (schedule) and its noise of n values: the given one, else
+// Gaussian(seed, stage) in host memory.
+func (r *Refiner) prepare(stage uint64, proto sched.Scheduler, steps int, strength float64, noise []float32, n int64) (sched.Scheduler, int, int, []float32, error) {
+	sc, start, N, err := schedule(proto, steps, strength)
+	if err != nil {
+		return nil, 0, 0, nil, err
+	}
+	if noise == nil {
+		noise = Gaussian(r.cfg.Seed, stage, int(n))
+	}
+	if int64(len(noise)) != n {
+		return nil, 0, 0, nil, fmt.Errorf("%w: stage %d noise has %d values, want %d", ErrInput, stage, len(noise), n)
+	}
+	return sc, start, N, noise, nil
 }
 
 // schedule prepares a cloned scheduler so exactly steps steps run at strength s.
