@@ -114,6 +114,19 @@ func (s Shape) Matches(c Shape) bool {
 	return true
 }
 
+// Planes splits a shape [..., H, W] into the product of its leading dimensions and H, W;
+// an error (ErrShape) when it has fewer than two dimensions. op names the caller.
+func (s Shape) Planes(op string) (n, h, w int, err error) {
+	if len(s) < 2 {
+		return 0, 0, 0, fmt.Errorf("%w: %s: shape %v has no [H,W]", ErrShape, op, s)
+	}
+	n = 1
+	for _, d := range s[:len(s)-2] {
+		n *= int(d)
+	}
+	return n, int(s[len(s)-2]), int(s[len(s)-1]), nil
+}
+
 // Clone returns a copy.
 func (s Shape) Clone() Shape { return append(Shape(nil), s...) }
 

@@ -185,18 +185,8 @@ __global__ void minmax_kernel(float* __restrict__ v, int G) {
     lo = fminf(lo, x[t]);
     hi = fmaxf(hi, x[t]);
   }
-  s_lo[threadIdx.x] = lo;
-  s_hi[threadIdx.x] = hi;
-  __syncthreads();
-  for (int w = blockDim.x / 2; w > 0; w /= 2) {
-    if (threadIdx.x < w) {
-      s_lo[threadIdx.x] = fminf(s_lo[threadIdx.x], s_lo[threadIdx.x + w]);
-      s_hi[threadIdx.x] = fmaxf(s_hi[threadIdx.x], s_hi[threadIdx.x + w]);
-    }
-    __syncthreads();
-  }
-  lo = s_lo[0];
-  float r = __fadd_rn(s_hi[0], -lo);
+  grf::block_min_max(s_lo, s_hi, lo, hi);
+  float r = __fadd_rn(hi, -lo);
   for (int t = threadIdx.x; t < G; t += blockDim.x) x[t] = r < 1e-12f ? 0.0f : __fdiv_rn(__fadd_rn(x[t], -lo), r);
 }
 

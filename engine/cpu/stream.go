@@ -274,18 +274,6 @@ func (s *Stream) Paste(dst, src, mask engine.Tensor) error {
 	return Paste(d.U8, a.U8, m)
 }
 
-// planes splits a shape [..., H, W] into (product of leading dims, H, W).
-func planes(op string, s engine.Shape) (n, h, w int, err error) {
-	if len(s) < 2 {
-		return 0, 0, 0, fmt.Errorf("%w: cpu: %s: shape %v has no [H,W]", engine.ErrShape, op, s)
-	}
-	n = 1
-	for _, d := range s[:len(s)-2] {
-		n *= int(d)
-	}
-	return n, int(s[len(s)-2]), int(s[len(s)-1]), nil
-}
-
 // Resize implements engine.Ops with Resize.
 func (s *Stream) Resize(mode engine.ResizeMode, src, dst engine.Tensor) error {
 	if err := s.live("Resize"); err != nil {
@@ -299,11 +287,11 @@ func (s *Stream) Resize(mode engine.ResizeMode, src, dst engine.Tensor) error {
 	if err != nil {
 		return err
 	}
-	n, ih, iw, err := planes("Resize", a.Shape())
+	n, ih, iw, err := a.Shape().Planes("cpu: Resize")
 	if err != nil {
 		return err
 	}
-	m, oh, ow, err := planes("Resize", b.Shape())
+	m, oh, ow, err := b.Shape().Planes("cpu: Resize")
 	if err != nil {
 		return err
 	}
@@ -326,7 +314,7 @@ func (s *Stream) Dilate(src, dst engine.Tensor, radius int) error {
 	if err != nil {
 		return err
 	}
-	n, h, w, err := planes("Dilate", a.Shape())
+	n, h, w, err := a.Shape().Planes("cpu: Dilate")
 	if err != nil {
 		return err
 	}
@@ -522,7 +510,7 @@ func (s *Stream) TextMaps(tokens, feats engine.Tensor, gridH, gridW int, dst eng
 	if err != nil {
 		return err
 	}
-	_, H, W, err := planes("TextMaps", d.Shape())
+	_, H, W, err := d.Shape().Planes("cpu: TextMaps")
 	if err != nil {
 		return err
 	}

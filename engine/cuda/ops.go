@@ -39,18 +39,6 @@ func wantElems(op, name string, t engine.Tensor, n int64) error {
 	return nil
 }
 
-// planes splits a shape [..., H, W] into (product of leading dims, H, W).
-func planes(op string, s engine.Shape) (n, h, w int, err error) {
-	if len(s) < 2 {
-		return 0, 0, 0, fmt.Errorf("%w: cuda: %s: shape %v has no [H,W]", engine.ErrShape, op, s)
-	}
-	n = 1
-	for _, d := range s[:len(s)-2] {
-		n *= int(d)
-	}
-	return n, int(s[len(s)-2]), int(s[len(s)-1]), nil
-}
-
 // imageDims is H, W of an RGB image [H, W, 3].
 func imageDims(op, name string, t engine.Tensor) (int, int, error) {
 	sh := t.Shape()
@@ -63,11 +51,7 @@ func imageDims(op, name string, t engine.Tensor) (int, int, error) {
 // ResizeImage implements engine.Ops (grf_resize_rgb8).
 func (s *Stream) ResizeImage(src, dst engine.Tensor) error {
 	const op = "ResizeImage"
-	sp, err := s.typed(op, "src", src, engine.Uint8)
-	if err != nil {
-		return err
-	}
-	dp, err := s.typed(op, "dst", dst, engine.Uint8)
+	a, err := s.addrs(op, u8("src", src), u8("dst", dst))
 	if err != nil {
 		return err
 	}
@@ -79,27 +63,19 @@ func (s *Stream) ResizeImage(src, dst engine.Tensor) error {
 	if err != nil {
 		return err
 	}
-	p := C.grf_resize_rgb8_params{src: (*C.uint8_t)(sp), dst: (*C.uint8_t)(dp), in_h: C.int(ih), in_w: C.int(iw), out_h: C.int(oh), out_w: C.int(ow)}
-	var e errBuf
-	var need C.size_t
-	if rc := C.grf_go_resize_rgb8_workspace_size(&p, &need, e.ptr(), errLen); rc != statusOK {
-		return statusError(op, rc, &e)
-	}
-	if p.workspace, err = s.workspace(int(need)); err != nil {
+	p := C.grf_resize_rgb8_params{src: (*C.uint8_t)(a[0]), dst: (*C.uint8_t)(a[1]), in_h: C.int(ih), in_w: C.int(iw), out_h: C.int(oh), out_w: C.int(ow)}
+	if p.workspace, p.workspace_bytes, err = s.sized(op, func(need *C.size_t, e *errBuf) C.int {
+		return C.grf_go_resize_rgb8_workspace_size(&p, need, e.ptr(), errLen)
+	}); err != nil {
 		return err
 	}
-	p.workspace_bytes = C.size_t(s.wsBytes)
 	return s.launch(op, func(e *errBuf) C.int { return C.grf_go_resize_rgb8(s.dev.dev(), &p, s.h, e.ptr(), errLen) })
 }
 
 // ToPlanar implements engine.Ops (grf_to_planar).
 func (s *Stream) ToPlanar(src, dst engine.Tensor, mean, std [3]float32) error {
 	const op = "ToPlanar"
-	sp, err := s.typed(op, "src", src, engine.Uint8)
-	if err != nil {
-		return err
-	}
-	dp, err := s.f32(op, "dst", dst, false)
+	a, err := s.addrs(op, u8("src", src), f32("dst", dst))
 	if err != nil {
 		return err
 	}
@@ -111,7 +87,7 @@ func (s *Stream) ToPlanar(src, dst engine.Tensor, mean, std [3]float32) error {
 	if err := wantElems(op, "dst", dst, 3*n); err != nil {
 		return err
 	}
-	p := C.grf_planar_params{rgb: (*C.uint8_t)(sp), planar: (*C.float)(dp), n: C.longlong(n)}
+	p := C.grf_planar_params{rgb: (*C.uint8_t)(a[0]), planar: (*C.float)(a[1]), n: C.longlong(n)}
 	for c := 0; c < 3; c++ {
 		p.mean[c], p.std[c] = C.float(mean[c]), C.float(std[c])
 	}
@@ -121,11 +97,7 @@ func (s *Stream) ToPlanar(src, dst engine.Tensor, mean, std [3]float32) error {
 // FromPlanar implements engine.Ops (grf_from_planar).
 func (s *Stream) FromPlanar(src, dst engine.Tensor) error {
 	const op = "FromPlanar"
-	sp, err := s.f32(op, "src", src, false)
-	if err != nil {
-		return err
-	}
-	dp, err := s.typed(op, "dst", dst, engine.Uint8)
+	a, err := s.addrs(op, f32("src", src), u8("dst", dst))
 	if err != nil {
 		return err
 	}
@@ -137,22 +109,14 @@ func (s *Stream) FromPlanar(src, dst engine.Tensor) error {
 	if err := wantElems(op, "src", src, 3*n); err != nil {
 		return err
 	}
-	p := C.grf_planar_params{rgb: (*C.uint8_t)(dp), planar: (*C.float)(sp), n: C.longlong(n)}
+	p := C.grf_planar_params{rgb: (*C.uint8_t)(a[1]), planar: (*C.float)(a[0]), n: C.longlong(n)}
 	return s.launch(op, func(e *errBuf) C.int { return C.grf_go_from_planar(s.dev.dev(), &p, s.h, e.ptr(), errLen) })
 }
 
 // Paste implements engine.Ops (grf_paste_rgb8).
 func (s *Stream) Paste(dst, src, mask engine.Tensor) error {
 	const op = "Paste"
-	dp, err := s.typed(op, "dst", dst, engine.Uint8)
-	if err != nil {
-		return err
-	}
-	sp, err := s.typed(op, "src", src, engine.Uint8)
-	if err != nil {
-		return err
-	}
-	mp, err := s.f32(op, "mask", mask, false)
+	a, err := s.addrs(op, u8("dst", dst), u8("src", src), f32("mask", mask))
 	if err != nil {
 		return err
 	}
@@ -167,18 +131,14 @@ func (s *Stream) Paste(dst, src, mask engine.Tensor) error {
 	if err := wantElems(op, "mask", mask, n); err != nil {
 		return err
 	}
-	p := C.grf_paste_params{dst: (*C.uint8_t)(dp), src: (*C.uint8_t)(sp), mask: (*C.float)(mp), n: C.longlong(n)}
+	p := C.grf_paste_params{dst: (*C.uint8_t)(a[0]), src: (*C.uint8_t)(a[1]), mask: (*C.float)(a[2]), n: C.longlong(n)}
 	return s.launch(op, func(e *errBuf) C.int { return C.grf_go_paste_rgb8(s.dev.dev(), &p, s.h, e.ptr(), errLen) })
 }
 
 // Resize implements engine.Ops (grf_resize): src [..., inH, inW] to dst [..., outH, outW].
 func (s *Stream) Resize(mode engine.ResizeMode, src, dst engine.Tensor) error {
 	const op = "Resize"
-	sp, err := s.f32(op, "src", src, false)
-	if err != nil {
-		return err
-	}
-	dp, err := s.f32(op, "dst", dst, false)
+	a, err := s.addrs(op, f32("src", src), f32("dst", dst))
 	if err != nil {
 		return err
 	}
@@ -186,9 +146,9 @@ func (s *Stream) Resize(mode engine.ResizeMode, src, dst engine.Tensor) error {
 	if len(ss) < 2 || len(ds) != len(ss) || !ss[:len(ss)-2].Equal(ds[:len(ds)-2]) {
 		return fmt.Errorf("%w: cuda: %s: shapes %v -> %v", engine.ErrShape, op, ss, ds)
 	}
-	n, ih, iw, _ := planes(op, ss)
-	_, oh, ow, _ := planes(op, ds)
-	p := C.grf_resize_params{src: (*C.float)(sp), dst: (*C.float)(dp), planes: C.int(n), in_h: C.int(ih), in_w: C.int(iw),
+	n, ih, iw, _ := ss.Planes("cuda: " + op)
+	_, oh, ow, _ := ds.Planes("cuda: " + op)
+	p := C.grf_resize_params{src: (*C.float)(a[0]), dst: (*C.float)(a[1]), planes: C.int(n), in_h: C.int(ih), in_w: C.int(iw),
 		out_h: C.int(oh), out_w: C.int(ow), mode: C.int(mode)}
 	return s.launch(op, func(e *errBuf) C.int { return C.grf_go_resize(s.dev.dev(), &p, s.h, e.ptr(), errLen) })
 }
@@ -196,15 +156,12 @@ func (s *Stream) Resize(mode engine.ResizeMode, src, dst engine.Tensor) error {
 // Dilate implements engine.Ops (grf_dilate).
 func (s *Stream) Dilate(src, dst engine.Tensor, radius int) error {
 	const op = "Dilate"
-	sp, err := s.f32(op, "src", src, false)
+	a, err := s.addrs(op, f32("src", src), f32("dst", dst))
 	if err != nil {
 		return err
 	}
-	dp, err := s.f32(op, "dst", dst, false)
-	if err != nil {
-		return err
-	}
-	n, h, w, err := planes(op, src.Shape())
+	sp, dp := a[0], a[1]
+	n, h, w, err := src.Shape().Planes("cuda: " + op)
 	if err != nil {
 		return err
 	}
@@ -216,10 +173,9 @@ func (s *Stream) Dilate(src, dst engine.Tensor, radius int) error {
 	}
 	p := C.grf_dilate_params{src: (*C.float)(sp), dst: (*C.float)(dp), planes: C.int(n), height: C.int(h), width: C.int(w), radius: C.int(radius)}
 	if radius > 0 {
-		if p.workspace, err = s.workspace(4 * n * h * w); err != nil {
+		if p.workspace, p.workspace_bytes, err = s.workspace(4 * n * h * w); err != nil {
 			return err
 		}
-		p.workspace_bytes = C.size_t(s.wsBytes)
 	}
 	return s.launch(op, func(e *errBuf) C.int { return C.grf_go_dilate(s.dev.dev(), &p, s.h, e.ptr(), errLen) })
 }
@@ -227,24 +183,12 @@ func (s *Stream) Dilate(src, dst engine.Tensor, radius int) error {
 // Pointwise implements engine.Ops (grf_pointwise).
 func (s *Stream) Pointwise(q engine.Pointwise) error {
 	op := "Pointwise " + q.Op.String()
-	dp, err := s.f32(op, "dst", q.Dst, false)
-	if err != nil {
-		return err
-	}
-	sp, err := s.f32(op, "src", q.Src, false)
-	if err != nil {
-		return err
-	}
-	s2, err := s.f32(op, "src2", q.Src2, true)
-	if err != nil {
-		return err
-	}
-	mp, err := s.f32(op, "mask", q.Mask, true)
+	a, err := s.addrs(op, f32("dst", q.Dst), f32("src", q.Src), optF32("src2", q.Src2), optF32("mask", q.Mask))
 	if err != nil {
 		return err
 	}
 	n, nd := q.Src.Shape().NumElements(), q.Dst.Shape().NumElements()
-	p := C.grf_pointwise_params{op: C.int(q.Op), dst: (*C.float)(dp), src: (*C.float)(sp), src2: (*C.float)(s2), mask: (*C.float)(mp),
+	p := C.grf_pointwise_params{op: C.int(q.Op), dst: (*C.float)(a[0]), src: (*C.float)(a[1]), src2: (*C.float)(a[2]), mask: (*C.float)(a[3]),
 		n: C.longlong(n), copies: 1, a: C.float(q.A), b: C.float(q.B), s: C.double(q.S), t: C.double(q.T)}
 	if q.Clamp01 {
 		p.clamp01 = 1
@@ -290,18 +234,14 @@ func shapeOf(t engine.Tensor) engine.Shape {
 // CountAtLeast implements engine.Ops (grf_count_at_least): dst int64 [1].
 func (s *Stream) CountAtLeast(src engine.Tensor, bound float32, dst engine.Tensor) error {
 	const op = "CountAtLeast"
-	sp, err := s.f32(op, "src", src, false)
-	if err != nil {
-		return err
-	}
-	dp, err := s.typed(op, "dst", dst, engine.Int64)
+	a, err := s.addrs(op, f32("src", src), arg{"dst", dst, engine.Int64, false})
 	if err != nil {
 		return err
 	}
 	if err := wantElems(op, "dst", dst, 1); err != nil {
 		return err
 	}
-	p := C.grf_count_params{src: (*C.float)(sp), count: (*C.longlong)(dp), n: C.longlong(src.Shape().NumElements()), bound: C.float(bound)}
+	p := C.grf_count_params{src: (*C.float)(a[0]), count: (*C.longlong)(a[1]), n: C.longlong(src.Shape().NumElements()), bound: C.float(bound)}
 	return s.launch(op, func(e *errBuf) C.int { return C.grf_go_count_at_least(s.dev.dev(), &p, s.h, e.ptr(), errLen) })
 }
 
@@ -326,12 +266,15 @@ func (s *Stream) FuseMaps(p engine.FuseParams, good, align engine.Tensor, out en
 		{"good", good, B * 4 * T, false}, {"align", align, B * H * W, true}, {"score", out.Score, B, false},
 		{"pmap", out.PMap, B * H * W, false}, {"mask_img", out.MaskImg, B * H * W, false}, {"mask_lat", out.MaskLat, B * h * w, false},
 	}
-	ptrs := make([]unsafe.Pointer, len(checks))
-	var err error
+	args := make([]arg, len(checks))
 	for i, c := range checks {
-		if ptrs[i], err = s.f32(op, c.name, c.t, c.opt); err != nil {
-			return err
-		}
+		args[i] = arg{c.name, c.t, engine.Float32, c.opt}
+	}
+	ptrs, err := s.addrs(op, args...)
+	if err != nil {
+		return err
+	}
+	for _, c := range checks {
 		if err := wantElems(op, c.name, c.t, c.want); err != nil {
 			return err
 		}
@@ -347,16 +290,10 @@ func (s *Stream) FuseMaps(p engine.FuseParams, good, align engine.Tensor, out en
 	for i, a := range p.Alpha {
 		cp.alpha[i] = C.float(a)
 	}
-	var e errBuf
-	var need C.size_t
-	if rc := C.grf_go_fuse_maps_workspace_size(&cp, &need, e.ptr(), errLen); rc != statusOK {
-		return statusError(op, rc, &e)
-	}
-	if need > 0 {
-		if cp.workspace, err = s.workspace(int(need)); err != nil {
-			return err
-		}
-		cp.workspace_bytes = C.size_t(s.wsBytes)
+	if cp.workspace, cp.workspace_bytes, err = s.sized(op, func(need *C.size_t, e *errBuf) C.int {
+		return C.grf_go_fuse_maps_workspace_size(&cp, need, e.ptr(), errLen)
+	}); err != nil {
+		return err
 	}
 	return s.launch(op, func(e *errBuf) C.int { return C.grf_go_fuse_maps(s.dev.dev(), &cp, s.h, e.ptr(), errLen) })
 }
@@ -364,15 +301,7 @@ func (s *Stream) FuseMaps(p engine.FuseParams, good, align engine.Tensor, out en
 // GoodProbs implements engine.Ops (grf_pq_probs).
 func (s *Stream) GoodProbs(tokens, pqText, good engine.Tensor) error {
 	const op = "GoodProbs"
-	tp, err := s.f32(op, "tokens", tokens, false)
-	if err != nil {
-		return err
-	}
-	pp, err := s.f32(op, "pq_text", pqText, false)
-	if err != nil {
-		return err
-	}
-	gp, err := s.f32(op, "good", good, false)
+	a, err := s.addrs(op, f32("tokens", tokens), f32("pq_text", pqText), f32("good", good))
 	if err != nil {
 		return err
 	}
@@ -387,7 +316,7 @@ func (s *Stream) GoodProbs(tokens, pqText, good engine.Tensor) error {
 	if err := wantElems(op, "good", good, B*4*T); err != nil {
 		return err
 	}
-	p := C.grf_pq_params{tokens: (*C.float)(tp), pq_text: (*C.float)(pp), good: (*C.float)(gp), batch: C.int(B), tokens_n: C.int(T), dim: C.int(D)}
+	p := C.grf_pq_params{tokens: (*C.float)(a[0]), pq_text: (*C.float)(a[1]), good: (*C.float)(a[2]), batch: C.int(B), tokens_n: C.int(T), dim: C.int(D)}
 	return s.launch(op, func(e *errBuf) C.int { return C.grf_go_pq_probs(s.dev.dev(), &p, s.h, e.ptr(), errLen) })
 }
 
@@ -404,15 +333,7 @@ func rowsOf(op, name string, t engine.Tensor) (int64, int64, error) {
 // ScatterRows implements engine.Ops (grf_scatter_rows).
 func (s *Stream) ScatterRows(src, index, dst engine.Tensor) error {
 	const op = "ScatterRows"
-	sp, err := s.f32(op, "src", src, false)
-	if err != nil {
-		return err
-	}
-	ip, err := s.typed(op, "index", index, engine.Int32)
-	if err != nil {
-		return err
-	}
-	dp, err := s.f32(op, "dst", dst, false)
+	a, err := s.addrs(op, f32("src", src), arg{"index", index, engine.Int32, false}, f32("dst", dst))
 	if err != nil {
 		return err
 	}
@@ -424,22 +345,14 @@ func (s *Stream) ScatterRows(src, index, dst engine.Tensor) error {
 	if err != nil || Dd != D || index.Shape().NumElements() != n {
 		return fmt.Errorf("%w: cuda: %s: src %v, index %v, dst %v", engine.ErrShape, op, src.Shape(), index.Shape(), dst.Shape())
 	}
-	p := C.grf_scatter_params{src: (*C.float)(sp), index: (*C.int32_t)(ip), dst: (*C.float)(dp), n: C.int(n), m: C.int(m), dim: C.int(D)}
+	p := C.grf_scatter_params{src: (*C.float)(a[0]), index: (*C.int32_t)(a[1]), dst: (*C.float)(a[2]), n: C.int(n), m: C.int(m), dim: C.int(D)}
 	return s.launch(op, func(e *errBuf) C.int { return C.grf_go_scatter_rows(s.dev.dev(), &p, s.h, e.ptr(), errLen) })
 }
 
 // Ensemble implements engine.Ops (grf_text_ensemble).
 func (s *Stream) Ensemble(emb, empty, dst engine.Tensor) error {
 	const op = "Ensemble"
-	ep, err := s.f32(op, "emb", emb, false)
-	if err != nil {
-		return err
-	}
-	rp, err := s.f32(op, "empty", empty, true)
-	if err != nil {
-		return err
-	}
-	dp, err := s.f32(op, "dst", dst, false)
+	a, err := s.addrs(op, f32("emb", emb), optF32("empty", empty), f32("dst", dst))
 	if err != nil {
 		return err
 	}
@@ -461,22 +374,14 @@ func (s *Stream) Ensemble(emb, empty, dst engine.Tensor) error {
 	if N > 0 {
 		K = rows / N
 	}
-	p := C.grf_ensemble_params{emb: (*C.float)(ep), empty: (*C.float)(rp), dst: (*C.float)(dp), texts: C.int(N), k: C.int(K), dim: C.int(D)}
+	p := C.grf_ensemble_params{emb: (*C.float)(a[0]), empty: (*C.float)(a[1]), dst: (*C.float)(a[2]), texts: C.int(N), k: C.int(K), dim: C.int(D)}
 	return s.launch(op, func(e *errBuf) C.int { return C.grf_go_text_ensemble(s.dev.dev(), &p, s.h, e.ptr(), errLen) })
 }
 
 // TextMaps implements engine.Ops (grf_text_maps).
 func (s *Stream) TextMaps(tokens, feats engine.Tensor, gridH, gridW int, dst engine.Tensor) error {
 	const op = "TextMaps"
-	tp, err := s.f32(op, "tokens", tokens, false)
-	if err != nil {
-		return err
-	}
-	fp, err := s.f32(op, "feats", feats, false)
-	if err != nil {
-		return err
-	}
-	dp, err := s.f32(op, "dst", dst, false)
+	a, err := s.addrs(op, f32("tokens", tokens), f32("feats", feats), f32("dst", dst))
 	if err != nil {
 		return err
 	}
@@ -491,20 +396,19 @@ func (s *Stream) TextMaps(tokens, feats engine.Tensor, gridH, gridW int, dst eng
 	if err != nil || Df != D && K > 0 {
 		return fmt.Errorf("%w: cuda: %s: feats %v for %d-d tokens", engine.ErrShape, op, feats.Shape(), D)
 	}
-	_, H, W, err := planes(op, dst.Shape())
+	_, H, W, err := dst.Shape().Planes("cuda: " + op)
 	if err != nil {
 		return err
 	}
 	if err := wantElems(op, "dst", dst, int64(H)*int64(W)); err != nil {
 		return err
 	}
-	p := C.grf_text_maps_params{tokens: (*C.float)(tp), feats: (*C.float)(fp), dst: (*C.float)(dp), k: C.int(K), dim: C.int(D),
+	p := C.grf_text_maps_params{tokens: (*C.float)(a[0]), feats: (*C.float)(a[1]), dst: (*C.float)(a[2]), k: C.int(K), dim: C.int(D),
 		grid_h: C.int(gridH), grid_w: C.int(gridW), height: C.int(H), width: C.int(W)}
 	if K > 0 {
-		if p.workspace, err = s.workspace(int(4 * K * int64(gridH*gridW))); err != nil {
+		if p.workspace, p.workspace_bytes, err = s.workspace(int(4 * K * int64(gridH*gridW))); err != nil {
 			return err
 		}
-		p.workspace_bytes = C.size_t(s.wsBytes)
 	}
 	return s.launch(op, func(e *errBuf) C.int { return C.grf_go_text_maps(s.dev.dev(), &p, s.h, e.ptr(), errLen) })
 }
@@ -512,7 +416,7 @@ func (s *Stream) TextMaps(tokens, feats engine.Tensor, gridH, gridW int, dst eng
 // Emphasis implements engine.Ops (grf_emphasis): the weights are read during the call.
 func (s *Stream) Emphasis(hidden engine.Tensor, weights []float32) error {
 	const op = "Emphasis"
-	hp, err := s.f32(op, "hidden", hidden, false)
+	a, err := s.addrs(op, f32("hidden", hidden))
 	if err != nil {
 		return err
 	}
@@ -523,13 +427,13 @@ func (s *Stream) Emphasis(hidden engine.Tensor, weights []float32) error {
 	var pin runtime.Pinner // the struct passed to C holds this Go pointer for the call
 	pin.Pin(&weights[0])
 	defer pin.Unpin()
-	p := C.grf_emphasis_params{hidden: (*C.float)(hp), weights: (*C.float)(unsafe.Pointer(&weights[0])),
+	p := C.grf_emphasis_params{hidden: (*C.float)(a[0]), weights: (*C.float)(unsafe.Pointer(&weights[0])),
 		rows: C.int(len(weights)), dim: C.int(n / int64(len(weights)))}
-	ws, err := s.workspace(16)
+	ws, wsBytes, err := s.workspace(16)
 	if err != nil {
 		return err
 	}
-	p.workspace, p.workspace_bytes = (*C.double)(ws), C.size_t(s.wsBytes)
+	p.workspace, p.workspace_bytes = (*C.double)(ws), wsBytes
 	return s.launch(op, func(e *errBuf) C.int { return C.grf_go_emphasis(s.dev.dev(), &p, s.h, e.ptr(), errLen) })
 }
 
@@ -537,7 +441,7 @@ func (s *Stream) Emphasis(hidden engine.Tensor, weights []float32) error {
 // mask [B,1,h,w], out [2B,2C+1,h,w].
 func (s *Stream) InpaintInput(scaleIn float32, latents, mask, masked, out engine.Tensor) error {
 	const op = "InpaintInput"
-	lp, err := s.f32(op, "latents", latents, false)
+	a, err := s.addrs(op, f32("latents", latents), f32("mask", mask), f32("masked", masked), f32("out", out))
 	if err != nil {
 		return err
 	}
@@ -546,20 +450,16 @@ func (s *Stream) InpaintInput(scaleIn float32, latents, mask, masked, out engine
 		return fmt.Errorf("%w: cuda: %s: latents %v", engine.ErrShape, op, sh)
 	}
 	B, C_, H, W := sh[0], sh[1], sh[2], sh[3]
-	var ptrs [3]unsafe.Pointer
-	for i, ck := range []struct {
+	for _, ck := range []struct {
 		name string
 		t    engine.Tensor
 		want engine.Shape
 	}{{"mask", mask, engine.Shape{B, 1, H, W}}, {"masked", masked, engine.Shape{B, C_, H, W}}, {"out", out, engine.Shape{2 * B, 2*C_ + 1, H, W}}} {
-		if ptrs[i], err = s.f32(op, ck.name, ck.t, false); err != nil {
-			return err
-		}
 		if err := wantShape(op, ck.name, ck.t, ck.want); err != nil {
 			return err
 		}
 	}
-	cp := C.grf_inpaint_params{latents: (*C.float)(lp), mask: (*C.float)(ptrs[0]), masked: (*C.float)(ptrs[1]), out: (*C.float)(ptrs[2]),
+	cp := C.grf_inpaint_params{latents: (*C.float)(a[0]), mask: (*C.float)(a[1]), masked: (*C.float)(a[2]), out: (*C.float)(a[3]),
 		batch: C.int(B), channels: C.int(C_), height: C.int(H), width: C.int(W), scale_in: C.float(scaleIn)}
 	return s.launch(op, func(e *errBuf) C.int { return C.grf_go_inpaint_input(s.dev.dev(), &cp, s.h, e.ptr(), errLen) })
 }
@@ -567,9 +467,8 @@ func (s *Stream) InpaintInput(scaleIn float32, latents, mask, masked, out engine
 // BlendStep implements engine.Ops (grf_blend_step). out may be in.X; x0 may be nil.
 func (s *Stream) BlendStep(c engine.BlendCoeffs, in engine.BlendTensors, out, x0 engine.Tensor) error {
 	const op = "BlendStep"
-	xp, err := s.f32(op, "x", in.X, false)
-	if err != nil {
-		return err
+	if absent(in.X) {
+		return fmt.Errorf("%w: cuda: %s: x is nil", engine.ErrShape, op)
 	}
 	sh := in.X.Shape()
 	if len(sh) != 4 {
@@ -586,18 +485,23 @@ func (s *Stream) BlendStep(c engine.BlendCoeffs, in engine.BlendTensors, out, x0
 		{"noise_pred", in.NoisePred, engine.Shape{2 * B, C_, H, W}, false},
 		{"init", in.Init, lat, true}, {"noise", in.Noise, lat, true}, {"mask", in.Mask, engine.Shape{B, 1, H, W}, true},
 		{"hist0", in.Hist[0], lat, true}, {"hist1", in.Hist[1], lat, true}, {"out", out, lat, false}, {"x0", x0, lat, true},
+		{"x", in.X, lat, false},
 	}
-	ptrs := make([]unsafe.Pointer, len(checks))
+	args := make([]arg, len(checks))
 	for i, ck := range checks {
-		if ptrs[i], err = s.f32(op, ck.name, ck.t, ck.opt); err != nil {
-			return err
-		}
+		args[i] = arg{ck.name, ck.t, engine.Float32, ck.opt}
+	}
+	ptrs, err := s.addrs(op, args...)
+	if err != nil {
+		return err
+	}
+	for _, ck := range checks {
 		if err := wantShape(op, ck.name, ck.t, ck.want); err != nil {
 			return err
 		}
 	}
 	cp := C.grf_blend_params{
-		noise_pred: (*C.float)(ptrs[0]), x: (*C.float)(xp), init: (*C.float)(ptrs[1]),
+		noise_pred: (*C.float)(ptrs[0]), x: (*C.float)(ptrs[8]), init: (*C.float)(ptrs[1]),
 		noise: (*C.float)(ptrs[2]), mask: (*C.float)(ptrs[3]),
 		out: (*C.float)(ptrs[6]), x0: (*C.float)(ptrs[7]),
 		batch: C.int(B), channels: C.int(C_), height: C.int(H), width: C.int(W),
@@ -612,15 +516,7 @@ func (s *Stream) BlendStep(c engine.BlendCoeffs, in engine.BlendTensors, out, x0
 // ColorFix implements engine.Ops (grf_color_fix).
 func (s *Stream) ColorFix(content, style, dst engine.Tensor, levels int) error {
 	const op = "ColorFix"
-	cp, err := s.f32(op, "content", content, false)
-	if err != nil {
-		return err
-	}
-	sp, err := s.f32(op, "style", style, false)
-	if err != nil {
-		return err
-	}
-	dp, err := s.f32(op, "dst", dst, false)
+	a, err := s.addrs(op, f32("content", content), f32("style", style), f32("dst", dst))
 	if err != nil {
 		return err
 	}
@@ -635,16 +531,12 @@ func (s *Stream) ColorFix(content, style, dst engine.Tensor, levels int) error {
 	if err := wantElems(op, "dst", dst, n); err != nil {
 		return err
 	}
-	p := C.grf_color_fix_params{content: (*C.float)(cp), style: (*C.float)(sp), dst: (*C.float)(dp),
+	p := C.grf_color_fix_params{content: (*C.float)(a[0]), style: (*C.float)(a[1]), dst: (*C.float)(a[2]),
 		channels: C.int(sh[len(sh)-3]), height: C.int(sh[len(sh)-2]), width: C.int(sh[len(sh)-1]), levels: C.int(levels)}
-	var e errBuf
-	var need C.size_t
-	if rc := C.grf_go_color_fix_workspace_size(&p, &need, e.ptr(), errLen); rc != statusOK {
-		return statusError(op, rc, &e)
-	}
-	if p.workspace, err = s.workspace(int(need)); err != nil {
+	if p.workspace, p.workspace_bytes, err = s.sized(op, func(need *C.size_t, e *errBuf) C.int {
+		return C.grf_go_color_fix_workspace_size(&p, need, e.ptr(), errLen)
+	}); err != nil {
 		return err
 	}
-	p.workspace_bytes = C.size_t(s.wsBytes)
 	return s.launch(op, func(e *errBuf) C.int { return C.grf_go_color_fix(s.dev.dev(), &p, s.h, e.ptr(), errLen) })
 }

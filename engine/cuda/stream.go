@@ -111,20 +111,20 @@ func (s *Stream) live(op string) error {
 
 // workspace returns at least n bytes of stream-owned scratch. An outgrown buffer is kept
 // until Close (work queued before may still use it; freeing it would sync the device).
-func (s *Stream) workspace(n int) (unsafe.Pointer, error) {
+func (s *Stream) workspace(n int) (unsafe.Pointer, C.size_t, error) {
 	if n <= s.wsBytes {
-		return s.ws, nil
+		return s.ws, C.size_t(s.wsBytes), nil
 	}
 	var e errBuf
 	var p unsafe.Pointer
 	if rc := C.grf_go_malloc(s.dev.dev(), &p, C.size_t(n), e.ptr(), errLen); rc != statusOK {
-		return nil, statusError("alloc workspace", rc, &e)
+		return nil, 0, statusError("alloc workspace", rc, &e)
 	}
 	if s.ws != nil {
 		s.retired = append(s.retired, s.ws)
 	}
 	s.ws, s.wsBytes = p, n
-	return p, nil
+	return p, C.size_t(n), nil
 }
 
 // Upload implements engine.Stream.
@@ -284,32 +284,49 @@ func (s *Stream) devicePtr(op, name string, t engine.Tensor) (unsafe.Pointer, er
 // dereferenced by Go nor seen by its garbage collector).
 func devAddr(u uintptr) unsafe.Pointer { return *(*unsafe.Pointer)(unsafe.Pointer(&u)) }
 
-// f32 returns the address of a float32 "cuda" tensor (nil and optional: NULL).
-func (s *Stream) f32(op, name string, t engine.Tensor, optional bool) (unsafe.Pointer, error) {
-	if c, ok := t.(*Tensor); ok && c == nil {
-		t = nil // a typed nil is absent
-	}
-	if t == nil && optional {
-		return nil, nil
-	}
-	if t == nil {
-		return nil, fmt.Errorf("%w: cuda: %s: %s is nil", engine.ErrShape, op, name)
-	}
-	if t.DType() != engine.Float32 {
-		return nil, fmt.Errorf("%w: cuda: %s: %s is %v, want float32", engine.ErrDType, op, name, t.DType())
-	}
-	return s.devicePtr(op, name, t)
+// arg is one tensor argument of a kernel: its name in errors, the tensor, the dtype it must
+// have, and whether it may be nil (then its address is NULL).
+type arg struct {
+	name string
+	t    engine.Tensor
+	dt   engine.DType
+	opt  bool
 }
 
-// typed returns the address of a "cuda" tensor of dtype dt.
-func (s *Stream) typed(op, name string, t engine.Tensor, dt engine.DType) (unsafe.Pointer, error) {
-	if t == nil {
-		return nil, fmt.Errorf("%w: cuda: %s: %s is nil", engine.ErrShape, op, name)
+func f32(name string, t engine.Tensor) arg    { return arg{name, t, engine.Float32, false} }
+func optF32(name string, t engine.Tensor) arg { return arg{name, t, engine.Float32, true} }
+func u8(name string, t engine.Tensor) arg     { return arg{name, t, engine.Uint8, false} }
+
+// addrs checks each argument (present unless optional, its dtype, on this stream's device)
+// and returns their device addresses in order.
+func (s *Stream) addrs(op string, args ...arg) ([]unsafe.Pointer, error) {
+	out := make([]unsafe.Pointer, len(args))
+	for i, a := range args {
+		if absent(a.t) {
+			if a.opt {
+				continue
+			}
+			return nil, fmt.Errorf("%w: cuda: %s: %s is nil", engine.ErrShape, op, a.name)
+		}
+		if a.t.DType() != a.dt {
+			return nil, fmt.Errorf("%w: cuda: %s: %s is %v, want %v", engine.ErrDType, op, a.name, a.t.DType(), a.dt)
+		}
+		var err error
+		if out[i], err = s.devicePtr(op, a.name, a.t); err != nil {
+			return nil, err
+		}
 	}
-	if t.DType() != dt {
-		return nil, fmt.Errorf("%w: cuda: %s: %s is %v, want %v", engine.ErrDType, op, name, t.DType(), dt)
+	return out, nil
+}
+
+// sized grows the workspace to what a launcher's workspace_size query asks for.
+func (s *Stream) sized(op string, query func(need *C.size_t, e *errBuf) C.int) (unsafe.Pointer, C.size_t, error) {
+	var e errBuf
+	var need C.size_t
+	if rc := query(&need, &e); rc != statusOK {
+		return nil, 0, statusError(op, rc, &e)
 	}
-	return s.devicePtr(op, name, t)
+	return s.workspace(int(need))
 }
 
 // launch runs one launcher call and counts it.

@@ -50,38 +50,24 @@ type Slot struct {
 
 // Slot returns the backend's slot number id, created on first use (0 is the default slot
 // of Engine.Run). engine.OpenOptions.Slot carries the id through plans.Repo.
-func (b *Backend) Slot(id int) (*Slot, error) {
-	if id < 0 {
-		return nil, fmt.Errorf("%w: trt: slot %d: ids are >= 0", engine.ErrBinding, id)
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if s, ok := b.slots[id]; ok {
-		return s, nil
-	}
-	s, err := b.newSlotLocked(id, SlotOptions{})
-	if err != nil {
-		return nil, err
-	}
-	b.slots[id] = s
-	if id == 0 {
-		b.def = s
-	}
-	return s, nil
-}
+func (b *Backend) Slot(id int) (*Slot, error) { return b.slot(id, SlotOptions{}, false) }
 
 // SlotWith returns the backend's slot number id, created on first use with opts (a
 // pipeline slot binds its device stream this way: engine.OpenOptions.Stream through
 // plans.Repo). An existing slot is returned when it has the same stream and device, else
 // the call fails (engine.ErrBinding): one slot runs on one stream.
-func (b *Backend) SlotWith(id int, opts SlotOptions) (*Slot, error) {
+func (b *Backend) SlotWith(id int, opts SlotOptions) (*Slot, error) { return b.slot(id, opts, true) }
+
+// slot returns slot id, created with opts on first use; an existing one must match opts
+// when match is set.
+func (b *Backend) slot(id int, opts SlotOptions, match bool) (*Slot, error) {
 	if id < 0 {
 		return nil, fmt.Errorf("%w: trt: slot %d: ids are >= 0", engine.ErrBinding, id)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if s, ok := b.slots[id]; ok {
-		if (opts.Stream != 0 && s.stream != opts.Stream) || s.dev != opts.Device {
+		if match && ((opts.Stream != 0 && s.stream != opts.Stream) || s.dev != opts.Device) {
 			return nil, fmt.Errorf("%w: trt: slot %d already runs on another stream or device", engine.ErrBinding, id)
 		}
 		return s, nil

@@ -235,12 +235,9 @@ func (r *Refiner) Stage1(ctx context.Context, a Stage1Args, onStep StepFunc) (ou
 	if err != nil {
 		return nil, err
 	}
-	z, err := r.vaeEncode(ctx, scp, "sdxl_vae_encoder", r.sdxl.VAEScale, image, false)
+	z, err := r.vaeEncode(ctx, scp, "sdxl_vae_encoder", r.sdxl.VAEScale, image, false, n)
 	if err != nil {
 		return nil, err
-	}
-	if z.Shape().NumElements() != n {
-		return nil, fmt.Errorf("refine: sdxl_vae_encoder returned %v, want %d values", z.Shape(), n)
 	}
 	masked, err := scp.alloc(engine.Float32, image.Shape())
 	if err != nil {
@@ -249,7 +246,7 @@ func (r *Refiner) Stage1(ctx context.Context, a Stage1Args, onStep StepFunc) (ou
 	if err := s.Pointwise(engine.Pointwise{Op: engine.PointMaskedAffine, Src: image, Mask: mask, Dst: masked, A: 2, B: -1}); err != nil {
 		return nil, err
 	}
-	zm, err := r.vaeEncode(ctx, scp, "sdxl_vae_encoder", r.sdxl.VAEScale, masked, true)
+	zm, err := r.vaeEncode(ctx, scp, "sdxl_vae_encoder", r.sdxl.VAEScale, masked, true, n)
 	if err != nil {
 		return nil, err
 	}
@@ -379,12 +376,9 @@ func (r *Refiner) Stage2(ctx context.Context, a Stage2Args, onStep StepFunc) (ou
 	if err != nil {
 		return nil, err
 	}
-	z, err := r.vaeEncode(ctx, scp, "pasd_vae_encoder", r.pasd.VAEScale, image, false)
+	z, err := r.vaeEncode(ctx, scp, "pasd_vae_encoder", r.pasd.VAEScale, image, false, n)
 	if err != nil {
 		return nil, err
-	}
-	if z.Shape().NumElements() != n {
-		return nil, fmt.Errorf("refine: pasd_vae_encoder returned %v, want %d values", z.Shape(), n)
 	}
 	lat := engine.Shape{1, int64(C), int64(h), int64(w)}
 	pl, err := r.upload(scp, sc, start, N, lat, noise, nil, engine.Shape{0})
@@ -511,8 +505,8 @@ func (r *Refiner) startLatents(scp *scope, sc sched.Scheduler, start int, z, noi
 }
 
 // vaeEncode returns vae_scale · latent_mean of image [1,3,H,W] in [0,1] (or already in
-// [-1,1] when signed), owned by scp.
-func (r *Refiner) vaeEncode(ctx context.Context, scp *scope, name string, scale float64, image engine.Tensor, signed bool) (engine.Tensor, error) {
+// [-1,1] when signed), n values owned by scp.
+func (r *Refiner) vaeEncode(ctx context.Context, scp *scope, name string, scale float64, image engine.Tensor, signed bool, n int64) (engine.Tensor, error) {
 	x := image
 	if !signed {
 		var err error
@@ -530,6 +524,9 @@ func (r *Refiner) vaeEncode(ctx context.Context, scp *scope, name string, scale 
 	z := out["latent_mean"]
 	if z == nil {
 		return nil, fmt.Errorf("refine: %s returned no latent_mean", name)
+	}
+	if z.Shape().NumElements() != n {
+		return nil, fmt.Errorf("refine: %s returned %v, want %d values", name, z.Shape(), n)
 	}
 	return z, r.s.Pointwise(engine.Pointwise{Op: engine.PointScale, Src: z, Dst: z, S: scale})
 }
