@@ -819,11 +819,18 @@ static int sync_after(grf_stream* stream, int dev, const char* what, char* err, 
 int grf_cuda_memcpy_htod(void* dst, const void* src, size_t bytes, grf_stream* stream, char* err, size_t errlen) {
   copy_user u;
   grf_emu_arg a[1] = {{"dst", dst, bytes, NULL}};
+  void* alias = NULL;
+  emu_stream* s;
   int dev, rc = ready(err, errlen);
   if (rc != GRF_CUDA_OK) return rc;
   if (bytes == 0) return GRF_CUDA_OK;
   if (dst == NULL || src == NULL) return emu_fail(err, errlen, GRF_CUDA_ERR_INVALID, "grf_cuda_memcpy_htod: null pointer");
   dev = copy_device(stream, dst);
+  pthread_mutex_lock(&g_mu); /* check dst before reading bytes of src */
+  rc = stream_of(stream, dev, "cudaMemcpyAsync (host to device)", &s, err, errlen);
+  if (rc == GRF_CUDA_OK) rc = resolve(s->dev, "cudaMemcpyAsync (host to device)", "dst", dst, bytes, &alias, err, errlen);
+  pthread_mutex_unlock(&g_mu);
+  if (rc != GRF_CUDA_OK) return rc;
   memset(&u, 0, sizeof u);
   u.bytes = bytes;
   u.host = malloc(bytes); /* the source is not read after this call returns */

@@ -60,7 +60,9 @@ func (e *NativeError) Unwrap() error {
 		return engine.ErrDType
 	case C.GRF_TRT_ERR_PLAN, C.GRF_TRT_ERR_BUILD:
 		return engine.ErrModel
-	case C.GRF_TRT_ERR_CUDA, C.GRF_TRT_ERR_TRT, C.GRF_TRT_ERR_NOMEM:
+	case C.GRF_TRT_ERR_NOMEM:
+		return engine.ErrOutOfMemory
+	case C.GRF_TRT_ERR_CUDA, C.GRF_TRT_ERR_TRT:
 		return engine.ErrRun
 	case C.GRF_TRT_ERR_UNSUPPORTED:
 		return engine.ErrUnavailable

@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/rand"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -618,4 +619,47 @@ func TestRegistryBackend(t *testing.T) {
 	require.NoError(t, err)
 	defer bad.Close()
 	assert.ErrorIs(t, bad.Available(), engine.ErrUnavailable, "cuda-emu emulates one device by default")
+}
+
+// TestOutOfMemory: the emulator's device memory is cuda-emu's, with its budget: a buffer
+// beyond it fails as out of memory (engine.ErrOutOfMemory), and the device still serves.
+func TestOutOfMemory(t *testing.T) {
+	b := emuBackend(t, trt.Options{})
+	_, err := b.Alloc(engine.Float32, engine.Shape{1 << 31}) // 8 GiB, over the default 4 GiB budget
+	require.ErrorIs(t, err, engine.ErrOutOfMemory)
+	assert.ErrorContains(t, err, "out of memory (cudaErrorMemoryAllocation, 2)")
+	small, err := b.Alloc(engine.Float32, engine.Shape{4})
+	require.NoError(t, err)
+	require.NoError(t, small.Close())
+}
+
+// TestTwoCopiesRefused: one process needs one allocation table. A second cuda-emu (another
+// file) opened beside the one the emulator links makes both refuse, naming both files. It
+// runs in a child process (a loaded library stays loaded).
+func TestTwoCopiesRefused(t *testing.T) {
+	second, err := cudaemu.Build(t.TempDir())
+	require.NoError(t, err)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestTwoCopiesChild$", "-test.v")
+	cmd.Env = append(os.Environ(), "GRF_EMU_SECOND_COPY="+second)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.Contains(t, string(out), "CHILD-CUDA: engine: unavailable: cuda: no device (cuda-emu: 2 copies of libgrefine_cuda_emu.so")
+	assert.Contains(t, string(out), second)
+	assert.Contains(t, string(out), "CHILD-TRT: ")
+}
+
+// TestTwoCopiesChild is the child half of TestTwoCopiesRefused.
+func TestTwoCopiesChild(t *testing.T) {
+	second := os.Getenv("GRF_EMU_SECOND_COPY")
+	if second == "" {
+		t.Skip("skipping: runs only as a child process of TestTwoCopiesRefused")
+	}
+	b := emuBackend(t, trt.Options{}) // loads the emulator and the cuda-emu beside it
+	_, err := cuda.Open(cuda.Options{LibPath: second})
+	require.ErrorIs(t, err, engine.ErrUnavailable)
+	t.Logf("CHILD-CUDA: %v", err)
+	_, err = b.Alloc(engine.Float32, engine.Shape{4})
+	require.Error(t, err, "the emulator's own copy refuses too")
+	require.ErrorContains(t, err, "copies of libgrefine_cuda_emu.so")
+	t.Logf("CHILD-TRT: %v", err)
 }
