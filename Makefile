@@ -1,5 +1,5 @@
 # grefine: every target is a verb that calls a script in tools/; no logic lives here.
-.PHONY: setup setup-gpu build native trt-emu lib test demo bench fixtures gpu-bundle lint clean
+.PHONY: setup setup-gpu build native cuda-emu trt-emu lib test demo bench fixtures gpu-bundle lint clean
 
 setup:        ## install ONNX Runtime, Go modules (and the CUDA toolkit for `native`)
 	@bash tools/setup.sh
@@ -17,7 +17,10 @@ build: setup  ## build bin/grefine
 native: setup ## build libgrefine_cuda.so (and libgrefine_trt.so with TensorRT_ROOT)
 	@bash tools/native.sh
 
-trt-emu: setup ## build build/libgrefine_trt_emu.so (the TensorRT shim ABI on ONNX Runtime, CPU)
+cuda-emu:     ## build build/libgrefine_cuda_emu.so (the GPU emulator: libgrefine_cuda's ABI in plain C)
+	@bash tools/cuda-emu.sh
+
+trt-emu: setup ## build build/libgrefine_trt_emu.so (the TensorRT shim ABI on cuda-emu + ONNX Runtime)
 	@bash tools/trt-emu.sh
 
 lib: setup    ## build libgrefine.so/.a (C API, include/grefine.h) and install it into build/prefix

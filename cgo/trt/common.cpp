@@ -223,7 +223,7 @@ int32_t grf_trt_get_device_info(int32_t device, grf_trt_device_info* out, char* 
     out->cc_major = prop.major;
     out->cc_minor = prop.minor;
     out->total_mem = static_cast<int64_t>(prop.totalGlobalMem);
-    out->host_memory = 0;
+    out->emulated = 0;
     std::snprintf(out->name, sizeof out->name, "%s", prop.name);
   });
 }

@@ -108,9 +108,8 @@ func extraChecks(c *cli.Context) []check {
 	if d, err := cuda.Open(cuda.Options{}); err != nil {
 		out = append(out, check{Name: "device cuda", Detail: err.Error()})
 	} else {
-		i := d.Info()
-		out = append(out, check{Name: "device cuda", OK: true, Detail: fmt.Sprintf("%s, sm_%d%d, %.1f GiB, CUDA runtime %d, driver %d (%s)",
-			i.Name, i.Major, i.Minor, float64(i.TotalMem)/(1<<30), i.RuntimeVersion, i.DriverVersion, i.LibPath)})
+		// Info.String says "emulated (cuda-emu, no GPU)" when GRF_CUDA_LIB names the emulator.
+		out = append(out, check{Name: "device cuda", OK: true, Detail: d.GPU().String()})
 		d.Close()
 	}
 	out = append(out, ortGPUChecks()...)

@@ -49,9 +49,9 @@ func trtGPUCheck(r trt.Report) check {
 		driver = "; no CUDA driver"
 	}
 	switch {
-	case r.Device != nil && r.Device.HostMemory:
+	case r.Device != nil && r.Device.Emulated:
 		c.OK = true
-		c.Detail = r.Device.Name + " (host memory: the emulator)"
+		c.Detail = r.Device.Name + " (emulated: the TensorRT emulator on cuda-emu, no GPU)"
 	case r.Device != nil:
 		d := r.Device
 		c.OK = true

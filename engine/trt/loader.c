@@ -1,5 +1,6 @@
-// loader.c: dlopen's libgrefine_trt.so and forwards grf_trtl_* calls to its grf_trt_*
-// functions (see cgo/include/grefine_trt_loader.h). It holds no logic beyond that.
+// loader.c: binds libgrefine_trt.so (dlopen'd by engine/native) and forwards grf_trtl_*
+// calls to its grf_trt_* functions (see cgo/include/grefine_trt_loader.h). It holds no
+// logic beyond that.
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -39,23 +40,11 @@ static int32_t put(char *err, size_t errlen, int32_t status, const char *msg) {
   return status;
 }
 
-int32_t grf_trtl_open(const char *path, char *err, size_t errlen) {
+int32_t grf_trtl_bind(void *h, const char *path, char *err, size_t errlen) {
   char msg[GRF_TRT_ERRLEN];
   int32_t st = GRF_TRT_OK;
   pthread_mutex_lock(&mu);
-  if (__atomic_load_n(&ready, __ATOMIC_ACQUIRE) && strcmp(path, loaded_path) == 0) {
-    pthread_mutex_unlock(&mu);
-    return GRF_TRT_OK;
-  }
-  void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-  if (h == NULL) {
-    const char *e = dlerror();
-    st = put(err, errlen, GRF_TRT_ERR_NOT_FOUND, e != NULL ? e : "dlopen failed");
-    pthread_mutex_unlock(&mu);
-    return st;
-  }
   if (__atomic_load_n(&ready, __ATOMIC_ACQUIRE)) {
-    dlclose(h);
     snprintf(msg, sizeof msg, "%s is already loaded; one process loads one shim, cannot also load %s", loaded_path,
              path);
     st = put(err, errlen, GRF_TRT_ERR_INVALID, msg);
@@ -74,7 +63,6 @@ int32_t grf_trtl_open(const char *path, char *err, size_t errlen) {
 #undef GRF_RESOLVE
   if (st != GRF_TRT_OK) {
     memset(&api, 0, sizeof api);
-    dlclose(h);
   } else {
     handle = h;
     *(void **)(&opt_get_cuda_status) = dlsym(h, "grf_trt_get_cuda_status");

@@ -8,6 +8,7 @@ import "C"
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 
@@ -42,14 +43,11 @@ type Report struct {
 // GPUs. Unlike Backend.Available it needs no GPU: this is what `grefine doctor` prints.
 // The error (wrapping engine.ErrUnavailable) says why the shim cannot be loaded.
 func Probe(lib string) (Report, error) {
-	path, err := findLib(lib)
+	res, err := library.Load(lib)
 	if err != nil {
-		return Report{}, err
+		return Report{Shim: library.Locate(lib).Path}, fmt.Errorf("%w: %w", engine.ErrUnavailable, err)
 	}
-	if err := loadLib(path); err != nil {
-		return Report{Shim: path}, err
-	}
-	r := Report{Shim: path, NvInfer: mappedLibrary("libnvinfer.so")}
+	r := Report{Shim: res.Path, NvInfer: mappedLibrary("libnvinfer.so")}
 	if r.Versions, err = versions(); err != nil {
 		return r, errors.Join(engine.ErrUnavailable, err)
 	}
