@@ -252,7 +252,6 @@ func flagNames(msg string) string {
 	return msg
 }
 
-
 // openPlans opens a TensorRT plan repository for the pipeline (package plans; the
 // pipeline itself does not link TensorRT).
 func openPlans(dir string, set *modelset.Set) (pipeline.Opener, error) {
