@@ -30,6 +30,11 @@ type OpenOptions struct {
 	// stream and scratch; different slots run concurrently). 0 is the default slot;
 	// backends without per-slot state (ort) ignore it.
 	Slot int
+	// Stream is the device stream the engine serves (a pipeline slot's): backends whose
+	// engines read device tensors enqueue their work on it (engine/trt binds its Handle),
+	// so engines and ops of a request are ordered on one stream; its device is the one
+	// whose tensors the engine reads and writes. nil: the backend's own.
+	Stream Stream
 	// Session holds backend-specific session settings, key → value; a backend refuses
 	// keys it does not know (ErrUnavailable). See the backend's package doc (engine/ort:
 	// graph_opt, mem_pattern, cpu_arena, and ONNX Runtime's session config keys).

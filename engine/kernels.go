@@ -134,24 +134,121 @@ func (m ResizeMode) String() string {
 	return fmt.Sprintf("resize(%d)", int(m))
 }
 
-// BlendTensors are the inputs of a device's BlendStep as engine tensors (float32, all on
-// the device): NoisePred [2B,C,h,w] (unconditional rows first), X [B,C,h,w], and the
-// optional Init, Noise, Hist [B,C,h,w] and Mask [B,1,h,w] (nil = absent, as in
-// engine/cpu.BlendIn).
+// BlendTensors are the inputs of BlendStep (float32, all on the stream's device):
+// NoisePred [2B,C,h,w] (unconditional rows first), X [B,C,h,w], and the optional Init,
+// Noise, Hist [B,C,h,w] and Mask [B,1,h,w] (nil = absent).
 type BlendTensors struct {
 	NoisePred, X, Init, Noise, Mask Tensor
 	Hist                            [2]Tensor
 }
 
-// CopyStats count the copies a device's ops made between host and device memory.
-type CopyStats struct {
-	HostToDevice int   `json:"host_to_device"`
-	DeviceToHost int   `json:"device_to_host"`
-	BytesH2D     int64 `json:"bytes_h2d"`
-	BytesD2H     int64 `json:"bytes_d2h"`
+// FuseOutputs are FuseMaps' output tensors (float32): Score [B], PMap and MaskImg [B,H,W],
+// MaskLat [B,h,w].
+type FuseOutputs struct {
+	Score, PMap, MaskImg, MaskLat Tensor
 }
 
-// Sub returns s − o (the copies made between two readings).
-func (s CopyStats) Sub(o CopyStats) CopyStats {
-	return CopyStats{s.HostToDevice - o.HostToDevice, s.DeviceToHost - o.DeviceToHost, s.BytesH2D - o.BytesH2D, s.BytesD2H - o.BytesD2H}
+// PointwiseOp selects the elementwise operation of Pointwise.
+type PointwiseOp int
+
+// Elementwise operations (values equal the C ABI's GRF_POINT_*). n is Src's element count;
+// float32 arithmetic unless stated, each operation rounded (no fused multiply-add).
+const (
+	// PointAffine: dst[i] = src[i]*A + B, then clamped to [0,1] when Clamp01.
+	PointAffine PointwiseOp = iota + 1
+	// PointScale: dst[j*n+i] = float32(float64(src[i]) * S) for each of the len(dst)/n
+	// copies j (len(dst) a positive multiple of n).
+	PointScale
+	// PointUnscale: dst[i] = float32(float64(src[i]) / S).
+	PointUnscale
+	// PointLerp: dst[i] = float32(S*float64(src[i]) + T*float64(src2[i])).
+	PointLerp
+	// PointMaximum: dst[i] = max(src[i], src2[i]).
+	PointMaximum
+	// PointGreater: dst[i] = 1 if src[i] > A, else 0.
+	PointGreater
+	// PointAtLeast: dst[i] = 1 if src[i] >= A, else 0.
+	PointAtLeast
+	// PointMaskedAffine: for the planes of src (len(src)/len(mask) of them) and pixel p:
+	// dst[c,p] = src[c,p]*A + B if mask[p] < 0.5, else 0 (the inpainting masked image).
+	PointMaskedAffine
+)
+
+var pointNames = map[PointwiseOp]string{PointAffine: "affine", PointScale: "scale", PointUnscale: "unscale",
+	PointLerp: "lerp", PointMaximum: "maximum", PointGreater: "greater", PointAtLeast: "at_least", PointMaskedAffine: "masked_affine"}
+
+// String names the operation ("affine").
+func (o PointwiseOp) String() string {
+	if s, ok := pointNames[o]; ok {
+		return s
+	}
+	return fmt.Sprintf("pointwise(%d)", int(o))
+}
+
+// Pointwise is one elementwise operation over float32 tensors of one device. Dst may be
+// Src or Src2 (each element is read before it is written), except with PointScale copies.
+type Pointwise struct {
+	Op                   PointwiseOp
+	Dst, Src, Src2, Mask Tensor
+	A, B                 float32
+	Clamp01              bool
+	S, T                 float64
+}
+
+// Ops are the non-network operations of the pipeline, as one Stream runs them: each is a
+// CUDA kernel on the cuda devices and a pure-Go reference function of the same name in
+// engine/cpu that states the reference loop (cgo/include/grefine_cuda.h documents the
+// same loops). Tensors must be on the stream's device (else ErrDevice naming both
+// devices), float32 unless stated; shapes are checked (ErrShape, ErrDType) before any
+// work. Outputs must not overlap inputs unless an op says otherwise.
+type Ops interface {
+	// ResizeImage resizes an RGB image, uint8 [H,W,3], to dst [h,w,3] exactly as Pillow's
+	// Image.resize(BICUBIC) does (fixed-point, antialiased).
+	ResizeImage(src, dst Tensor) error
+	// ToPlanar converts uint8 [H,W,3] to float32 planar [3,H,W] (any shape of 3HW
+	// elements): dst[c,p] = (float32(src[p,c])/255 - mean[c]) / std[c].
+	ToPlanar(src, dst Tensor, mean, std [3]float32) error
+	// FromPlanar converts float32 planar [3,H,W] (any shape of 3HW elements) to uint8
+	// [H,W,3]: dst[p,c] = uint8(clamp(src[c,p], 0, 1)*255 + 0.5).
+	FromPlanar(src, dst Tensor) error
+	// Paste copies the pixels of src (uint8 [H,W,3]) where mask [H,W] < 0.5 into dst.
+	Paste(dst, src, mask Tensor) error
+
+	// Resize resizes planes [..., H, W] to [..., h, w] with PyTorch F.interpolate
+	// semantics (align_corners=False).
+	Resize(mode ResizeMode, src, dst Tensor) error
+	// Dilate applies a (2r+1)² square max filter to planes [..., H, W], clipped at the
+	// borders (r = 0 copies).
+	Dilate(src, dst Tensor, radius int) error
+	// Pointwise runs one elementwise operation.
+	Pointwise(p Pointwise) error
+	// CountAtLeast writes the number of src values >= bound into dst, int64 [1].
+	CountAtLeast(src Tensor, bound float32, dst Tensor) error
+	// FuseMaps is the quality-map fusion (score p, map P, image and latent masks).
+	FuseMaps(p FuseParams, good, align Tensor, out FuseOutputs) error
+
+	// GoodProbs is the PQ softmax: tokens [B,T,D] and pqText [4,2,D] give good [B,4,T],
+	// the probability of "good" per dimension and token (float64 dot products).
+	GoodProbs(tokens, pqText, good Tensor) error
+	// ScatterRows writes row i of src [n,D] to row index[i] of dst [m,D] (index int32 [n],
+	// values in [0,m), distinct).
+	ScatterRows(src, index, dst Tensor) error
+	// Ensemble is the template ensemble of text features: emb [N*K,D] (text i's K rows
+	// consecutive), empty [D] (R) give dst [N,D] = normalize(mean_k normalize(emb)) - R.
+	Ensemble(emb, empty, dst Tensor) error
+	// TextMaps is the alignment map of K text features: dst [H,W] = max over k of the
+	// bilinear upsampling of the min-max-normalised patch similarities of tokens [T,D]
+	// (T = 1+gridH*gridW, token 0 is CLS) with feats [K,D] (K = 0: zeros).
+	TextMaps(tokens, feats Tensor, gridH, gridW int, dst Tensor) error
+
+	// Emphasis scales the rows of hidden [L,D] by weights (len L) and restores the
+	// tensor's mean (prompt emphasis); all-ones weights leave it unchanged. In place.
+	Emphasis(hidden Tensor, weights []float32) error
+	// InpaintInput builds the 9-channel inpainting UNet input duplicated for CFG.
+	InpaintInput(scaleIn float32, latents, mask, masked, out Tensor) error
+	// BlendStep is CFG + a linear scheduler step + masked latent blending.
+	BlendStep(c BlendCoeffs, in BlendTensors, out, x0 Tensor) error
+	// ColorFix is PASD's wavelet colour fix of content with the low band of style, all
+	// float32 [C,H,W] (leading dims of size 1 allowed), levels >= 1.
+	ColorFix(content, style, dst Tensor, levels int) error
 }

@@ -114,6 +114,19 @@ func (s Shape) Matches(c Shape) bool {
 	return true
 }
 
+// Planes splits a shape [..., H, W] into the product of its leading dimensions and H, W;
+// an error (ErrShape) when it has fewer than two dimensions. op names the caller.
+func (s Shape) Planes(op string) (n, h, w int, err error) {
+	if len(s) < 2 {
+		return 0, 0, 0, fmt.Errorf("%w: %s: shape %v has no [H,W]", ErrShape, op, s)
+	}
+	n = 1
+	for _, d := range s[:len(s)-2] {
+		n *= int(d)
+	}
+	return n, int(s[len(s)-2]), int(s[len(s)-1]), nil
+}
+
 // Clone returns a copy.
 func (s Shape) Clone() Shape { return append(Shape(nil), s...) }
 
@@ -207,6 +220,24 @@ func FromInt64(shape Shape, data []int64) (*HostTensor, error) {
 	return &HostTensor{dtype: Int64, shape: shape.Clone(), I64: data}, nil
 }
 
+// FromUint8 wraps data (not copied) as a uint8 tensor of the given shape.
+func FromUint8(shape Shape, data []uint8) (*HostTensor, error) {
+	if n := shape.NumElements(); n < 0 || int64(len(data)) != n {
+		return nil, fmt.Errorf("%w: %d uint8 values do not fill shape %v", ErrShape, len(data), shape)
+	}
+	return &HostTensor{dtype: Uint8, shape: shape.Clone(), U8: data}, nil
+}
+
+// Bytes is the storage size of a tensor: element count × element size (0 for a dynamic
+// shape).
+func Bytes(t Tensor) int64 {
+	n := t.Shape().NumElements()
+	if n < 0 {
+		return 0
+	}
+	return n * int64(t.DType().Size())
+}
+
 // DType implements Tensor.
 func (t *HostTensor) DType() DType { return t.dtype }
 
@@ -231,6 +262,28 @@ func (t *HostTensor) Len() int {
 	default:
 		return len(t.U8)
 	}
+}
+
+// View returns a tensor of shape over the elements [offset, offset+n) of t's storage (no
+// copy).
+func (t *HostTensor) View(offset int64, shape Shape) (*HostTensor, error) {
+	n := shape.NumElements()
+	if n < 0 || offset < 0 || offset+n > int64(t.Len()) {
+		return nil, fmt.Errorf("%w: view %v at %d of a tensor of %d elements", ErrShape, shape, offset, t.Len())
+	}
+	v := &HostTensor{dtype: t.dtype, shape: shape.Clone()}
+	lo, hi := offset, offset+n
+	switch t.dtype {
+	case Float32:
+		v.F32 = t.F32[lo:hi:hi]
+	case Int32:
+		v.I32 = t.I32[lo:hi:hi]
+	case Int64:
+		v.I64 = t.I64[lo:hi:hi]
+	default:
+		v.U8 = t.U8[lo:hi:hi]
+	}
+	return v, nil
 }
 
 // Reshape returns a view with a new shape of the same element count.

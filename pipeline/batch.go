@@ -21,7 +21,12 @@ func (o *textBatchOpener) OpenEngine(b engine.Backend, name string, opts engine.
 	if err != nil || name != "clip_text" || o.cfg.MaxWait <= 0 {
 		return e, err
 	}
-	be := &batchEngine{Engine: e, cfg: o.cfg, pending: map[int64]*textBatch{}}
+	host, err := engine.NewDevice("cpu", nil)
+	if err != nil {
+		e.Close()
+		return nil, err
+	}
+	be := &batchEngine{Engine: e, host: host, cfg: o.cfg, pending: map[int64]*textBatch{}}
 	*o.out = be
 	return be, nil
 }
@@ -33,7 +38,8 @@ func (o *textBatchOpener) OpenEngine(b engine.Backend, name string, opts engine.
 // a text encoder, so the results equal separate calls (tested).
 type batchEngine struct {
 	engine.Engine
-	cfg TextBatch
+	host engine.Device // the cpu device: the batched engine reads and writes host tensors
+	cfg  TextBatch
 
 	mu      sync.Mutex
 	pending map[int64]*textBatch // open batches by sequence length
@@ -132,7 +138,7 @@ func (e *batchEngine) runBatch(ctx context.Context, name string, S int64, b *tex
 	}
 	if err == nil {
 		defer engine.CloseAll(out)
-		err = splitRows(out, b.calls)
+		err = splitRows(e.host, out, b.calls)
 	}
 	if err != nil {
 		for _, c := range b.calls {
@@ -141,23 +147,26 @@ func (e *batchEngine) runBatch(ctx context.Context, name string, S int64, b *tex
 	}
 }
 
-// splitRows gives each call its rows of every output (host float32, batch axis first).
-func splitRows(out map[string]engine.Tensor, calls []*textCall) error {
+// splitRows gives each call its rows of every output (batch axis first): views of the
+// merged output on the host device (the batched engine's outputs are host tensors).
+func splitRows(host engine.Device, out map[string]engine.Tensor, calls []*textCall) error {
 	for _, c := range calls {
 		c.out = map[string]engine.Tensor{}
 	}
 	for k, t := range out {
-		h, ok := t.(*engine.HostTensor)
-		if !ok || h.DType() != engine.Float32 || len(h.Shape()) < 1 {
-			return fmt.Errorf("pipeline: text batch: output %s is %T, want a float32 host tensor", k, t)
+		if err := engine.CheckDevice("pipeline: text batch", "output "+k, t, host.Name()); err != nil {
+			return err
 		}
-		per := h.Len() / int(h.Shape()[0])
-		off := 0
+		if len(t.Shape()) < 1 || t.Shape()[0] < 1 {
+			return fmt.Errorf("pipeline: text batch: output %s has shape %v", k, t.Shape())
+		}
+		per := t.Shape().NumElements() / t.Shape()[0]
+		off := int64(0)
 		for _, c := range calls {
-			n := int(c.ids.Shape()[0])
-			shape := h.Shape().Clone()
-			shape[0] = int64(n)
-			part, err := engine.FromFloat32(shape, append([]float32(nil), h.F32[off*per:(off+n)*per]...))
+			n := c.ids.Shape()[0]
+			shape := t.Shape().Clone()
+			shape[0] = n
+			part, err := host.View(t, off*per, shape)
 			if err != nil {
 				return err
 			}

@@ -69,10 +69,51 @@
 //
 // # Devices
 //
-// Config.Device "cuda" runs the map fusion with the CUDA kernel and gives every slot a
-// CUDA stream on which the denoising loops' non-network work runs (engine/cuda.Ops); the
-// networks stay on ONNX Runtime on the CPU until the GPU backends land, so each step
-// copies across explicitly and Refinement.Copies counts those copies.
+// Config.Device names a device of the registry (engine.NewDevice): "cpu" (default, pure
+// Go), "cuda" (libgrefine_cuda.so's kernels on a GPU; the emulator when $GRF_CUDA_LIB names
+// libgrefine_cuda_emu.so) or "cuda-emu" (the emulator). The program links the devices it
+// offers by importing their packages (the front ends import engine/cpu and engine/cuda);
+// this package imports neither, nor TensorRT: the trt backend's plan repository comes
+// from Config.PlanOpener. Every slot gets a stream of the device, and a request runs on
+// its slot's stream end to end:
+//
+//   - the image is uploaded once (uint8); the CLIP preprocessing (Pillow-exact resize,
+//     normalisation), the CLIP-Surgery tokens, the PQ softmax, the map fusion (P and the
+//     perceptual mask), the text features (token ids up, ensemble on the device), the
+//     alignment map A, the masks and their union stay on the device;
+//   - the host reads back the CLS token with p and the four PQ dimensions (one copy), the
+//     texts' features when they are not cached (one copy), the mask's pixel count (one
+//     copy) and, unless Request.SkipMaps, the maps (one copy);
+//   - Refine keeps the repair mask on the device; each stage resizes and converts the
+//     image, encodes the prompt (token ids up; emphasis and the SDXL concatenation on the
+//     device), encodes with the VAE, adds the seeded noise (generated on the host, uploaded
+//     once per stage with the timesteps and time ids), runs its denoising loop, decodes,
+//     colour-fixes, pastes and resizes back on the device; the host reads back the refined
+//     image (one copy).
+//
+// Inside a denoising step nothing crosses: the UNet input is assembled on the device, the
+// timestep is copied from the uploaded table into the UNet's bound input on the device,
+// the UNet runs into its bound output (engine.RunInto; on TensorRT a stage captures its
+// first step as a CUDA graph and replays it), and CFG + scheduler step + blending is one
+// op. Transfers in the Assessment and the Refinement (and the JSON report, "transfers")
+// count the request's copies (count and bytes, each way) and host syncs on its stream, its
+// steps, the copies and syncs inside them, and the graph replays. On the emulated GPU pair
+// (trt on cuda-emu) a tiny-set refine of 10 + 10 steps makes 0 copies and 0 syncs inside
+// its steps, and 7 uploads, 4 downloads and 4 syncs in all (features not cached; the
+// README states them; TestDevicePairCountsCopies checks them).
+//
+// The engines must read the device's tensors: trt engines read "cuda" tensors and
+// enqueue on the slot's stream; ort engines read host tensors, so with a GPU device each is
+// wrapped by engine.OnDevice, whose copies (every input down, every output up, per run)
+// are counted in the same Transfers, and with the ort backend a GPU device also runs the
+// networks on ONNX Runtime's CUDA execution provider. Any other pairing is refused with
+// ErrUnavailable. Engines are opened once and shared by the slots where the backend
+// allows it (ONNX Runtime), else once per slot (TensorRT execution contexts). The
+// text-feature LRU cache is shared by the slots and lives in host memory (features come
+// back in one small copy and go up in one); the template-prefix table (clip_text_kv) and
+// the constants (pq_text, R) live on the device, written once at Open and synchronised
+// before any slot reads them. clip_text_kv is used only on the cpu device pairing
+// (behind OnDevice its prefix table would be copied at every call).
 //
 // # Errors
 //

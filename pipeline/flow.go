@@ -38,6 +38,10 @@ type Request struct {
 	// Observer, if set, receives progress events in order, on the request's goroutine.
 	// A non-nil return cancels the request (it fails with ErrCanceled wrapping that error).
 	Observer Observer
+	// SkipMaps leaves the maps (P, A and the masks) on the device: the Assessment then
+	// carries the scores only (its PMap, AMap and mask slices are nil), which saves their
+	// copy to host memory. A Refine's repair mask never needs it.
+	SkipMaps bool
 }
 
 // Observer receives progress events.
@@ -81,6 +85,21 @@ type Assessment struct {
 	Params    Params         `json:"params"`
 	Setup     Setup          `json:"setup"`
 	Parsed    *syntax.Result `json:"-"` // the prompt's parse (nil without a prompt)
+	// Transfers counts what the request moved between host and device (for a Refine's
+	// assessment: its assess part).
+	Transfers *Transfers `json:"transfers,omitempty"`
+}
+
+// Transfers counts a request's host↔device copies (count and bytes, each way) and host
+// syncs on its slot's stream, and, for a refinement, its denoising steps: the copies and
+// syncs inside them (zero on a GPU pair: the steps stay on the device) and the UNet runs
+// served by CUDA-graph replay.
+type Transfers struct {
+	Device  string          `json:"device"`
+	Total   engine.Counters `json:"total"`
+	Steps   int             `json:"steps,omitempty"`
+	InSteps engine.Counters `json:"in_steps"`
+	Replays int             `json:"graph_replays"`
 }
 
 // Refinement is the outcome of Refine.
@@ -90,25 +109,48 @@ type Refinement struct {
 	// Image is the refined image at the input's size.
 	Image       *imageio.RGB8 `json:"-"`
 	TotalMillis float64       `json:"total_ms"`
-	// Copies counts the host↔device copies of the denoising loops (device cuda only;
-	// the engines run on ONNX Runtime on the CPU, so each step copies the UNet input down
-	// and the noise prediction up).
-	Copies *engine.CopyStats `json:"device_copies,omitempty"`
+	// Transfers counts the whole request (assess and refine) on its slot's stream.
+	Transfers *Transfers `json:"transfers"`
 }
 
 // Assess computes the quality report of one image.
 func (p *Pipeline) Assess(ctx context.Context, req Request) (*Assessment, error) {
 	var out *Assessment
 	err := p.do(ctx, req, false, func(ctx context.Context, r *run) error {
-		var err error
-		out, err = p.assessOne(ctx, r)
-		return err
+		st, before, imgT, err := p.begin(r)
+		if err != nil {
+			return err
+		}
+		defer imgT.Close()
+		a, maps, err := p.assessOne(ctx, r, imgT, !r.req.SkipMaps)
+		if err != nil {
+			return err
+		}
+		maps.Close()
+		a.Transfers = &Transfers{Device: p.cfg.Device, Total: st.Counters().Sub(before)}
+		out = a
+		return nil
 	})
 	return out, err
 }
 
+// begin starts a request on its slot's stream: the counters before it, and the image on
+// the device (the one upload of its pixels; the caller closes it).
+func (p *Pipeline) begin(r *run) (engine.Stream, engine.Counters, engine.Tensor, error) {
+	st, img := p.streams[r.slot], r.req.Image
+	before := st.Counters()
+	h, err := engine.FromUint8(engine.Shape{int64(img.H), int64(img.W), 3}, img.Pix)
+	if err != nil {
+		return nil, before, nil, err
+	}
+	t, err := engine.Upload(st, h)
+	return st, before, t, err
+}
+
 // Refine assesses the image (unless the request carries an Assessment), repairs the
-// defect mask (stage 1) and polishes the whole image (stage 2).
+// defect mask (stage 1) and polishes the whole image (stage 2). On the slot's device the
+// image is uploaded once and only the scores and the refined image come back (and the
+// maps, unless Request.SkipMaps).
 func (p *Pipeline) Refine(ctx context.Context, req Request) (*Refinement, error) {
 	if p.refine == nil && !p.closedNow() {
 		return nil, errNoRefiner
@@ -116,23 +158,30 @@ func (p *Pipeline) Refine(ctx context.Context, req Request) (*Refinement, error)
 	var out *Refinement
 	err := p.do(ctx, req, true, func(ctx context.Context, r *run) error {
 		t0 := time.Now()
-		a := r.req.Assessment
-		if a == nil {
-			var err error
-			if a, err = p.assessOne(ctx, r); err != nil {
-				return err
-			}
-		} else if err := p.checkAssessment(a, r.req); err != nil {
+		st, before, imgT, err := p.begin(r)
+		if err != nil {
 			return err
 		}
+		defer imgT.Close()
+		a := r.req.Assessment
+		rr := refine.Request{Image: r.req.Image, Tensor: imgT, Prompt: r.req.Prompt}
+		if a == nil {
+			var maps *assess.Maps
+			if a, maps, err = p.assessOne(ctx, r, imgT, !r.req.SkipMaps); err != nil {
+				return err
+			}
+			defer maps.Close()
+			rr.MaskTensor, rr.MaskFraction = maps.Mask, float64(a.MaskPixels)/float64(a.Width*a.Height)
+			a.Transfers = &Transfers{Device: p.cfg.Device, Total: st.Counters().Sub(before)}
+		} else if err := p.checkAssessment(a, r.req); err != nil {
+			return err
+		} else {
+			rr.Mask = a.Mask
+		}
+		rr.Q, rr.Parsed = float64(a.Q), a.Parsed
 		ref, err := p.refiner(r.slot).With(r.params.refineConfig(p.refine.Config())) // the one With of the request
 		if err != nil {
 			return classify(err)
-		}
-		rr := refine.Request{Image: r.req.Image, Prompt: r.req.Prompt, Mask: a.Mask, Q: float64(a.Q), Parsed: a.Parsed, Ops: p.ops[r.slot]}
-		var before engine.CopyStats
-		if rr.Ops != nil {
-			before = rr.Ops.Copies()
 		}
 		for i, part := range a.Parts {
 			if part.Kind != aq.KindNone {
@@ -150,11 +199,9 @@ func (p *Pipeline) Refine(ctx context.Context, req Request) (*Refinement, error)
 		if err != nil {
 			return err
 		}
-		out = &Refinement{Assessment: a, Refine: res, Image: res.Image, TotalMillis: ms(t0)}
-		if rr.Ops != nil {
-			c := rr.Ops.Copies().Sub(before)
-			out.Copies = &c
-		}
+		out = &Refinement{Assessment: a, Refine: res, Image: res.Image, TotalMillis: ms(t0),
+			Transfers: &Transfers{Device: p.cfg.Device, Total: st.Counters().Sub(before),
+				Steps: res.Loops.Steps, InSteps: res.Loops.InSteps, Replays: res.Loops.Replays}}
 		return nil
 	})
 	return out, err
@@ -162,8 +209,11 @@ func (p *Pipeline) Refine(ctx context.Context, req Request) (*Refinement, error)
 
 // checkAssessment refuses an assessment that does not belong to the request's image.
 func (p *Pipeline) checkAssessment(a *Assessment, req Request) error {
-	if a.Report == nil || len(a.Mask) != req.Image.W*req.Image.H {
+	if a.Report == nil || a.Input.Width != req.Image.W || a.Input.Height != req.Image.H {
 		return inputf("assessment: it is for a %dx%d image, the request's is %dx%d", a.Input.Width, a.Input.Height, req.Image.W, req.Image.H)
+	}
+	if len(a.Mask) != req.Image.W*req.Image.H {
+		return inputf("assessment: it carries no repair mask in host memory (it was made with SkipMaps)")
 	}
 	if a.Input.Prompt != req.Prompt {
 		return inputf("assessment: it is for another prompt")
@@ -291,30 +341,35 @@ func (p *Pipeline) closedNow() bool {
 	return p.closed
 }
 
-// assessOne runs the quality indicators for r (on its slot).
-func (p *Pipeline) assessOne(ctx context.Context, r *run) (*Assessment, error) {
+// assessOne runs the quality indicators for r on its slot, from the image on the slot's
+// device; the maps stay there (the caller closes them) and come back to host memory when
+// maps is set.
+func (p *Pipeline) assessOne(ctx context.Context, r *run, imgT engine.Tensor, maps bool) (*Assessment, *assess.Maps, error) {
 	r.event(Event{Stage: "assess"})
 	var parsed *syntax.Result
 	var ap *assess.Parsed
 	if strings.TrimSpace(r.req.Prompt) != "" {
 		var err error
 		if parsed, err = p.parser.Parse(r.req.Prompt); err != nil {
-			return nil, inputf("prompt: %v", err)
+			return nil, nil, inputf("prompt: %v", err)
 		}
 		ap = &assess.Parsed{Plain: parsed.PlainText(), Parts: make([]aq.Part, len(parsed.Parts))}
 		for i, pt := range parsed.Parts {
 			ap.Parts[i] = aq.Part{Text: pt.Text, Noun: pt.Noun, Ancestor: pt.Ancestor}
 		}
 	}
-	rep, err := p.assessor(r.slot).With(r.params.assessConfig(p.assess.Config())).AssessParsed(ctx, r.req.Image, r.req.Prompt, ap)
+	rep, err := p.assessor(r.slot).With(r.params.assessConfig(p.assess.Config())).Run(ctx,
+		assess.Request{Image: r.req.Image, Tensor: imgT, Prompt: r.req.Prompt, Parsed: ap, Maps: maps})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	dm := rep.Device
+	rep.Device = nil
 	img := r.req.Image
 	sum := sha256.Sum256(img.Pix)
 	return &Assessment{Report: rep, RequestID: r.track.id, Parsed: parsed, Params: r.params,
 		Input: Input{Width: img.W, Height: img.H, Prompt: r.req.Prompt, PixelSHA256: hex.EncodeToString(sum[:])},
-		Setup: Setup{ModelSet: p.info.ModelSet, Tiny: p.info.Tiny, Backend: p.info.Backend, Device: p.info.Device, Version: Version}}, nil
+		Setup: Setup{ModelSet: p.info.ModelSet, Tiny: p.info.Tiny, Backend: p.info.Backend, Device: p.info.Device, Version: Version}}, dm, nil
 }
 
 func ms(t0 time.Time) float64 { return float64(time.Since(t0).Microseconds()) / 1000 }

@@ -5,20 +5,19 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/grefine/grefine/engine"
-	"github.com/grefine/grefine/engine/cuda"
 	"github.com/grefine/grefine/engine/modelset"
 	"github.com/grefine/grefine/pipeline/assess"
 	"github.com/grefine/grefine/pipeline/imageio"
 	"github.com/grefine/grefine/pipeline/refine"
 	"github.com/grefine/grefine/pipeline/syntax"
 	"github.com/grefine/grefine/pipeline/tokenizer"
-	"github.com/grefine/grefine/plans"
 )
 
 // Version is grefine's version, set by the build (-ldflags "-X
@@ -43,14 +42,25 @@ type Config struct {
 	Opener Opener
 	// Plans is a TensorRT plan repository (the output of `grefine plans build`) for the
 	// trt backend: each engine is opened from its plan, verified against the GPU, the
-	// TensorRT version and the ONNX SHA-256 first (plans.Repo), and every slot gets its own
-	// execution contexts.
+	// TensorRT version and the ONNX SHA-256 first, and every slot gets its own execution
+	// contexts. PlanOpener opens it.
 	Plans string
-	// Device is "cpu" (default) or "cuda": with cuda the non-network operations run on the
-	// GPU (the map fusion kernel, the denoising loops' ops on a stream per slot) and, with
-	// the ort backend, the networks run on ONNX Runtime's CUDA execution provider (the GPU
-	// build that `make setup-gpu` installs).
+	// PlanOpener opens the repository Plans names for the verified model set (the front
+	// ends pass package plans' opener: the pipeline does not link TensorRT itself); the
+	// Opener it returns may also be an io.Closer, closed with the pipeline.
+	PlanOpener func(dir string, set *modelset.Set) (Opener, error)
+	// Device names the device the request's tensors live on and the non-network
+	// operations run on, from the device registry (engine.NewDevice): "cpu" (default,
+	// pure Go), "cuda" (libgrefine_cuda.so's kernels on a GPU) or "cuda-emu" (the same
+	// Go code over libgrefine_cuda_emu.so). Every slot gets a stream of it. The engines
+	// must read its tensors (trt engines read cuda tensors); engines that read host
+	// tensors (ort) on a GPU device are wrapped by engine.OnDevice, whose copies are
+	// counted, and with the ort backend a GPU device also runs the networks on ONNX
+	// Runtime's CUDA execution provider (the GPU build that `make setup-gpu` installs).
 	Device string
+	// DeviceOptions are passed to the device factory ("lib": the native library,
+	// "ordinal": the GPU index).
+	DeviceOptions map[string]string
 	// Threads bounds each engine's intra-op threads (0: the backend's default; at most
 	// MaxThreads).
 	Threads int
@@ -116,21 +126,22 @@ func MaxThreads() int { return 4 * runtime.NumCPU() }
 
 // Info describes an open pipeline.
 type Info struct {
-	Version        string         `json:"version"`
-	ModelSet       string         `json:"model_set"`
-	ModelDir       string         `json:"model_dir"`
-	Tiny           bool           `json:"tiny"`
-	Backend        string         `json:"backend"`
-	BackendVersion string         `json:"backend_version"`
-	Device         string         `json:"device"`
-	Slots          int            `json:"slots"`
-	Engines        []string       `json:"engines"`
-	Refine         bool           `json:"refine"` // the refiner's engines are loaded
-	Limits         imageio.Limits `json:"limits"`
-	MinSide        int            `json:"min_side"`
-	MaxPromptBytes int            `json:"max_prompt_bytes"`
-	MaxMemory      int64          `json:"max_memory_bytes"`
-	MaxSide        int            `json:"max_working_side,omitempty"` // tiny sets only
+	Version        string            `json:"version"`
+	ModelSet       string            `json:"model_set"`
+	ModelDir       string            `json:"model_dir"`
+	Tiny           bool              `json:"tiny"`
+	Backend        string            `json:"backend"`
+	BackendVersion string            `json:"backend_version"`
+	Device         string            `json:"device"`
+	DeviceInfo     engine.DeviceInfo `json:"device_info"`
+	Slots          int               `json:"slots"`
+	Engines        []string          `json:"engines"`
+	Refine         bool              `json:"refine"` // the refiner's engines are loaded
+	Limits         imageio.Limits    `json:"limits"`
+	MinSide        int               `json:"min_side"`
+	MaxPromptBytes int               `json:"max_prompt_bytes"`
+	MaxMemory      int64             `json:"max_memory_bytes"`
+	MaxSide        int               `json:"max_working_side,omitempty"` // tiny sets only
 	// Work are the limits on one request's work; DecodeMemory the decode budget
 	// (0: unbounded); Queue the requests that may wait for a slot (0: unbounded).
 	Work         WorkLimits `json:"work_limits"`
@@ -152,13 +163,16 @@ type Pipeline struct {
 	ownB    bool
 	parser  *syntax.Parser
 	tok     *tokenizer.Tokenizer
+	device  engine.Device
+	streams []engine.Stream // one per slot
+	// per-slot instances (slot 0's are assess and refine); they share the engines where
+	// the backend allows it, and the text-feature cache
 	assess  *assess.Assessor
 	refine  *refine.Refiner
-	// per-slot instances: with per-slot engines (trt) slot s > 0 has its own; else nil
 	slotA   []*assess.Assessor
 	slotR   []*refine.Refiner
+	engines *engineSet
 	release []func()
-	ops     []refine.Ops // per slot: the denoising loops' device (nil entries: cpu)
 	log     zerolog.Logger
 	text    *batchEngine
 
@@ -200,6 +214,9 @@ func Open(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 		if cfg.Backend == "ort" && cfg.Device == "cuda" && opts["device"] == "" {
 			opts["device"] = "cuda" // ONNX Runtime's CUDA execution provider (make setup-gpu)
 		}
+		if cfg.Backend == "trt" && opts["cuda_graphs"] == "" {
+			opts["cuda_graphs"] = "true" // the denoising step captured once per shape, then replayed
+		}
 		if p.backend, err = engine.NewBackend(cfg.Backend, opts); err != nil {
 			return nil, err
 		}
@@ -208,7 +225,7 @@ func Open(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 	if err := p.backend.Available(); err != nil {
 		return nil, err
 	}
-	fuser, err := p.openDevice()
+	adapt, err := p.openDevice()
 	if err != nil {
 		return nil, err
 	}
@@ -231,66 +248,71 @@ func Open(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 		if cfg.Backend != "trt" && cfg.BackendInstance == nil {
 			return nil, inputf("plans %s: TensorRT plans run on the trt backend (--backend trt)", cfg.Plans)
 		}
-		repo, err := plans.Open(cfg.Plans, p.set, plans.OpenOptions{})
+		if cfg.PlanOpener == nil {
+			return nil, fmt.Errorf("%w: plans %s: no plan repository support in this program (set Config.PlanOpener, e.g. from package plans)", ErrUnavailable, cfg.Plans)
+		}
+		repo, err := cfg.PlanOpener(cfg.Plans, p.set)
 		if err != nil {
 			return nil, err
 		}
-		p.release = append(p.release, func() { repo.Close() })
+		if c, ok := repo.(interface{ Close() error }); ok {
+			p.release = append(p.release, func() { c.Close() })
+		}
 		opener, perSlot = repo, true
 	}
-	base := opener
 	if !perSlot {
 		opener = &textBatchOpener{Opener: opener, cfg: cfg.TextBatch, out: &p.text}
 	}
+	p.engines = &engineSet{base: opener, perSlot: perSlot, shared: map[string]engine.Engine{}}
+	p.release = append(p.release, p.engines.close)
 	acfg := assess.DefaultConfig()
 	acfg.MaxPromptBytes = cfg.MaxPromptBytes
 	acfg.FeatureCache = max(cfg.FeatureCache, 0)
 	// The prefix-cached text engine (clip_text_kv) is used when the set has it, except
-	// where the plain one is needed: cross-request batching merges clip_text calls, and
-	// plan repositories hold clip_text only.
+	// where the plain one is needed: cross-request batching merges clip_text calls, plan
+	// repositories hold clip_text only, and engines behind explicit copies (ort on a GPU
+	// device) would copy the prefix table at every call.
 	textEngine := ""
-	if cfg.TextBatch.MaxWait > 0 || perSlot {
+	if cfg.TextBatch.MaxWait > 0 || perSlot || adapt {
 		textEngine = "clip_text"
 	}
-	if p.assess, err = assess.New(p.set, p.backend, assess.Options{Config: acfg, Parser: assess.SyntaxParser{P: p.parser},
-		Fuser: fuser, Threads: cfg.Threads, Tokenizer: p.tok, Opener: opener, TextEngine: textEngine}); err != nil {
-		return nil, err
+	rcfg := refine.DefaultConfig()
+	if cfg.Limits.MaxPixels > 0 {
+		rcfg.MaxPixels = cfg.Limits.MaxPixels
 	}
-	engines := []string{"clip_surgery", p.assess.TextEngine()}
-	if !cfg.AssessOnly {
+	p.slotA, p.slotR = make([]*assess.Assessor, cfg.Slots), make([]*refine.Refiner, cfg.Slots)
+	for sl := 0; sl < cfg.Slots; sl++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		rcfg := refine.DefaultConfig()
-		if cfg.Limits.MaxPixels > 0 {
-			rcfg.MaxPixels = cfg.Limits.MaxPixels
-		}
-		if p.refine, err = refine.New(p.set, p.backend, refine.Options{Config: rcfg, Threads: cfg.Threads, Tokenizer: p.tok, Opener: opener}); err != nil {
+		so := slotOpener{set: p.engines, slot: sl, stream: p.streams[sl], adapt: adapt}
+		if p.slotA[sl], err = assess.New(p.set, p.backend, assess.Options{Config: acfg, Parser: assess.SyntaxParser{P: p.parser},
+			Threads: cfg.Threads, Tokenizer: p.tok, Opener: so, TextEngine: textEngine, Stream: p.streams[sl], Share: p.assess}); err != nil {
 			return nil, err
 		}
-		engines = append(engines, refine.EngineNames()...)
-	}
-	if perSlot {
-		// Every further slot gets its own sessions (execution contexts) of every engine.
-		p.slotA, p.slotR = make([]*assess.Assessor, cfg.Slots), make([]*refine.Refiner, cfg.Slots)
-		for sl := 1; sl < cfg.Slots; sl++ {
-			so := slotOpener{Opener: base, slot: sl}
-			if p.slotA[sl], err = assess.New(p.set, p.backend, assess.Options{Config: acfg, Parser: assess.SyntaxParser{P: p.parser},
-				Fuser: fuser, Threads: cfg.Threads, Tokenizer: p.tok, Opener: so, TextEngine: textEngine}); err != nil {
-				return nil, err
-			}
-			if p.refine != nil {
-				if p.slotR[sl], err = refine.New(p.set, p.backend, refine.Options{Config: p.refine.Config(), Threads: cfg.Threads, Tokenizer: p.tok, Opener: so}); err != nil {
-					return nil, err
-				}
-			}
+		if sl == 0 {
+			p.assess = p.slotA[0]
 		}
+		if cfg.AssessOnly {
+			continue
+		}
+		if p.slotR[sl], err = refine.New(p.set, p.backend, refine.Options{Config: rcfg, Threads: cfg.Threads, Tokenizer: p.tok,
+			Opener: so, Stream: p.streams[sl]}); err != nil {
+			return nil, err
+		}
+		if sl == 0 {
+			p.refine = p.slotR[0]
+		}
+	}
+	engines := []string{"clip_surgery", p.assess.TextEngine()}
+	if !cfg.AssessOnly {
+		engines = append(engines, refine.EngineNames()...)
 	}
 	p.slots = newSlotQueue(cfg.Slots, cfg.MaxQueue)
 	p.reqs = newRegistry(cfg.Slots, cfg.MaxQueue)
 	p.budget = newDecodeBudget(cfg.DecodeMemory)
 	p.info = Info{Version: Version, ModelSet: p.set.Manifest.Name, ModelDir: p.set.Dir, Tiny: p.set.Manifest.Tiny,
-		Backend: p.backend.Name(), BackendVersion: p.backend.Version(), Device: cfg.Device, Slots: cfg.Slots,
+		Backend: p.backend.Name(), BackendVersion: p.backend.Version(), Device: cfg.Device, DeviceInfo: p.device.Info(), Slots: cfg.Slots,
 		Engines: engines, Refine: p.refine != nil, Limits: cfg.Limits, MinSide: MinSide,
 		MaxPromptBytes: cfg.MaxPromptBytes, MaxMemory: cfg.MaxMemory, Work: cfg.workLimits(),
 		DecodeMemory: max(cfg.DecodeMemory, 0), Queue: cfg.MaxQueue, Params: ParamTable()}
@@ -329,8 +351,6 @@ func (c *Config) fill() error {
 		c.Limits = imageio.DefaultLimits
 	}
 	switch {
-	case c.Device != "cpu" && c.Device != "cuda":
-		return inputf("device %q: want cpu or cuda", c.Device)
 	case c.Threads < 0 || c.Threads > MaxThreads():
 		return inputf("threads: %d is out of range [0, %d] (0: the backend's default)", c.Threads, MaxThreads())
 	case c.Slots < 1 || c.Slots > MaxSlots:
@@ -345,59 +365,109 @@ func (c *Config) fill() error {
 	return nil
 }
 
-// openDevice prepares Config.Device: the map fusion to use (nil: the cpu reference) and
-// the ops of each slot (a stream of its own on the GPU).
-func (p *Pipeline) openDevice() (assess.Fuser, error) {
-	p.ops = make([]refine.Ops, p.cfg.Slots)
-	if p.cfg.Device == "cpu" {
-		return nil, nil
+// openDevice makes Config.Device and a stream per slot, and says whether the backend's
+// engines need engine.OnDevice to read its tensors (they read host tensors, the device
+// is a GPU).
+func (p *Pipeline) openDevice() (adapt bool, err error) {
+	known := engine.Devices()
+	if !slices.Contains(known, p.cfg.Device) {
+		return false, inputf("device %q: want one of %v", p.cfg.Device, known)
 	}
-	d, err := cuda.Open(cuda.Options{})
-	if err != nil {
-		return nil, fmt.Errorf("device cuda: %w", err)
+	if p.device, err = engine.NewDevice(p.cfg.Device, p.cfg.DeviceOptions); err != nil {
+		return false, fmt.Errorf("device %s: %w", p.cfg.Device, err)
 	}
+	d := p.device
 	p.release = append(p.release, func() { d.Close() })
-	f, err := cuda.NewHostFuser(d)
-	if err != nil {
-		return nil, fmt.Errorf("device cuda: %w", err)
+	if err := d.Available(); err != nil {
+		return false, fmt.Errorf("device %s: %w", p.cfg.Device, err)
 	}
-	p.release = append(p.release, func() { f.Close() })
-	for i := range p.ops {
-		o, err := cuda.NewOps(d)
+	switch bd := p.backend.DeviceName(); {
+	case bd == d.Name():
+	case bd == "cpu":
+		adapt = true
+	default:
+		return false, fmt.Errorf("%w: backend %s reads %s tensors, device %s holds %s tensors (use --device %s)",
+			ErrUnavailable, p.backend.Name(), bd, p.cfg.Device, d.Name(), bd)
+	}
+	for i := 0; i < p.cfg.Slots; i++ {
+		s, err := d.NewStream()
 		if err != nil {
-			return nil, fmt.Errorf("device cuda: slot %d: %w", i, err)
+			return false, fmt.Errorf("device %s: slot %d: %w", p.cfg.Device, i, err)
 		}
-		p.ops[i] = o
-		p.release = append(p.release, func() { o.Close() })
+		p.streams = append(p.streams, s)
+		p.release = append(p.release, func() { s.Close() })
 	}
-	return f.FuseMaps, nil
+	return adapt, nil
 }
 
-// slotOpener opens engines for one execution slot.
+// engineSet opens the engines of every slot: with per-slot sessions (trt plans) each
+// slot opens its own, on its stream; else each engine is opened once and shared.
+type engineSet struct {
+	base    Opener
+	perSlot bool
+	mu      sync.Mutex
+	shared  map[string]engine.Engine
+}
+
+func (e *engineSet) open(b engine.Backend, name string, opts engine.OpenOptions) (engine.Engine, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if x, ok := e.shared[name]; ok {
+		return x, nil
+	}
+	opts.Stream = nil // shared by every slot: not bound to one slot's stream
+	x, err := e.base.OpenEngine(b, name, opts)
+	if err != nil {
+		return nil, err
+	}
+	e.shared[name] = x
+	return x, nil
+}
+
+func (e *engineSet) close() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for n, x := range e.shared {
+		x.Close()
+		delete(e.shared, n)
+	}
+}
+
+// slotOpener opens engines for one execution slot: they read and write the tensors of
+// the slot's stream's device and, where the backend keeps state per slot, enqueue on the
+// slot's stream.
 type slotOpener struct {
-	Opener
-	slot int
+	set    *engineSet
+	slot   int
+	stream engine.Stream
+	adapt  bool
 }
 
 func (o slotOpener) OpenEngine(b engine.Backend, name string, opts engine.OpenOptions) (engine.Engine, error) {
-	opts.Slot = o.slot
-	return o.Opener.OpenEngine(b, name, opts)
+	opts.Slot, opts.Stream = o.slot, o.stream
+	if o.set.perSlot {
+		return o.set.base.OpenEngine(b, name, opts)
+	}
+	x, err := o.set.open(b, name, opts)
+	if err != nil {
+		return nil, err
+	}
+	if o.adapt {
+		return engine.OnDevice(x, o.stream), nil // explicit, counted copies; its Close leaves x open
+	}
+	return borrowed{x}, nil
 }
+
+// borrowed is a shared engine as one slot sees it: its Close leaves it open (the
+// pipeline closes shared engines once).
+type borrowed struct{ engine.Engine }
+
+func (borrowed) Close() error { return nil }
 
 // assessor and refiner return the instances slot s runs on.
-func (p *Pipeline) assessor(s int) *assess.Assessor {
-	if s < len(p.slotA) && p.slotA[s] != nil {
-		return p.slotA[s]
-	}
-	return p.assess
-}
+func (p *Pipeline) assessor(s int) *assess.Assessor { return p.slotA[s] }
 
-func (p *Pipeline) refiner(s int) *refine.Refiner {
-	if s < len(p.slotR) && p.slotR[s] != nil {
-		return p.slotR[s]
-	}
-	return p.refine
-}
+func (p *Pipeline) refiner(s int) *refine.Refiner { return p.slotR[s] }
 
 // Info describes the pipeline.
 func (p *Pipeline) Info() Info { return p.info }
@@ -414,14 +484,8 @@ func (p *Pipeline) Close() error {
 	}
 	p.closed = true
 	var errs []error
-	for i := range p.slotR {
+	for i := len(p.slotR) - 1; i >= 0; i-- { // slot 0 last: the others share its cache
 		errs = append(errs, p.slotR[i].Close(), p.slotA[i].Close())
-	}
-	if p.refine != nil {
-		errs = append(errs, p.refine.Close())
-	}
-	if p.assess != nil {
-		errs = append(errs, p.assess.Close())
 	}
 	if p.text != nil {
 		p.text.stop()

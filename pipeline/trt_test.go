@@ -8,6 +8,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/grefine/grefine/engine"
+	_ "github.com/grefine/grefine/engine/cuda" // the cuda and cuda-emu devices
+	"github.com/grefine/grefine/engine/modelset"
 	"github.com/grefine/grefine/engine/trt"
 	"github.com/grefine/grefine/engine/trt/emutest"
 	"github.com/grefine/grefine/internal/testenv"
@@ -15,25 +18,49 @@ import (
 	"github.com/grefine/grefine/plans"
 )
 
-// TestMain builds the TensorRT emulator (build/libgrefine_trt_emu.so's sources) for the
-// trt tests; a compile failure fails the run.
+// TestMain builds the GPU emulators (the TensorRT emulator and the cuda-emu copy it links)
+// for the device-pair tests; a compile failure fails the run. The tests open the "cuda"
+// device on that cuda-emu copy (emuDevice): one allocation table for engines and kernels.
 func TestMain(m *testing.M) { os.Exit(emutest.Main(m)) }
 
-// TestTRTEmulatorMatchesORT runs the whole TensorRT code path of the Go side (plans built
-// by plans.BuildAll, verified and opened through plans.Repo, sessions per slot) on the
-// emulator: assess equals --backend ort within 1e-5, refine within one grey level, and two
-// concurrent requests on two slots give the bytes of serial runs.
-func TestTRTEmulatorMatchesORT(t *testing.T) {
+// emuDevice are the device options of the emulated GPU: the cuda-emu copy the TensorRT
+// emulator links.
+func emuDevice() map[string]string { return map[string]string{"lib": emutest.CUDALib()} }
+
+// openPlans is the front ends' plan opener (package plans).
+func openPlans(dir string, set *modelset.Set) (pipeline.Opener, error) {
+	return plans.Open(dir, set, plans.OpenOptions{})
+}
+
+// emulatedPair opens the tiny set on the emulated GPU pair: TensorRT plans built by the
+// emulator, run by it on cuda-emu memory, the request's tensors and ops on the cuda device
+// (cuda-emu), CUDA graphs on.
+func emulatedPair(t *testing.T, slots int) (*pipeline.Pipeline, *trt.Backend) {
+	t.Helper()
 	testenv.ORT(t)
 	tb := trt.New(trt.Options{Lib: emutest.Lib(), CUDAGraphs: true})
 	t.Cleanup(func() { tb.Close() })
 	require.NoError(t, tb.Available())
+	require.True(t, tb.Emulated(), "the TensorRT emulator reports a GPU")
 	dir := t.TempDir()
 	rep, err := plans.BuildAll(context.Background(), plans.BuildAllOptions{Builder: tb,
 		Models: testenv.Path(t, "testdata", "models", "tiny"), Out: dir})
 	require.NoError(t, err)
 	require.Len(t, rep.Engines, 11)
-	emu := openTiny(t, pipeline.Config{BackendInstance: tb, Plans: dir, Slots: 2})
+	p := openTiny(t, pipeline.Config{BackendInstance: tb, Plans: dir, PlanOpener: openPlans, Device: "cuda", DeviceOptions: emuDevice(), Slots: slots})
+	info := p.Info().DeviceInfo
+	require.Equal(t, "cuda", info.Name)
+	require.True(t, info.Emulated, "the cuda device is cuda-emu here: %+v", info)
+	return p, tb
+}
+
+// TestTRTEmulatorMatchesORT runs assess and refine with --backend trt --device cuda on
+// the two emulators (plans built by the emulator): the path a GPU takes, device tensors
+// end to end. Both equal --backend ort on the CPU within the conformance tolerances, two
+// slots at once give the bytes of serial runs, and the denoising loops allocate nothing
+// per step and replay the UNet's captured CUDA graph.
+func TestTRTEmulatorMatchesORT(t *testing.T) {
+	emu, tb := emulatedPair(t, 2)
 	ref := openTiny(t, pipeline.Config{})
 	img := small(t)
 
@@ -42,14 +69,15 @@ func TestTRTEmulatorMatchesORT(t *testing.T) {
 	fresh := tb.BufferAllocations()
 	a2, err := emu.Assess(context.Background(), pipeline.Request{Image: img, Prompt: demoPrompt})
 	require.NoError(t, err)
-	firstUse := tb.BufferAllocations() - fresh
-	t.Logf("shim allocations of the first assess (buffers sized on first use): %d", firstUse)
-	require.Greater(t, firstUse, int64(0), "the counter sees this path's allocations")
+	t.Logf("shim allocations of the first assess (scratch sized on first use): %d", tb.BufferAllocations()-fresh)
 	assert.InDelta(t, a1.P, a2.P, 1e-5)
 	assert.InDelta(t, *a1.A, *a2.A, 1e-5)
 	assert.LessOrEqual(t, testenv.MaxAbs(t, a1.PMap, a2.PMap), 1e-5)
 	assert.LessOrEqual(t, testenv.MaxAbs(t, a1.AMap, a2.AMap), 1e-5)
+	assert.Equal(t, a1.Mask, a2.Mask, "the repair mask")
 	assert.Equal(t, "trt", a2.Setup.Backend)
+	assert.Equal(t, "cuda", a2.Setup.Device)
+	t.Logf("assess transfers on the emulated pair: %+v", *a2.Transfers)
 
 	pr := ref.DefaultParams()
 	pr.Steps1, pr.Steps2 = 3, 2
@@ -61,24 +89,26 @@ func TestTRTEmulatorMatchesORT(t *testing.T) {
 	for i := range r1.Image.Pix {
 		worst = max(worst, absInt(int(r1.Image.Pix[i])-int(r2.Image.Pix[i])))
 	}
-	t.Logf("emulator vs ort: worst pixel difference %d/255", worst)
+	t.Logf("emulated pair vs ort/cpu: worst pixel difference %d/255; transfers %+v", worst, *r2.Transfers)
 	assert.LessOrEqual(t, worst, 1)
 
-	// No per-step allocation: a refine with more steps makes no more shim allocations
-	// (the sessions' buffers are allocated once per shape and reused at every step).
-	allocs := func(steps int) int64 {
+	// No per-step allocation: a refine with more steps makes no more shim allocations, and
+	// the UNet replays its captured graph at every step but the first of each stage.
+	allocs := func(steps int) (int64, *pipeline.Refinement) {
 		x := pr
 		x.Steps1, x.Steps2, x.Seed = steps, steps, 9
 		before := tb.BufferAllocations()
-		_, err := emu.Refine(context.Background(), pipeline.Request{Image: img, Prompt: demoPrompt, Params: &x})
+		r, err := emu.Refine(context.Background(), pipeline.Request{Image: img, Prompt: demoPrompt, Params: &x})
 		require.NoError(t, err)
-		return tb.BufferAllocations() - before
+		return tb.BufferAllocations() - before, r
 	}
-	warm := allocs(2) // the first refine at these shapes sizes the buffers
+	warm, _ := allocs(2) // the first refine at these shapes sizes the buffers
 	t.Logf("shim allocations of the first refine at these shapes: %d", warm)
-	few, many := allocs(2), allocs(6)
+	few, _ := allocs(2)
+	many, r6 := allocs(6)
 	t.Logf("shim allocations per refine: %d with 2+2 steps, %d with 6+6 steps", few, many)
 	assert.Equal(t, few, many, "no allocation per denoising step")
+	assert.Equal(t, 2*(6-1), r6.Transfers.Replays, "each stage captures its first step and replays the rest")
 
 	// Two slots at once equal serial runs on the same pipeline.
 	serial := map[uint64][]byte{}
@@ -90,3 +120,112 @@ func TestTRTEmulatorMatchesORT(t *testing.T) {
 	}
 	t.Logf("peak concurrent requests on two slots: %d", concurrentEqualsSerial(t, emu, img, params, serial))
 }
+
+// Per-request transfers of the tiny-set refine (10 + 10 steps) on the emulated GPU pair
+// (the README states them): the image goes up once; assess sends the texts' token ids and
+// features; each stage sends its token ids and one block with its noise, timesteps (and
+// stage 1's time ids); the host reads back the texts' features, the CLS token with p and
+// the four dimensions, the mask's pixel count and the refined image.
+var wantRefineTransfers = struct {
+	hostToDevice, deviceToHost, syncs int
+}{hostToDevice: 7, deviceToHost: 4, syncs: 4}
+
+// TestDevicePairCountsCopies: a tiny-set refine of 10 + 10 steps on the emulated GPU pair
+// copies nothing and waits for nothing inside a denoising step, and its totals are the
+// ones the README states (maps left on the device: Request.SkipMaps).
+func TestDevicePairCountsCopies(t *testing.T) {
+	emu, _ := emulatedPair(t, 1)
+	img := small(t)
+	pr := emu.DefaultParams()
+	pr.Steps1, pr.Steps2, pr.Seed = 10, 10, 1
+	req := pipeline.Request{Image: img, Prompt: demoPrompt, Params: &pr, SkipMaps: true}
+	_, err := emu.Refine(context.Background(), req) // the first run fills the text-feature cache
+	require.NoError(t, err)
+	for _, cached := range []bool{true, false} {
+		if !cached {
+			req.Prompt += " again" // new texts: their features are computed and read back
+		}
+		r, err := emu.Refine(context.Background(), req)
+		require.NoError(t, err)
+		tr := r.Transfers
+		t.Logf("features cached %v: %+v", cached, *tr)
+		require.True(t, r.Refine.Stage1.Ran, "the tiny set's sample has a repair mask")
+		assert.Equal(t, 20, tr.Steps)
+		assert.Zero(t, tr.InSteps.HostCopies(), "no host copy inside a denoising step")
+		assert.Zero(t, tr.InSteps.Syncs, "no host sync inside a denoising step")
+		assert.Equal(t, 18, tr.Replays, "the UNet step is replayed from its CUDA graph (the first step of each stage captures)")
+		h2d, d2h, syncs := wantRefineTransfers.hostToDevice, wantRefineTransfers.deviceToHost, wantRefineTransfers.syncs
+		if cached {
+			h2d, d2h, syncs = h2d-1, d2h-1, syncs-1 // no ids up, no features back
+		}
+		assert.Equal(t, h2d, tr.Total.HostToDevice, "host-to-device copies per request")
+		assert.Equal(t, d2h, tr.Total.DeviceToHost, "device-to-host copies per request")
+		assert.Equal(t, syncs, tr.Total.Syncs, "host syncs per request")
+		assert.GreaterOrEqual(t, tr.Total.BytesD2H, int64(3*img.W*img.H), "the image comes back")
+		assert.Less(t, tr.Total.BytesD2H, int64(3*img.W*img.H)+int64(16<<10), "and little else: no map")
+	}
+}
+
+// TestORTOnEmulatedDevice: ONNX Runtime on the CPU paired with the emulated GPU device
+// (--backend ort --device cuda-emu) keeps working: the request's tensors and ops live on
+// the device and the engines get explicit, counted copies at their boundary
+// (engine.OnDevice). The results equal the cpu device's within the kernels' tolerance.
+func TestORTOnEmulatedDevice(t *testing.T) {
+	ref := openTiny(t, pipeline.Config{})
+	dev := openTiny(t, pipeline.Config{Device: "cuda-emu", DeviceOptions: emuDevice()})
+	assert.True(t, dev.Info().DeviceInfo.Emulated)
+	img := small(t)
+	pr := ref.DefaultParams()
+	pr.Steps1, pr.Steps2 = 2, 2
+	want, err := ref.Refine(context.Background(), pipeline.Request{Image: img, Prompt: demoPrompt, Params: &pr})
+	require.NoError(t, err)
+	got, err := dev.Refine(context.Background(), pipeline.Request{Image: img, Prompt: demoPrompt, Params: &pr})
+	require.NoError(t, err)
+	assert.InDelta(t, want.P, got.P, 1e-6)
+	assert.InDelta(t, *want.A, *got.A, 1e-6)
+	assert.LessOrEqual(t, testenv.MaxAbs(t, want.PMap, got.PMap), 1e-6)
+	assert.Equal(t, want.Mask, got.Mask)
+	worst := 0
+	for i := range want.Image.Pix {
+		worst = max(worst, absInt(int(want.Image.Pix[i])-int(got.Image.Pix[i])))
+	}
+	tr := got.Transfers
+	t.Logf("ort on cuda-emu vs the cpu device: worst pixel difference %d/255; transfers %+v", worst, *tr)
+	assert.LessOrEqual(t, worst, 1)
+	assert.Positive(t, tr.InSteps.HostCopies(), "the engines' copies are explicit and counted: the UNet's inputs down, its output up, every step")
+	assert.Equal(t, tr.InSteps.DeviceToHost, tr.InSteps.Syncs, "each download waits for the stream")
+}
+
+// TestForeignTensorsRefused: a host tensor handed to a device engine is refused, naming
+// both devices, never copied silently.
+func TestForeignTensorsRefused(t *testing.T) {
+	tb := trt.New(trt.Options{Lib: emutest.Lib()})
+	defer tb.Close()
+	require.NoError(t, tb.Available())
+	assert.Equal(t, "cuda", tb.DeviceName(), "the TensorRT emulator's engines read GPU memory")
+	// Through the pipeline's pairing check: a trt backend with the cpu device.
+	_, err := pipeline.Open(context.Background(), pipeline.Config{Models: testenv.Path(t, "testdata", "models", "tiny"),
+		BackendInstance: tb, Plans: t.TempDir(), PlanOpener: openPlans, Device: "cpu"})
+	require.ErrorIs(t, err, pipeline.ErrUnavailable)
+	assert.ErrorContains(t, err, "backend trt reads cuda tensors, device cpu holds cpu tensors")
+	// At the engine boundary: engine.OnDevice refuses a tensor of a third device.
+	s, err := (func() (engine.Stream, error) {
+		d, err := engine.NewDevice("cuda", emuDevice())
+		if err != nil {
+			return nil, err
+		}
+		return d.NewStream()
+	})()
+	require.NoError(t, err)
+	defer s.Close()
+	h, _ := engine.FromFloat32(engine.Shape{1}, []float32{1})
+	e := engine.OnDevice(nilEngine{}, s)
+	_, err = e.Run(context.Background(), map[string]engine.Tensor{"x": h})
+	require.ErrorIs(t, err, engine.ErrDevice)
+	assert.ErrorContains(t, err, "input x is on device cpu, not cuda")
+}
+
+// nilEngine is an engine that must never run.
+type nilEngine struct{ engine.Engine }
+
+func (nilEngine) Name() string { return "never" }

@@ -69,7 +69,8 @@ func (r *Repo) Dir() string { return r.dir }
 // per (backend, name) verifies the plan (Verify: GPU compute capability, TensorRT
 // version, the ONNX SHA-256 from the model set's manifest, the spec; the plan file's hash
 // unless SkipPlanHash), checks its I/O against the manifest and deserializes it; every
-// call returns a new trt.Session of that engine in slot opts.Slot, which the caller closes.
+// call returns a new trt.Session of that engine in slot opts.Slot (bound to opts.Stream, the
+// pipeline slot's device stream, when set), which the caller closes.
 // A foreign or mismatched plan is refused with the reason (ErrForeign, ErrMismatch, both
 // engine.ErrModel); an I/O difference is engine.ErrContract.
 func (r *Repo) OpenEngine(b engine.Backend, name string, opts engine.OpenOptions) (engine.Engine, error) {
@@ -81,7 +82,17 @@ func (r *Repo) OpenEngine(b engine.Backend, name string, opts engine.OpenOptions
 	if err != nil {
 		return nil, err
 	}
-	slot, err := tb.Slot(opts.Slot)
+	var slot *trt.Slot
+	if st := opts.Stream; st != nil {
+		// A pipeline slot: the engines enqueue on its device stream and write its device's
+		// tensors, so kernels and engines of a request are ordered on one stream.
+		if st.Device().Name() != tb.DeviceName() {
+			return nil, fmt.Errorf("%w: plans: %s: the slot's stream runs on %s, TensorRT writes %s memory", engine.ErrDevice, name, st.Device().Name(), tb.DeviceName())
+		}
+		slot, err = tb.SlotWith(opts.Slot, trt.SlotOptions{Stream: st.Handle(), Device: st.Device()})
+	} else {
+		slot, err = tb.Slot(opts.Slot)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,8 @@
 GRF_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export GRF_ROOT
 export ONNXRUNTIME_SHARED_LIBRARY_PATH=${ONNXRUNTIME_SHARED_LIBRARY_PATH:-$GRF_ROOT/.deps/ort/libonnxruntime.so.1}
+# The ONNX Runtime GPU build of `make setup-gpu` (engine/ort device=cuda; may not exist).
+export GRF_ORT_GPU_LIB=${GRF_ORT_GPU_LIB:-$GRF_ROOT/.deps/ort-gpu/libonnxruntime.so.1}
 export CGO_CFLAGS=${CGO_CFLAGS:-"-O2 -g -Wno-deprecated-declarations"}
 # Native libraries built by `make native` (dlopen'd by engine/cuda and engine/trt).
 export GRF_CUDA_LIB=${GRF_CUDA_LIB:-$GRF_ROOT/build/libgrefine_cuda.so}

@@ -11,6 +11,7 @@ export GRF_REQUIRE_ORT=1
 if [ -f tools/native.sh ]; then
   GRF_REQUIRE_CUDA=${GRF_REQUIRE_CUDA:-1} bash tools/native.sh
 fi
+bash tools/cuda-emu.sh
 bash tools/trt-emu.sh
 bash tools/lint.sh
 go test -count=1 ./... 2>&1 | tee /tmp/grefine-test.log

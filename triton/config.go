@@ -6,14 +6,18 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/rs/zerolog"
 
+	"github.com/grefine/grefine/engine"
+	"github.com/grefine/grefine/engine/modelset"
 	"github.com/grefine/grefine/pipeline"
 	"github.com/grefine/grefine/pipeline/imageio"
+	"github.com/grefine/grefine/plans"
 )
 
 // ErrConfig: a model's config.pbtxt does not describe a grefine model this backend can
@@ -41,7 +45,8 @@ type Model struct {
 	Models string
 	// Backend runs the networks: "ort" (default) or "trt" (with Plans).
 	Backend string
-	// Device is "cpu" or "cuda"; "" picks cuda for KIND_GPU instances, else cpu.
+	// Device is a registered device ("cpu", "cuda", "cuda-emu"); "" picks cuda for
+	// KIND_GPU instances and the trt backend, else cpu.
 	Device string
 	// Plans is a TensorRT plan repository (backend trt).
 	Plans string
@@ -63,7 +68,7 @@ var Parameters = []struct{ Key, Usage string }{
 	{"task", "assess or refine (required)"},
 	{"models", "model-set directory (required; relative: to the model's directory)"},
 	{"backend", "ort (default) or trt"},
-	{"device", "cpu or cuda (default: cuda for KIND_GPU instances, else cpu)"},
+	{"device", "cpu, cuda or cuda-emu (default: cuda for KIND_GPU instances and backend trt, else cpu)"},
 	{"plans", "TensorRT plan repository, for backend trt"},
 	{"lib", "the backend's native library (default: $ONNXRUNTIME_SHARED_LIBRARY_PATH or $GRF_TRT_LIB)"},
 	{"hash_cache", "file remembering verified model files (default: none, every file is hashed at load)"},
@@ -229,8 +234,8 @@ func (m *Model) check() error {
 		return bad("backend trt needs the parameter plans (a plan repository from `grefine plans build`)")
 	case m.Backend == "ort" && m.Plans != "":
 		return bad("parameter plans needs backend trt")
-	case m.Device != "" && m.Device != "cpu" && m.Device != "cuda":
-		return bad("parameter device %q: want cpu or cuda", m.Device)
+	case m.Device != "" && !slices.Contains(engine.Devices(), m.Device):
+		return bad("parameter device %q: want one of %v", m.Device, engine.Devices())
 	case m.Slots < 1 || m.Slots > pipeline.MaxSlots:
 		return bad("parameter slots %d is out of range [1, %d]", m.Slots, pipeline.MaxSlots)
 	case m.Threads < 0 || m.Threads > pipeline.MaxThreads():
@@ -321,21 +326,23 @@ type Placement struct {
 	DeviceID int
 }
 
-// PipelineConfig is the pipeline of one instance of m at pl. A KIND_GPU instance runs
-// on device cuda (unless the device parameter says cpu) and passes its GPU index to the
-// backend (ort: device_id, trt: device); a KIND_CPU instance cannot take device cuda.
+// PipelineConfig is the pipeline of one instance of m at pl. The device is the device
+// parameter, else cuda for KIND_GPU instances and the trt backend (TensorRT's engines
+// read GPU memory), else cpu; a KIND_CPU instance cannot take device cuda. A KIND_GPU
+// instance passes its GPU index to the device (ordinal) and to the backend (ort: the CUDA
+// provider's device_id, trt: the shim's device).
 func (m *Model) PipelineConfig(pl Placement, log *zerolog.Logger) (pipeline.Config, error) {
 	dev := m.Device
 	if dev == "" {
 		dev = "cpu"
-		if pl.Kind == KindGPU {
+		if pl.Kind == KindGPU || m.Backend == "trt" {
 			dev = "cuda"
 		}
 	}
 	if pl.Kind == KindCPU && dev == "cuda" {
 		return pipeline.Config{}, fmt.Errorf("%w: model %q: a KIND_CPU instance cannot run device cuda (use KIND_GPU, or device cpu)", ErrConfig, m.Name)
 	}
-	opts := map[string]string{}
+	opts, devOpts := map[string]string{}, map[string]string{}
 	if m.Lib != "" {
 		opts["lib"] = m.Lib
 	}
@@ -343,15 +350,28 @@ func (m *Model) PipelineConfig(pl Placement, log *zerolog.Logger) (pipeline.Conf
 		if pl.DeviceID < 0 {
 			return pipeline.Config{}, fmt.Errorf("%w: model %q: KIND_GPU instance with device id %d", ErrConfig, m.Name, pl.DeviceID)
 		}
+		id := strconv.Itoa(pl.DeviceID)
+		if dev == "cuda" {
+			devOpts["ordinal"] = id
+		}
 		if m.Backend == "trt" {
-			opts["device"] = strconv.Itoa(pl.DeviceID)
+			opts["device"] = id
 		} else if dev == "cuda" {
-			opts["device_id"] = strconv.Itoa(pl.DeviceID)
+			opts["device_id"] = id
 		}
 	}
-	return pipeline.Config{
+	cfg := pipeline.Config{
 		Models: m.Models, HashCache: m.HashCache, Backend: m.Backend, BackendOptions: opts, Plans: m.Plans,
-		Device: dev, Threads: m.Threads, Slots: m.Slots, AssessOnly: m.Task == TaskAssess,
+		Device: dev, DeviceOptions: devOpts, Threads: m.Threads, Slots: m.Slots, AssessOnly: m.Task == TaskAssess,
 		Limits: imageio.DefaultLimits, Logger: log,
-	}, nil
+	}
+	if m.Plans != "" {
+		cfg.PlanOpener = openPlans
+	}
+	return cfg, nil
+}
+
+// openPlans opens a TensorRT plan repository for the pipeline (package plans).
+func openPlans(dir string, set *modelset.Set) (pipeline.Opener, error) {
+	return plans.Open(dir, set, plans.OpenOptions{})
 }

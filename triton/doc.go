@@ -34,7 +34,7 @@
 //	task        assess or refine (required)
 //	models      the model-set directory (required; relative paths are relative to the model's directory)
 //	backend     ort (default) or trt; plans: a TensorRT plan repository, for trt
-//	device      cpu or cuda (default: cuda for KIND_GPU instances, else cpu)
+//	device      cpu, cuda or cuda-emu (default: cuda for KIND_GPU instances and backend trt, else cpu)
 //	lib         the backend's native library (ONNX Runtime, or libgrefine_trt.so)
 //	hash_cache  a file remembering verified model files (default: every file is hashed at load)
 //	slots       requests one instance runs at once, 1 to 64 (default 1)
@@ -51,10 +51,10 @@
 // so an instance runs up to slots requests at once and Triton's queue holds the others
 // (its queue time is the time waited for a slot).
 //
-// KIND_GPU instances pass their GPU to the networks' backend (ort: the CUDA execution
+// KIND_GPU instances run on device cuda and pass their GPU index to the device (the
+// ordinal of engine/cuda) and to the networks' backend (ort: the CUDA execution
 // provider's device_id; trt: the shim's device). This has not run on a GPU: the machine
-// that built it had none, and the pipeline's CUDA kernels (engine/cuda) do not take a
-// device index yet, so use one GPU per process (CUDA_VISIBLE_DEVICES) until they do.
+// that built it had none (tests/triton runs KIND_CPU instances).
 //
 // # Requests
 //

@@ -17,6 +17,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	_ "github.com/grefine/grefine/engine/cpu"
+	_ "github.com/grefine/grefine/engine/cuda"
 	_ "github.com/grefine/grefine/engine/ort"
 	"github.com/grefine/grefine/internal/testenv"
 	"github.com/grefine/grefine/pipeline"
@@ -89,7 +91,7 @@ func TestParseModelConfig(t *testing.T) {
 		{"bad backend", config("assess", param("backend", "tf")), `parameter backend "tf": want ort or trt`},
 		{"trt without plans", config("assess", param("backend", "trt")), "backend trt needs the parameter plans"},
 		{"plans on ort", config("assess", param("plans", "/p")), "parameter plans needs backend trt"},
-		{"bad device", config("assess", param("device", "tpu")), `parameter device "tpu"`},
+		{"bad device", config("assess", param("device", "tpu")), `parameter device "tpu": want one of [cpu cuda cuda-emu]`},
 		{"slots 0", config("assess", param("slots", "0")), "parameter slots 0 is out of range [1, 64]"},
 		{"slots 65", config("assess", param("slots", "65")), "parameter slots 65 is out of range"},
 		{"slots not a number", config("assess", param("slots", "two")), `parameter slots: "two" is not an integer`},
@@ -126,10 +128,13 @@ func TestPipelineConfig(t *testing.T) {
 	assert.True(t, cfg.AssessOnly)
 	assert.Equal(t, 2, cfg.Slots)
 	assert.Equal(t, map[string]string{"lib": "/ort.so"}, cfg.BackendOptions)
+	assert.Empty(t, cfg.DeviceOptions)
+	assert.Nil(t, cfg.PlanOpener)
 
 	cfg, err = m.PipelineConfig(triton.Placement{Kind: triton.KindGPU, DeviceID: 3}, nil)
 	require.NoError(t, err)
 	assert.Equal(t, "cuda", cfg.Device, "a KIND_GPU instance runs on the GPU")
+	assert.Equal(t, map[string]string{"ordinal": "3"}, cfg.DeviceOptions, "the device is the instance's GPU")
 	assert.Equal(t, map[string]string{"lib": "/ort.so", "device_id": "3"}, cfg.BackendOptions, "ort's CUDA provider gets the instance's GPU")
 
 	trt := *m
@@ -137,8 +142,18 @@ func TestPipelineConfig(t *testing.T) {
 	cfg, err = trt.PipelineConfig(triton.Placement{Kind: triton.KindGPU, DeviceID: 1}, nil)
 	require.NoError(t, err)
 	assert.Equal(t, map[string]string{"device": "1"}, cfg.BackendOptions, "the TensorRT shim gets the instance's GPU")
+	assert.Equal(t, map[string]string{"ordinal": "1"}, cfg.DeviceOptions)
 	assert.False(t, cfg.AssessOnly)
 	assert.Equal(t, "/plans", cfg.Plans)
+	assert.NotNil(t, cfg.PlanOpener, "plans open through package plans")
+	_, err = trt.PipelineConfig(triton.Placement{Kind: triton.KindCPU}, nil)
+	require.ErrorIs(t, err, triton.ErrConfig, "trt runs on device cuda by default: not on a KIND_CPU instance")
+
+	emu := *m
+	emu.Device = "cuda-emu"
+	cfg, err = emu.PipelineConfig(triton.Placement{Kind: triton.KindCPU}, nil)
+	require.NoError(t, err, "the emulated device runs on the CPU")
+	assert.Equal(t, "cuda-emu", cfg.Device)
 
 	cuda := *m
 	cuda.Device = "cuda"

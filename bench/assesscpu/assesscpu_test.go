@@ -197,7 +197,7 @@ func BenchmarkText(b *testing.B) {
 			e, err := set.OpenEngine(testenv.ORT(b), mode.engine, engine.OpenOptions{Threads: threads(b), Session: session(b)})
 			require.NoError(b, err)
 			defer e.Close()
-			enc, err := aq.NewTextEncoder(tok, e, templates, empty.F32, 0)
+			enc, err := aq.NewTextEncoder(tok, e, testenv.CPUStream(b), templates, empty.F32, 0)
 			require.NoError(b, err)
 			enc.CallCost = mode.callCost
 			if c := os.Getenv("GRF_BENCH_CALLCOST"); c != "" && mode.callCost == 0 {

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/grefine/grefine/engine"
+	"github.com/grefine/grefine/engine/cpu"
 	"github.com/grefine/grefine/engine/modelset"
 	"github.com/grefine/grefine/internal/testenv"
 	"github.com/grefine/grefine/pipeline/aq"
@@ -60,10 +61,11 @@ func TestExactFull(t *testing.T) {
 		require.NoError(t, err)
 		out, err := plain.Run(context.Background(), map[string]engine.Tensor{"input_ids": in})
 		require.NoError(t, err)
-		want[i] = aq.Ensemble(out["text_embeds"].(*engine.HostTensor).F32, K, D, empty.F32)
+		want[i] = make([]float32, D)
+		require.NoError(t, cpu.Ensemble(out["text_embeds"].(*engine.HostTensor).F32, 1, K, D, empty.F32, want[i]))
 	}
 	for _, e := range []engine.Engine{plain, kv} {
-		enc, err := aq.NewTextEncoder(tok, e, templates, empty.F32, 0)
+		enc, err := aq.NewTextEncoder(tok, e, testenv.CPUStream(t), templates, empty.F32, 0)
 		require.NoError(t, err)
 		got, err := enc.Features(context.Background(), txt)
 		require.NoError(t, err)

@@ -23,6 +23,7 @@ import (
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
 	"github.com/grefine/grefine/engine"
+	_ "github.com/grefine/grefine/engine/cpu" // the cpu device (the pipeline's default, imageio's resize)
 	_ "github.com/grefine/grefine/engine/ort" // the embedded default backend
 	"github.com/grefine/grefine/pipeline"
 	"github.com/grefine/grefine/pipeline/imageio"

@@ -51,8 +51,10 @@ extern "C" {
 #define GRF_CUDA_ERR_INTERNAL 4
 
 /* ABI version of this header; grf_cuda_abi_version returns it. Bump on any change of a
- * struct or signature. */
-#define GRF_CUDA_ABI_VERSION 1
+ * struct or signature. ABI 2: grf_cuda_memcpy_htod no longer waits for the stream,
+ * grf_cuda_memcpy2d_dtod, and the kernel families of the device-resident request
+ * (images, pointwise, dilate, count, PQ, text features and maps, emphasis, colour fix). */
+#define GRF_CUDA_ABI_VERSION 2
 
 /* Opaque stream handle (a cudaStream_t). */
 typedef struct grf_stream grf_stream;
@@ -94,8 +96,9 @@ GRF_CUDA_API int grf_cuda_stream_destroy(grf_stream* stream, char* err, size_t e
  * asynchronous error of that work. */
 GRF_CUDA_API int grf_cuda_stream_sync(grf_stream* stream, char* err, size_t errlen);
 
-/* grf_cuda_memcpy_htod copies bytes from host src to device dst on the stream and waits
- * for the copy: src is not used after the call returns. */
+/* grf_cuda_memcpy_htod enqueues a copy of bytes from host src to device dst on the
+ * stream, ordered after the stream's earlier work. It returns once src has been read
+ * (staged), without waiting for the stream: src may be reused after the call returns. */
 GRF_CUDA_API int grf_cuda_memcpy_htod(void* dst, const void* src, size_t bytes, grf_stream* stream,
                          char* err, size_t errlen);
 
@@ -107,6 +110,13 @@ GRF_CUDA_API int grf_cuda_memcpy_dtoh(void* dst, const void* src, size_t bytes, 
 /* grf_cuda_memcpy_dtod enqueues a device-to-device copy on the stream (asynchronous). */
 GRF_CUDA_API int grf_cuda_memcpy_dtod(void* dst, const void* src, size_t bytes, grf_stream* stream,
                          char* err, size_t errlen);
+
+/* grf_cuda_memcpy2d_dtod enqueues a strided 2-D device-to-device copy of rows rows of
+ * width bytes each: row r goes from src + r*spitch to dst + r*dpitch (cudaMemcpy2DAsync;
+ * dpitch and spitch >= width). rows or width 0 does nothing. */
+GRF_CUDA_API int grf_cuda_memcpy2d_dtod(void* dst, size_t dpitch, const void* src, size_t spitch,
+                           size_t width, size_t rows, grf_stream* stream, char* err,
+                           size_t errlen);
 
 /* grf_cuda_memset enqueues cudaMemsetAsync(ptr, value, bytes) on the stream. */
 GRF_CUDA_API int grf_cuda_memset(void* ptr, int value, size_t bytes, grf_stream* stream, char* err,
@@ -236,6 +246,239 @@ typedef struct grf_inpaint_params {
  * batch may be 0. */
 GRF_CUDA_API int grf_inpaint_input(const grf_inpaint_params* p, grf_stream* stream, char* err,
                       size_t errlen);
+
+/* ---- Images (ABI 2) --------------------------------------------------------------------
+ * An RGB image is uint8 [H, W, 3] row-major (pixel p = y*W + x holds R, G, B at 3p..3p+2);
+ * a planar image is float32 [3, H, W]. */
+
+/* Parameters of grf_resize_rgb8: Pillow's Image.resize((out_w, out_h), BICUBIC). */
+typedef struct grf_resize_rgb8_params {
+  const uint8_t* src; /* [in_h, in_w, 3] */
+  uint8_t* dst;       /* [out_h, out_w, 3]; must not overlap src */
+  void* workspace;    /* device scratch of grf_resize_rgb8_workspace_size bytes */
+  size_t workspace_bytes;
+  int in_h, in_w, out_h, out_w; /* each >= 1 */
+} grf_resize_rgb8_params;
+
+/* grf_resize_rgb8_workspace_size writes the scratch grf_resize_rgb8 needs: the two passes'
+ * fixed-point tables and the intermediate image [in_h, out_w, 3]. */
+GRF_CUDA_API int grf_resize_rgb8_workspace_size(const grf_resize_rgb8_params* p, size_t* bytes,
+                                   char* err, size_t errlen);
+
+/* grf_resize_rgb8 is Pillow 8-bit bicubic resampling, bit for bit: a horizontal pass
+ * (skipped when in_w == out_w) into [in_h, out_w, 3], then a vertical pass (skipped when
+ * in_h == out_h); both skipped copies. Per pass from n_in to n_out samples, in float64
+ * (each operation rounded, no fused multiply-add), for output index o:
+ *   scale = n_in/n_out; fs = max(scale, 1); support = 2*fs; K = ceil(support)*2 + 1
+ *   center = (o + 0.5)*scale; xmin = max((int)(center - support + 0.5), 0)
+ *   n = min((int)(center + support + 0.5), n_in) - xmin
+ *   w[x] = bicubic_a(-0.5)((x + xmin - center + 0.5) / fs), x < n; ww = sum w (x order)
+ *   k[x] = (int32)(+-0.5 + (ww != 0 ? w[x]/ww : w[x]) * 2^22)   (sign of the weight)
+ *   out = clamp((2^21 + sum_{x<n} in[xmin + x] * k[x]) >> 22, 0, 255)   (int32)
+ * with bicubic(t) = ((1.5|t| - 2.5)|t|)|t| + 1 for |t| < 1, ((|t| - 5)|t| + 8)|t| - 4)*-0.5
+ * for |t| < 2, else 0 (evaluated left to right). */
+GRF_CUDA_API int grf_resize_rgb8(const grf_resize_rgb8_params* p, grf_stream* stream, char* err,
+                    size_t errlen);
+
+/* Parameters of grf_to_planar and grf_from_planar. */
+typedef struct grf_planar_params {
+  uint8_t* rgb;  /* [n, 3]: grf_to_planar's source, grf_from_planar's destination */
+  float* planar; /* [3, n]: grf_to_planar's destination, grf_from_planar's source */
+  long long n;   /* pixels (>= 0) */
+  float mean[3], std[3]; /* grf_to_planar only */
+} grf_planar_params;
+
+/* grf_to_planar: planar[c*n + p] = (float(rgb[3p + c]) / 255 - mean[c]) / std[c]
+ * (float32, each operation rounded). */
+GRF_CUDA_API int grf_to_planar(const grf_planar_params* p, grf_stream* stream, char* err,
+                  size_t errlen);
+
+/* grf_from_planar: v = min(max(planar[c*n + p], 0), 1);
+ * rgb[3p + c] = (uint8_t)(v*255 + 0.5) (float32, rounded, truncated). */
+GRF_CUDA_API int grf_from_planar(const grf_planar_params* p, grf_stream* stream, char* err,
+                    size_t errlen);
+
+/* Parameters of grf_paste_rgb8. */
+typedef struct grf_paste_params {
+  uint8_t* dst;       /* [n, 3] */
+  const uint8_t* src; /* [n, 3] */
+  const float* mask;  /* [n] */
+  long long n;
+} grf_paste_params;
+
+/* grf_paste_rgb8: for each pixel p with mask[p] < 0.5, dst[3p..3p+2] = src[3p..3p+2]. */
+GRF_CUDA_API int grf_paste_rgb8(const grf_paste_params* p, grf_stream* stream, char* err,
+                   size_t errlen);
+
+/* ---- Pointwise, dilation, counting (ABI 2) ------------------------------------------ */
+
+/* Operations of grf_pointwise (values equal engine.PointwiseOp). */
+#define GRF_POINT_AFFINE 1
+#define GRF_POINT_SCALE 2
+#define GRF_POINT_UNSCALE 3
+#define GRF_POINT_LERP 4
+#define GRF_POINT_MAXIMUM 5
+#define GRF_POINT_GREATER 6
+#define GRF_POINT_AT_LEAST 7
+#define GRF_POINT_MASKED_AFFINE 8
+
+/* Parameters of grf_pointwise. */
+typedef struct grf_pointwise_params {
+  int op;             /* GRF_POINT_* */
+  float* dst;         /* [n] ([copies * n] for SCALE) */
+  const float* src;   /* [n] */
+  const float* src2;  /* [n] for LERP and MAXIMUM, else NULL */
+  const float* mask;  /* [m] for MASKED_AFFINE (n a multiple of m), else NULL */
+  long long n, m;
+  int copies;         /* SCALE: copies of the result (>= 1); else 1 */
+  int clamp01;        /* AFFINE: clamp the result to [0, 1] */
+  float a, b;
+  double s, t;
+} grf_pointwise_params;
+
+/* grf_pointwise, for i < n (float32 unless stated, each operation rounded, no fused
+ * multiply-add):
+ *   AFFINE:        dst[i] = src[i]*a + b; clamp01: min(max(dst[i], 0), 1)
+ *   SCALE:         dst[j*n + i] = (float)((double)src[i] * s), j < copies
+ *   UNSCALE:       dst[i] = (float)((double)src[i] / s)
+ *   LERP:          dst[i] = (float)(s*(double)src[i] + t*(double)src2[i])
+ *   MAXIMUM:       dst[i] = max(src[i], src2[i])
+ *   GREATER:       dst[i] = src[i] > a ? 1 : 0
+ *   AT_LEAST:      dst[i] = src[i] >= a ? 1 : 0
+ *   MASKED_AFFINE: dst[i] = mask[i % m] < 0.5 ? src[i]*a + b : 0
+ * dst may equal src or src2 (each element is read before it is written) except SCALE
+ * with copies > 1. n may be 0. */
+GRF_CUDA_API int grf_pointwise(const grf_pointwise_params* p, grf_stream* stream, char* err,
+                  size_t errlen);
+
+/* Parameters of grf_dilate. */
+typedef struct grf_dilate_params {
+  const float* src; /* [planes, h, w] */
+  float* dst;       /* [planes, h, w]; must not overlap src */
+  void* workspace;  /* planes*h*w floats of device scratch (NULL when radius is 0) */
+  size_t workspace_bytes;
+  int planes, height, width, radius; /* radius >= 0 */
+} grf_dilate_params;
+
+/* grf_dilate: a (2r+1) x (2r+1) square max filter per plane, the window clipped at the
+ * borders, as a horizontal pass (into the workspace) then a vertical pass:
+ *   t[y,x] = max over |dx| <= r of src[y, x+dx]; dst[y,x] = max over |dy| <= r of t[y+dy, x]
+ * radius 0 copies. */
+GRF_CUDA_API int grf_dilate(const grf_dilate_params* p, grf_stream* stream, char* err,
+               size_t errlen);
+
+/* Parameters of grf_count_at_least. */
+typedef struct grf_count_params {
+  const float* src; /* [n] */
+  long long* count; /* [1] out */
+  long long n;
+  float bound;
+} grf_count_params;
+
+/* grf_count_at_least: *count = the number of i < n with src[i] >= bound. */
+GRF_CUDA_API int grf_count_at_least(const grf_count_params* p, grf_stream* stream, char* err,
+                       size_t errlen);
+
+/* ---- Quality features (ABI 2) -------------------------------------------------------- */
+
+/* Parameters of grf_pq_probs. */
+typedef struct grf_pq_params {
+  const float* tokens;  /* [batch, T, D] */
+  const float* pq_text; /* [4, 2, D]: per dimension i the "good" row 2i, the "bad" row 2i+1 */
+  float* good;          /* [batch, 4, T] out */
+  int batch, tokens_n, dim; /* batch, T, D */
+} grf_pq_params;
+
+/* grf_pq_probs, the PQ softmax: for b, t, i:
+ *   g = dot(tokens[b,t], pq_text[2i]), k = dot(tokens[b,t], pq_text[2i+1])  (double sums)
+ *   good[b,i,t] = (float)(1 / (1 + exp(k - g)))                                (double)
+ * (the reference sums in index order; the kernel's order differs, within the stated
+ * tolerance). */
+GRF_CUDA_API int grf_pq_probs(const grf_pq_params* p, grf_stream* stream, char* err, size_t errlen);
+
+/* Parameters of grf_scatter_rows. */
+typedef struct grf_scatter_params {
+  const float* src;     /* [n, D] */
+  const int32_t* index; /* [n], distinct values in [0, m) */
+  float* dst;           /* [m, D] */
+  int n, m, dim;
+} grf_scatter_params;
+
+/* grf_scatter_rows: dst[index[i], :] = src[i, :] for i < n. An index outside [0, m) is
+ * skipped (the reference refuses it). */
+GRF_CUDA_API int grf_scatter_rows(const grf_scatter_params* p, grf_stream* stream, char* err,
+                     size_t errlen);
+
+/* Parameters of grf_text_ensemble. */
+typedef struct grf_ensemble_params {
+  const float* emb;   /* [texts * k, D]: text i's k templated embeddings consecutive */
+  const float* empty; /* [D] R, or NULL */
+  float* dst;         /* [texts, D] */
+  int texts, k, dim;  /* k >= 1 */
+} grf_ensemble_params;
+
+/* grf_text_ensemble, per text, in double:
+ *   n_j = |emb_j| (0 counts as 1); acc[d] = sum_j emb_j[d] / n_j (j order); acc /= k
+ *   dst[d] = (float)(acc[d] / |acc| - R[d])       (|acc| = 0 counts as 1; R absent: 0) */
+GRF_CUDA_API int grf_text_ensemble(const grf_ensemble_params* p, grf_stream* stream, char* err,
+                      size_t errlen);
+
+/* Parameters of grf_text_maps. */
+typedef struct grf_text_maps_params {
+  const float* tokens; /* [T, D], T = 1 + grid_h*grid_w (token 0 = CLS) */
+  const float* feats;  /* [k, D] */
+  float* dst;          /* [height, width] */
+  void* workspace;     /* k*grid_h*grid_w floats of device scratch (NULL when k is 0) */
+  size_t workspace_bytes;
+  int k, dim, grid_h, grid_w, height, width;
+} grf_text_maps_params;
+
+/* grf_text_maps, the alignment map: dst = 0; for j < k:
+ *   v[t] = (float)dot(tokens[1+t], feats[j])   (double sums), t < grid_h*grid_w
+ *   lo, hi = min(v), max(v); v = (hi - lo < 1e-12) ? 0 : (v - lo)/(hi - lo)
+ *   dst = max(dst, bilinear(v as grid_h x grid_w -> height x width))   (as grf_resize) */
+GRF_CUDA_API int grf_text_maps(const grf_text_maps_params* p, grf_stream* stream, char* err,
+                  size_t errlen);
+
+/* ---- Refinement (ABI 2) -------------------------------------------------------------- */
+
+/* Parameters of grf_emphasis. */
+typedef struct grf_emphasis_params {
+  float* hidden;      /* [rows, dim], in place */
+  const float* weights; /* [rows] host memory, read during the call */
+  double* workspace;  /* 2 doubles of device scratch */
+  size_t workspace_bytes;
+  int rows, dim;      /* rows <= 256 */
+} grf_emphasis_params;
+
+/* grf_emphasis, prompt emphasis (A1111 style): when every weight is 1 nothing changes;
+ * else before = sum(double)h; h[r,d] *= w[r] (float32); after = sum(double)h;
+ * if after != 0: h *= (float)(before/after). */
+GRF_CUDA_API int grf_emphasis(const grf_emphasis_params* p, grf_stream* stream, char* err,
+                 size_t errlen);
+
+/* Parameters of grf_color_fix. */
+typedef struct grf_color_fix_params {
+  const float* content; /* [C, H, W] */
+  const float* style;   /* [C, H, W] */
+  float* dst;           /* [C, H, W]; may equal content or style */
+  void* workspace;      /* grf_color_fix_workspace_size bytes */
+  size_t workspace_bytes;
+  int channels, height, width, levels; /* levels >= 1 */
+} grf_color_fix_params;
+
+/* grf_color_fix_workspace_size writes the scratch of grf_color_fix: 4 planes sets. */
+GRF_CUDA_API int grf_color_fix_workspace_size(const grf_color_fix_params* p, size_t* bytes,
+                                 char* err, size_t errlen);
+
+/* grf_color_fix, PASD's wavelet colour fix (float32, each operation rounded, left to right):
+ *   blur_r(s)[y,x] = 0.25*t[y-r,x] + 0.5*t[y,x] + 0.25*t[y+r,x],
+ *     t[y,x] = 0.25*s[y,x-r] + 0.5*s[y,x] + 0.25*s[y,x+r]       (indices clamped)
+ *   decompose(img): high = 0; for i < levels: low = blur_{2^i}(img); high += img - low;
+ *                   img = low
+ *   dst = min(max(high(content) + low(style), 0), 1) */
+GRF_CUDA_API int grf_color_fix(const grf_color_fix_params* p, grf_stream* stream, char* err,
+                  size_t errlen);
 
 #ifdef __cplusplus
 }

@@ -33,6 +33,23 @@ int grf_go_fuse_maps_workspace_size(const grf_fuse_maps_params* p, size_t* n, ch
 int grf_go_fuse_maps(int dev, const grf_fuse_maps_params* p, grf_stream* st, char* err, size_t errlen);
 int grf_go_blend_step(int dev, const grf_blend_params* p, grf_stream* st, char* err, size_t errlen);
 int grf_go_inpaint_input(int dev, const grf_inpaint_params* p, grf_stream* st, char* err, size_t errlen);
+/* ABI 2 */
+int grf_go_memcpy2d_dtod(int dev, void* d, size_t dp, const void* s, size_t sp, size_t w, size_t rows, grf_stream* st, char* err, size_t errlen);
+int grf_go_resize_rgb8_workspace_size(const grf_resize_rgb8_params* p, size_t* n, char* err, size_t errlen);
+int grf_go_resize_rgb8(int dev, const grf_resize_rgb8_params* p, grf_stream* st, char* err, size_t errlen);
+int grf_go_to_planar(int dev, const grf_planar_params* p, grf_stream* st, char* err, size_t errlen);
+int grf_go_from_planar(int dev, const grf_planar_params* p, grf_stream* st, char* err, size_t errlen);
+int grf_go_paste_rgb8(int dev, const grf_paste_params* p, grf_stream* st, char* err, size_t errlen);
+int grf_go_pointwise(int dev, const grf_pointwise_params* p, grf_stream* st, char* err, size_t errlen);
+int grf_go_dilate(int dev, const grf_dilate_params* p, grf_stream* st, char* err, size_t errlen);
+int grf_go_count_at_least(int dev, const grf_count_params* p, grf_stream* st, char* err, size_t errlen);
+int grf_go_pq_probs(int dev, const grf_pq_params* p, grf_stream* st, char* err, size_t errlen);
+int grf_go_scatter_rows(int dev, const grf_scatter_params* p, grf_stream* st, char* err, size_t errlen);
+int grf_go_text_ensemble(int dev, const grf_ensemble_params* p, grf_stream* st, char* err, size_t errlen);
+int grf_go_text_maps(int dev, const grf_text_maps_params* p, grf_stream* st, char* err, size_t errlen);
+int grf_go_emphasis(int dev, const grf_emphasis_params* p, grf_stream* st, char* err, size_t errlen);
+int grf_go_color_fix_workspace_size(const grf_color_fix_params* p, size_t* n, char* err, size_t errlen);
+int grf_go_color_fix(int dev, const grf_color_fix_params* p, grf_stream* st, char* err, size_t errlen);
 
 #ifdef __cplusplus
 }

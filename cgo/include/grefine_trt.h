@@ -2,10 +2,11 @@
  * grefine_trt.h: the C ABI of libgrefine_trt.so, grefine's TensorRT shim.
  *
  * The shim (the C++ sources of cgo/trt) wraps TensorRT 10.x and 11.x behind plain C so that Go can
- * dlopen it (engine/trt). Two host-memory implementations of the same ABI stand in for it
- * on machines without a GPU: the fake (cgo/trt/fake, elementwise text plans, for error
- * paths) and the emulator (the fake built with GRF_TRT_EMU: ONNX plans run by ONNX
- * Runtime on the CPU; `make trt-emu`).
+ * dlopen it (engine/trt). Two implementations of the same ABI stand in for it on machines
+ * without a GPU: the fake (cgo/trt/fake, host memory, elementwise text plans, for the Go
+ * side's error paths) and the emulator (the fake built with GRF_TRT_EMU on cuda-emu,
+ * cgo/emu: emulated device memory and streams, ONNX plans run by ONNX Runtime on the CPU;
+ * `make trt-emu`).
  *
  * Conventions, for every function below:
  *   - The return value is a status (GRF_TRT_OK or a GRF_TRT_ERR_* code). On failure a
@@ -134,8 +135,9 @@ typedef struct grf_trt_device_info {
   int32_t cc_major;  /* compute capability of the queried device */
   int32_t cc_minor;
   int64_t total_mem; /* bytes */
-  int32_t host_memory; /* 1: "device" memory is host memory and engines run on the CPU
-                          (the emulator); 0: CUDA device memory */
+  int32_t emulated;  /* 1: the device is cuda-emu, the GPU emulator (libgrefine_trt_emu.so:
+                        emulated device memory, engines run by ONNX Runtime on the CPU);
+                        0: a CUDA device */
   char name[256];
 } grf_trt_device_info;
 
@@ -156,6 +158,21 @@ int32_t grf_trt_set_log_callback(grf_trt_log_fn fn, int32_t max_severity, char *
 /* Describes CUDA device `device` (and the device count). Count 0 is not an error: the
  * other fields are then zero. */
 int32_t grf_trt_get_device_info(int32_t device, grf_trt_device_info *out, char *err, size_t errlen);
+
+/* What the shim's CUDA runtime says about this machine's GPUs, for diagnostics (grefine
+ * doctor): why none is visible, and which CUDA version the driver supports. */
+typedef struct grf_trt_cuda_status {
+  int32_t device_count;    /* cudaGetDeviceCount's count; 0 when it failed */
+  int32_t error;           /* its cudaError_t (0: cudaSuccess) */
+  int32_t driver_version;  /* cudaDriverGetVersion, e.g. 13000; 0: no driver */
+  int32_t runtime_version; /* cudaRuntimeGetVersion of the shim's own CUDA runtime; 0 if none */
+  char error_name[64];     /* "cudaErrorNoDevice"; "" on success */
+  char error_text[256];    /* cudaGetErrorString; "" on success */
+} grf_trt_cuda_status;
+
+/* Fills *out. Added to ABI 2 without a version bump: engine/trt loads a shim that lacks it
+ * and then cannot say why no GPU is visible. */
+int32_t grf_trt_get_cuda_status(grf_trt_cuda_status *out, char *err, size_t errlen);
 
 /* ---- streams and device buffers ----------------------------------------------------- */
 

@@ -1,8 +1,9 @@
 /*
  * grefine_trt_loader.h: the Go side's view of libgrefine_trt.so (engine/trt/loader.c).
  *
- * engine/trt does not link the shim: it dlopens it at run time, so the Go binary builds and
- * runs without TensorRT. grf_trtl_open resolves every grf_trt_* symbol of grefine_trt.h;
+ * engine/trt does not link the shim: engine/native dlopens it at run time, so the Go binary
+ * builds and runs without TensorRT. grf_trtl_bind resolves every grf_trt_* symbol of
+ * grefine_trt.h from that handle;
  * each grf_trtl_* function below forwards to its grf_trt_* namesake (same status codes
  * and error buffer), or returns GRF_TRT_ERR_UNSUPPORTED when no library is loaded.
  * Device addresses and streams are uintptr_t here so Go can hold them as integers.
@@ -16,15 +17,18 @@
 extern "C" {
 #endif
 
-/* Loads the shim at path (RTLD_NOW|RTLD_LOCAL) and resolves all symbols. One library per
- * process: loading a second path fails. Loading the same path again is a no-op. */
-int32_t grf_trtl_open(const char *path, char *err, size_t errlen);
+/* Resolves all symbols from handle (a dlopen handle of the shim at path, from
+ * engine/native). One library per process: binding a second one fails (engine/native
+ * refuses a second path before this is reached). */
+int32_t grf_trtl_bind(void *handle, const char *path, char *err, size_t errlen);
 /* Registers engine/trt's exported Go log function as the shim's log callback. */
 int32_t grf_trtl_set_log_callback(int32_t max_severity, char *err, size_t errlen);
 
 /* Forwarders, see grefine_trt.h. */
 int32_t grf_trtl_get_version(grf_trt_version_info *out, char *err, size_t errlen);
 int32_t grf_trtl_get_device_info(int32_t device, grf_trt_device_info *out, char *err, size_t errlen);
+/* Optional (a shim may predate it): GRF_TRT_ERR_UNSUPPORTED when the library lacks it. */
+int32_t grf_trtl_get_cuda_status(grf_trt_cuda_status *out, char *err, size_t errlen);
 int32_t grf_trtl_stream_create(int32_t device, uintptr_t *stream, char *err, size_t errlen);
 int32_t grf_trtl_stream_destroy(uintptr_t stream, char *err, size_t errlen);
 int32_t grf_trtl_stream_synchronize(uintptr_t stream, char *err, size_t errlen);

@@ -52,6 +52,24 @@ inline unsigned int blocks_1d(long long n, int threads) {
   return static_cast<unsigned int>(b);
 }
 
+// block_min_max reduces every thread's lo and hi over the block (blockDim.x a power of
+// two; s_lo and s_hi shared arrays of blockDim.x floats): each thread gets the block's min
+// and max. A caller that reuses s_lo/s_hi afterwards syncs the block first.
+__device__ inline void block_min_max(float* s_lo, float* s_hi, float& lo, float& hi) {
+  s_lo[threadIdx.x] = lo;
+  s_hi[threadIdx.x] = hi;
+  __syncthreads();
+  for (int w = blockDim.x / 2; w > 0; w /= 2) {
+    if (threadIdx.x < w) {
+      s_lo[threadIdx.x] = fminf(s_lo[threadIdx.x], s_lo[threadIdx.x + w]);
+      s_hi[threadIdx.x] = fmaxf(s_hi[threadIdx.x], s_hi[threadIdx.x + w]);
+    }
+    __syncthreads();
+  }
+  lo = s_lo[0];
+  hi = s_hi[0];
+}
+
 }  // namespace grf
 
 // GRF_GUARD wraps a launcher body: no C++ exception crosses the C ABI.

@@ -47,18 +47,7 @@ __global__ void grid_kernel(const float* __restrict__ good, float* __restrict__ 
         hi = fmaxf(hi, L);
       }
     }
-    s_lo[threadIdx.x] = lo;
-    s_hi[threadIdx.x] = hi;
-    __syncthreads();
-    for (int w = blockDim.x / 2; w > 0; w /= 2) {
-      if (threadIdx.x < w) {
-        s_lo[threadIdx.x] = fminf(s_lo[threadIdx.x], s_lo[threadIdx.x + w]);
-        s_hi[threadIdx.x] = fmaxf(s_hi[threadIdx.x], s_hi[threadIdx.x + w]);
-      }
-      __syncthreads();
-    }
-    lo = s_lo[0];
-    hi = s_hi[0];
+    grf::block_min_max(s_lo, s_hi, lo, hi);
     float range = __fadd_rn(hi, -lo);
     for (int t = threadIdx.x; t < G; t += blockDim.x) {
       float L = cask(g, T, t + 1, f);  // recomputed: no read-back of this block's writes

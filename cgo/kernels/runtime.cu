@@ -128,7 +128,9 @@ static int copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, g
 extern "C" int grf_cuda_memcpy_htod(void* dst, const void* src, size_t bytes, grf_stream* stream,
                                     char* err, size_t errlen) {
   GRF_GUARD_BEGIN
-  return copy(dst, src, bytes, cudaMemcpyHostToDevice, stream, true, "grf_cuda_memcpy_htod", err,
+  // Pageable host memory is staged before cudaMemcpyAsync returns: src may be reused then,
+  // and the host does not wait for the stream.
+  return copy(dst, src, bytes, cudaMemcpyHostToDevice, stream, false, "grf_cuda_memcpy_htod", err,
               errlen);
   GRF_GUARD_END(err, errlen)
 }
@@ -146,6 +148,22 @@ extern "C" int grf_cuda_memcpy_dtod(void* dst, const void* src, size_t bytes, gr
   GRF_GUARD_BEGIN
   return copy(dst, src, bytes, cudaMemcpyDeviceToDevice, stream, false, "grf_cuda_memcpy_dtod",
               err, errlen);
+  GRF_GUARD_END(err, errlen)
+}
+
+extern "C" int grf_cuda_memcpy2d_dtod(void* dst, size_t dpitch, const void* src, size_t spitch,
+                                      size_t width, size_t rows, grf_stream* stream, char* err,
+                                      size_t errlen) {
+  GRF_GUARD_BEGIN
+  if (width == 0 || rows == 0) return GRF_CUDA_OK;
+  if (dst == nullptr || src == nullptr)
+    return grf::fail(err, errlen, GRF_CUDA_ERR_INVALID, "grf_cuda_memcpy2d_dtod: null pointer");
+  if (dpitch < width || spitch < width)
+    return grf::fail(err, errlen, GRF_CUDA_ERR_INVALID, "grf_cuda_memcpy2d_dtod: pitch below width");
+  GRF_CHECK(cudaMemcpy2DAsync(dst, dpitch, src, spitch, width, rows, cudaMemcpyDeviceToDevice,
+                              grf::as_cuda(stream)),
+            "cudaMemcpy2DAsync");
+  return GRF_CUDA_OK;
   GRF_GUARD_END(err, errlen)
 }
 

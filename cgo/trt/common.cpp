@@ -223,8 +223,29 @@ int32_t grf_trt_get_device_info(int32_t device, grf_trt_device_info* out, char* 
     out->cc_major = prop.major;
     out->cc_minor = prop.minor;
     out->total_mem = static_cast<int64_t>(prop.totalGlobalMem);
-    out->host_memory = 0;
+    out->emulated = 0;
     std::snprintf(out->name, sizeof out->name, "%s", prop.name);
+  });
+}
+
+int32_t grf_trt_get_cuda_status(grf_trt_cuda_status* out, char* err, size_t errlen) {
+  return guard(err, errlen, [&] {
+    grf::require_arg(out != nullptr, "get_cuda_status: out is null");
+    *out = grf_trt_cuda_status{};
+    int v = 0;
+    if (cudaDriverGetVersion(&v) == cudaSuccess) out->driver_version = v;
+    v = 0;
+    if (cudaRuntimeGetVersion(&v) == cudaSuccess) out->runtime_version = v;
+    int count = 0;
+    cudaError_t e = cudaGetDeviceCount(&count);
+    (void)cudaGetLastError();
+    out->error = static_cast<int32_t>(e);
+    if (e == cudaSuccess) {
+      out->device_count = count;
+      return;
+    }
+    std::snprintf(out->error_name, sizeof out->error_name, "%s", cudaGetErrorName(e));
+    std::snprintf(out->error_text, sizeof out->error_text, "%s", cudaGetErrorString(e));
   });
 }
 

@@ -237,7 +237,8 @@ func runAssess(c *cli.Context) (err error) {
 	defer p.Close()
 	return runJobs(c, r, func(j job, sub string, in jobInput) (any, error) {
 		img := in.img
-		a, err := p.Assess(c.Context, pipeline.Request{Image: img, Prompt: j.prompt(), Params: &in.params})
+		a, err := p.Assess(c.Context, pipeline.Request{Image: img, Prompt: j.prompt(), Params: &in.params,
+			SkipMaps: c.Bool("no-maps") && !c.Bool("save-maps")}) // the maps come back only to be written
 		if err != nil {
 			return nil, err
 		}

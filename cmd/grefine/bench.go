@@ -12,6 +12,7 @@ import (
 	"github.com/grefine/grefine/bench"
 	"github.com/grefine/grefine/engine"
 	"github.com/grefine/grefine/pipeline"
+	"github.com/grefine/grefine/plans"
 )
 
 func benchCommand() *cli.Command {
@@ -278,12 +279,27 @@ func openEngineTarget(c *cli.Context, name string, size int) (*bench.EngineTarge
 		b.Close()
 		return nil, nil, err
 	}
-	e, err := set.OpenEngine(b, name, engine.OpenOptions{Name: name, Threads: c.Int("threads")})
+	// With --plans the engine is its TensorRT plan (verified like the pipeline's), not the ONNX file.
+	var opener interface {
+		OpenEngine(engine.Backend, string, engine.OpenOptions) (engine.Engine, error)
+	} = set
+	var repo *plans.Repo
+	if pcfg.Plans != "" {
+		if repo, err = plans.Open(pcfg.Plans, set, plans.OpenOptions{}); err != nil {
+			b.Close()
+			return nil, nil, err
+		}
+		opener = repo
+	}
+	e, err := opener.OpenEngine(b, name, engine.OpenOptions{Name: name, Threads: c.Int("threads")})
 	if err != nil {
+		if repo != nil {
+			repo.Close()
+		}
 		b.Close()
 		return nil, nil, err
 	}
-	t, err := bench.NewEngineTarget(closingEngine{e, b}, size, c.Int("batch"), c.Int("slots"), shapes, c.Uint64("seed"))
+	t, err := bench.NewEngineTarget(closingEngine{e, b, repo}, size, c.Int("batch"), c.Int("slots"), shapes, c.Uint64("seed"))
 	if err != nil {
 		e.Close()
 		b.Close()
@@ -292,14 +308,20 @@ func openEngineTarget(c *cli.Context, name string, size int) (*bench.EngineTarge
 	return t, &bench.EngineInfo{Name: name, Backend: b.Name() + " (" + b.Version() + ")", Shapes: t.Shapes()}, nil
 }
 
-// closingEngine closes its backend with it.
+// closingEngine closes its plan repository (if any) and its backend with it.
 type closingEngine struct {
 	engine.Engine
-	b engine.Backend
+	b    engine.Backend
+	repo *plans.Repo
 }
 
 func (e closingEngine) Close() error {
 	err := e.Engine.Close()
+	if e.repo != nil {
+		if rerr := e.repo.Close(); err == nil {
+			err = rerr
+		}
+	}
 	if berr := e.b.Close(); err == nil {
 		err = berr
 	}

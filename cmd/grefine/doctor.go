@@ -24,7 +24,8 @@ func doctorCommand() *cli.Command {
 		Name:  "doctor",
 		Usage: "report what this machine can run: backends, CUDA, the GPU, the model set",
 		Description: "Prints one line per part: ONNX Runtime (version), TensorRT and CUDA (or why they are\n" +
-			"unavailable), ONNX Runtime's GPU build (make setup-gpu), the CUDA 13 libraries and its CUDA\n" +
+			"unavailable; trt shim/library/gpu: the shim's ABI and TensorRT headers, the TensorRT library it\n" +
+			"loaded, CUDA's view of the GPU, even without one), ONNX Runtime's GPU build (make setup-gpu), the CUDA 13 libraries and its CUDA\n" +
 			"execution provider (ort-gpu, backend ort/cuda), the GPU via NVML (or why there is none) and the model set check\n" +
 			"(manifest, hashes, contracts). Missing parts are reported, not errors: exit status 0\n" +
 			"unless --strict is given and something is missing.",
@@ -100,15 +101,15 @@ func runChecks(c *cli.Context) []check {
 	return out
 }
 
-// extraChecks reports the native parts: the CUDA kernel library and the GPU (NVML).
-func extraChecks(*cli.Context) []check {
-	var out []check
+// extraChecks reports the native parts: the TensorRT shim and library, the CUDA kernel
+// library and the GPU (NVML).
+func extraChecks(c *cli.Context) []check {
+	out := trtChecks(c.String("trt-lib"))
 	if d, err := cuda.Open(cuda.Options{}); err != nil {
 		out = append(out, check{Name: "device cuda", Detail: err.Error()})
 	} else {
-		i := d.Info()
-		out = append(out, check{Name: "device cuda", OK: true, Detail: fmt.Sprintf("%s, sm_%d%d, %.1f GiB, CUDA runtime %d, driver %d (%s)",
-			i.Name, i.Major, i.Minor, float64(i.TotalMem)/(1<<30), i.RuntimeVersion, i.DriverVersion, i.LibPath)})
+		// Info.String says "emulated (cuda-emu, no GPU)" when GRF_CUDA_LIB names the emulator.
+		out = append(out, check{Name: "device cuda", OK: true, Detail: d.GPU().String()})
 		d.Close()
 	}
 	out = append(out, ortGPUChecks()...)

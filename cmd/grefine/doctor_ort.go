@@ -71,12 +71,7 @@ func fileOK(p string) bool {
 
 // installedFrom summarises the INSTALLED stamp `make setup-gpu` writes beside the library.
 func installedFrom(lib string) string {
-	b, err := os.ReadFile(filepath.Join(filepath.Dir(lib), "INSTALLED"))
-	if err != nil {
-		return ""
-	}
-	first, _, _ := strings.Cut(string(b), "\n")
-	if _, w, ok := strings.Cut(first, "wheels: "); ok {
+	if w := stampSummary(filepath.Join(filepath.Dir(lib), "INSTALLED"), "wheels: "); w != "" {
 		return " (make setup-gpu: " + w + ")"
 	}
 	return ""

@@ -16,8 +16,10 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 
-	_ "github.com/grefine/grefine/engine/ort" // register the embedded default backend
-	_ "github.com/grefine/grefine/engine/trt" // register the TensorRT backend (dlopen'd shim)
+	_ "github.com/grefine/grefine/engine/cpu"  // register the cpu device (the default)
+	_ "github.com/grefine/grefine/engine/cuda" // register the cuda and cuda-emu devices (dlopen'd kernels)
+	_ "github.com/grefine/grefine/engine/ort"  // register the embedded default backend
+	_ "github.com/grefine/grefine/engine/trt"  // register the TensorRT backend (dlopen'd shim)
 	"github.com/grefine/grefine/pipeline"
 )
 
@@ -206,9 +208,9 @@ func globalFlags() []cli.Flag {
 		&cli.StringFlag{Name: "models", Usage: "model set directory (holds models.json); required by assess, refine, serve, bench", EnvVars: []string{"GREFINE_MODELS"}},
 		&cli.StringFlag{Name: "backend", Usage: "inference backend: ort (ONNX Runtime) or trt (TensorRT plans, with --plans)", Value: "ort", EnvVars: []string{"GREFINE_BACKEND"}},
 		&cli.StringFlag{Name: "plans", Usage: "TensorRT plan repository (from `grefine plans build`) for --backend trt", EnvVars: []string{"GREFINE_PLANS"}},
-		&cli.StringFlag{Name: "device", Usage: "where the non-network operations run: cpu (pure Go) or cuda (libgrefine_cuda.so kernels)", Value: "cpu", EnvVars: []string{"GREFINE_DEVICE"}},
-		&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime shared library (default: $ONNXRUNTIME_SHARED_LIBRARY_PATH, then .deps/ort/)"},
-		&cli.StringFlag{Name: "trt-lib", Usage: "libgrefine_trt.so (default: $GRF_TRT_LIB, then beside the executable)"},
+		&cli.StringFlag{Name: "device", Usage: "where a request's tensors live and the non-network operations run: cpu (pure Go), cuda (libgrefine_cuda.so kernels) or cuda-emu (the GPU emulator)", Value: "cpu", EnvVars: []string{"GREFINE_DEVICE"}},
+		&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime shared library (default: $ONNXRUNTIME_SHARED_LIBRARY_PATH, then beside the binary: .deps/ort/ or ../.deps/ort/, then the system loader)"},
+		&cli.StringFlag{Name: "trt-lib", Usage: "libgrefine_trt.so, or build/libgrefine_trt_emu.so, the emulator (default: $GRF_TRT_LIB, then beside the binary or ../build/, then the system loader)"},
 		&cli.StringFlag{Name: "hash-cache", Usage: "file remembering verified model files (size+mtime) so big sets are hashed once; '' disables", Value: defaultHashCache(), EnvVars: []string{"GREFINE_HASH_CACHE"}},
 		&cli.IntFlag{Name: "threads", Usage: fmt.Sprintf("intra-op threads per engine (0: backend default; at most %d)", pipeline.MaxThreads())},
 		&cli.StringFlag{Name: "log-level", Usage: "trace, debug, info, warn, error", Value: "info", EnvVars: []string{"GREFINE_LOG_LEVEL"}},

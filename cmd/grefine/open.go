@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 
 	"github.com/rs/zerolog"
@@ -14,6 +15,7 @@ import (
 	"github.com/grefine/grefine/engine/modelset"
 	"github.com/grefine/grefine/pipeline"
 	"github.com/grefine/grefine/pipeline/imageio"
+	"github.com/grefine/grefine/plans"
 )
 
 // defaultHashCache is <user cache dir>/grefine/modelset-hashes.json, or "" when there is
@@ -64,10 +66,8 @@ func preflight(c *cli.Context, assessOnly bool) (pipeline.Config, bool, error) {
 	default:
 		return pipeline.Config{}, false, usagef("bad --backend %q (known: %v)", c.String("backend"), engine.Backends())
 	}
-	switch c.String("device") {
-	case "cpu", "cuda":
-	default:
-		return pipeline.Config{}, false, usagef("bad --device %q (cpu or cuda)", c.String("device"))
+	if d := c.String("device"); !slices.Contains(engine.Devices(), d) {
+		return pipeline.Config{}, false, usagef("bad --device %q (known: %v)", d, engine.Devices())
 	}
 	if t := c.Int("threads"); t < 0 || t > pipeline.MaxThreads() {
 		return pipeline.Config{}, false, usagef("--threads %d is out of range [0, %d] (0: the backend's default)", t, pipeline.MaxThreads())
@@ -86,7 +86,10 @@ func preflight(c *cli.Context, assessOnly bool) (pipeline.Config, bool, error) {
 		cfg.BackendOptions["lib"] = l
 	}
 	if cfg.Backend == "trt" {
-		cfg.Plans = c.String("plans")
+		cfg.Plans, cfg.PlanOpener = c.String("plans"), openPlans
+		if !c.IsSet("device") {
+			cfg.Device = "cuda" // TensorRT's engines read GPU memory: the request lives there
+		}
 		if l := c.String("trt-lib"); l != "" {
 			cfg.BackendOptions["lib"] = l
 		}
@@ -247,4 +250,10 @@ func flagNames(msg string) string {
 		msg = regexp.MustCompile(`(^|[^-\w])`+regexp.QuoteMeta(r.Name)+`\b`).ReplaceAllString(msg, "${1}--"+r.Flag)
 	}
 	return msg
+}
+
+// openPlans opens a TensorRT plan repository for the pipeline (package plans; the
+// pipeline itself does not link TensorRT).
+func openPlans(dir string, set *modelset.Set) (pipeline.Opener, error) {
+	return plans.Open(dir, set, plans.OpenOptions{})
 }

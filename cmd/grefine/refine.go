@@ -66,6 +66,7 @@ func runRefine(c *cli.Context) (err error) {
 			}
 		}()
 		res, err := p.Refine(c.Context, pipeline.Request{Image: img, Prompt: j.prompt(), Params: &in.params,
+			SkipMaps: !c.Bool("save-maps"), // the maps stay on the device unless they are written
 			Observer: func(e pipeline.Event) error {
 				if e.Stage != "stage1" && e.Stage != "stage2" {
 					return nil

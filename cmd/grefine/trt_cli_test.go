@@ -1,9 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -21,11 +25,33 @@ func TestMain(m *testing.M) {
 	os.Exit(emutest.Main(m))
 }
 
+// runEmuChild runs the CLI in a child process (TestChildMain) with $GRF_CUDA_LIB naming
+// the cuda-emu the TensorRT emulator links: one process loads one libgrefine_cuda, and
+// this test binary may already hold another (doctor loads $GRF_CUDA_LIB).
+func runEmuChild(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestChildMain$")
+	cmd.Env = append(os.Environ(), "GREFINE_CHILD=1", "GRF_CUDA_LIB="+emutest.CUDALib(),
+		"GREFINE_CHILD_ARGS="+strings.Join(args, "\x1f"))
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return out.String(), errb.String(), ee.ExitCode()
+	}
+	require.NoError(t, err)
+	return out.String(), errb.String(), 0
+}
+
 // TestTRTBackendCLI: `plans build` with the emulator, then `--backend trt --plans DIR
-// assess` equals `--backend ort` within 1e-5, and refine runs; a wrong pairing of flags is
-// a usage error.
+// assess` (the device defaults to cuda: here cuda-emu, the copy the TensorRT emulator
+// links, through $GRF_CUDA_LIB) equals `--backend ort` within 1e-5, and refine runs; a
+// wrong pairing of flags is a usage error, and so is the cpu device with trt. Each command
+// runs in a child process.
 func TestTRTBackendCLI(t *testing.T) {
 	requireORT(t)
+	runFull := runEmuChild
 	dir := t.TempDir()
 	repo := filepath.Join(dir, "plans")
 	img := filepath.Join("..", "..", "testdata", "images", "sample.png")
@@ -57,4 +83,8 @@ func TestTRTBackendCLI(t *testing.T) {
 	_, stderr, code = runFull(t, append(g, "--backend", "trt", "assess", "--image", img, "--prompt", "x", "--out", filepath.Join(dir, "x"))...)
 	assert.Equal(t, 2, code)
 	assert.Contains(t, stderr, "--backend trt needs --plans DIR")
+	_, stderr, code = runFull(t, append(g, "--backend", "trt", "--plans", repo, "--device", "cpu", "assess", "--image", img, "--prompt", "x",
+		"--out", filepath.Join(dir, "y"))...)
+	assert.Equal(t, 69, code, stderr)
+	assert.Contains(t, stderr, "backend trt reads cuda tensors, device cpu holds cpu tensors (use --device cuda)")
 }

@@ -15,7 +15,9 @@ import (
 	"time"
 	"unsafe"
 
-	_ "github.com/grefine/grefine/engine/ort" // register the embedded default backend
+	_ "github.com/grefine/grefine/engine/cpu"  // register the cpu device (the default)
+	_ "github.com/grefine/grefine/engine/cuda" // register the cuda and cuda-emu devices (dlopen'd kernels)
+	_ "github.com/grefine/grefine/engine/ort"  // register the embedded default backend
 	"github.com/grefine/grefine/pipeline"
 	"github.com/grefine/grefine/pipeline/imageio"
 )

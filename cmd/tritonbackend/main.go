@@ -19,8 +19,10 @@ import (
 
 	"github.com/rs/zerolog"
 
-	_ "github.com/grefine/grefine/engine/ort" // register the embedded default backend
-	_ "github.com/grefine/grefine/engine/trt" // register the TensorRT backend (dlopen'd shim)
+	_ "github.com/grefine/grefine/engine/cpu"  // register the cpu device (the default)
+	_ "github.com/grefine/grefine/engine/cuda" // register the cuda and cuda-emu devices (dlopen'd kernels)
+	_ "github.com/grefine/grefine/engine/ort"  // register the embedded default backend
+	_ "github.com/grefine/grefine/engine/trt"  // register the TensorRT backend (dlopen'd shim)
 	"github.com/grefine/grefine/pipeline"
 	"github.com/grefine/grefine/triton"
 )

@@ -199,18 +199,3 @@ func FuseMaps(p engine.FuseParams, batch int, good, align []float32, out FuseMap
 	}
 	return nil
 }
-
-// MaskFraction is the fraction of mask values >= 0.5 (the one test every stage uses to
-// read a 0/1 mask); 0 for an empty mask.
-func MaskFraction(mask []float32) float64 {
-	if len(mask) == 0 {
-		return 0
-	}
-	n := 0
-	for _, v := range mask {
-		if v >= 0.5 {
-			n++
-		}
-	}
-	return float64(n) / float64(len(mask))
-}

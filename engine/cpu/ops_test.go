@@ -251,15 +251,17 @@ func TestFusedMaskIsUnionOfMasks(t *testing.T) {
 	}
 }
 
-func TestOpsScaleCopiesAndDevices(t *testing.T) {
-	var o Ops
+func TestStreamScaleCopiesAndDevices(t *testing.T) {
+	s := &Stream{}
 	x, _ := engine.FromFloat32(engine.Shape{1, 1, 1, 3}, []float32{1, -2, 0.1})
 	out, _ := engine.NewHostTensor(engine.Float32, engine.Shape{2, 1, 1, 3})
-	require.NoError(t, o.ScaleCopies(0.5, x, out))
+	require.NoError(t, s.Pointwise(engine.Pointwise{Op: engine.PointScale, Src: x, Dst: out, S: 0.5}))
 	want := []float32{0.5, -1, float32(float64(float32(0.1)) * 0.5)}
 	assert.Equal(t, append(want, want...), out.F32)
 	bad, _ := engine.NewHostTensor(engine.Float32, engine.Shape{1, 1, 1, 4})
-	assert.ErrorIs(t, o.ScaleCopies(1, x, bad), engine.ErrShape)
-	assert.ErrorIs(t, o.InpaintInput(1, &fakeTensor{}, x, x, x), engine.ErrDevice, "a foreign tensor is refused")
-	assert.Equal(t, engine.CopyStats{}, o.Copies())
+	assert.ErrorIs(t, s.Pointwise(engine.Pointwise{Op: engine.PointScale, Src: x, Dst: bad, S: 1}), engine.ErrShape)
+	err := s.InpaintInput(1, &fakeTensor{}, x, x, x)
+	assert.ErrorIs(t, err, engine.ErrDevice, "a foreign tensor is refused")
+	assert.Contains(t, err.Error(), "on device fake, not cpu", "the error names both devices")
+	assert.Equal(t, engine.Counters{Launches: 3}, s.Counters(), "ops copy nothing")
 }

@@ -48,7 +48,7 @@ func benchFuse(b *testing.B, batch, H, W, radius int, withAlign bool) {
 	if withAlign {
 		aT = upload(b, d, s, engine.Shape{B, int64(H), int64(W)}, align)
 	}
-	out := FuseMapsOut{
+	out := engine.FuseOutputs{
 		Score:   upload(b, d, s, engine.Shape{B}, nil),
 		PMap:    upload(b, d, s, engine.Shape{B, int64(H), int64(W)}, nil),
 		MaskImg: upload(b, d, s, engine.Shape{B, int64(H), int64(W)}, nil),
@@ -81,7 +81,7 @@ func benchBlend(b *testing.B, B, C, H, W int) {
 	r := rand.New(rand.NewPCG(2, 2))
 	n := B * C * H * W
 	lat := engine.Shape{int64(B), int64(C), int64(H), int64(W)}
-	in := BlendIn{
+	in := engine.BlendTensors{
 		NoisePred: upload(b, d, s, engine.Shape{int64(2 * B), int64(C), int64(H), int64(W)}, randSlice(r, 2*n, -1, 1)),
 		X:         upload(b, d, s, lat, randSlice(r, n, -1, 1)),
 		Init:      upload(b, d, s, lat, randSlice(r, n, -1, 1)),
@@ -151,7 +151,7 @@ func BenchmarkCopyDtoD(b *testing.B) {
 	dst, err := d.AllocTensor(engine.Float32, engine.Shape{n})
 	require.NoError(b, err)
 	defer dst.Close()
-	require.NoError(b, s.Memset(src, 1))
+	require.NoError(b, s.Zero(src))
 	require.NoError(b, s.Copy(dst, src))
 	require.NoError(b, s.Sync())
 	b.ResetTimer()

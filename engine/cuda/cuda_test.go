@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -35,9 +36,13 @@ func TestOpenReportsReason(t *testing.T) {
 
 func TestDeviceInfo(t *testing.T) {
 	d := gpu(t)
-	i := d.Info()
-	t.Logf("device: %s, compute capability %d.%d, %d SMs, %.1f GiB, CUDA runtime %d, driver %d, library %s",
-		i.Name, i.Major, i.Minor, i.SMs, float64(i.TotalMem)/(1<<30), i.RuntimeVersion, i.DriverVersion, i.LibPath)
+	i := d.GPU()
+	t.Logf("tests run on %s; device: %s", testLib, i)
+	assert.Equal(t, strings.HasPrefix(testLib, "cuda-emu"), i.Emulated, "Info.Emulated says whether this is the emulator")
+	if i.Emulated {
+		assert.Contains(t, i.String(), "emulated (cuda-emu, no GPU)")
+		assert.Contains(t, i.Name, "not a gpu")
+	}
 	assert.NotEmpty(t, i.Name)
 	assert.GreaterOrEqual(t, i.Major, 7)
 	assert.Positive(t, i.SMs)
@@ -45,21 +50,26 @@ func TestDeviceInfo(t *testing.T) {
 
 func TestUploadDownloadRoundTrip(t *testing.T) {
 	d := gpu(t)
+	s := newStream(t, d)
 	r := rand.New(rand.NewPCG(1, 2))
 	for _, n := range []int{0, 1, 3, 1000, 1 << 20} {
 		data := randSlice(r, n, -5, 5)
 		h, err := engine.FromFloat32(engine.Shape{int64(n)}, data)
 		require.NoError(t, err)
-		dt, err := d.Upload(h)
+		dt, err := d.Alloc(engine.Float32, h.Shape())
 		require.NoError(t, err)
-		back, err := d.Download(dt)
+		require.NoError(t, s.Upload(dt, h))
+		back, err := engine.NewHostTensor(engine.Float32, h.Shape())
 		require.NoError(t, err)
+		require.NoError(t, s.Download(back, dt))
 		assert.Equal(t, data, back.F32, "n=%d", n)
 		require.NoError(t, dt.Close())
 		require.NoError(t, dt.Close(), "second Close")
-		_, err = d.Download(dt)
-		requireErrorIs(t, err, engine.ErrClosed)
+		requireErrorIs(t, s.Download(back, dt), engine.ErrClosed)
 	}
+	c := s.Counters()
+	assert.Equal(t, 5, c.HostToDevice)
+	assert.Equal(t, 5, c.DeviceToHost, "the fifth download of a closed tensor is refused before it copies")
 	var nilT *Tensor
 	assert.NoError(t, nilT.Close())
 	var nilS *Stream
@@ -76,7 +86,7 @@ func TestResizeMatchesCPU(t *testing.T) {
 		{0, 14, 14, 20, 20}, {1, 6, 9, 1, 1},
 	}
 	tols := map[engine.ResizeMode]func(float32) float64{
-		engine.ResizeNearest: absTol(0), engine.ResizeBilinear: absTol(1e-5), engine.ResizeBicubic: absTol(2e-5),
+		engine.ResizeNearest: tol(absTol(0)), engine.ResizeBilinear: tol(absTol(1e-5)), engine.ResizeBicubic: tol(absTol(2e-5)),
 	}
 	for _, sz := range sizes {
 		for _, mode := range []engine.ResizeMode{engine.ResizeNearest, engine.ResizeBilinear, engine.ResizeBicubic} {
@@ -178,7 +188,7 @@ func TestFuseMapsMatchesCPU(t *testing.T) {
 				gP := newGuarded(t, d, s, engine.Shape{B, int64(c.H), int64(c.W)}, g, nil)
 				gM := newGuarded(t, d, s, engine.Shape{B, int64(c.H), int64(c.W)}, g, nil)
 				gL := newGuarded(t, d, s, engine.Shape{B, int64(c.h), int64(c.w)}, g, nil)
-				require.NoError(t, s.FuseMaps(p, gGood.view, alignT, FuseMapsOut{gScore.view, gP.view, gM.view, gL.view}))
+				require.NoError(t, s.FuseMaps(p, gGood.view, alignT, engine.FuseOutputs{Score: gScore.view, PMap: gP.view, MaskImg: gM.view, MaskLat: gL.view}))
 
 				score := gScore.read(t, s, "score")
 				pmap := gP.read(t, s, "pmap")
@@ -188,9 +198,9 @@ func TestFuseMapsMatchesCPU(t *testing.T) {
 				if gAlign != nil {
 					gAlign.read(t, s, "align")
 				}
-				n, worst := mismatch(score, want.Score, absTol(1e-6))
+				n, worst := mismatch(score, want.Score, tol(absTol(1e-6)))
 				assert.Zerof(t, n, "score: %d differ; %s", n, worst)
-				n, worst = mismatch(pmap, want.PMap, absTol(2e-5))
+				n, worst = mismatch(pmap, want.PMap, tol(absTol(2e-5)))
 				assert.Zerof(t, n, "pmap: %d of %d differ; %s", n, len(want.PMap), worst)
 
 				amb := ambiguous(t, p, c.batch, good, want.PMap)
@@ -226,6 +236,13 @@ func TestFuseMapsMatchesCPU(t *testing.T) {
 					ones, len(want.MaskImg), excusedImg, excusedLat)
 				assert.Zerof(t, badImg, "mask_img: %d pixels differ away from a threshold", badImg)
 				assert.Zerof(t, badLat, "mask_lat: %d pixels differ away from a threshold", badLat)
+				if emulated() { // the reference loops: not one pixel differs
+					assert.Zero(t, excusedImg+excusedLat, "cuda-emu masks differ from the Go twin")
+					n, worst = mismatch(maskImg, want.MaskImg, bitExact)
+					assert.Zerof(t, n, "mask_img: %s", worst)
+					n, worst = mismatch(maskLat, want.MaskLat, bitExact)
+					assert.Zerof(t, n, "mask_lat: %s", worst)
+				}
 			})
 		}
 	}
@@ -336,14 +353,14 @@ func TestBlendStepMatchesCPU(t *testing.T) {
 						gX0 = newGuarded(t, d, s, lat, g, nil)
 						tX0 = gX0.view
 					}
-					bin := BlendIn{NoisePred: tNP, X: tX, Init: tInit, Noise: tNoise, Mask: tMask, Hist: [2]*Tensor{tH0, tH1}}
+					bin := engine.BlendTensors{NoisePred: tNP, X: tX, Init: tInit, Noise: tNoise, Mask: tMask, Hist: [2]engine.Tensor{tH0, tH1}}
 					require.NoError(t, s.BlendStep(v.coeffs, bin, tOut, tX0))
 					got := gOut.read(t, s, "out")
-					cnt, worst := mismatch(got, wantOut, relTol(1e-5))
+					cnt, worst := mismatch(got, wantOut, tol(relTol(1e-5)))
 					assert.Zerof(t, cnt, "out: %d of %d differ; %s", cnt, n, worst)
 					if v.x0 {
 						gotX0 := gX0.read(t, s, "x0")
-						cnt, worst = mismatch(gotX0, wantX0, relTol(1e-5))
+						cnt, worst = mismatch(gotX0, wantX0, tol(relTol(1e-5)))
 						assert.Zerof(t, cnt, "x0: %d of %d differ; %s", cnt, n, worst)
 					}
 					gNP.read(t, s, "noise_pred")
@@ -373,7 +390,7 @@ func TestInpaintInputMatchesCPU(t *testing.T) {
 				gOut := newGuarded(t, d, s, engine.Shape{int64(2 * B), int64(2*C + 1), int64(H), int64(W)}, g, nil)
 				require.NoError(t, s.InpaintInput(0.37, gl.view, gm.view, gk.view, gOut.view))
 				got := gOut.read(t, s, "out")
-				cnt, worst := mismatch(got, want, absTol(0))
+				cnt, worst := mismatch(got, want, tol(absTol(0)))
 				assert.Zerof(t, cnt, "%d of %d differ; %s", cnt, len(want), worst)
 			})
 		}
@@ -394,29 +411,29 @@ func TestArgumentErrors(t *testing.T) {
 	c := engine.EulerCoeffs(7.5, 1, 0.5)
 
 	// Checked by the C launcher: a mask without init, and x0 aliasing out.
-	err := s.BlendStep(c, BlendIn{NoisePred: np, X: x, Mask: mask}, out, nil)
+	err := s.BlendStep(c, engine.BlendTensors{NoisePred: np, X: x, Mask: mask}, out, nil)
 	requireErrorIs(t, err, engine.ErrShape)
 	assert.Contains(t, err.Error(), "mask given without init")
-	err = s.BlendStep(c, BlendIn{NoisePred: np, X: x}, out, out)
+	err = s.BlendStep(c, engine.BlendTensors{NoisePred: np, X: x}, out, out)
 	requireErrorIs(t, err, engine.ErrShape)
 
 	// Checked in Go: shapes and dtypes.
-	requireErrorIs(t, s.BlendStep(c, BlendIn{NoisePred: x, X: x}, out, nil), engine.ErrShape)
+	requireErrorIs(t, s.BlendStep(c, engine.BlendTensors{NoisePred: x, X: x}, out, nil), engine.ErrShape)
 	bad, err := d.AllocTensor(engine.Int32, lat)
 	require.NoError(t, err)
 	defer bad.Close()
-	requireErrorIs(t, s.BlendStep(c, BlendIn{NoisePred: np, X: bad}, out, nil), engine.ErrDType)
+	requireErrorIs(t, s.BlendStep(c, engine.BlendTensors{NoisePred: np, X: bad}, out, nil), engine.ErrDType)
 	p := engine.DefaultFuseParams(64, 64)
 	p.GridH = 0
-	requireErrorIs(t, s.FuseMaps(p, x, nil, FuseMapsOut{}), engine.ErrShape)
+	requireErrorIs(t, s.FuseMaps(p, x, nil, engine.FuseOutputs{}), engine.ErrShape)
 
 	// The stream still works after rejected calls.
-	require.NoError(t, s.BlendStep(c, BlendIn{NoisePred: np, X: x}, out, nil))
+	require.NoError(t, s.BlendStep(c, engine.BlendTensors{NoisePred: np, X: x}, out, nil))
 	require.NoError(t, s.Sync())
 
 	closed := alloc(lat)
 	require.NoError(t, closed.Close())
-	err = s.BlendStep(c, BlendIn{NoisePred: np, X: closed}, out, nil)
+	err = s.BlendStep(c, engine.BlendTensors{NoisePred: np, X: closed}, out, nil)
 	require.Error(t, err)
 	assert.False(t, errors.Is(err, engine.ErrRun))
 }

@@ -12,35 +12,95 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/grefine/grefine/engine"
+	"github.com/grefine/grefine/engine/cuda/cudaemu"
 )
 
-// The device shared by the tests, opened once in TestMain; openErr says why there is none.
+// The device shared by the tests, opened once in TestMain; openErr says why there is none,
+// testLib which library the tests run on and why.
 var (
 	testDev *Device
 	openErr error
+	testLib string
 )
 
+// TestMain opens the device the tests run on: the library named by $GRF_CUDA_TEST_LIB;
+// else, with a GPU visible (gpuVisible), the real libgrefine_cuda.so found as Open
+// finds it (the GPU machine's run, .gpu/verify.sh); else cuda-emu, built into a temporary
+// directory, with two emulated devices and a 256 MiB budget each (so every kernel's Go
+// twin is checked against its C reference loop in every `make test`).
 func TestMain(m *testing.M) {
-	testDev, openErr = Open(Options{})
+	lib := os.Getenv("GRF_CUDA_TEST_LIB")
+	var tmp string
+	switch {
+	case lib != "":
+		testLib = "$GRF_CUDA_TEST_LIB=" + lib
+	case gpuVisible():
+		testLib = "the real library (a GPU is visible)"
+	default:
+		var err error
+		if tmp, err = os.MkdirTemp("", "grefine-cuda-emu-"); err == nil {
+			lib, err = cudaemu.Build(tmp)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "engine/cuda tests:", err)
+			os.Exit(2)
+		}
+		for k, v := range map[string]string{"GRF_CUDA_EMU_DEVICES": "2", "GRF_CUDA_EMU_MEMORY": "256M"} {
+			if os.Getenv(k) == "" {
+				os.Setenv(k, v)
+			}
+		}
+		testLib = "cuda-emu (no GPU visible), " + lib
+	}
+	testDev, openErr = Open(Options{LibPath: lib})
 	code := m.Run()
 	if testDev != nil {
 		testDev.Close()
 	}
+	if tmp != "" {
+		os.RemoveAll(tmp)
+	}
 	os.Exit(code)
+}
+
+// gpuVisible reports an NVIDIA GPU: the driver lists one (/proc/driver/nvidia/gpus), or
+// its device node exists (/dev/nvidia0; /dev/nvidiactl alone proves nothing: packages
+// create it without a driver).
+func gpuVisible() bool {
+	if ents, err := os.ReadDir("/proc/driver/nvidia/gpus"); err == nil && len(ents) > 0 {
+		return true
+	}
+	_, err := os.Stat("/dev/nvidia0")
+	return err == nil
 }
 
 // gpu returns the test device or skips with the reason.
 func gpu(tb testing.TB) *Device {
 	tb.Helper()
 	if openErr != nil {
-		tb.Skipf("skipping: no usable GPU: %v", openErr)
+		tb.Skipf("skipping: no usable GPU (tests run on %s): %v", testLib, openErr)
 	}
 	return testDev
 }
 
+// emulated reports whether the tests run on cuda-emu, whose kernels are the reference
+// loops: they must then equal the Go twins bit for bit.
+func emulated() bool { return testDev != nil && testDev.GPU().Emulated }
+
+// tol is the tolerance of a comparison with a Go twin: t on a GPU, bit for bit on cuda-emu.
+func tol(t func(float32) float64) func(float32) float64 {
+	if emulated() {
+		return bitExact
+	}
+	return t
+}
+
+// bitExact makes mismatch compare bit patterns.
+func bitExact(float32) float64 { return -1 }
+
 func newStream(tb testing.TB, d *Device) *Stream {
 	tb.Helper()
-	s, err := d.NewStream()
+	s, err := d.NewCUDAStream()
 	require.NoError(tb, err)
 	tb.Cleanup(func() { require.NoError(tb, s.Close()) })
 	return s
@@ -106,8 +166,9 @@ func randSlice(r *rand.Rand, n int, lo, hi float32) []float32 {
 	return v
 }
 
-// mismatch compares got with want under tol(want) and returns how many differ, plus a
-// description of the worst one. NaN in got (an unwritten sentinel) always differs.
+// mismatch compares got with want under tol(want) (negative: bit for bit) and returns how
+// many differ, plus a description of the worst one. NaN in got (an unwritten sentinel)
+// always differs.
 func mismatch(got, want []float32, tol func(w float32) float64) (int, string) {
 	n, worst, wi := 0, -1.0, -1
 	for i := range want {
@@ -115,7 +176,7 @@ func mismatch(got, want []float32, tol func(w float32) float64) (int, string) {
 		if math.IsNaN(float64(got[i])) && !math.IsNaN(float64(want[i])) {
 			d = math.Inf(1)
 		}
-		if d > tol(want[i]) {
+		if t := tol(want[i]); (t < 0 && math.Float32bits(got[i]) != math.Float32bits(want[i])) || (t >= 0 && d > t) {
 			n++
 		}
 		if d > worst {

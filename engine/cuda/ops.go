@@ -7,126 +7,275 @@ import "C"
 
 import (
 	"fmt"
+	"runtime"
 	"unsafe"
 
 	"github.com/grefine/grefine/engine"
 )
 
-// f32 checks that t is a live float32 tensor of the given rank and returns its pointer.
-func f32(op, name string, t *Tensor, rank int) (unsafe.Pointer, error) {
-	if t == nil || t.closed {
-		return nil, fmt.Errorf("%w: cuda: %s: %s is nil or closed", engine.ErrShape, op, name)
+// The engine.Ops of a Stream: each checks its tensors (device, dtype, shape) like its cpu
+// twin, fills the launcher's parameter struct and enqueues it (grefine_cuda.h states each
+// reference loop; engine/cpu implements it).
+
+// absent reports a nil tensor, including a nil *Tensor in the interface.
+func absent(t engine.Tensor) bool {
+	if c, ok := t.(*Tensor); ok {
+		return c == nil
 	}
-	if t.dtype != engine.Float32 {
-		return nil, fmt.Errorf("%w: cuda: %s: %s is %v, want float32", engine.ErrDType, op, name, t.dtype)
-	}
-	if rank > 0 && len(t.shape) != rank {
-		return nil, fmt.Errorf("%w: cuda: %s: %s has shape %v, want rank %d", engine.ErrShape, op, name, t.shape, rank)
-	}
-	return t.ptr, nil
+	return t == nil
 }
 
-// optF32 is f32 for an optional tensor (nil gives a NULL pointer).
-func optF32(op, name string, t *Tensor, rank int) (unsafe.Pointer, error) {
-	if t == nil {
-		return nil, nil
-	}
-	return f32(op, name, t, rank)
-}
-
-func wantShape(op, name string, t *Tensor, want engine.Shape) error {
-	if t != nil && !t.shape.Equal(want) {
-		return fmt.Errorf("%w: cuda: %s: %s has shape %v, want %v", engine.ErrShape, op, name, t.shape, want)
+func wantShape(op, name string, t engine.Tensor, want engine.Shape) error {
+	if !absent(t) && !t.Shape().Equal(want) {
+		return fmt.Errorf("%w: cuda: %s: %s has shape %v, want %v", engine.ErrShape, op, name, t.Shape(), want)
 	}
 	return nil
 }
 
-// planes splits a shape [..., H, W] into (product of leading dims, H, W).
-func planes(s engine.Shape) (n, h, w int) {
-	n = 1
-	for _, d := range s[:len(s)-2] {
-		n *= int(d)
+func wantElems(op, name string, t engine.Tensor, n int64) error {
+	if !absent(t) && t.Shape().NumElements() != n {
+		return fmt.Errorf("%w: cuda: %s: %s has shape %v, want %d elements", engine.ErrShape, op, name, t.Shape(), n)
 	}
-	return n, int(s[len(s)-2]), int(s[len(s)-1])
+	return nil
 }
 
-// Resize enqueues grf_resize: src [..., inH, inW] to dst [..., outH, outW] (same leading
-// dims, rank >= 2), twin of cpu.Resize.
-func (s *Stream) Resize(mode engine.ResizeMode, src, dst *Tensor) error {
+// imageDims is H, W of an RGB image [H, W, 3].
+func imageDims(op, name string, t engine.Tensor) (int, int, error) {
+	sh := t.Shape()
+	if len(sh) != 3 || sh[2] != 3 {
+		return 0, 0, fmt.Errorf("%w: cuda: %s: %s has shape %v, want [H,W,3]", engine.ErrShape, op, name, sh)
+	}
+	return int(sh[0]), int(sh[1]), nil
+}
+
+// ResizeImage implements engine.Ops (grf_resize_rgb8).
+func (s *Stream) ResizeImage(src, dst engine.Tensor) error {
+	const op = "ResizeImage"
+	a, err := s.addrs(op, u8("src", src), u8("dst", dst))
+	if err != nil {
+		return err
+	}
+	ih, iw, err := imageDims(op, "src", src)
+	if err != nil {
+		return err
+	}
+	oh, ow, err := imageDims(op, "dst", dst)
+	if err != nil {
+		return err
+	}
+	p := C.grf_resize_rgb8_params{src: (*C.uint8_t)(a[0]), dst: (*C.uint8_t)(a[1]), in_h: C.int(ih), in_w: C.int(iw), out_h: C.int(oh), out_w: C.int(ow)}
+	if p.workspace, p.workspace_bytes, err = s.sized(op, func(need *C.size_t, e *errBuf) C.int {
+		return C.grf_go_resize_rgb8_workspace_size(&p, need, e.ptr(), errLen)
+	}); err != nil {
+		return err
+	}
+	return s.launch(op, func(e *errBuf) C.int { return C.grf_go_resize_rgb8(s.dev.dev(), &p, s.h, e.ptr(), errLen) })
+}
+
+// ToPlanar implements engine.Ops (grf_to_planar).
+func (s *Stream) ToPlanar(src, dst engine.Tensor, mean, std [3]float32) error {
+	const op = "ToPlanar"
+	a, err := s.addrs(op, u8("src", src), f32("dst", dst))
+	if err != nil {
+		return err
+	}
+	h, w, err := imageDims(op, "src", src)
+	if err != nil {
+		return err
+	}
+	n := int64(h) * int64(w)
+	if err := wantElems(op, "dst", dst, 3*n); err != nil {
+		return err
+	}
+	p := C.grf_planar_params{rgb: (*C.uint8_t)(a[0]), planar: (*C.float)(a[1]), n: C.longlong(n)}
+	for c := 0; c < 3; c++ {
+		p.mean[c], p.std[c] = C.float(mean[c]), C.float(std[c])
+	}
+	return s.launch(op, func(e *errBuf) C.int { return C.grf_go_to_planar(s.dev.dev(), &p, s.h, e.ptr(), errLen) })
+}
+
+// FromPlanar implements engine.Ops (grf_from_planar).
+func (s *Stream) FromPlanar(src, dst engine.Tensor) error {
+	const op = "FromPlanar"
+	a, err := s.addrs(op, f32("src", src), u8("dst", dst))
+	if err != nil {
+		return err
+	}
+	h, w, err := imageDims(op, "dst", dst)
+	if err != nil {
+		return err
+	}
+	n := int64(h) * int64(w)
+	if err := wantElems(op, "src", src, 3*n); err != nil {
+		return err
+	}
+	p := C.grf_planar_params{rgb: (*C.uint8_t)(a[1]), planar: (*C.float)(a[0]), n: C.longlong(n)}
+	return s.launch(op, func(e *errBuf) C.int { return C.grf_go_from_planar(s.dev.dev(), &p, s.h, e.ptr(), errLen) })
+}
+
+// Paste implements engine.Ops (grf_paste_rgb8).
+func (s *Stream) Paste(dst, src, mask engine.Tensor) error {
+	const op = "Paste"
+	a, err := s.addrs(op, u8("dst", dst), u8("src", src), f32("mask", mask))
+	if err != nil {
+		return err
+	}
+	h, w, err := imageDims(op, "dst", dst)
+	if err != nil {
+		return err
+	}
+	if err := wantShape(op, "src", src, dst.Shape()); err != nil {
+		return err
+	}
+	n := int64(h) * int64(w)
+	if err := wantElems(op, "mask", mask, n); err != nil {
+		return err
+	}
+	p := C.grf_paste_params{dst: (*C.uint8_t)(a[0]), src: (*C.uint8_t)(a[1]), mask: (*C.float)(a[2]), n: C.longlong(n)}
+	return s.launch(op, func(e *errBuf) C.int { return C.grf_go_paste_rgb8(s.dev.dev(), &p, s.h, e.ptr(), errLen) })
+}
+
+// Resize implements engine.Ops (grf_resize): src [..., inH, inW] to dst [..., outH, outW].
+func (s *Stream) Resize(mode engine.ResizeMode, src, dst engine.Tensor) error {
 	const op = "Resize"
-	if err := s.live(); err != nil {
-		return err
-	}
-	sp, err := f32(op, "src", src, 0)
+	a, err := s.addrs(op, f32("src", src), f32("dst", dst))
 	if err != nil {
 		return err
 	}
-	dp, err := f32(op, "dst", dst, 0)
+	ss, ds := src.Shape(), dst.Shape()
+	if len(ss) < 2 || len(ds) != len(ss) || !ss[:len(ss)-2].Equal(ds[:len(ds)-2]) {
+		return fmt.Errorf("%w: cuda: %s: shapes %v -> %v", engine.ErrShape, op, ss, ds)
+	}
+	n, ih, iw, _ := ss.Planes("cuda: " + op)
+	_, oh, ow, _ := ds.Planes("cuda: " + op)
+	p := C.grf_resize_params{src: (*C.float)(a[0]), dst: (*C.float)(a[1]), planes: C.int(n), in_h: C.int(ih), in_w: C.int(iw),
+		out_h: C.int(oh), out_w: C.int(ow), mode: C.int(mode)}
+	return s.launch(op, func(e *errBuf) C.int { return C.grf_go_resize(s.dev.dev(), &p, s.h, e.ptr(), errLen) })
+}
+
+// Dilate implements engine.Ops (grf_dilate).
+func (s *Stream) Dilate(src, dst engine.Tensor, radius int) error {
+	const op = "Dilate"
+	a, err := s.addrs(op, f32("src", src), f32("dst", dst))
 	if err != nil {
 		return err
 	}
-	if len(src.shape) < 2 || len(dst.shape) != len(src.shape) || !src.shape[:len(src.shape)-2].Equal(dst.shape[:len(dst.shape)-2]) {
-		return fmt.Errorf("%w: cuda: %s: shapes %v -> %v", engine.ErrShape, op, src.shape, dst.shape)
+	sp, dp := a[0], a[1]
+	n, h, w, err := src.Shape().Planes("cuda: " + op)
+	if err != nil {
+		return err
 	}
-	n, ih, iw := planes(src.shape)
-	_, oh, ow := planes(dst.shape)
-	p := C.grf_resize_params{
-		src: (*C.float)(sp), dst: (*C.float)(dp),
-		planes: C.int(n), in_h: C.int(ih), in_w: C.int(iw), out_h: C.int(oh), out_w: C.int(ow),
-		mode: C.int(mode),
+	if err := wantElems(op, "dst", dst, src.Shape().NumElements()); err != nil {
+		return err
 	}
-	var e errBuf
-	if rc := C.grf_go_resize(s.dev.dev(), &p, s.h, e.ptr(), errLen); rc != statusOK {
-		return statusError(op, rc, &e)
+	if sp == dp && sp != nil {
+		return fmt.Errorf("%w: cuda: %s: dst aliases src", engine.ErrShape, op)
 	}
-	return nil
+	p := C.grf_dilate_params{src: (*C.float)(sp), dst: (*C.float)(dp), planes: C.int(n), height: C.int(h), width: C.int(w), radius: C.int(radius)}
+	if radius > 0 {
+		if p.workspace, p.workspace_bytes, err = s.workspace(4 * n * h * w); err != nil {
+			return err
+		}
+	}
+	return s.launch(op, func(e *errBuf) C.int { return C.grf_go_dilate(s.dev.dev(), &p, s.h, e.ptr(), errLen) })
 }
 
-// FuseMapsOut holds FuseMaps' output tensors (float32): Score [B], PMap and MaskImg
-// [B,H,W], MaskLat [B,h,w].
-type FuseMapsOut struct {
-	Score, PMap, MaskImg, MaskLat *Tensor
+// Pointwise implements engine.Ops (grf_pointwise).
+func (s *Stream) Pointwise(q engine.Pointwise) error {
+	op := "Pointwise " + q.Op.String()
+	a, err := s.addrs(op, f32("dst", q.Dst), f32("src", q.Src), optF32("src2", q.Src2), optF32("mask", q.Mask))
+	if err != nil {
+		return err
+	}
+	n, nd := q.Src.Shape().NumElements(), q.Dst.Shape().NumElements()
+	p := C.grf_pointwise_params{op: C.int(q.Op), dst: (*C.float)(a[0]), src: (*C.float)(a[1]), src2: (*C.float)(a[2]), mask: (*C.float)(a[3]),
+		n: C.longlong(n), copies: 1, a: C.float(q.A), b: C.float(q.B), s: C.double(q.S), t: C.double(q.T)}
+	if q.Clamp01 {
+		p.clamp01 = 1
+	}
+	switch q.Op {
+	case engine.PointScale:
+		if n == 0 && nd != 0 || n > 0 && (nd == 0 || nd%n != 0) {
+			return fmt.Errorf("%w: cuda: %s: %d values into %d", engine.ErrShape, op, n, nd)
+		}
+		if n > 0 {
+			p.copies = C.int(nd / n)
+		}
+	case engine.PointLerp, engine.PointMaximum:
+		if absent(q.Src2) || q.Src2.Shape().NumElements() != n || nd != n {
+			return fmt.Errorf("%w: cuda: %s: src %v, src2 %v, dst %v", engine.ErrShape, op, q.Src.Shape(), shapeOf(q.Src2), q.Dst.Shape())
+		}
+	case engine.PointMaskedAffine:
+		m := int64(0)
+		if !absent(q.Mask) {
+			m = q.Mask.Shape().NumElements()
+		}
+		if nd != n || m == 0 && n != 0 || m > 0 && n%m != 0 {
+			return fmt.Errorf("%w: cuda: %s: src %v, mask %v, dst %v", engine.ErrShape, op, q.Src.Shape(), shapeOf(q.Mask), q.Dst.Shape())
+		}
+		p.m = C.longlong(m)
+	case engine.PointAffine, engine.PointUnscale, engine.PointGreater, engine.PointAtLeast:
+		if nd != n {
+			return fmt.Errorf("%w: cuda: %s: %d values into %d", engine.ErrShape, op, n, nd)
+		}
+	default:
+		return fmt.Errorf("%w: cuda: unknown pointwise operation %v", engine.ErrShape, q.Op)
+	}
+	return s.launch(op, func(e *errBuf) C.int { return C.grf_go_pointwise(s.dev.dev(), &p, s.h, e.ptr(), errLen) })
 }
 
-// FuseMaps enqueues grf_fuse_maps, twin of cpu.FuseMaps: good [B,4,T], align [B,H,W] or
-// nil. Its scratch memory is the stream's workspace.
-func (s *Stream) FuseMaps(p engine.FuseParams, good, align *Tensor, out FuseMapsOut) error {
+func shapeOf(t engine.Tensor) engine.Shape {
+	if absent(t) {
+		return nil
+	}
+	return t.Shape()
+}
+
+// CountAtLeast implements engine.Ops (grf_count_at_least): dst int64 [1].
+func (s *Stream) CountAtLeast(src engine.Tensor, bound float32, dst engine.Tensor) error {
+	const op = "CountAtLeast"
+	a, err := s.addrs(op, f32("src", src), arg{"dst", dst, engine.Int64, false})
+	if err != nil {
+		return err
+	}
+	if err := wantElems(op, "dst", dst, 1); err != nil {
+		return err
+	}
+	p := C.grf_count_params{src: (*C.float)(a[0]), count: (*C.longlong)(a[1]), n: C.longlong(src.Shape().NumElements()), bound: C.float(bound)}
+	return s.launch(op, func(e *errBuf) C.int { return C.grf_go_count_at_least(s.dev.dev(), &p, s.h, e.ptr(), errLen) })
+}
+
+// FuseMaps implements engine.Ops (grf_fuse_maps): good [B,4,T], align [B,H,W] or nil. Its
+// scratch is the stream's.
+func (s *Stream) FuseMaps(p engine.FuseParams, good, align engine.Tensor, out engine.FuseOutputs) error {
 	const op = "FuseMaps"
-	if err := s.live(); err != nil {
-		return err
-	}
 	if err := p.Validate(); err != nil {
 		return fmt.Errorf("cuda: %s: %w", op, err)
 	}
-	if _, err := f32(op, "good", good, 3); err != nil {
-		return err
+	if good == nil || len(good.Shape()) != 3 {
+		return fmt.Errorf("%w: cuda: %s: good has shape %v, want [B,4,T]", engine.ErrShape, op, shapeOf(good))
 	}
-	B := good.shape[0]
+	B := good.Shape()[0]
 	T, H, W, h, w := int64(p.Tokens()), int64(p.Height), int64(p.Width), int64(p.LatentH), int64(p.LatentW)
 	checks := []struct {
 		name string
-		t    *Tensor
-		want engine.Shape
+		t    engine.Tensor
+		want int64
 		opt  bool
 	}{
-		{"good", good, engine.Shape{B, 4, T}, false},
-		{"align", align, engine.Shape{B, H, W}, true},
-		{"score", out.Score, engine.Shape{B}, false},
-		{"pmap", out.PMap, engine.Shape{B, H, W}, false},
-		{"mask_img", out.MaskImg, engine.Shape{B, H, W}, false},
-		{"mask_lat", out.MaskLat, engine.Shape{B, h, w}, false},
+		{"good", good, B * 4 * T, false}, {"align", align, B * H * W, true}, {"score", out.Score, B, false},
+		{"pmap", out.PMap, B * H * W, false}, {"mask_img", out.MaskImg, B * H * W, false}, {"mask_lat", out.MaskLat, B * h * w, false},
 	}
-	ptrs := make([]unsafe.Pointer, len(checks))
-	var err error
+	args := make([]arg, len(checks))
 	for i, c := range checks {
-		get := f32
-		if c.opt {
-			get = optF32
-		}
-		if ptrs[i], err = get(op, c.name, c.t, len(c.want)); err != nil {
-			return err
-		}
-		if err := wantShape(op, c.name, c.t, c.want); err != nil {
+		args[i] = arg{c.name, c.t, engine.Float32, c.opt}
+	}
+	ptrs, err := s.addrs(op, args...)
+	if err != nil {
+		return err
+	}
+	for _, c := range checks {
+		if err := wantElems(op, c.name, c.t, c.want); err != nil {
 			return err
 		}
 	}
@@ -141,74 +290,218 @@ func (s *Stream) FuseMaps(p engine.FuseParams, good, align *Tensor, out FuseMaps
 	for i, a := range p.Alpha {
 		cp.alpha[i] = C.float(a)
 	}
-	var e errBuf
-	var need C.size_t
-	if rc := C.grf_go_fuse_maps_workspace_size(&cp, &need, e.ptr(), errLen); rc != statusOK {
-		return statusError(op, rc, &e)
-	}
-	if need > 0 {
-		ws, err := s.workspace(int(need))
-		if err != nil {
-			return err
-		}
-		cp.workspace, cp.workspace_bytes = ws, C.size_t(s.wsBytes)
-	}
-	if rc := C.grf_go_fuse_maps(s.dev.dev(), &cp, s.h, e.ptr(), errLen); rc != statusOK {
-		return statusError(op, rc, &e)
-	}
-	return nil
-}
-
-// BlendIn holds BlendStep's input tensors (float32), twin of cpu.BlendIn: NoisePred
-// [2B,C,h,w], X [B,C,h,w], optional Init, Noise, Hist [B,C,h,w] and Mask [B,1,h,w].
-type BlendIn struct {
-	NoisePred, X, Init, Noise, Mask *Tensor
-	Hist                            [2]*Tensor
-}
-
-// BlendStep enqueues grf_blend_step, twin of cpu.BlendStep. out may be in.X; x0 may be
-// nil.
-func (s *Stream) BlendStep(c engine.BlendCoeffs, in BlendIn, out, x0 *Tensor) error {
-	const op = "BlendStep"
-	if err := s.live(); err != nil {
+	if cp.workspace, cp.workspace_bytes, err = s.sized(op, func(need *C.size_t, e *errBuf) C.int {
+		return C.grf_go_fuse_maps_workspace_size(&cp, need, e.ptr(), errLen)
+	}); err != nil {
 		return err
 	}
-	xp, err := f32(op, "x", in.X, 4)
+	return s.launch(op, func(e *errBuf) C.int { return C.grf_go_fuse_maps(s.dev.dev(), &cp, s.h, e.ptr(), errLen) })
+}
+
+// GoodProbs implements engine.Ops (grf_pq_probs).
+func (s *Stream) GoodProbs(tokens, pqText, good engine.Tensor) error {
+	const op = "GoodProbs"
+	a, err := s.addrs(op, f32("tokens", tokens), f32("pq_text", pqText), f32("good", good))
 	if err != nil {
 		return err
 	}
-	B, C_, H, W := in.X.shape[0], in.X.shape[1], in.X.shape[2], in.X.shape[3]
+	sh := tokens.Shape()
+	if len(sh) != 3 || sh[2] < 1 {
+		return fmt.Errorf("%w: cuda: %s: tokens have shape %v, want [B,T,D]", engine.ErrShape, op, sh)
+	}
+	B, T, D := sh[0], sh[1], sh[2]
+	if err := wantElems(op, "pq_text", pqText, 8*D); err != nil {
+		return err
+	}
+	if err := wantElems(op, "good", good, B*4*T); err != nil {
+		return err
+	}
+	p := C.grf_pq_params{tokens: (*C.float)(a[0]), pq_text: (*C.float)(a[1]), good: (*C.float)(a[2]), batch: C.int(B), tokens_n: C.int(T), dim: C.int(D)}
+	return s.launch(op, func(e *errBuf) C.int { return C.grf_go_pq_probs(s.dev.dev(), &p, s.h, e.ptr(), errLen) })
+}
+
+// rowsOf returns (rows, D) of a [..., D] tensor.
+func rowsOf(op, name string, t engine.Tensor) (int64, int64, error) {
+	sh := t.Shape()
+	if len(sh) < 1 || sh[len(sh)-1] < 1 {
+		return 0, 0, fmt.Errorf("%w: cuda: %s: %s has shape %v, want [...,D]", engine.ErrShape, op, name, sh)
+	}
+	D := sh[len(sh)-1]
+	return sh.NumElements() / D, D, nil
+}
+
+// ScatterRows implements engine.Ops (grf_scatter_rows).
+func (s *Stream) ScatterRows(src, index, dst engine.Tensor) error {
+	const op = "ScatterRows"
+	a, err := s.addrs(op, f32("src", src), arg{"index", index, engine.Int32, false}, f32("dst", dst))
+	if err != nil {
+		return err
+	}
+	n, D, err := rowsOf(op, "src", src)
+	if err != nil {
+		return err
+	}
+	m, Dd, err := rowsOf(op, "dst", dst)
+	if err != nil || Dd != D || index.Shape().NumElements() != n {
+		return fmt.Errorf("%w: cuda: %s: src %v, index %v, dst %v", engine.ErrShape, op, src.Shape(), index.Shape(), dst.Shape())
+	}
+	p := C.grf_scatter_params{src: (*C.float)(a[0]), index: (*C.int32_t)(a[1]), dst: (*C.float)(a[2]), n: C.int(n), m: C.int(m), dim: C.int(D)}
+	return s.launch(op, func(e *errBuf) C.int { return C.grf_go_scatter_rows(s.dev.dev(), &p, s.h, e.ptr(), errLen) })
+}
+
+// Ensemble implements engine.Ops (grf_text_ensemble).
+func (s *Stream) Ensemble(emb, empty, dst engine.Tensor) error {
+	const op = "Ensemble"
+	a, err := s.addrs(op, f32("emb", emb), optF32("empty", empty), f32("dst", dst))
+	if err != nil {
+		return err
+	}
+	rows, D, err := rowsOf(op, "emb", emb)
+	if err != nil {
+		return err
+	}
+	N, Dd, err := rowsOf(op, "dst", dst)
+	if err != nil {
+		return err
+	}
+	if Dd != D || N == 0 && rows != 0 || N > 0 && (rows == 0 || rows%N != 0) {
+		return fmt.Errorf("%w: cuda: %s: emb %v into dst %v", engine.ErrShape, op, emb.Shape(), dst.Shape())
+	}
+	if err := wantElems(op, "empty", empty, D); err != nil {
+		return err
+	}
+	K := int64(1)
+	if N > 0 {
+		K = rows / N
+	}
+	p := C.grf_ensemble_params{emb: (*C.float)(a[0]), empty: (*C.float)(a[1]), dst: (*C.float)(a[2]), texts: C.int(N), k: C.int(K), dim: C.int(D)}
+	return s.launch(op, func(e *errBuf) C.int { return C.grf_go_text_ensemble(s.dev.dev(), &p, s.h, e.ptr(), errLen) })
+}
+
+// TextMaps implements engine.Ops (grf_text_maps).
+func (s *Stream) TextMaps(tokens, feats engine.Tensor, gridH, gridW int, dst engine.Tensor) error {
+	const op = "TextMaps"
+	a, err := s.addrs(op, f32("tokens", tokens), f32("feats", feats), f32("dst", dst))
+	if err != nil {
+		return err
+	}
+	T, D, err := rowsOf(op, "tokens", tokens)
+	if err != nil {
+		return err
+	}
+	if gridH < 1 || gridW < 1 || T != int64(1+gridH*gridW) {
+		return fmt.Errorf("%w: cuda: %s: %d tokens for a %dx%d grid", engine.ErrShape, op, T, gridH, gridW)
+	}
+	K, Df, err := rowsOf(op, "feats", feats)
+	if err != nil || Df != D && K > 0 {
+		return fmt.Errorf("%w: cuda: %s: feats %v for %d-d tokens", engine.ErrShape, op, feats.Shape(), D)
+	}
+	_, H, W, err := dst.Shape().Planes("cuda: " + op)
+	if err != nil {
+		return err
+	}
+	if err := wantElems(op, "dst", dst, int64(H)*int64(W)); err != nil {
+		return err
+	}
+	p := C.grf_text_maps_params{tokens: (*C.float)(a[0]), feats: (*C.float)(a[1]), dst: (*C.float)(a[2]), k: C.int(K), dim: C.int(D),
+		grid_h: C.int(gridH), grid_w: C.int(gridW), height: C.int(H), width: C.int(W)}
+	if K > 0 {
+		if p.workspace, p.workspace_bytes, err = s.workspace(int(4 * K * int64(gridH*gridW))); err != nil {
+			return err
+		}
+	}
+	return s.launch(op, func(e *errBuf) C.int { return C.grf_go_text_maps(s.dev.dev(), &p, s.h, e.ptr(), errLen) })
+}
+
+// Emphasis implements engine.Ops (grf_emphasis): the weights are read during the call.
+func (s *Stream) Emphasis(hidden engine.Tensor, weights []float32) error {
+	const op = "Emphasis"
+	a, err := s.addrs(op, f32("hidden", hidden))
+	if err != nil {
+		return err
+	}
+	n := hidden.Shape().NumElements()
+	if len(weights) == 0 || n%int64(len(weights)) != 0 {
+		return fmt.Errorf("%w: cuda: %s: %d weights for %v", engine.ErrShape, op, len(weights), hidden.Shape())
+	}
+	var pin runtime.Pinner // the struct passed to C holds this Go pointer for the call
+	pin.Pin(&weights[0])
+	defer pin.Unpin()
+	p := C.grf_emphasis_params{hidden: (*C.float)(a[0]), weights: (*C.float)(unsafe.Pointer(&weights[0])),
+		rows: C.int(len(weights)), dim: C.int(n / int64(len(weights)))}
+	ws, wsBytes, err := s.workspace(16)
+	if err != nil {
+		return err
+	}
+	p.workspace, p.workspace_bytes = (*C.double)(ws), wsBytes
+	return s.launch(op, func(e *errBuf) C.int { return C.grf_go_emphasis(s.dev.dev(), &p, s.h, e.ptr(), errLen) })
+}
+
+// InpaintInput implements engine.Ops (grf_inpaint_input): latents and masked [B,C,h,w],
+// mask [B,1,h,w], out [2B,2C+1,h,w].
+func (s *Stream) InpaintInput(scaleIn float32, latents, mask, masked, out engine.Tensor) error {
+	const op = "InpaintInput"
+	a, err := s.addrs(op, f32("latents", latents), f32("mask", mask), f32("masked", masked), f32("out", out))
+	if err != nil {
+		return err
+	}
+	sh := latents.Shape()
+	if len(sh) != 4 {
+		return fmt.Errorf("%w: cuda: %s: latents %v", engine.ErrShape, op, sh)
+	}
+	B, C_, H, W := sh[0], sh[1], sh[2], sh[3]
+	for _, ck := range []struct {
+		name string
+		t    engine.Tensor
+		want engine.Shape
+	}{{"mask", mask, engine.Shape{B, 1, H, W}}, {"masked", masked, engine.Shape{B, C_, H, W}}, {"out", out, engine.Shape{2 * B, 2*C_ + 1, H, W}}} {
+		if err := wantShape(op, ck.name, ck.t, ck.want); err != nil {
+			return err
+		}
+	}
+	cp := C.grf_inpaint_params{latents: (*C.float)(a[0]), mask: (*C.float)(a[1]), masked: (*C.float)(a[2]), out: (*C.float)(a[3]),
+		batch: C.int(B), channels: C.int(C_), height: C.int(H), width: C.int(W), scale_in: C.float(scaleIn)}
+	return s.launch(op, func(e *errBuf) C.int { return C.grf_go_inpaint_input(s.dev.dev(), &cp, s.h, e.ptr(), errLen) })
+}
+
+// BlendStep implements engine.Ops (grf_blend_step). out may be in.X; x0 may be nil.
+func (s *Stream) BlendStep(c engine.BlendCoeffs, in engine.BlendTensors, out, x0 engine.Tensor) error {
+	const op = "BlendStep"
+	if absent(in.X) {
+		return fmt.Errorf("%w: cuda: %s: x is nil", engine.ErrShape, op)
+	}
+	sh := in.X.Shape()
+	if len(sh) != 4 {
+		return fmt.Errorf("%w: cuda: %s: x has shape %v", engine.ErrShape, op, sh)
+	}
+	B, C_, H, W := sh[0], sh[1], sh[2], sh[3]
 	lat := engine.Shape{B, C_, H, W}
 	checks := []struct {
 		name string
-		t    *Tensor
+		t    engine.Tensor
 		want engine.Shape
 		opt  bool
 	}{
 		{"noise_pred", in.NoisePred, engine.Shape{2 * B, C_, H, W}, false},
-		{"init", in.Init, lat, true},
-		{"noise", in.Noise, lat, true},
-		{"mask", in.Mask, engine.Shape{B, 1, H, W}, true},
-		{"hist0", in.Hist[0], lat, true},
-		{"hist1", in.Hist[1], lat, true},
-		{"out", out, lat, false},
-		{"x0", x0, lat, true},
+		{"init", in.Init, lat, true}, {"noise", in.Noise, lat, true}, {"mask", in.Mask, engine.Shape{B, 1, H, W}, true},
+		{"hist0", in.Hist[0], lat, true}, {"hist1", in.Hist[1], lat, true}, {"out", out, lat, false}, {"x0", x0, lat, true},
+		{"x", in.X, lat, false},
 	}
-	ptrs := make([]unsafe.Pointer, len(checks))
+	args := make([]arg, len(checks))
 	for i, ck := range checks {
-		get := f32
-		if ck.opt {
-			get = optF32
-		}
-		if ptrs[i], err = get(op, ck.name, ck.t, 4); err != nil {
-			return err
-		}
+		args[i] = arg{ck.name, ck.t, engine.Float32, ck.opt}
+	}
+	ptrs, err := s.addrs(op, args...)
+	if err != nil {
+		return err
+	}
+	for _, ck := range checks {
 		if err := wantShape(op, ck.name, ck.t, ck.want); err != nil {
 			return err
 		}
 	}
 	cp := C.grf_blend_params{
-		noise_pred: (*C.float)(ptrs[0]), x: (*C.float)(xp), init: (*C.float)(ptrs[1]),
+		noise_pred: (*C.float)(ptrs[0]), x: (*C.float)(ptrs[8]), init: (*C.float)(ptrs[1]),
 		noise: (*C.float)(ptrs[2]), mask: (*C.float)(ptrs[3]),
 		out: (*C.float)(ptrs[6]), x0: (*C.float)(ptrs[7]),
 		batch: C.int(B), channels: C.int(C_), height: C.int(H), width: C.int(W),
@@ -217,58 +510,33 @@ func (s *Stream) BlendStep(c engine.BlendCoeffs, in BlendIn, out, x0 *Tensor) er
 	}
 	cp.hist[0], cp.hist[1] = (*C.float)(ptrs[4]), (*C.float)(ptrs[5])
 	cp.ch[0], cp.ch[1] = C.float(c.CH[0]), C.float(c.CH[1])
-	var e errBuf
-	if rc := C.grf_go_blend_step(s.dev.dev(), &cp, s.h, e.ptr(), errLen); rc != statusOK {
-		return statusError(op, rc, &e)
-	}
-	return nil
+	return s.launch(op, func(e *errBuf) C.int { return C.grf_go_blend_step(s.dev.dev(), &cp, s.h, e.ptr(), errLen) })
 }
 
-// InpaintInput enqueues grf_inpaint_input, twin of cpu.InpaintInput: latents and masked
-// [B,C,h,w], mask [B,1,h,w], out [2B,2C+1,h,w].
-func (s *Stream) InpaintInput(scaleIn float32, latents, mask, masked, out *Tensor) error {
-	const op = "InpaintInput"
-	if err := s.live(); err != nil {
-		return err
-	}
-	lp, err := f32(op, "latents", latents, 4)
+// ColorFix implements engine.Ops (grf_color_fix).
+func (s *Stream) ColorFix(content, style, dst engine.Tensor, levels int) error {
+	const op = "ColorFix"
+	a, err := s.addrs(op, f32("content", content), f32("style", style), f32("dst", dst))
 	if err != nil {
 		return err
 	}
-	B, C_, H, W := latents.shape[0], latents.shape[1], latents.shape[2], latents.shape[3]
-	mp, err := f32(op, "mask", mask, 4)
-	if err != nil {
+	sh := content.Shape()
+	if len(sh) < 3 || sh.NumElements() != sh[len(sh)-3]*sh[len(sh)-2]*sh[len(sh)-1] {
+		return fmt.Errorf("%w: cuda: %s: content has shape %v, want [C,H,W]", engine.ErrShape, op, sh)
+	}
+	n := sh.NumElements()
+	if err := wantElems(op, "style", style, n); err != nil {
 		return err
 	}
-	kp, err := f32(op, "masked", masked, 4)
-	if err != nil {
+	if err := wantElems(op, "dst", dst, n); err != nil {
 		return err
 	}
-	op_, err := f32(op, "out", out, 4)
-	if err != nil {
+	p := C.grf_color_fix_params{content: (*C.float)(a[0]), style: (*C.float)(a[1]), dst: (*C.float)(a[2]),
+		channels: C.int(sh[len(sh)-3]), height: C.int(sh[len(sh)-2]), width: C.int(sh[len(sh)-1]), levels: C.int(levels)}
+	if p.workspace, p.workspace_bytes, err = s.sized(op, func(need *C.size_t, e *errBuf) C.int {
+		return C.grf_go_color_fix_workspace_size(&p, need, e.ptr(), errLen)
+	}); err != nil {
 		return err
 	}
-	for _, ck := range []struct {
-		name string
-		t    *Tensor
-		want engine.Shape
-	}{
-		{"mask", mask, engine.Shape{B, 1, H, W}},
-		{"masked", masked, engine.Shape{B, C_, H, W}},
-		{"out", out, engine.Shape{2 * B, 2*C_ + 1, H, W}},
-	} {
-		if err := wantShape(op, ck.name, ck.t, ck.want); err != nil {
-			return err
-		}
-	}
-	cp := C.grf_inpaint_params{
-		latents: (*C.float)(lp), mask: (*C.float)(mp), masked: (*C.float)(kp), out: (*C.float)(op_),
-		batch: C.int(B), channels: C.int(C_), height: C.int(H), width: C.int(W),
-		scale_in: C.float(scaleIn),
-	}
-	var e errBuf
-	if rc := C.grf_go_inpaint_input(s.dev.dev(), &cp, s.h, e.ptr(), errLen); rc != statusOK {
-		return statusError(op, rc, &e)
-	}
-	return nil
+	return s.launch(op, func(e *errBuf) C.int { return C.grf_go_color_fix(s.dev.dev(), &p, s.h, e.ptr(), errLen) })
 }

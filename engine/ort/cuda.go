@@ -36,11 +36,6 @@ type Options struct {
 	Device string
 	// CUDA configures the CUDA execution provider (Device "cuda" only).
 	CUDA CUDAOptions
-	// Tensors, when set, is a device whose tensors (Tensors.Name()) engines accept as
-	// inputs besides host tensors, and on which they return their outputs. onnxruntime_go
-	// cannot bind device memory (see the package comment), so each such input is
-	// downloaded and each output uploaded: these copies are counted in Engine.Copies.
-	Tensors engine.Device
 }
 
 // CUDAOptions are the CUDA execution provider's settings (ONNX Runtime's provider option
@@ -144,9 +139,10 @@ func ParseOptions(m map[string]string) (Options, error) {
 	return o, nil
 }
 
-// GPULibraryPath resolves the GPU library: explicit, then $GRF_ORT_GPU_LIB, then
-// .deps/ort-gpu/libonnxruntime.so.1 in the working directory, its parents, or beside the
-// executable; if none exists, the first of those default places (for the error message).
+// GPULibraryPath resolves the GPU library in engine/native's order: explicit, then
+// $GRF_ORT_GPU_LIB, then .deps/ort-gpu/libonnxruntime.so.1 beside the executable (in its
+// directory or the parent: bin/grefine in the repository); if none exists, the first of
+// those default places (for the error message).
 func GPULibraryPath(explicit string) string {
 	if explicit != "" {
 		return explicit
@@ -154,8 +150,11 @@ func GPULibraryPath(explicit string) string {
 	if p := os.Getenv(EnvGPULibrary); p != "" {
 		return p
 	}
-	rel := filepath.Join(".deps", "ort-gpu", "libonnxruntime.so.1")
-	dirs := searchDirs()
+	rel := filepath.Join(".deps", "ort-gpu", LibName)
+	var dirs []string
+	if exe, err := os.Executable(); err == nil {
+		dirs = append(dirs, filepath.Dir(exe), filepath.Dir(filepath.Dir(exe)))
+	}
 	for _, d := range dirs {
 		if p := filepath.Join(d, rel); fileExists(p) {
 			return p
@@ -176,9 +175,8 @@ func HasCUDAProvider(lib string) bool {
 
 // liveLibrary is the library of the process's ONNX Runtime environment ("" if none).
 func liveLibrary() string {
-	envMu.Lock()
-	defer envMu.Unlock()
-	return envPath
+	r, _ := library.Loaded()
+	return r.Path
 }
 
 // cudaProbe caches, per library and provider settings, whether the CUDA execution provider
@@ -211,7 +209,7 @@ func initCUDA(explicit string, provider map[string]string) (string, error) {
 	if rt := loadCUDARuntime(lib); rt.Err != nil {
 		return lib, rt.Err
 	}
-	if err := initEnv(lib); err != nil {
+	if _, err := initEnv(lib); err != nil {
 		return lib, err
 	}
 	key := lib + "\x00" + fmt.Sprint(provider)
@@ -287,13 +285,10 @@ func runError(fallback error, name, what string, err error) error {
 	return fmt.Errorf("%w: ort: %s: %s: %v", fallback, name, what, err)
 }
 
-// CopyStats counts the host/device copies of an engine's runs. Downloads and Uploads are
-// the copies this package makes for device tensors (Options.Tensors); ORTIn and ORTOut are
-// the bytes ONNX Runtime itself copies host-to-device for inputs and device-to-host for
-// outputs when it computes on the GPU with host-bound I/O (every run of a cuda engine).
+// CopyStats counts an engine's runs and the bytes ONNX Runtime itself copies
+// host-to-device for inputs (ORTIn) and device-to-host for outputs (ORTOut) when it
+// computes on the GPU with host-bound I/O (every run of a cuda engine).
 type CopyStats struct {
-	Runs                     int64
-	Downloads, DownloadBytes int64
-	Uploads, UploadBytes     int64
-	ORTInBytes, ORTOutBytes  int64
+	Runs                    int64
+	ORTInBytes, ORTOutBytes int64
 }

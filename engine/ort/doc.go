@@ -6,20 +6,22 @@
 // # Library
 //
 // The ONNX Runtime C library is loaded at run time (dlopen), so the grefine binary builds
-// and starts without it. The CPU backend's library comes from the "lib" option, else the
-// ONNXRUNTIME_SHARED_LIBRARY_PATH environment variable, else .deps/ort/libonnxruntime.so.1
-// under the working directory or beside the executable (where `make setup` puts it).
-// The library is initialised once per process; a failed initialisation is cached per path
-// and reported as engine.ErrUnavailable with the reason (not found, too old: the library
-// must offer C API version 24 or newer, i.e. ONNX Runtime 1.24+; `make setup` installs
-// 1.30.0).
+// and starts without it. The CPU backend's library is found by engine/native, in its one
+// order: the "lib" option (--ort-lib), else the ONNXRUNTIME_SHARED_LIBRARY_PATH
+// environment variable (tools/env.sh sets it to .deps/ort/, where `make setup` puts it),
+// else beside the executable (libonnxruntime.so.1, .deps/ort/ and ../.deps/ort/ of its
+// directory: bin/grefine in the repository), else the system loader. The library is
+// initialised once per process; a failed request is cached with its error and reported as
+// engine.ErrUnavailable with the reason (not found, with every place tried; too old: the
+// library must offer C API version 24 or newer, i.e. ONNX Runtime 1.24+; `make setup`
+// installs 1.30.0), and a later request for another library is an error naming both.
 //
 // # CUDA
 //
 // Options.Device "cuda" (registry option device=cuda) runs sessions on the CUDA execution
-// provider. Its library is the GPU build from "lib", else $GRF_ORT_GPU_LIB, else
-// .deps/ort-gpu/libonnxruntime.so.1 (`make setup-gpu`: onnxruntime-gpu 1.31.1, built for
-// CUDA 13). If the process already runs a GPU build (ONNXRUNTIME_SHARED_LIBRARY_PATH
+// provider. Its library is the GPU build from "lib", else $GRF_ORT_GPU_LIB (tools/env.sh
+// sets it), else .deps/ort-gpu/libonnxruntime.so.1 beside the executable or its parent
+// (`make setup-gpu`: onnxruntime-gpu 1.31.1, built for CUDA 13). If the process already runs a GPU build (ONNXRUNTIME_SHARED_LIBRARY_PATH
 // pointing at it), cpu and cuda backends share it; a process that loaded the CPU-only
 // build cannot add CUDA (one library per process) and says so. Before ONNX Runtime sees the
 // provider, the CUDA 13 libraries it needs (cudart, cuBLAS/cuBLASLt, cuRAND, cuDNN 9; cuFFT

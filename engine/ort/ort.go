@@ -12,6 +12,7 @@ import (
 	ortgo "github.com/yalue/onnxruntime_go"
 
 	"github.com/grefine/grefine/engine"
+	"github.com/grefine/grefine/engine/native"
 )
 
 // Name is the registry key of this backend.
@@ -30,81 +31,49 @@ func init() {
 	})
 }
 
-// process-wide ONNX Runtime state: one environment per process (an ONNX Runtime rule).
-var (
-	envMu     sync.Mutex
-	envPath   string               // library of the live environment, "" if none
-	envErrors = map[string]error{} // cached failures per library path
-)
+// LibName is the ONNX Runtime library's file name.
+const LibName = "libonnxruntime.so.1"
 
-// LibraryPath resolves the library path: explicit, then $ONNXRUNTIME_SHARED_LIBRARY_PATH,
-// then .deps/ort/libonnxruntime.so.1 in the working directory, its parents, or beside the
-// executable.
-func LibraryPath(explicit string) string {
-	if explicit != "" {
-		return explicit
+// library is the process's ONNX Runtime (one environment per process, an ONNX Runtime
+// rule), found and loaded by engine/native: the explicit path (--ort-lib, Options.Lib),
+// else $ONNXRUNTIME_SHARED_LIBRARY_PATH, else beside the executable (libonnxruntime.so.1,
+// .deps/ort/ and ../.deps/ort/ of its directory: bin/grefine in the repository), else the
+// system loader. The result is cached with its error; a later explicit path naming
+// another library is an error.
+var library = native.New(native.Spec{
+	Name: "ort", What: "onnxruntime library", File: LibName, Flag: "--ort-lib", Env: EnvLibrary,
+	Beside: []string{LibName, filepath.Join(".deps", "ort", LibName), filepath.Join("..", ".deps", "ort", LibName)},
+	Hint:   "run `make setup`, or set " + EnvLibrary,
+	Open:   openLibrary,
+})
+
+// openLibrary initialises ONNX Runtime's environment from the library at path.
+func openLibrary(path string) error {
+	ortgo.SetSharedLibraryPath(path)
+	if err := ortgo.InitializeEnvironment(ortgo.WithLogLevelError()); err != nil {
+		return fmt.Errorf("it must be ONNX Runtime 1.24 or newer with C API 24 (`make setup` installs 1.30.0): %v", err)
 	}
-	if p := os.Getenv(EnvLibrary); p != "" {
-		return p
-	}
-	rel := filepath.Join(".deps", "ort", "libonnxruntime.so.1")
-	for _, d := range searchDirs() {
-		if p := filepath.Join(d, rel); fileExists(p) {
-			return p
-		}
-	}
-	return "libonnxruntime.so.1"
+	return nil
 }
 
-// searchDirs lists the directories .deps/ is looked for in: the working directory and
-// its parents, then the executable's directory and its parent.
-func searchDirs() []string {
-	var dirs []string
-	if wd, err := os.Getwd(); err == nil {
-		for d := wd; ; d = filepath.Dir(d) {
-			dirs = append(dirs, d)
-			if filepath.Dir(d) == d {
-				break
-			}
-		}
-	}
-	if exe, err := os.Executable(); err == nil {
-		dirs = append(dirs, filepath.Dir(exe), filepath.Dir(filepath.Dir(exe)))
-	}
-	return dirs
-}
+// LibraryPath is the library New(explicit) loads (see library for the search order),
+// without loading it: the loaded one, else the first that exists, else the system
+// loader's name.
+func LibraryPath(explicit string) string { return library.Locate(explicit).Path }
 
 func fileExists(p string) bool {
 	st, err := os.Stat(p)
 	return err == nil && !st.IsDir()
 }
 
-// initEnv initialises ONNX Runtime from lib once per process.
-func initEnv(lib string) error {
-	envMu.Lock()
-	defer envMu.Unlock()
-	if envPath != "" {
-		if envPath == lib {
-			return nil
-		}
-		return fmt.Errorf("%w: ort: onnxruntime already initialised from %s, cannot switch to %s", engine.ErrUnavailable, envPath, lib)
+// initEnv initialises ONNX Runtime once per process from the library explicit names (""
+// searches) and returns the library's path.
+func initEnv(explicit string) (string, error) {
+	r, err := library.Load(explicit)
+	if err != nil {
+		return library.Locate(explicit).Path, fmt.Errorf("%w: %w", engine.ErrUnavailable, err)
 	}
-	if err, ok := envErrors[lib]; ok {
-		return err
-	}
-	fail := func(err error) error {
-		envErrors[lib] = err
-		return err
-	}
-	if filepath.IsAbs(lib) && !fileExists(lib) {
-		return fail(fmt.Errorf("%w: ort: onnxruntime library not found at %s (run `make setup`, or set %s)", engine.ErrUnavailable, lib, EnvLibrary))
-	}
-	ortgo.SetSharedLibraryPath(lib)
-	if err := ortgo.InitializeEnvironment(ortgo.WithLogLevelError()); err != nil {
-		return fail(fmt.Errorf("%w: ort: cannot load onnxruntime from %s (it must be ONNX Runtime 1.24 or newer with C API 24; `make setup` installs 1.30.0): %v", engine.ErrUnavailable, lib, err))
-	}
-	envPath = lib
-	return nil
+	return r.Path, nil
 }
 
 // Backend is the ONNX Runtime backend. Create it with New or engine.NewBackend("ort", ...).
@@ -112,24 +81,22 @@ type Backend struct {
 	lib     string
 	initErr error
 
-	device  string        // DeviceCPU or DeviceCUDA
-	cuda    CUDAOptions   // DeviceCUDA only
-	tensors engine.Device // optional device whose tensors engines take and return
+	device string      // DeviceCPU or DeviceCUDA
+	cuda   CUDAOptions // DeviceCUDA only
 }
 
-// New returns the CPU backend for the library at lib (resolved with LibraryPath). It does
-// not fail when the library is unusable: Available reports why.
+// New returns the CPU backend for the library at lib ("": the search of LibraryPath). It
+// does not fail when the library is unusable: Available reports why.
 func New(lib string) (*Backend, error) { return NewWith(Options{Lib: lib}) }
 
 // NewWith returns the backend o describes. Bad option values are errors; an unusable
 // library, GPU or CUDA installation is not: Available reports why.
 func NewWith(o Options) (*Backend, error) {
-	b := &Backend{device: o.Device, cuda: o.CUDA, tensors: o.Tensors}
+	b := &Backend{device: o.Device, cuda: o.CUDA}
 	switch o.Device {
 	case "", DeviceCPU:
 		b.device = DeviceCPU
-		b.lib = LibraryPath(o.Lib)
-		b.initErr = initEnv(b.lib)
+		b.lib, b.initErr = initEnv(o.Lib)
 	case DeviceCUDA:
 		p, err := o.CUDA.ProviderOptions()
 		if err != nil {
@@ -145,14 +112,10 @@ func NewWith(o Options) (*Backend, error) {
 // Name implements engine.Backend.
 func (b *Backend) Name() string { return Name }
 
-// DeviceName implements engine.Backend: ort engines read host tensors, or the tensors of
-// Options.Tensors when it is set.
-func (b *Backend) DeviceName() string {
-	if b.tensors != nil {
-		return b.tensors.Name()
-	}
-	return "cpu"
-}
+// DeviceName implements engine.Backend: ort engines read and write host tensors (the cpu
+// device's), also when ONNX Runtime computes on the GPU; engine.OnDevice pairs them with
+// a GPU device through explicit, counted copies.
+func (b *Backend) DeviceName() string { return "cpu" }
 
 // Device is where the networks run: DeviceCPU or DeviceCUDA.
 func (b *Backend) Device() string { return b.device }
@@ -228,7 +191,7 @@ func (b *Backend) open(path string, opts engine.OpenOptions, stream uintptr) (en
 	if err := applySession(so, opts.Session); err != nil {
 		return nil, fmt.Errorf("ort: %s: %w", name, err)
 	}
-	e := &Engine{name: name, cuda: b.device == DeviceCUDA, tensors: b.tensors}
+	e := &Engine{name: name, cuda: b.device == DeviceCUDA}
 	if e.inputs, e.outputs, err = describeModel(name, path, so); err != nil {
 		return nil, err
 	}
@@ -310,10 +273,9 @@ type Engine struct {
 	sess   *ortgo.DynamicAdvancedSession
 	closed bool
 
-	cuda    bool          // runs on the CUDA execution provider
-	tensors engine.Device // optional: inputs may live there, outputs go there
-	statMu  sync.Mutex
-	stats   CopyStats
+	cuda   bool // runs on the CUDA execution provider
+	statMu sync.Mutex
+	stats  CopyStats
 }
 
 // Copies returns the host/device copy counts of the runs so far.

@@ -179,7 +179,7 @@ func TestSwitchLibraryRefused(t *testing.T) {
 	b, err := New(filepath.Join(t.TempDir(), "other.so"))
 	require.NoError(t, err)
 	assert.ErrorIs(t, b.Available(), engine.ErrUnavailable)
-	assert.Contains(t, b.Available().Error(), "already initialised")
+	assert.Contains(t, b.Available().Error(), "is already loaded from")
 }
 
 func TestRegistered(t *testing.T) {

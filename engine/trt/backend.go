@@ -48,7 +48,10 @@ func init() {
 
 // Options configure a Backend.
 type Options struct {
-	// Lib is the path of libgrefine_trt.so; empty: $GRF_TRT_LIB, then next to the executable.
+	// Lib is the path of libgrefine_trt.so (or of the emulator, libgrefine_trt_emu.so);
+	// empty: $GRF_TRT_LIB, then beside the executable (libgrefine_trt.so,
+	// ../build/libgrefine_trt.so), then the system loader (engine/native). A process loads
+	// one shim: a later Lib naming another file is an error.
 	Lib string
 	// Logger receives TensorRT's log (errors, warnings; info at debug, verbose at trace
 	// level). The zero value discards it.
@@ -73,8 +76,7 @@ type Backend struct {
 	mu      sync.Mutex
 	loadErr error // cached Available result
 	loaded  bool
-	host    bool   // the shim's "device" memory is host memory (the emulator)
-	devName string // "cuda", or "cpu" for a host-memory shim
+	emu     bool // the shim is the emulator (on cuda-emu)
 	rt      *C.grf_trt_runtime
 	def     *Slot         // the default slot (Engine.Run)
 	slots   map[int]*Slot // slots by id (Slot), including 0 = def
@@ -87,31 +89,24 @@ type Backend struct {
 
 // New makes a backend. It does not load the library; Available does, on first use.
 func New(opts Options) *Backend {
-	return &Backend{opts: opts, devName: "cuda", engines: map[*Engine]struct{}{}, slots: map[int]*Slot{},
-		anon: map[*Slot]struct{}{}}
+	return &Backend{opts: opts, engines: map[*Engine]struct{}{}, slots: map[int]*Slot{}, anon: map[*Slot]struct{}{}}
 }
 
 // Name implements engine.Backend.
 func (b *Backend) Name() string { return "trt" }
 
-// DeviceName implements engine.Backend: the device whose tensors the engines read, "cuda";
-// "cpu" when the shim's memory is host memory (the emulator, see HostMemory). It loads
-// the shim (Available) to know; without one it says "cuda".
-func (b *Backend) DeviceName() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	_ = b.availableLocked()
-	return b.devName
-}
+// DeviceName implements engine.Backend: the device whose tensors the engines read and
+// write, "cuda", on every shim (the emulator's device is an emulated GPU, cuda-emu).
+func (b *Backend) DeviceName() string { return "cuda" }
 
-// HostMemory reports whether the loaded shim keeps "device" memory in host memory and
-// runs engines on the CPU (the emulator, libgrefine_trt_emu.so). Engines then also take
-// *engine.HostTensor inputs and outputs, staged through shim buffers.
-func (b *Backend) HostMemory() bool {
+// Emulated reports whether the loaded shim is the TensorRT emulator on cuda-emu
+// (libgrefine_trt_emu.so). It behaves like a GPU: device tensors only, work queued on the
+// slots' streams; only its numbers (ONNX Runtime on the CPU) and speed differ.
+func (b *Backend) Emulated() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	_ = b.availableLocked()
-	return b.host
+	return b.emu
 }
 
 // BufferAllocations counts the shim buffers (device memory) this backend has allocated:
@@ -145,11 +140,7 @@ func (b *Backend) load() error {
 	if b.opts.Device < 0 {
 		return fmt.Errorf("%w: trt: device %d: not a CUDA device index", engine.ErrUnavailable, b.opts.Device)
 	}
-	path, err := findLib(b.opts.Lib)
-	if err != nil {
-		return err
-	}
-	if err := loadLib(path); err != nil {
+	if err := loadLib(b.opts.Lib); err != nil {
 		return err
 	}
 	l := b.opts.Logger
@@ -166,10 +157,7 @@ func (b *Backend) load() error {
 	if d.Count == 0 {
 		return fmt.Errorf("%w: trt: no CUDA device visible", engine.ErrUnavailable)
 	}
-	b.host = d.HostMemory
-	if b.host {
-		b.devName = "cpu"
-	}
+	b.emu = d.Emulated
 	return nil
 }
 
@@ -188,8 +176,8 @@ func (b *Backend) Version() string {
 	if err != nil {
 		return ""
 	}
-	if b.HostMemory() {
-		return fmt.Sprintf("tensorrt emulator (abi %d, onnxruntime on the cpu)", v.ABI)
+	if b.Emulated() {
+		return fmt.Sprintf("tensorrt emulator (abi %d, on cuda-emu, onnxruntime on the cpu)", v.ABI)
 	}
 	return fmt.Sprintf("tensorrt %s (shim built against %s)", v.Runtime, v.Compiled)
 }
@@ -241,15 +229,14 @@ func (b *Backend) newBuffer(dt engine.DType, shape engine.Shape, stream uintptr)
 	if err := b.Available(); err != nil {
 		return nil, err
 	}
-	buf, err := newBuffer(b.opts.Device, b.DeviceName(), dt, shape, stream)
+	buf, err := newBuffer(b.opts.Device, dt, shape, stream)
 	if err == nil {
 		b.allocs.Add(1)
 	}
 	return buf, err
 }
 
-// Alloc implements Allocator with shim Buffers on the default stream (zeroed by neither
-// side: contents are undefined until written).
+// Alloc allocates a shim Buffer on the default stream (contents undefined until written).
 func (b *Backend) Alloc(dt engine.DType, shape engine.Shape) (engine.Tensor, error) {
 	s, err := b.Stream()
 	if err != nil {

@@ -21,28 +21,20 @@ type DeviceTensor interface {
 	DevicePtr() uintptr
 }
 
-// Allocator makes the output tensors of Session.Run. Returned tensors must implement
-// DeviceTensor. engine/cuda's Device serves (its Alloc has this signature); by default
-// the session's Slot allocates Buffers on its stream.
-type Allocator interface {
-	Alloc(dt engine.DType, shape engine.Shape) (engine.Tensor, error)
-}
-
-// Buffer is device memory allocated by the shim (cudaMalloc on the backend's device),
-// typed and shaped. It is a DeviceTensor named "cuda" ("cpu" on the emulator, whose
-// device memory is host memory). Close frees it; Close is idempotent and nil-safe.
+// Buffer is device memory allocated by the shim (cudaMalloc on the backend's device;
+// cuda-emu's emulated device memory on the emulator), typed and shaped. It is a
+// DeviceTensor named "cuda". Close frees it; Close is idempotent and nil-safe.
 type Buffer struct {
 	mu     sync.Mutex
 	h      *C.grf_trt_buffer
 	ptr    uintptr
 	bytes  int64
-	dev    string
 	dtype  engine.DType
 	shape  engine.Shape
 	stream uintptr // stream used for copies
 }
 
-func newBuffer(device int, dev string, dt engine.DType, shape engine.Shape, stream uintptr) (*Buffer, error) {
+func newBuffer(device int, dt engine.DType, shape engine.Shape, stream uintptr) (*Buffer, error) {
 	n := shape.NumElements()
 	if n < 0 {
 		return nil, fmt.Errorf("%w: trt: cannot allocate shape %v", engine.ErrShape, shape)
@@ -51,7 +43,7 @@ func newBuffer(device int, dev string, dt engine.DType, shape engine.Shape, stre
 		return nil, fmt.Errorf("%w: trt: cannot allocate dtype %v", engine.ErrDType, dt)
 	}
 	bytes := n * int64(dt.Size())
-	b := &Buffer{dtype: dt, shape: shape.Clone(), bytes: bytes, stream: stream, dev: dev}
+	b := &Buffer{dtype: dt, shape: shape.Clone(), bytes: bytes, stream: stream}
 	if err := call("buffer create", func(e *C.char, l C.size_t) C.int32_t {
 		return C.grf_trtl_buffer_create(C.int32_t(device), C.int64_t(bytes), &b.h, e, l)
 	}); err != nil {
@@ -75,8 +67,8 @@ func (b *Buffer) DType() engine.DType { return b.dtype }
 // Shape implements engine.Tensor. The returned slice must not be modified.
 func (b *Buffer) Shape() engine.Shape { return b.shape }
 
-// DeviceName implements engine.Tensor: "cuda" ("cpu" on the emulator).
-func (b *Buffer) DeviceName() string { return b.dev }
+// DeviceName implements engine.Tensor: "cuda".
+func (b *Buffer) DeviceName() string { return "cuda" }
 
 // DevicePtr implements DeviceTensor.
 func (b *Buffer) DevicePtr() uintptr { return b.ptr }
@@ -120,6 +112,23 @@ func hostBytes(t *engine.HostTensor) ([]byte, error) {
 		return nil, nil
 	}
 	return unsafe.Slice((*byte)(p), n), nil
+}
+
+// CopyFrom copies a host tensor of the buffer's dtype and size into the buffer, on the
+// buffer's stream, and returns when the copy is done (h is not used after the call): how a
+// loop refreshes a device input it binds once.
+func (b *Buffer) CopyFrom(h *engine.HostTensor) error {
+	if h == nil || h.DType() != b.dtype {
+		return fmt.Errorf("%w: trt: copy of a %v host tensor into a %v buffer", engine.ErrDType, dtypeOf(h), b.dtype)
+	}
+	return b.upload(h)
+}
+
+func dtypeOf(h *engine.HostTensor) any {
+	if h == nil {
+		return "nil"
+	}
+	return h.DType()
 }
 
 // upload copies a host tensor of the same dtype and element count into the buffer.

@@ -76,7 +76,7 @@ func (b *Backend) Target() (Target, error) {
 		return Target{}, err
 	}
 	t := Target{GPU: d.Name, ComputeCapability: d.ComputeCapability(), TensorRT: v.Runtime.String()}
-	if d.HostMemory {
+	if d.Emulated {
 		t.TensorRT = EmulatorVersion
 	}
 	return t, nil

@@ -9,17 +9,26 @@
 //	b, err := engine.NewBackend("trt", map[string]string{"lib": "...", "device": "1", "cuda_graphs": "true"})
 //
 // The registry's options are lib (the shim's path), device (the CUDA device index) and
-// cuda_graphs (a boolean). Without lib the shim is $GRF_TRT_LIB, then libgrefine_trt.so next
-// to the executable. A process loads one shim; its ABI version must match this package's.
-// Available also requires a visible CUDA device; errors wrap engine.ErrUnavailable.
+// cuda_graphs (a boolean). The shim is found by engine/native: Options.Lib (--trt-lib),
+// else $GRF_TRT_LIB, else libgrefine_trt.so beside the executable (or in ../build/), else
+// the system loader; the error lists every place tried. A process loads one shim (a later
+// Lib naming another file is an error naming both); its ABI version must match this
+// package's. Available also requires a visible CUDA device; errors wrap
+// engine.ErrUnavailable.
 //
-// The emulator, build/libgrefine_trt_emu.so (`make trt-emu`), implements the same ABI on
-// host memory and runs plans with ONNX Runtime on the CPU: make the backend with
-// lib=build/libgrefine_trt_emu.so. It reports host memory (HostMemory, DeviceName "cpu",
-// compute capability 0.0, Target.TensorRT EmulatorVersion), so its plans never pass for a
-// GPU's and vice versa, and it finds ONNX Runtime through $GRF_TRT_EMU_ORT, else
-// $ONNXRUNTIME_SHARED_LIBRARY_PATH (tools/env.sh), else the repository's .deps/ort. Its
-// outputs equal the ort backend's (package emutest tests it within 1e-5 on the tiny set).
+// The emulator, build/libgrefine_trt_emu.so (`make trt-emu`), implements the same ABI
+// without a GPU or TensorRT, and behaves like TensorRT on a GPU: make the backend with
+// lib=build/libgrefine_trt_emu.so. It takes its memory, streams and devices from cuda-emu
+// (libgrefine_cuda_emu.so, linked from its own directory: the copy engine/cuda opens with
+// LibPath build/libgrefine_cuda_emu.so, so one allocation table serves both), and reports
+// the emulated GPU: DeviceName "cuda", Emulated, cuda-emu's name and compute capability,
+// and Target.TensorRT EmulatorVersion, so its plans never pass for a real TensorRT's and
+// vice versa. Its buffers are device memory the host cannot read; an enqueue checks every
+// bound address (a live allocation of the context's device, large enough) and is queued on
+// the slot's stream: ONNX Runtime runs the plan when the stream is synchronised (found
+// through $GRF_TRT_EMU_ORT, else $ONNXRUNTIME_SHARED_LIBRARY_PATH, else the repository's
+// .deps/ort). Its outputs equal the ort backend's (package emutest: within 1e-5, exactly in
+// practice).
 //
 // # Devices
 //
@@ -36,26 +45,33 @@
 //
 // A Slot is what one request owns: a CUDA stream (its own, or a borrowed one:
 // SlotOptions.Stream, e.g. engine/cuda's Stream.Handle, so kernels and engines share it),
-// one scratch buffer (kUSER_MANAGED) shared by its sessions, and one Session per engine
-// (Slot.Session). The sessions of a slot run one at a time; slots run concurrently.
-// Backend.Slot(id) returns the slot with that id, created on first use; id 0 is the default
-// slot that Engine.Run uses. engine.OpenOptions.Slot carries the id through plans.Repo, whose
-// OpenEngine returns a Session.
+// the engine.Device whose tensors its sessions read and write (SlotOptions.Device: Run
+// allocates its outputs there; without one, Buffers), one scratch buffer (kUSER_MANAGED)
+// shared by its sessions, and one Session per engine (Slot.Session). The sessions of a
+// slot run one at a time; slots run concurrently. Backend.Slot(id) returns the slot with
+// that id, created on first use; id 0 is the default slot that Engine.Run uses.
+// Backend.SlotWith(id, opts) binds a slot to a stream and device on first use (and refuses
+// another later). engine.OpenOptions carries the id (Slot) and the pipeline slot's device
+// stream (Stream) through plans.Repo, whose OpenEngine returns a Session of a slot bound
+// to that stream and device: a pipeline request's kernels and engines are ordered on one
+// stream and its engines' outputs are its device's tensors.
 //
 // Session.Run checks the inputs (engine.CheckInputs against the backend's device), picks
 // the first profile whose min..max covers every input shape (ErrNoProfile names the shapes
 // and the profiles otherwise), binds the slot's scratch, shapes and addresses, allocates
-// outputs with the session's Allocator (the slot's Buffers by default; engine/cuda's Device
-// also serves) and enqueues on the slot's stream. It does not wait: the caller synchronises
-// once per stage (Slot.Synchronize). Session.RunInto writes into caller-owned outputs, so a
-// denoising loop that binds its tensors once allocates nothing per step (BufferAllocations
-// counts every shim allocation).
+// outputs on the slot's device (Slot.Alloc) and enqueues on the slot's stream. It does not wait: the outputs hold the
+// results once the slot's stream is synchronised (Slot.Synchronize, or a copy on that
+// stream, such as Buffer.Download). Streams the slot creates are non-blocking, so the
+// legacy default stream does not wait for them either. Session.RunInto writes into
+// caller-owned outputs, so a denoising loop that binds its tensors once allocates nothing
+// per step (BufferAllocations counts every shim allocation).
 //
-// Inputs must be DeviceTensors (a device address); engine/cuda's tensors are, and so is
-// Buffer, the shim-allocated device memory this package offers (Backend.Upload,
-// Backend.Alloc, Buffer.Download). On a host-memory shim (the emulator) sessions also take
-// *engine.HostTensor inputs and outputs, staged through per-session buffers that grow and
-// are then reused, and Run returns HostTensors: the cpu pipeline runs unchanged.
+// Inputs and outputs must be DeviceTensors of the backend's device ("cuda": a device
+// address); engine/cuda's tensors are, and so is Buffer, the shim-allocated device memory
+// this package offers (Backend.Upload, Backend.Alloc, Buffer.CopyFrom, Buffer.Download). A
+// host tensor (*engine.HostTensor) is refused with engine.ErrDevice naming both devices,
+// on every shim, real or emulated: TensorRT reads and writes device memory only, and no
+// copy is made behind the caller's back.
 //
 // # CUDA graphs
 //
@@ -63,7 +79,10 @@
 // enqueue per state (profile, shapes, addresses, scratch) inside a single ABI call and
 // replays it while the state holds (Session.Replays counts replays). RunInto with the same
 // tensors keeps the state, so the UNet step is captured once per shape and replayed at
-// every step. The emulator records capture and replay and runs eagerly.
+// every step: the pipeline's denoising loops bind the UNet's outputs once per stage and
+// copy each step's timestep into one bound tensor on the device, so a stage captures its
+// first step and replays the others (engine.Replayer; the refine report counts them). The
+// emulator records capture and replay and queues the run like an enqueue.
 //
 // # Building plans
 //
@@ -82,12 +101,15 @@
 // (ErrOrder, nothing closed) while sessions other than its default one are open;
 // Slot.Close closes its sessions, then its scratch and stream; Backend.Close closes the
 // slots, then the engines, then the runtime. Use after Close returns engine.ErrClosed. C
-// never keeps Go memory beyond a call: host tensors are copied into shim buffers.
+// never keeps Go memory beyond a call (host-to-device copies take their source during the
+// call).
 //
 // # Tests
 //
-// Package trttest compiles the fake shim (cgo/trt/fake, plain C, no GPU) for this package's
-// tests and the error paths; package emutest compiles the emulator and checks it against
-// the ort backend, concurrent slots and allocation counts; gputest runs against a real
-// shim on a GPU.
+// Package trttest compiles the fake shim (cgo/trt/fake: plain C, host memory reported as a
+// GPU's, elementwise text plans) for this package's tests of the Go side's paths and
+// errors; package emutest compiles the emulator and cuda-emu (tools/trt-emu.sh) and
+// checks it against the ort backend with device tensors, host tensors refused, a run
+// invisible until its stream syncs, engine/cuda's tensors and streams shared with slots,
+// concurrent slots and allocation counts; gputest runs against a real shim on a GPU.
 package trt

@@ -307,16 +307,6 @@ func (e *Engine) RunInto(ctx context.Context, inputs, outputs map[string]engine.
 	return s.RunInto(ctx, inputs, outputs)
 }
 
-// SetAllocator replaces the allocator of the default session's outputs.
-func (e *Engine) SetAllocator(a Allocator) error {
-	s, err := e.Default()
-	if err != nil {
-		return err
-	}
-	s.SetAllocator(a)
-	return nil
-}
-
 // Replays counts the runs of all sessions served by replaying a captured CUDA graph.
 func (e *Engine) Replays() int {
 	e.mu.Lock()

@@ -11,16 +11,19 @@ import "C"
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
-	"sync"
 	"unsafe"
 
 	"github.com/grefine/grefine/engine"
+	"github.com/grefine/grefine/engine/native"
 )
 
-// LibName is the shim's file name, looked up next to the executable when no path is set.
+// LibName is the shim's file name, looked up beside the executable when no path is set.
 const LibName = "libgrefine_trt.so"
+
+// EmuLibName is the TensorRT emulator's file name (`make trt-emu`; it links cuda-emu,
+// libgrefine_cuda_emu.so, from its own directory).
+const EmuLibName = "libgrefine_trt_emu.so"
 
 // EnvLib names the environment variable that holds the shim's path.
 const EnvLib = "GRF_TRT_LIB"
@@ -57,7 +60,9 @@ func (e *NativeError) Unwrap() error {
 		return engine.ErrDType
 	case C.GRF_TRT_ERR_PLAN, C.GRF_TRT_ERR_BUILD:
 		return engine.ErrModel
-	case C.GRF_TRT_ERR_CUDA, C.GRF_TRT_ERR_TRT, C.GRF_TRT_ERR_NOMEM:
+	case C.GRF_TRT_ERR_NOMEM:
+		return engine.ErrOutOfMemory
+	case C.GRF_TRT_ERR_CUDA, C.GRF_TRT_ERR_TRT:
 		return engine.ErrRun
 	case C.GRF_TRT_ERR_UNSUPPORTED:
 		return engine.ErrUnavailable
@@ -76,73 +81,42 @@ func call(op string, f func(err *C.char, n C.size_t) C.int32_t) error {
 	return &NativeError{Op: op, Status: int(st), Msg: C.GoString(&buf[0])}
 }
 
-// The process loads one shim. Load errors are cached per path.
-var (
-	libMu     sync.Mutex
-	libLoaded string
-	libErrs   = map[string]error{}
-)
+// library is the process's one shim (engine/native: the explicit path, then $GRF_TRT_LIB,
+// then beside the executable, then the system loader; the result is cached with its
+// error, and a later explicit path naming another file is an error).
+var library = native.New(native.Spec{
+	Name: "trt", What: LibName, File: LibName, Flag: "--trt-lib", Env: EnvLib,
+	Beside: []string{LibName, filepath.Join("..", "build", LibName)},
+	Hint:   "pass --trt-lib FILE or set " + EnvLib + " (`make native TensorRT_ROOT=...` builds the shim, `make trt-emu` the emulator)",
+	Open:   openLib,
+})
 
-// findLib picks the shim path: the explicit option, then $GRF_TRT_LIB, then LibName next
-// to the executable.
-func findLib(opt string) (string, error) {
-	if opt != "" {
-		return opt, nil
+// loadLib loads the shim once per process (the explicit path may be "").
+func loadLib(explicit string) error {
+	if _, err := library.Load(explicit); err != nil {
+		return fmt.Errorf("%w: %w", engine.ErrUnavailable, err)
 	}
-	if p := os.Getenv(EnvLib); p != "" {
-		return p, nil
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		return "", fmt.Errorf("%w: trt: %s not set and the executable path is unknown: %v", engine.ErrUnavailable, EnvLib, err)
-	}
-	p := filepath.Join(filepath.Dir(exe), LibName)
-	if _, err := os.Stat(p); err != nil {
-		return "", fmt.Errorf("%w: trt: %s not found (pass --trt-lib FILE, or set %s; looked in %s)",
-			engine.ErrUnavailable, LibName, EnvLib, filepath.Dir(exe))
-	}
-	return p, nil
+	return nil
 }
 
-// loadLib dlopens the shim at path once per process and checks its ABI version.
-func loadLib(path string) error {
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		abs = path
-	}
-	libMu.Lock()
-	defer libMu.Unlock()
-	if abs == libLoaded {
-		return nil
-	}
-	if err, ok := libErrs[abs]; ok {
-		return err
-	}
-	err = openLib(abs)
-	if err == nil {
-		libLoaded = abs
-	} else {
-		libErrs[abs] = err
-	}
-	return err
-}
-
+// openLib dlopens the shim at path (engine/native), binds its symbols and checks its ABI.
 func openLib(path string) error {
-	if _, err := os.Stat(path); err != nil {
-		return fmt.Errorf("%w: trt: shim library %s: %v (build it with `make native TensorRT_ROOT=...`, or pass --trt-lib FILE)", engine.ErrUnavailable, path, err)
+	h, err := native.Dlopen(path)
+	if err != nil {
+		return err
 	}
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
-	if err := call("load "+path, func(e *C.char, n C.size_t) C.int32_t { return C.grf_trtl_open(cpath, e, n) }); err != nil {
-		return fmt.Errorf("%w: %v", engine.ErrUnavailable, err)
+	if err := call("bind "+path, func(e *C.char, n C.size_t) C.int32_t { return C.grf_trtl_bind(h.Pointer(), cpath, e, n) }); err != nil {
+		h.Close()
+		return err
 	}
 	var v C.grf_trt_version_info
 	if err := call("version", func(e *C.char, n C.size_t) C.int32_t { return C.grf_trtl_get_version(&v, e, n) }); err != nil {
-		return fmt.Errorf("%w: %v", engine.ErrUnavailable, err)
+		return err
 	}
 	if v.abi != C.GRF_TRT_ABI_VERSION {
-		return fmt.Errorf("%w: trt: %s speaks ABI %d, this binary needs %d (rebuild the shim)",
-			engine.ErrUnavailable, path, int(v.abi), int(C.GRF_TRT_ABI_VERSION))
+		return fmt.Errorf("%s speaks ABI %d, this binary needs %d (rebuild the shim)", path, int(v.abi), int(C.GRF_TRT_ABI_VERSION))
 	}
 	return nil
 }
@@ -182,9 +156,9 @@ type DeviceInfo struct {
 	CCMajor     int    // compute capability
 	CCMinor     int
 	MemoryBytes int64
-	// HostMemory: the shim keeps "device" memory in host memory and runs on the CPU (the
-	// emulator); its device is "cpu".
-	HostMemory bool
+	// Emulated: the device is cuda-emu and the shim the TensorRT emulator
+	// (libgrefine_trt_emu.so): emulated device memory, plans run by ONNX Runtime on the CPU.
+	Emulated bool
 }
 
 // ComputeCapability formats as "8.9".
@@ -198,5 +172,5 @@ func deviceInfo(dev int) (DeviceInfo, error) {
 		return DeviceInfo{}, err
 	}
 	return DeviceInfo{Count: int(d.count), Name: C.GoString(&d.name[0]), CCMajor: int(d.cc_major),
-		CCMinor: int(d.cc_minor), MemoryBytes: int64(d.total_mem), HostMemory: d.host_memory != 0}, nil
+		CCMinor: int(d.cc_minor), MemoryBytes: int64(d.total_mem), Emulated: d.emulated != 0}, nil
 }

@@ -1,5 +1,6 @@
-// loader.c: dlopen's libgrefine_trt.so and forwards grf_trtl_* calls to its grf_trt_*
-// functions (see cgo/include/grefine_trt_loader.h). It holds no logic beyond that.
+// loader.c: binds libgrefine_trt.so (dlopen'd by engine/native) and forwards grf_trtl_*
+// calls to its grf_trt_* functions (see cgo/include/grefine_trt_loader.h). It holds no
+// logic beyond that.
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -26,6 +27,9 @@ static struct {
 } api;
 #undef GRF_PTR
 
+// Optional symbols, added to the ABI after its version 2: a shim without them still loads.
+static __typeof__(&grf_trt_get_cuda_status) opt_get_cuda_status;
+
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static void *handle;
 static char loaded_path[4096];
@@ -36,23 +40,11 @@ static int32_t put(char *err, size_t errlen, int32_t status, const char *msg) {
   return status;
 }
 
-int32_t grf_trtl_open(const char *path, char *err, size_t errlen) {
+int32_t grf_trtl_bind(void *h, const char *path, char *err, size_t errlen) {
   char msg[GRF_TRT_ERRLEN];
   int32_t st = GRF_TRT_OK;
   pthread_mutex_lock(&mu);
-  if (__atomic_load_n(&ready, __ATOMIC_ACQUIRE) && strcmp(path, loaded_path) == 0) {
-    pthread_mutex_unlock(&mu);
-    return GRF_TRT_OK;
-  }
-  void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-  if (h == NULL) {
-    const char *e = dlerror();
-    st = put(err, errlen, GRF_TRT_ERR_NOT_FOUND, e != NULL ? e : "dlopen failed");
-    pthread_mutex_unlock(&mu);
-    return st;
-  }
   if (__atomic_load_n(&ready, __ATOMIC_ACQUIRE)) {
-    dlclose(h);
     snprintf(msg, sizeof msg, "%s is already loaded; one process loads one shim, cannot also load %s", loaded_path,
              path);
     st = put(err, errlen, GRF_TRT_ERR_INVALID, msg);
@@ -71,9 +63,9 @@ int32_t grf_trtl_open(const char *path, char *err, size_t errlen) {
 #undef GRF_RESOLVE
   if (st != GRF_TRT_OK) {
     memset(&api, 0, sizeof api);
-    dlclose(h);
   } else {
     handle = h;
+    *(void **)(&opt_get_cuda_status) = dlsym(h, "grf_trt_get_cuda_status");
     snprintf(loaded_path, sizeof loaded_path, "%s", path);
     __atomic_store_n(&ready, 1, __ATOMIC_RELEASE);
   }
@@ -101,6 +93,13 @@ int32_t grf_trtl_get_version(grf_trt_version_info *out, char *err, size_t errlen
 int32_t grf_trtl_get_device_info(int32_t device, grf_trt_device_info *out, char *err, size_t errlen) {
   CHECK_READY();
   return api.get_device_info(device, out, err, errlen);
+}
+int32_t grf_trtl_get_cuda_status(grf_trt_cuda_status *out, char *err, size_t errlen) {
+  CHECK_READY();
+  if (opt_get_cuda_status == NULL) {
+    return put(err, errlen, GRF_TRT_ERR_UNSUPPORTED, "the shim predates grf_trt_get_cuda_status");
+  }
+  return opt_get_cuda_status(out, err, errlen);
 }
 int32_t grf_trtl_stream_create(int32_t device, uintptr_t *stream, char *err, size_t errlen) {
   CHECK_READY();

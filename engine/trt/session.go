@@ -16,12 +16,16 @@ import (
 	"github.com/grefine/grefine/engine"
 )
 
-// SlotOptions configure Backend.NewSlot.
+// SlotOptions configure Backend.NewSlot and Backend.SlotWith.
 type SlotOptions struct {
 	// Stream is a cudaStream_t on the backend's device to enqueue on (engine/cuda's
 	// Stream.Handle), so engines and kernels of one request share one stream; the slot
 	// borrows it (the caller destroys it after Slot.Close). 0: the slot creates its own.
 	Stream uintptr
+	// Device, if set, is the engine.Device whose tensors the slot's sessions read and
+	// write (engine/cuda's, on the backend's GPU): Session.Run allocates its outputs there,
+	// so they are that device's tensors. nil: outputs are this package's Buffers.
+	Device engine.Device
 }
 
 // Slot is one execution slot: a CUDA stream, one scratch buffer (kUSER_MANAGED) shared by
@@ -35,6 +39,7 @@ type Slot struct {
 	id        int // -1: anonymous (NewSlot)
 	stream    uintptr
 	ownStream bool
+	dev       engine.Device // where Run's outputs are allocated (nil: Buffers)
 
 	run      sync.Mutex // held by the running session: the scratch is shared
 	mu       sync.Mutex // guards the fields below
@@ -45,16 +50,29 @@ type Slot struct {
 
 // Slot returns the backend's slot number id, created on first use (0 is the default slot
 // of Engine.Run). engine.OpenOptions.Slot carries the id through plans.Repo.
-func (b *Backend) Slot(id int) (*Slot, error) {
+func (b *Backend) Slot(id int) (*Slot, error) { return b.slot(id, SlotOptions{}, false) }
+
+// SlotWith returns the backend's slot number id, created on first use with opts (a
+// pipeline slot binds its device stream this way: engine.OpenOptions.Stream through
+// plans.Repo). An existing slot is returned when it has the same stream and device, else
+// the call fails (engine.ErrBinding): one slot runs on one stream.
+func (b *Backend) SlotWith(id int, opts SlotOptions) (*Slot, error) { return b.slot(id, opts, true) }
+
+// slot returns slot id, created with opts on first use; an existing one must match opts
+// when match is set.
+func (b *Backend) slot(id int, opts SlotOptions, match bool) (*Slot, error) {
 	if id < 0 {
 		return nil, fmt.Errorf("%w: trt: slot %d: ids are >= 0", engine.ErrBinding, id)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if s, ok := b.slots[id]; ok {
+		if match && ((opts.Stream != 0 && s.stream != opts.Stream) || s.dev != opts.Device) {
+			return nil, fmt.Errorf("%w: trt: slot %d already runs on another stream or device", engine.ErrBinding, id)
+		}
 		return s, nil
 	}
-	s, err := b.newSlotLocked(id, SlotOptions{})
+	s, err := b.newSlotLocked(id, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +99,10 @@ func (b *Backend) newSlotLocked(id int, opts SlotOptions) (*Slot, error) {
 	if err := b.readyLocked(); err != nil {
 		return nil, err
 	}
-	s := &Slot{b: b, id: id, stream: opts.Stream, sessions: map[*Session]struct{}{}}
+	if opts.Device != nil && opts.Device.Name() != "cuda" {
+		return nil, fmt.Errorf("%w: trt: slot device %s, the engines write cuda memory", engine.ErrDevice, opts.Device.Name())
+	}
+	s := &Slot{b: b, id: id, stream: opts.Stream, dev: opts.Device, sessions: map[*Session]struct{}{}}
 	if s.stream == 0 {
 		var h C.uintptr_t
 		if err := call("stream create", func(e *C.char, n C.size_t) C.int32_t {
@@ -151,8 +172,12 @@ func (s *Slot) scratchFor(need int64) (uintptr, int64, error) {
 	return buf.ptr, buf.bytes, nil
 }
 
-// Alloc implements Allocator: a Buffer that copies on the slot's stream.
+// Alloc allocates an output of the slot's sessions: on the slot's Device when it has one,
+// else a Buffer that copies on the slot's stream.
 func (s *Slot) Alloc(dt engine.DType, shape engine.Shape) (engine.Tensor, error) {
+	if s.dev != nil {
+		return s.dev.Alloc(dt, shape)
+	}
 	return s.b.newBuffer(dt, shape, s.stream)
 }
 
@@ -168,7 +193,7 @@ func (s *Slot) Session(e *Engine) (*Session, error) {
 	if closed {
 		return nil, fmt.Errorf("%w: trt: slot", engine.ErrClosed)
 	}
-	ss := &Session{e: e, slot: s, alloc: s, graphs: s.b.opts.CUDAGraphs, staging: map[string]*Buffer{}}
+	ss := &Session{e: e, slot: s, graphs: s.b.opts.CUDAGraphs}
 	if err := e.attach(ss); err != nil {
 		return nil, err
 	}
@@ -246,8 +271,8 @@ func (s *Slot) forget(x *Session) {
 
 // Session is one execution context of an Engine in a Slot. It implements engine.Engine:
 // Run allocates outputs, RunInto writes into the caller's. Work is enqueued on the slot's
-// stream and Run returns without waiting (on the GPU; the emulator runs synchronously).
-// Runs of the sessions of one slot are serialised.
+// stream and Run returns without waiting (the emulator too: it runs the plan when the
+// stream is synchronised). Runs of the sessions of one slot are serialised.
 type Session struct {
 	e    *Engine
 	slot *Slot
@@ -257,10 +282,8 @@ type Session struct {
 	profile  int
 	memPtr   uintptr
 	memBytes int64
-	alloc    Allocator
 	graphs   bool
 	replays  int
-	staging  map[string]*Buffer // host-memory shims: device copies of host tensors
 	closed   bool
 }
 
@@ -279,13 +302,6 @@ func (s *Session) Engine() *Engine { return s.e }
 // Slot is the slot the session belongs to.
 func (s *Session) Slot() *Slot { return s.slot }
 
-// SetAllocator replaces the allocator Run uses for outputs (default: the slot).
-func (s *Session) SetAllocator(a Allocator) {
-	s.slot.run.Lock()
-	s.alloc = a
-	s.slot.run.Unlock()
-}
-
 // Replays counts the runs served by replaying a captured CUDA graph.
 func (s *Session) Replays() int {
 	s.slot.run.Lock()
@@ -293,11 +309,13 @@ func (s *Session) Replays() int {
 	return s.replays
 }
 
-// Run implements engine.Engine. Inputs are DeviceTensors of the backend's device (on a
-// host-memory shim also *engine.HostTensor, staged through session buffers); the first
-// profile whose min..max covers every input shape is selected (ErrNoProfile otherwise);
-// outputs are allocated with the session's Allocator (HostTensors on a host-memory shim)
-// and belong to the caller.
+// Run implements engine.Engine. Inputs are DeviceTensors of the backend's device ("cuda"):
+// a host tensor (*engine.HostTensor, device "cpu") is refused with engine.ErrDevice naming
+// both devices, on every shim (TensorRT reads device memory only; copy it with
+// Backend.Upload or the device's own upload). The first profile whose min..max covers
+// every input shape is selected (ErrNoProfile otherwise); outputs are allocated with the
+// slot (Slot.Alloc: on its Device, else Buffers) and belong to the caller. Their contents exist once the slot's
+// stream is synchronised (Slot.Synchronize, or a copy on that stream).
 func (s *Session) Run(ctx context.Context, inputs map[string]engine.Tensor) (map[string]engine.Tensor, error) {
 	return s.run(ctx, inputs, nil)
 }
@@ -324,7 +342,6 @@ func (s *Session) run(ctx context.Context, inputs, outputs map[string]engine.Ten
 	if s.closed {
 		return nil, fmt.Errorf("%w: trt: session of %s", engine.ErrClosed, e.name)
 	}
-	host := e.b.HostMemory()
 	if err := engine.CheckInputs(e.name, e.inputs, inputs, e.b.DeviceName()); err != nil {
 		return nil, err
 	}
@@ -334,7 +351,7 @@ func (s *Session) run(ctx context.Context, inputs, outputs map[string]engine.Ten
 	}
 	addrs := make(map[string]uintptr, len(inputs))
 	for name, t := range inputs {
-		a, err := s.address(name, t, host, true)
+		a, err := s.address(name, t, "input")
 		if err != nil {
 			return nil, err
 		}
@@ -343,15 +360,11 @@ func (s *Session) run(ctx context.Context, inputs, outputs map[string]engine.Ten
 	if err := s.bind(p, addrs, inputs); err != nil {
 		return nil, err
 	}
-	outs, owned, err := s.bindOutputs(outputs, host)
+	outs, owned, err := s.bindOutputs(outputs)
 	if err != nil {
 		return nil, err
 	}
-	err = s.enqueue()
-	if err == nil && host {
-		err = s.collect(outs)
-	}
-	if err != nil {
+	if err := s.enqueue(); err != nil {
 		if owned {
 			_ = engine.CloseAll(outs)
 		}
@@ -360,69 +373,15 @@ func (s *Session) run(ctx context.Context, inputs, outputs map[string]engine.Ten
 	return outs, nil
 }
 
-// address returns the device address to bind for tensor t: its own, or (host-memory
-// shim, host tensor) that of the session's staging buffer, filled from t when it is an
-// input.
-func (s *Session) address(name string, t engine.Tensor, host, input bool) (uintptr, error) {
+// address returns the device address to bind for tensor t: its own. A tensor without one
+// (a host tensor, another package's tensor) is refused naming both devices; TensorRT
+// reads and writes device memory only, and no copy is made behind the caller's back.
+func (s *Session) address(name string, t engine.Tensor, kind string) (uintptr, error) {
 	if d, ok := t.(DeviceTensor); ok {
 		return d.DevicePtr(), nil
 	}
-	h, ok := t.(*engine.HostTensor)
-	if !ok || !host {
-		return 0, fmt.Errorf("%w: %s: %q (%T) has no device address", engine.ErrDevice, s.e.name, name, t)
-	}
-	src, err := hostBytes(h)
-	if err != nil {
-		return 0, err
-	}
-	buf, err := s.stage(name, int64(len(src)))
-	if err != nil {
-		return 0, err
-	}
-	if input {
-		if err := buf.copyIn(src); err != nil {
-			return 0, err
-		}
-	}
-	return buf.ptr, nil
-}
-
-// stage returns the staging buffer of tensor name with at least n bytes (grow-only, so a
-// steady state allocates nothing).
-func (s *Session) stage(name string, n int64) (*Buffer, error) {
-	if b := s.staging[name]; b != nil && b.bytes >= n {
-		return b, nil
-	}
-	if old := s.staging[name]; old != nil {
-		if err := old.Close(); err != nil {
-			return nil, err
-		}
-		delete(s.staging, name)
-	}
-	b, err := s.e.b.newBuffer(engine.Uint8, engine.Shape{max(n, 1)}, s.slot.stream)
-	if err != nil {
-		return nil, err
-	}
-	s.staging[name] = b
-	return b, nil
-}
-
-// collect copies staged outputs into their host tensors after the run.
-func (s *Session) collect(outs map[string]engine.Tensor) error {
-	for name, t := range outs {
-		h, ok := t.(*engine.HostTensor)
-		if !ok {
-			continue
-		}
-		dst, err := hostBytes(h)
-		if err != nil {
-			return err
-		}
-		if err := s.staging[name].copyOut(dst); err != nil {
-			return err
-		}
-	}
-	return nil
+	return 0, fmt.Errorf("%w: %s: %s %q is a %T on %s, the engine reads and writes %s memory only (upload it first)",
+		engine.ErrDevice, s.e.name, kind, name, t, t.DeviceName(), s.e.b.DeviceName())
 }
 
 // selectProfile picks the first profile covering every input shape.
@@ -508,7 +467,7 @@ func (s *Session) bind(p int, addrs map[string]uintptr, inputs map[string]engine
 
 // bindOutputs resolves output shapes, allocates (outputs == nil) or checks the caller's
 // outputs, and binds their addresses. owned reports whether Run allocated them.
-func (s *Session) bindOutputs(outputs map[string]engine.Tensor, host bool) (map[string]engine.Tensor, bool, error) {
+func (s *Session) bindOutputs(outputs map[string]engine.Tensor) (map[string]engine.Tensor, bool, error) {
 	e := s.e
 	owned := outputs == nil
 	if owned {
@@ -533,10 +492,8 @@ func (s *Session) bindOutputs(outputs map[string]engine.Tensor, host bool) (map[
 		var t engine.Tensor
 		switch {
 		case err != nil:
-		case owned && host:
-			t, err = engine.NewHostTensor(d.DType, shape)
 		case owned:
-			t, err = s.alloc.Alloc(d.DType, shape)
+			t, err = s.slot.Alloc(d.DType, shape)
 		default:
 			if t = outputs[d.Name]; t == nil {
 				err = fmt.Errorf("%w: %s: output %q not bound", engine.ErrBinding, e.name, d.Name)
@@ -554,7 +511,7 @@ func (s *Session) bindOutputs(outputs map[string]engine.Tensor, host bool) (map[
 		}
 		var addr uintptr
 		if err == nil {
-			addr, err = s.address(d.Name, t, host, false)
+			addr, err = s.address(d.Name, t, "output")
 		}
 		if err == nil {
 			err = call(e.name+": set tensor address", func(er *C.char, n C.size_t) C.int32_t {
@@ -610,8 +567,8 @@ func hasDesc(ds []engine.TensorDesc, name string) bool {
 	return false
 }
 
-// Close destroys the execution context and the session's staging buffers, after the work
-// queued on the slot's stream. Idempotent and nil-safe.
+// Close destroys the execution context, after the work queued on the slot's stream.
+// Idempotent and nil-safe.
 func (s *Session) Close() error {
 	if s == nil {
 		return nil
@@ -632,12 +589,6 @@ func (s *Session) Close() error {
 		}); err != nil && first == nil {
 			first = err
 		}
-	}
-	for name, b := range s.staging {
-		if err := b.Close(); err != nil && first == nil {
-			first = err
-		}
-		delete(s.staging, name)
 	}
 	s.slot.run.Unlock()
 	s.slot.forget(s)

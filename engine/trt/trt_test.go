@@ -23,26 +23,26 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(trttest.Main(m)) }
 
-// engine/cuda's memory is what TensorRT binds: its device allocates session outputs and
-// its tensors are device tensors (checked at compile time; run on a GPU by gputest).
+// engine/cuda's memory is what TensorRT binds: its device allocates session outputs
+// (SlotOptions.Device) and its tensors are device tensors (checked at compile time; run on
+// a GPU by gputest).
 var (
-	_ trt.Allocator    = (*cuda.Device)(nil)
+	_ engine.Device    = (*cuda.Device)(nil)
 	_ trt.DeviceTensor = (*cuda.Tensor)(nil)
 	_ engine.Engine    = (*trt.Session)(nil)
 )
 
-// TestAllocationCounts: Run allocates each output through the session's allocator;
+// TestAllocationCounts: Run allocates each output on the slot's device;
 // RunInto with bound outputs allocates nothing, on any path (no shim buffer either).
 func TestAllocationCounts(t *testing.T) {
 	b := newBackend(t, trt.Options{})
 	e := openAffine(t, b)
-	slot, err := b.NewSlot(trt.SlotOptions{})
+	c := &trttest.CountingDevice{Device: trttest.BufferDevice{B: b}}
+	slot, err := b.NewSlot(trt.SlotOptions{Device: c})
 	require.NoError(t, err)
 	defer slot.Close()
 	s, err := slot.Session(e)
 	require.NoError(t, err)
-	c := &trttest.CountingAllocator{Next: slot}
-	s.SetAllocator(c)
 	in, _, _ := affineInputs(t, b, 3)
 	for i := 0; i < 3; i++ {
 		out, err := s.Run(context.Background(), in)
@@ -176,6 +176,21 @@ func TestMissingLibrary(t *testing.T) {
 	}
 }
 
+// TestSecondShimRefused: a process loads one shim; a backend naming another file fails,
+// naming both, instead of silently running on the first.
+func TestSecondShimRefused(t *testing.T) {
+	newBackend(t, trt.Options{}) // the fake is loaded
+	data, err := os.ReadFile(trttest.Lib())
+	require.NoError(t, err)
+	other := filepath.Join(t.TempDir(), "libgrefine_trt.so")
+	require.NoError(t, os.WriteFile(other, data, 0o755))
+	b := trt.New(trt.Options{Lib: other})
+	defer b.Close()
+	err = b.Available()
+	require.ErrorIs(t, err, engine.ErrUnavailable)
+	assert.ErrorContains(t, err, "is already loaded from "+trttest.Lib()+" (--trt-lib); cannot also load "+other)
+}
+
 func TestRegistry(t *testing.T) {
 	assert.Contains(t, engine.Backends(), "trt")
 	b, err := engine.NewBackend("trt", map[string]string{"lib": trttest.Lib(), "cuda_graphs": "true"})
@@ -195,7 +210,7 @@ func TestVersionsAndDevice(t *testing.T) {
 	b := newBackend(t, trt.Options{})
 	v, err := b.Versions()
 	require.NoError(t, err)
-	assert.Equal(t, 2, v.ABI, "ABI 2: device indices in the handles, host_memory")
+	assert.Equal(t, 2, v.ABI, "ABI 2: device indices in the handles, the emulated flag")
 	assert.Equal(t, "11.1.0", v.Compiled.String())
 	assert.Equal(t, "10.16.0", v.Runtime.String())
 	assert.Equal(t, "tensorrt 10.16.0 (shim built against 11.1.0)", b.Version())

@@ -49,6 +49,9 @@ type Pair struct {
 type Env struct {
 	Pair    string
 	Backend engine.Backend
+	// Stream is the device stream of pairs whose engines read a device's tensors through
+	// explicit copies (nil otherwise); its Counters count them.
+	Stream engine.Stream
 	// open opens an ONNX file for inputs of the given shapes (a TensorRT pair builds a
 	// plan for exactly those shapes).
 	open func(ctx context.Context, onnx, name string, shapes map[string]engine.Shape) (engine.Engine, error)

@@ -13,9 +13,14 @@
 //   - ort/cuda: ONNX Runtime's CUDA execution provider with TF32 off (float32 maths);
 //   - ort/cuda-tf32: the CUDA provider with its defaults (TF32 on Ampere and newer), under
 //     the looser TF32 tolerance;
-//   - ort/cuda-dev: ort/cuda fed with engine/cuda device tensors (libgrefine_cuda.so), so
-//     the device-tensor copy path runs too;
+//   - ort/cuda-dev: ort/cuda fed with engine/cuda device tensors (libgrefine_cuda.so)
+//     through engine.OnDevice, so the explicit copy path at the engine boundary runs too
+//     (its copies are counted on the pair's stream: Env.Stream, Timing.Copies);
+//   - ort/cuda-emu: ort/cpu fed with cuda-emu device tensors the same way (every CI run);
 //   - trt/cuda: TensorRT through libgrefine_trt.so, a plan built per case for its shapes;
+//   - trt/cuda-typed: the same, strongly typed (the ONNX file's precisions: fp16 exports
+//     run in fp16; tolerance 5e-2), builder level $GRF_TRT_OPT_LEVEL; TestFullSizeUNetStep
+//     uses it on the GPU machine (tools/gpu/verify-gpu.sh, step d);
 //   - trt/emu: the same backend over the TensorRT emulator, build/libgrefine_trt_emu.so
 //     ($GRF_TRT_EMU_LIB). A process loads one TensorRT shim, so run trt/cuda and trt/emu in
 //     separate processes (GRF_CONFORMANCE_PAIRS).

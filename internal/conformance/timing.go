@@ -18,8 +18,11 @@ type Timing struct {
 	Pair, Engine string
 	Runs         int
 	Median, Min  time.Duration
-	// Copies per run (ort engines only; zero otherwise).
-	Copies ort.CopyStats
+	// Copies per run on the pair's device stream (copies at the engine boundary; zero
+	// for pairs without one).
+	Copies engine.Counters
+	// ORT per run: the bytes ONNX Runtime itself copies to and from the GPU (ort engines).
+	ORT ort.CopyStats
 }
 
 // Timings opens each engine of set named in inputs once on env, runs it once to warm up,
@@ -60,9 +63,17 @@ func timeEngine(ctx context.Context, env *Env, e engine.Engine, in map[string]*e
 		return Timing{}, err
 	}
 	var before ort.CopyStats
-	oe, isORT := e.(*ort.Engine)
+	inner := e
+	if u, ok := e.(interface{ Unwrap() engine.Engine }); ok {
+		inner = u.Unwrap()
+	}
+	oe, isORT := inner.(*ort.Engine)
 	if isORT {
 		before = oe.Copies()
+	}
+	var c0 engine.Counters
+	if env.Stream != nil {
+		c0 = env.Stream.Counters()
 	}
 	ds := make([]time.Duration, runs)
 	for i := range ds {
@@ -74,14 +85,17 @@ func timeEngine(ctx context.Context, env *Env, e engine.Engine, in map[string]*e
 	}
 	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
 	tm := Timing{Runs: runs, Median: ds[runs/2], Min: ds[0]}
-	if isORT && runs > 0 {
-		a := oe.Copies()
+	if runs > 0 {
 		r := int64(runs)
-		tm.Copies = ort.CopyStats{
-			Runs:      (a.Runs - before.Runs) / r,
-			Downloads: (a.Downloads - before.Downloads) / r, DownloadBytes: (a.DownloadBytes - before.DownloadBytes) / r,
-			Uploads: (a.Uploads - before.Uploads) / r, UploadBytes: (a.UploadBytes - before.UploadBytes) / r,
-			ORTInBytes: (a.ORTInBytes - before.ORTInBytes) / r, ORTOutBytes: (a.ORTOutBytes - before.ORTOutBytes) / r,
+		if isORT {
+			a := oe.Copies()
+			tm.ORT = ort.CopyStats{Runs: (a.Runs - before.Runs) / r,
+				ORTInBytes: (a.ORTInBytes - before.ORTInBytes) / r, ORTOutBytes: (a.ORTOutBytes - before.ORTOutBytes) / r}
+		}
+		if env.Stream != nil {
+			d := env.Stream.Counters().Sub(c0)
+			tm.Copies = engine.Counters{HostToDevice: d.HostToDevice / runs, BytesH2D: d.BytesH2D / r,
+				DeviceToHost: d.DeviceToHost / runs, BytesD2H: d.BytesD2H / r, Syncs: d.Syncs / runs}
 		}
 	}
 	return tm, nil
@@ -95,7 +109,7 @@ func TimingTable(ts []Timing) string {
 		c := t.Copies
 		fmt.Fprintf(&b, "| %s | %s | %d | %.3f | %.3f | %d (%d B) | %d (%d B) | %d | %d |\n", t.Pair, t.Engine, t.Runs,
 			float64(t.Median.Microseconds())/1e3, float64(t.Min.Microseconds())/1e3,
-			c.Downloads, c.DownloadBytes, c.Uploads, c.UploadBytes, c.ORTInBytes, c.ORTOutBytes)
+			c.DeviceToHost, c.BytesD2H, c.HostToDevice, c.BytesH2D, t.ORT.ORTInBytes, t.ORT.ORTOutBytes)
 	}
 	return b.String()
 }

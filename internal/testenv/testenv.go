@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/grefine/grefine/engine"
+	_ "github.com/grefine/grefine/engine/cpu" // the cpu device (the default of assess.New, refine.New and the pipeline)
 	"github.com/grefine/grefine/engine/modelset"
 	"github.com/grefine/grefine/engine/ort"
 	"github.com/grefine/grefine/internal/npy"
@@ -75,4 +76,16 @@ func MaxAbs(t testing.TB, a, b []float32) float64 {
 		m = math.Max(m, math.Abs(float64(a[i])-float64(b[i])))
 	}
 	return m
+}
+
+// CPUStream is a stream of the cpu device (the reference of every device), closed at the
+// end of the test.
+func CPUStream(t testing.TB) engine.Stream {
+	t.Helper()
+	d, err := engine.NewDevice("cpu", nil)
+	require.NoError(t, err)
+	s, err := d.NewStream()
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	return s
 }

@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-
-	"github.com/grefine/grefine/engine/cpu"
 )
 
 // Defaults of DESIGN §1.3.
@@ -51,19 +49,15 @@ type PartResult struct {
 	MapFrom int `json:"map_from"`
 }
 
-// Result is the alignment assessment of one image.
+// Result is the alignment assessment of one image. The map A itself is made on the
+// device from the features of the parts Maps lists (engine.Ops.TextMaps).
 type Result struct {
 	Score       float32      // a (eq. 8)
 	PromptScore float32      // s(prompt)
 	Parts       []PartResult // in prompt order
-	Map         []float32    // A [H*W] in [0,1]
-}
-
-// Geometry describes the token grid and the output map size.
-type Geometry struct {
-	GridH, GridW int // patches (14×14)
-	Dim          int // feature size D
-	H, W         int // output map size
+	// Maps lists the parts whose text maps make A (A = max of their maps), in the order
+	// they are merged, each once; empty: A is zero.
+	Maps []int
 }
 
 // Texts lists the texts whose features Compute needs: the prompt, then for each part
@@ -93,12 +87,13 @@ func Texts(prompt string, parts []Part) []string {
 	return out
 }
 
-// Compute runs the AQ maths for one image. tokens is [1+GridH*GridW, Dim]; feats maps
-// each of Texts(prompt, parts) to its feature.
-func Compute(cfg Config, g Geometry, tokens []float32, prompt string, parts []Part, feats map[string][]float32) (*Result, error) {
-	T := 1 + g.GridH*g.GridW
-	if g.GridH < 1 || g.GridW < 1 || g.Dim < 1 || g.H < 1 || g.W < 1 || len(tokens) != T*g.Dim {
-		return nil, fmt.Errorf("%w: %d token values for grid %dx%d, dim %d, map %dx%d", ErrShape, len(tokens), g.GridH, g.GridW, g.Dim, g.H, g.W)
+// Compute scores one image from its CLS token cls [D] (the first CLIP-Surgery token)
+// and the features of Texts(prompt, parts): the scores and defects of every part, the
+// score a, and the parts whose maps make A.
+func Compute(cfg Config, cls []float32, prompt string, parts []Part, feats map[string][]float32) (*Result, error) {
+	D := len(cls)
+	if D < 1 {
+		return nil, fmt.Errorf("%w: empty CLS token", ErrShape)
 	}
 	for _, p := range parts {
 		if p.Ancestor < -1 || p.Ancestor >= len(parts) {
@@ -106,14 +101,14 @@ func Compute(cfg Config, g Geometry, tokens []float32, prompt string, parts []Pa
 		}
 	}
 	for _, t := range Texts(prompt, parts) {
-		if f, ok := feats[t]; !ok || len(f) != g.Dim {
-			return nil, fmt.Errorf("%w: no %d-d feature for text %q", ErrShape, g.Dim, t)
+		if f, ok := feats[t]; !ok || len(f) != D {
+			return nil, fmt.Errorf("%w: no %d-d feature for text %q", ErrShape, D, t)
 		}
 	}
 	score := func(f []float32) float32 {
-		return float32(sigmoid(cfg.Temperature * dot(tokens[:g.Dim], f)))
+		return float32(sigmoid(cfg.Temperature * dot(cls, f)))
 	}
-	res := &Result{PromptScore: score(feats[prompt]), Map: make([]float32, g.H*g.W)}
+	res := &Result{PromptScore: score(feats[prompt])}
 	a := float64(res.PromptScore)
 	for i, p := range parts {
 		pr := PartResult{Part: p, Kind: KindNone, MapFrom: -1}
@@ -139,33 +134,19 @@ func Compute(cfg Config, g Geometry, tokens []float32, prompt string, parts []Pa
 			continue
 		}
 		merged[pr.MapFrom] = true
-		m, err := TextMap(g, tokens, feats[parts[pr.MapFrom].Text])
-		if err != nil {
-			return nil, err
-		}
-		for k, v := range m {
-			res.Map[k] = max(res.Map[k], v)
-		}
+		res.Maps = append(res.Maps, pr.MapFrom)
 	}
 	return res, nil
 }
 
-// TextMap is m(x): patch similarities with f, min-maxed over the patches and bilinearly
-// upsampled to H×W.
-func TextMap(g Geometry, tokens, f []float32) ([]float32, error) {
-	n := g.GridH * g.GridW
-	v := make([]float32, n)
-	for t := 0; t < n; t++ {
-		v[t] = float32(dot(tokens[(1+t)*g.Dim:(2+t)*g.Dim], f))
+// MapFeatures is the features of the texts of the parts in maps, one row each ([K*D]),
+// for engine.Ops.TextMaps.
+func MapFeatures(parts []Part, maps []int, feats map[string][]float32) []float32 {
+	var out []float32
+	for _, i := range maps {
+		out = append(out, feats[parts[i].Text]...)
 	}
-	if err := cpu.MinMaxNormalize(v, v); err != nil {
-		return nil, err
-	}
-	out := make([]float32, g.H*g.W)
-	if err := cpu.ResizeBilinear(v, 1, g.GridH, g.GridW, out, g.H, g.W); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return out
 }
 
 func sigmoid(x float64) float64 { return 1 / (1 + math.Exp(-x)) }

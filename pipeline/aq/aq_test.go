@@ -10,19 +10,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/grefine/grefine/engine"
+	"github.com/grefine/grefine/engine/cpu"
 	"github.com/grefine/grefine/internal/testenv"
 	"github.com/grefine/grefine/pipeline/tokenizer"
 )
 
-func TestEnsemble(t *testing.T) {
-	emb := []float32{3, 0, 0, 4} // two rows of D=2: normalised (1,0), (0,1); mean (.5,.5)
-	f := Ensemble(emb, 2, 2, []float32{0.1, 0.2})
-	s := float32(math.Sqrt(0.5))
-	assert.InDelta(t, s-0.1, f[0], 1e-6)
-	assert.InDelta(t, s-0.2, f[1], 1e-6)
-	z := Ensemble([]float32{0, 0}, 1, 2, nil)
-	assert.Equal(t, []float32{0, 0}, z, "a zero embedding stays zero, no NaN")
-}
+// cpuStream is a stream of the cpu device (the reference of every device).
+func cpuStream(t testing.TB) engine.Stream { return testenv.CPUStream(t) }
 
 func TestTexts(t *testing.T) {
 	parts := []Part{{Text: "beautiful", Ancestor: -1}, {Text: "fluffy cat", Noun: "cat", Ancestor: -1},
@@ -30,13 +24,9 @@ func TestTexts(t *testing.T) {
 	assert.Equal(t, []string{"p", "cat", "fluffy cat", "hat", "straw hat", "river", "beautiful"}, Texts("p", parts))
 }
 
-// geometry of a 2×2 grid, D=2, upsampled to 4×4.
-var geo = Geometry{GridH: 2, GridW: 2, Dim: 2, H: 4, W: 4}
-
 func TestComputeDefects(t *testing.T) {
-	// CLS = (1,0); patches vary along the second axis so maps are not flat.
-	tokens := []float32{1, 0, 0, 1, 0, 2, 0, 3, 0, 4}
-	feat := func(cls float32, patch float32) []float32 { return []float32{cls, patch} }
+	cls := []float32{1, 0} // CLS = (1,0): the scores read the first feature component
+	feat := func(c float32, patch float32) []float32 { return []float32{c, patch} }
 	logit := func(p float64) float32 { return float32(math.Log(p/(1-p)) / 10) } // s(x) = p
 	parts := []Part{
 		{Text: "red apple", Noun: "apple", Ancestor: -1},   // attribute: a_pn .7 > a_ph .6
@@ -48,27 +38,24 @@ func TestComputeDefects(t *testing.T) {
 		"table": feat(logit(0.3), 0), "wooden table": feat(logit(0.8), -1), "sky": feat(logit(0.6), 0),
 		"blue sky": feat(logit(0.9), 0),
 	}
-	res, err := Compute(DefaultConfig(), geo, tokens, "prompt", parts, feats)
+	res, err := Compute(DefaultConfig(), cls, "prompt", parts, feats)
 	require.NoError(t, err)
 	assert.Equal(t, []string{KindAttribute, KindMissing, KindNone}, []string{res.Parts[0].Kind, res.Parts[1].Kind, res.Parts[2].Kind})
 	assert.Equal(t, 0, res.Parts[1].MapFrom, "a missing noun takes its ancestor's map")
 	assert.InDelta(t, 0.8, res.PromptScore, 1e-6)
 	// a = s(prompt) * prod min(a_ph/0.5, 1) = 0.8 * 1 * 1 * 1
 	assert.InDelta(t, 0.8, res.Score, 1e-6)
-	m, err := TextMap(geo, tokens, feats["red apple"])
-	require.NoError(t, err)
-	assert.Equal(t, m, res.Map, "A is the one merged map (part 0 twice)")
-	assert.InDelta(t, 0, m[0], 1e-6)
-	assert.InDelta(t, 1, m[15], 1e-6)
+	assert.Equal(t, []int{0}, res.Maps, "A is the one merged map (part 0 twice)")
+	assert.Equal(t, feats["red apple"], MapFeatures(parts, res.Maps, feats))
 
-	none, err := Compute(DefaultConfig(), geo, tokens, "prompt", []Part{{Text: "beautiful", Ancestor: -1}}, feats)
+	none, err := Compute(DefaultConfig(), cls, "prompt", []Part{{Text: "beautiful", Ancestor: -1}}, feats)
 	require.NoError(t, err)
 	assert.Equal(t, none.PromptScore, none.Score, "no noun: a = s(prompt)")
-	assert.Equal(t, make([]float32, 16), none.Map)
+	assert.Empty(t, none.Maps)
 
-	_, err = Compute(DefaultConfig(), geo, tokens, "prompt", parts, map[string][]float32{"prompt": feats["prompt"]})
+	_, err = Compute(DefaultConfig(), cls, "prompt", parts, map[string][]float32{"prompt": feats["prompt"]})
 	assert.ErrorIs(t, err, ErrShape)
-	_, err = Compute(DefaultConfig(), geo, tokens, "prompt", []Part{{Text: "x", Noun: "x", Ancestor: 5}}, feats)
+	_, err = Compute(DefaultConfig(), cls, "prompt", []Part{{Text: "x", Noun: "x", Ancestor: 5}}, feats)
 	assert.ErrorIs(t, err, ErrShape)
 }
 
@@ -86,7 +73,7 @@ func TestTrimmedSequenceEqualsFullLength(t *testing.T) {
 	empty, err := set.Constant("aq_empty")
 	require.NoError(t, err)
 	templates := []string{"a photo of a {}.", "a bad photo of the {}.", "{}"}
-	enc, err := NewTextEncoder(tok, e, templates, empty.F32, 16)
+	enc, err := NewTextEncoder(tok, e, cpuStream(t), templates, empty.F32, 16)
 	require.NoError(t, err)
 	texts := []string{"blue doctor suit", "tie", "a very long text about a " + "cat " + "and a dog"}
 	got, err := enc.Features(context.Background(), texts)
@@ -102,7 +89,8 @@ func TestTrimmedSequenceEqualsFullLength(t *testing.T) {
 		x, _ := engine.FromInt32(engine.Shape{int64(len(templates)), 77}, ids)
 		out, err := e.Run(context.Background(), map[string]engine.Tensor{"input_ids": x})
 		require.NoError(t, err)
-		want := Ensemble(out["text_embeds"].(*engine.HostTensor).F32, len(templates), 512, empty.F32)
+		want := make([]float32, 512)
+		require.NoError(t, cpu.Ensemble(out["text_embeds"].(*engine.HostTensor).F32, 1, len(templates), 512, empty.F32, want))
 		for d := range want {
 			assert.InDelta(t, want[d], got[i][d], 2e-6, "text %d dim %d", i, d)
 		}

@@ -13,8 +13,11 @@
 //
 //	f(x) = normalize(mean_k normalize(E(template_k(x)))) − R
 //
-// All texts of one request are encoded together; features are cached across requests in
-// an LRU keyed by the text (cacheSize 0 turns the cache off).
+// All texts of one request are encoded together, on the request's device: their token ids
+// go up in one copy, the text engine and the ensemble run there (engine.Ops.ScatterRows,
+// Ensemble), and the features come back in one copy. Features are cached across requests
+// and pipeline slots in an LRU in host memory keyed by the text (cacheSize 0 turns the
+// cache off); TextEncoder.With gives each slot its engine and stream over one cache.
 //
 // # Less work, same features
 //
@@ -47,6 +50,10 @@
 //
 // (min-max over the patches, zeros when flat; bilinear with PyTorch's
 // align_corners=False semantics).
+//
+// The scores are computed on the host from the CLS token (read back once) and the
+// features; the map A of the parts Compute lists (Result.Maps) on the device
+// (engine.Ops.TextMaps, with MapFeatures).
 //
 // For each part j with a head noun: a_pn = s(noun), a_ph = s(part text). The defect map
 // A starts at zero; if a_pn < NounBound (0.5) the object is missing and

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"sort"
 	"strings"
 	"sync"
@@ -20,24 +19,38 @@ var (
 	ErrConfig = errors.New("aq: bad configuration")
 )
 
-// TextEncoder computes template-ensemble text features (see the package doc). It is safe
-// for concurrent use.
+// TextEncoder computes template-ensemble text features (see the package doc) on a
+// device: the text engine and the ensemble run on one stream, and only the features come
+// back to host memory, where the LRU cache keeps them. NewTextEncoder builds the shared
+// part (the cache, the template-prefix table and R on the device); With gives each
+// pipeline slot its own engine and stream over it. It is safe for concurrent use.
 type TextEncoder struct {
-	tok       *tokenizer.Tokenizer
-	eng       engine.Engine // clip_text, or clip_text_kv (prefix table set)
-	templates []string
-	empty     []float32 // R, [D]
-	dim       int
-	dynamic   bool         // the sequence axis is dynamic: rows may be cut
-	prefix    *prefixTable // the kv engine's cached template prefixes, nil for clip_text
-	idsName   string
-	embName   string
+	*textShared
+	eng engine.Engine // clip_text, or clip_text_kv (prefix table set)
+	s   engine.Stream
 	// MaxBatch bounds rows per engine call (0: unbounded).
 	MaxBatch int
 	// CallCost is what one engine call costs, in positions, when the rows are planned
 	// into length buckets (0: BucketOverhead). A huge value gives one call for all rows,
 	// cut after the longest EOT (grefine's behaviour before the buckets).
 	CallCost int
+}
+
+// textShared is what the slots' encoders share: the tokenizer and templates, R (host and
+// on the device), the prefix table (on the device) and the feature cache (host memory).
+// The device tensors are written once, by NewTextEncoder, which synchronises its stream
+// before returning, so every stream of the device may read them afterwards.
+type textShared struct {
+	tok       *tokenizer.Tokenizer
+	templates []string
+	empty     []float32     // R, [D]
+	emptyT    engine.Tensor // R on the device
+	dim       int
+	dynamic   bool         // the sequence axis is dynamic: rows may be cut
+	prefix    *prefixTable // the kv engine's cached template prefixes, nil for clip_text
+	idsName   string
+	embName   string
+	device    string
 
 	mu    sync.Mutex
 	cache map[string]*list.Element
@@ -66,13 +79,14 @@ const (
 	embedsName = "text_embeds"
 )
 
-// NewTextEncoder builds an encoder over a text engine: the model set's clip_text
-// (input_ids int32 [B,S] -> text_embeds [B,D]) or, when the set has it, clip_text_kv
-// (KVEngine; recognised by its past_keys input), in which case the hidden states of each
-// template's tokens before "{}" are computed here, once, and every text only runs the
-// tokens from "{}" to EOT. templates must each hold one "{}"; empty is R (the ensemble of
-// the empty string, length D); cacheSize bounds the LRU (0 disables caching).
-func NewTextEncoder(tok *tokenizer.Tokenizer, eng engine.Engine, templates []string, empty []float32, cacheSize int) (*TextEncoder, error) {
+// NewTextEncoder builds an encoder over a text engine whose tensors live on s's device:
+// the model set's clip_text (input_ids int32 [B,S] -> text_embeds [B,D]) or, when the set
+// has it, clip_text_kv (KVEngine; recognised by its past_keys input), in which case the
+// hidden states of each template's tokens before "{}" are computed here, once, on s, and
+// every text only runs the tokens from "{}" to EOT. templates must each hold one "{}";
+// empty is R (the ensemble of the empty string, length D); cacheSize bounds the LRU (0
+// disables caching). Close releases its device tensors.
+func NewTextEncoder(tok *tokenizer.Tokenizer, eng engine.Engine, s engine.Stream, templates []string, empty []float32, cacheSize int) (enc *TextEncoder, err error) {
 	if len(templates) == 0 {
 		return nil, fmt.Errorf("%w: no templates", ErrConfig)
 	}
@@ -81,27 +95,80 @@ func NewTextEncoder(tok *tokenizer.Tokenizer, eng engine.Engine, templates []str
 			return nil, fmt.Errorf("%w: template %d %q must contain one {}", ErrConfig, i, t)
 		}
 	}
-	e := &TextEncoder{tok: tok, eng: eng, templates: templates, empty: empty, dim: len(empty),
+	sh := &textShared{tok: tok, templates: templates, empty: empty, dim: len(empty), device: s.Device().Name(),
 		cache: map[string]*list.Element{}, lru: list.New(), cap: cacheSize}
+	e := &TextEncoder{textShared: sh, eng: eng, s: s}
+	defer func() {
+		if err != nil {
+			e.Close()
+		}
+	}()
+	if sh.emptyT, err = upload(s, engine.Shape{int64(len(empty))}, empty); err != nil {
+		return nil, err
+	}
 	ins, outs := eng.Inputs(), eng.Outputs()
 	if isKV(ins) {
-		e.idsName, e.embName, e.dynamic = idsName, embedsName, true
+		sh.idsName, sh.embName, sh.dynamic = idsName, embedsName, true
 		emb, ok := findDesc(outs, embedsName)
 		if !ok || len(emb.Shape) != 2 || emb.Shape[1] != int64(len(empty)) {
 			return nil, fmt.Errorf("%w: %s outputs %v do not match the %d-d empty feature", ErrConfig, KVEngine, outs, len(empty))
 		}
-		p, err := newPrefixTable(context.Background(), tok, eng, templates)
-		if err != nil {
+		if sh.prefix, err = newPrefixTable(context.Background(), tok, eng, s, templates); err != nil {
 			return nil, err
 		}
-		e.prefix = p
-		return e, nil
+	} else {
+		if len(ins) != 1 || len(ins[0].Shape) != 2 || len(outs) != 1 || len(outs[0].Shape) != 2 || outs[0].Shape[1] != int64(len(empty)) {
+			return nil, fmt.Errorf("%w: clip_text I/O %v -> %v does not match the %d-d empty feature", ErrConfig, ins, outs, len(empty))
+		}
+		sh.idsName, sh.embName, sh.dynamic = ins[0].Name, outs[0].Name, ins[0].Shape[1] == engine.Dynamic
 	}
-	if len(ins) != 1 || len(ins[0].Shape) != 2 || len(outs) != 1 || len(outs[0].Shape) != 2 || outs[0].Shape[1] != int64(len(empty)) {
-		return nil, fmt.Errorf("%w: clip_text I/O %v -> %v does not match the %d-d empty feature", ErrConfig, ins, outs, len(empty))
+	// The shared device tensors are read from other streams later: finish writing them.
+	if err := s.Sync(); err != nil {
+		return nil, err
 	}
-	e.idsName, e.embName, e.dynamic = ins[0].Name, outs[0].Name, ins[0].Shape[1] == engine.Dynamic
 	return e, nil
+}
+
+// With returns an encoder that runs eng on s and shares e's cache, templates and device
+// tensors (s must be a stream of the same device). Its Close does nothing.
+func (e *TextEncoder) With(eng engine.Engine, s engine.Stream) (*TextEncoder, error) {
+	if s.Device().Name() != e.device {
+		return nil, fmt.Errorf("%w: aq: the encoder's tensors are on %s, the stream runs on %s", engine.ErrDevice, e.device, s.Device().Name())
+	}
+	return &TextEncoder{textShared: e.textShared, eng: eng, s: s, MaxBatch: e.MaxBatch, CallCost: e.CallCost}, nil
+}
+
+// Close releases the shared device tensors (on the encoder NewTextEncoder returned; the
+// encoders of With must not be used afterwards).
+func (e *TextEncoder) Close() error {
+	if e == nil || e.textShared == nil {
+		return nil
+	}
+	var first error
+	for _, t := range []*engine.Tensor{&e.emptyT} {
+		if *t != nil {
+			if err := (*t).Close(); err != nil && first == nil {
+				first = err
+			}
+			*t = nil
+		}
+	}
+	if e.prefix != nil {
+		if err := e.prefix.close(); err != nil && first == nil {
+			first = err
+		}
+		e.prefix = nil
+	}
+	return first
+}
+
+// upload puts host values on s's device as a new float32 tensor.
+func upload(s engine.Stream, shape engine.Shape, data []float32) (engine.Tensor, error) {
+	h, err := engine.FromFloat32(shape, data)
+	if err != nil {
+		return nil, err
+	}
+	return engine.Upload(s, h)
 }
 
 func findDesc(ds []engine.TensorDesc, name string) (engine.TensorDesc, bool) {
@@ -229,6 +296,10 @@ func (r *row) width() int { return r.n - r.cut }
 // and run in length buckets (planBuckets), each cut after its longest EOT: CLIP's text
 // transformer is causal and reads its output at EOT, so the padding after EOT cannot
 // change a row's result, and the work approaches the per-row minimum.
+//
+// On the device: the token ids of every bucket (and the kv engine's row slots) go up in
+// one copy; each bucket's embeddings are scattered to their text's rows; the ensemble
+// runs on the device; the features come back in one copy.
 func (e *TextEncoder) encode(ctx context.Context, texts []string) ([][]float32, error) {
 	K := len(e.templates)
 	rows := make([]row, 0, len(texts)*K)
@@ -252,64 +323,155 @@ func (e *TextEncoder) encode(ctx context.Context, texts []string) ([][]float32, 
 	for i := range rows {
 		widths[i] = rows[i].width()
 	}
-	emb := make([]float32, len(rows)*e.dim)
-	var work WorkStats
 	cost := e.CallCost
 	if cost <= 0 {
 		cost = BucketOverhead
 	}
-	for _, b := range planBuckets(widths, cost, e.MaxBatch) {
-		if err := e.run(ctx, rows[b[0]:b[1]], emb); err != nil {
+	buckets := planBuckets(widths, cost, e.MaxBatch)
+	// One int32 block: per bucket ids [n,seq], out rows [n], and (kv) slots and lengths.
+	var block []int32
+	offs := make([][4]int64, len(buckets))
+	maxRows := 0
+	for bi, b := range buckets {
+		rs := rows[b[0]:b[1]]
+		seq := rs[len(rs)-1].width()
+		maxRows = max(maxRows, len(rs))
+		offs[bi][0] = int64(len(block))
+		for i := range rs {
+			r := &rs[i]
+			ids := make([]int32, seq)
+			copy(ids, r.ids[r.cut:min(r.cut+seq, tokenizer.ContextLength)])
+			block = append(block, ids...)
+		}
+		offs[bi][1] = int64(len(block))
+		for i := range rs {
+			block = append(block, int32(rs[i].out))
+		}
+		if e.prefix != nil {
+			offs[bi][2] = int64(len(block))
+			for i := range rs {
+				block = append(block, int32(rs[i].slot))
+			}
+			offs[bi][3] = int64(len(block))
+			for i := range rs {
+				block = append(block, int32(rs[i].cut))
+			}
+		}
+	}
+	dev := e.s.Device()
+	var tensors []engine.Tensor
+	defer func() { closeTensors(tensors) }()
+	alloc := func(dt engine.DType, shape engine.Shape) (engine.Tensor, error) {
+		t, err := dev.Alloc(dt, shape)
+		if err == nil {
+			tensors = append(tensors, t)
+		}
+		return t, err
+	}
+	hb, err := engine.FromInt32(engine.Shape{int64(len(block))}, block)
+	if err != nil {
+		return nil, err
+	}
+	blockT, err := alloc(engine.Int32, hb.Shape())
+	if err != nil {
+		return nil, err
+	}
+	if err := e.s.Upload(blockT, hb); err != nil {
+		return nil, err
+	}
+	D := int64(e.dim)
+	emb, err := alloc(engine.Float32, engine.Shape{int64(len(rows)), D})
+	if err != nil {
+		return nil, err
+	}
+	scratch, err := alloc(engine.Float32, engine.Shape{int64(maxRows), D})
+	if err != nil {
+		return nil, err
+	}
+	var work WorkStats
+	for bi, b := range buckets {
+		n, seq := int64(b[1]-b[0]), int64(widths[b[1]-1])
+		if err := e.run(ctx, dev, blockT, offs[bi], n, seq, scratch, emb); err != nil {
 			return nil, err
 		}
 		work.Calls++
-		work.Rows += b[1] - b[0]
-		work.Positions += (b[1] - b[0]) * widths[b[1]-1]
+		work.Rows += int(n)
+		work.Positions += int(n * seq)
 	}
 	e.mu.Lock()
 	e.work.Calls += work.Calls
 	e.work.Rows += work.Rows
 	e.work.Positions += work.Positions
 	e.mu.Unlock()
+	featsT, err := alloc(engine.Float32, engine.Shape{int64(len(texts)), D})
+	if err != nil {
+		return nil, err
+	}
+	if err := e.s.Ensemble(emb, e.emptyT, featsT); err != nil {
+		return nil, err
+	}
+	host, err := engine.NewHostTensor(engine.Float32, featsT.Shape())
+	if err != nil {
+		return nil, err
+	}
+	if err := e.s.Download(host, featsT); err != nil {
+		return nil, err
+	}
 	feats := make([][]float32, len(texts))
 	for i := range texts {
-		feats[i] = Ensemble(emb[i*K*e.dim:(i+1)*K*e.dim], K, e.dim, e.empty)
+		feats[i] = host.F32[i*e.dim : (i+1)*e.dim : (i+1)*e.dim]
 	}
 	return feats, nil
 }
 
-// run encodes one bucket of rows (sorted by width, so the last is the widest) and writes
-// each row's embedding to emb[r.out·D:].
-func (e *TextEncoder) run(ctx context.Context, rows []row, emb []float32) error {
-	n, seq := len(rows), rows[len(rows)-1].width()
-	ids := make([]int32, n*seq)
-	for i := range rows {
-		r := &rows[i]
-		copy(ids[i*seq:(i+1)*seq], r.ids[r.cut:min(r.cut+seq, tokenizer.ContextLength)])
+// run encodes one bucket of n rows of seq positions (ids and rows at off in the block)
+// into scratch and scatters the embeddings to their rows of emb.
+func (e *TextEncoder) run(ctx context.Context, dev engine.Device, block engine.Tensor, off [4]int64, n, seq int64, scratch, emb engine.Tensor) error {
+	var views []engine.Tensor
+	defer func() { closeTensors(views) }()
+	view := func(t engine.Tensor, at int64, shape engine.Shape) (engine.Tensor, error) {
+		v, err := dev.View(t, at, shape)
+		if err == nil {
+			views = append(views, v)
+		}
+		return v, err
 	}
-	x, err := engine.FromInt32(engine.Shape{int64(n), int64(seq)}, ids)
+	ids, err := view(block, off[0], engine.Shape{n, seq})
 	if err != nil {
 		return err
 	}
-	in := map[string]engine.Tensor{e.idsName: x}
+	out, err := view(block, off[1], engine.Shape{n})
+	if err != nil {
+		return err
+	}
+	res, err := view(scratch, 0, engine.Shape{n, int64(e.dim)})
+	if err != nil {
+		return err
+	}
+	in := map[string]engine.Tensor{e.idsName: ids}
 	if e.prefix != nil {
-		if err := e.prefix.bind(in, rows); err != nil {
+		slots, err := view(block, off[2], engine.Shape{n})
+		if err != nil {
 			return err
 		}
+		lengths, err := view(block, off[3], engine.Shape{n})
+		if err != nil {
+			return err
+		}
+		in["past_keys"], in["past_values"], in["past_index"], in["past_length"] = e.prefix.keys, e.prefix.values, slots, lengths
 	}
-	res, err := e.eng.Run(ctx, in)
-	if err != nil {
+	if err := engine.RunInto(ctx, e.eng, e.s, in, map[string]engine.Tensor{e.embName: res}); err != nil {
 		return fmt.Errorf("aq: text encoder: %w", err)
 	}
-	defer engine.CloseAll(res)
-	out, ok := res[e.embName].(*engine.HostTensor)
-	if !ok || out.Len() != n*e.dim {
-		return fmt.Errorf("%w: text encoder returned %v for %d rows", ErrShape, res[e.embName], n)
+	return e.s.ScatterRows(res, out, emb)
+}
+
+func closeTensors(ts []engine.Tensor) {
+	for _, t := range ts {
+		if t != nil {
+			t.Close()
+		}
 	}
-	for i := range rows {
-		copy(emb[rows[i].out*e.dim:(rows[i].out+1)*e.dim], out.F32[i*e.dim:(i+1)*e.dim])
-	}
-	return nil
 }
 
 // BucketOverhead is the fixed cost of one engine call, in positions, that planBuckets
@@ -357,42 +519,4 @@ func planBuckets(widths []int, overhead, maxRows int) [][2]int {
 		}
 	}
 	return out
-}
-
-// Ensemble is f = normalize(mean_k normalize(emb[k])) − R for emb [K, D] (float64
-// accumulation). R may be nil (no subtraction).
-func Ensemble(emb []float32, K, D int, R []float32) []float32 {
-	acc := make([]float64, D)
-	for k := 0; k < K; k++ {
-		row := emb[k*D : (k+1)*D]
-		n := 0.0
-		for _, v := range row {
-			n += float64(v) * float64(v)
-		}
-		n = math.Sqrt(n)
-		if n == 0 {
-			n = 1
-		}
-		for d, v := range row {
-			acc[d] += float64(v) / n
-		}
-	}
-	n := 0.0
-	for d := range acc {
-		acc[d] /= float64(K)
-		n += acc[d] * acc[d]
-	}
-	n = math.Sqrt(n)
-	if n == 0 {
-		n = 1
-	}
-	f := make([]float32, D)
-	for d := range f {
-		v := acc[d] / n
-		if R != nil {
-			v -= float64(R[d])
-		}
-		f[d] = float32(v)
-	}
-	return f
 }

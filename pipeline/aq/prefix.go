@@ -2,6 +2,7 @@ package aq
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -31,14 +32,14 @@ func isKV(ins []engine.TensorDesc) bool {
 // holding SOT alone, for rows whose tokens do not start with their template's prefix
 // (a text that merges with the template's last word, e.g. "photo{}" with "graph").
 type prefixTable struct {
-	ids          [][]int32          // per slot: the prefix's ids
-	keys, values *engine.HostTensor // [L, slots, H, P, hd]
-	sot          int                // the SOT-only slot
+	ids          [][]int32     // per slot: the prefix's ids
+	keys, values engine.Tensor // [L, slots, H, P, hd] on the encoder's device
+	sot          int           // the SOT-only slot
 	// Positions is what building the table computed (slots × P).
 	Positions int
 }
 
-func newPrefixTable(ctx context.Context, tok *tokenizer.Tokenizer, eng engine.Engine, templates []string) (*prefixTable, error) {
+func newPrefixTable(ctx context.Context, tok *tokenizer.Tokenizer, eng engine.Engine, s engine.Stream, templates []string) (*prefixTable, error) {
 	pk, ok := findDesc(eng.Inputs(), "past_keys")
 	if !ok || len(pk.Shape) != 5 || pk.Shape[0] < 1 || pk.Shape[2] < 1 || pk.Shape[4] < 1 {
 		return nil, fmt.Errorf("%w: %s past_keys %v is not [L,T,H,P,hd] with static L, H, hd", ErrConfig, KVEngine, pk)
@@ -63,39 +64,68 @@ func newPrefixTable(ctx context.Context, tok *tokenizer.Tokenizer, eng engine.En
 		P = max(P, len(x))
 	}
 	T := len(p.ids)
-	ids := make([]int32, T*P)
+	// One int32 block: the ids [T,P] (padded with 0 after the prefix: causal, so it
+	// changes nothing before), then T zeros (past_index and past_length).
+	block := make([]int32, T*P+T)
 	for i, x := range p.ids {
-		copy(ids[i*P:], x) // padded with 0 after the prefix: causal, so it changes nothing before
+		copy(block[i*P:], x)
 	}
-	x, err := engine.FromInt32(engine.Shape{int64(T), int64(P)}, ids)
+	dev := s.Device()
+	var tmp []engine.Tensor
+	defer func() { closeTensors(tmp) }()
+	hb, err := engine.FromInt32(engine.Shape{int64(len(block))}, block)
 	if err != nil {
 		return nil, err
 	}
-	none := make([]float32, L*H*hd) // an empty past: one position, masked (past_length 0)
-	past, err := engine.FromFloat32(engine.Shape{L, 1, H, 1, hd}, none)
+	bt, err := dev.Alloc(engine.Int32, hb.Shape())
 	if err != nil {
 		return nil, err
 	}
-	zeros, err := engine.FromInt32(engine.Shape{int64(T)}, make([]int32, T))
+	tmp = append(tmp, bt)
+	if err := s.Upload(bt, hb); err != nil {
+		return nil, err
+	}
+	x, err := dev.View(bt, 0, engine.Shape{int64(T), int64(P)})
 	if err != nil {
 		return nil, err
 	}
-	res, err := eng.Run(ctx, map[string]engine.Tensor{idsName: x, "past_keys": past, "past_values": past,
+	zeros, err := dev.View(bt, int64(T*P), engine.Shape{int64(T)})
+	if err != nil {
+		return nil, err
+	}
+	none, err := dev.Alloc(engine.Float32, engine.Shape{L, 1, H, 1, hd}) // an empty past: one position, masked (past_length 0)
+	if err != nil {
+		return nil, err
+	}
+	tmp = append(tmp, x, zeros, none)
+	if err := s.Zero(none); err != nil {
+		return nil, err
+	}
+	res, err := eng.Run(ctx, map[string]engine.Tensor{idsName: x, "past_keys": none, "past_values": none,
 		"past_index": zeros, "past_length": zeros})
 	if err != nil {
 		return nil, fmt.Errorf("aq: %s: template prefixes: %w", KVEngine, err)
 	}
 	want := engine.Shape{L, int64(T), H, int64(P), hd}
 	for _, name := range []string{"present_keys", "present_values"} {
-		t, ok := res[name].(*engine.HostTensor)
-		if !ok || !t.Shape().Equal(want) {
+		t := res[name]
+		if t == nil || t.DType() != engine.Float32 || !t.Shape().Equal(want) || t.DeviceName() != dev.Name() {
 			engine.CloseAll(res)
-			return nil, fmt.Errorf("%w: %s returned %s %v, want %v", ErrShape, KVEngine, name, res[name], want)
+			return nil, fmt.Errorf("%w: %s returned %s %v, want float32 %v on %s", ErrShape, KVEngine, name, res[name], want, dev.Name())
 		}
 	}
-	p.keys, p.values = res["present_keys"].(*engine.HostTensor), res["present_values"].(*engine.HostTensor)
+	p.keys, p.values = res["present_keys"], res["present_values"]
+	for name, t := range res {
+		if name != "present_keys" && name != "present_values" {
+			t.Close()
+		}
+	}
 	p.Positions = T * P
 	return p, nil
+}
+
+func (p *prefixTable) close() error {
+	return errors.Join(p.keys.Close(), p.values.Close())
 }
 
 // assign points r (template k) at its prefix: template k's when r's ids start with it,
@@ -107,22 +137,4 @@ func (p *prefixTable) assign(r *row, k int) {
 		return
 	}
 	r.slot, r.cut = p.sot, 1
-}
-
-// bind adds the table and the rows' slots and prefix lengths to in.
-func (p *prefixTable) bind(in map[string]engine.Tensor, rows []row) error {
-	index, length := make([]int32, len(rows)), make([]int32, len(rows))
-	for i := range rows {
-		index[i], length[i] = int32(rows[i].slot), int32(rows[i].cut)
-	}
-	xi, err := engine.FromInt32(engine.Shape{int64(len(rows))}, index)
-	if err != nil {
-		return err
-	}
-	xl, err := engine.FromInt32(engine.Shape{int64(len(rows))}, length)
-	if err != nil {
-		return err
-	}
-	in["past_keys"], in["past_values"], in["past_index"], in["past_length"] = p.keys, p.values, xi, xl
-	return nil
 }

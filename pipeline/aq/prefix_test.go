@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/grefine/grefine/engine"
+	"github.com/grefine/grefine/engine/cpu"
 	"github.com/grefine/grefine/engine/modelset"
 	"github.com/grefine/grefine/internal/testenv"
 	"github.com/grefine/grefine/pipeline/tokenizer"
@@ -75,7 +76,9 @@ func (tt tinyText) uncut(t *testing.T, e engine.Engine, text string) []float32 {
 	require.NoError(t, err)
 	out, err := e.Run(context.Background(), map[string]engine.Tensor{"input_ids": x})
 	require.NoError(t, err)
-	return Ensemble(out["text_embeds"].(*engine.HostTensor).F32, K, len(tt.empty), tt.empty)
+	f := make([]float32, len(tt.empty))
+	require.NoError(t, cpu.Ensemble(out["text_embeds"].(*engine.HostTensor).F32, 1, K, len(tt.empty), tt.empty, f))
+	return f
 }
 
 func (tt tinyText) assertExact(t *testing.T, enc *TextEncoder, plain engine.Engine) {
@@ -97,7 +100,7 @@ func TestBucketsExact(t *testing.T) {
 	tt := loadTinyText(t)
 	plain := tt.open(t, "clip_text")
 	for _, maxBatch := range []int{0, 7} {
-		enc, err := NewTextEncoder(tt.tok, plain, tt.templates, tt.empty, 0)
+		enc, err := NewTextEncoder(tt.tok, plain, cpuStream(t), tt.templates, tt.empty, 0)
 		require.NoError(t, err)
 		enc.MaxBatch = maxBatch
 		require.False(t, enc.Prefixed())
@@ -115,12 +118,12 @@ func TestPrefixCacheExact(t *testing.T) {
 	tt := loadTinyText(t)
 	plain := tt.open(t, "clip_text")
 	kv := tt.open(t, KVEngine)
-	enc, err := NewTextEncoder(tt.tok, kv, tt.templates, tt.empty, 0)
+	enc, err := NewTextEncoder(tt.tok, kv, cpuStream(t), tt.templates, tt.empty, 0)
 	require.NoError(t, err)
 	require.True(t, enc.Prefixed())
 	tt.assertExact(t, enc, plain)
 	// The positions computed are those after each row's prefix: fewer than the plain path.
-	ref, err := NewTextEncoder(tt.tok, plain, tt.templates, tt.empty, 0)
+	ref, err := NewTextEncoder(tt.tok, plain, cpuStream(t), tt.templates, tt.empty, 0)
 	require.NoError(t, err)
 	_, err = ref.Features(context.Background(), encoderTexts)
 	require.NoError(t, err)

@@ -10,7 +10,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/grefine/grefine/engine"
-	"github.com/grefine/grefine/engine/cpu"
 	"github.com/grefine/grefine/engine/modelset"
 	"github.com/grefine/grefine/pipeline/aq"
 	"github.com/grefine/grefine/pipeline/imageio"
@@ -53,10 +52,6 @@ type Parser interface {
 	Parts(prompt string) (plain string, parts []aq.Part, err error)
 }
 
-// Fuser runs the quality-map fusion on host slices (engine/cpu.FuseMaps is the
-// reference; a GPU device can implement it with its kernel).
-type Fuser func(p engine.FuseParams, batch int, good, align []float32, out cpu.FuseMapsOut) error
-
 // clipConfig is the model set's "clip" config section.
 type clipConfig struct {
 	ImageSize int        `json:"image_size"`
@@ -67,7 +62,9 @@ type clipConfig struct {
 	Std       [3]float32 `json:"std"`
 }
 
-// Assessor computes reports. Create with New; Close releases the engines.
+// Assessor computes reports on one device stream. Create with New; Close releases the
+// engines. One Assessor runs one request at a time (its stream); the pipeline gives each
+// slot its own, sharing one feature cache (Options.Share).
 type Assessor struct {
 	cfg      Config
 	clip     clipConfig
@@ -76,9 +73,11 @@ type Assessor struct {
 	tok      *tokenizer.Tokenizer
 	parser   Parser
 	encoder  *aq.TextEncoder
-	pqText   []float32
 	tpls     []string
-	fuse     Fuser
+	s        engine.Stream
+	pqT      engine.Tensor // pq_text [4,2,D] on the device (shared)
+	owner    bool          // owns encoder and pqT (not a sharer)
+	ownS     bool          // owns s (made from the cpu device)
 	release  func()
 	view     bool // a With copy: shares the engines, Close does nothing
 	Backend  string
@@ -89,17 +88,23 @@ type Assessor struct {
 type Options struct {
 	Config Config
 	Parser Parser
-	Fuser  Fuser // nil: cpu.FuseMaps
-	// Release, if set, is called once by Close (e.g. to free the device behind Fuser).
+	// Release, if set, is called once by Close.
 	Release func()
 	Threads int
 	// Tokenizer, if set, is used instead of loading the model set's vocabulary again.
 	Tokenizer *tokenizer.Tokenizer
-	// Opener opens the engines (nil: the model set itself, from its ONNX files).
+	// Opener opens the engines (nil: the model set itself, from its ONNX files). The
+	// engines must read and write the tensors of Stream's device.
 	Opener Opener
 	// TextEngine forces "clip_text" or "clip_text_kv" ("": clip_text_kv when the set has
 	// it, else clip_text).
 	TextEngine string
+	// Stream is where the assessor's work runs (nil: a stream of the "cpu" device, which
+	// the program must link, e.g. by importing engine/cpu).
+	Stream engine.Stream
+	// Share, if set, is an assessor on the same device whose feature cache, template
+	// prefixes and constants this one uses instead of its own; it must outlive this one.
+	Share *Assessor
 }
 
 // Opener opens a model set's engine by name; *modelset.Set implements it, and a plan
@@ -108,16 +113,22 @@ type Opener interface {
 	OpenEngine(b engine.Backend, name string, opts engine.OpenOptions) (engine.Engine, error)
 }
 
+// defaultStream is a stream of the registered cpu device.
+func defaultStream() (engine.Stream, error) {
+	d, err := engine.NewDevice("cpu", nil)
+	if err != nil {
+		return nil, err
+	}
+	return d.NewStream()
+}
+
 // New loads the CLIP engines and constants of set with backend b.
 func New(set *modelset.Set, b engine.Backend, opts Options) (*Assessor, error) {
 	if opts.Parser == nil {
 		return nil, errors.New("assess: a prompt parser is required")
 	}
-	a := &Assessor{cfg: opts.Config, parser: opts.Parser, fuse: opts.Fuser, Backend: b.Name(), ModelSet: set.Manifest.Name}
+	a := &Assessor{cfg: opts.Config, parser: opts.Parser, s: opts.Stream, Backend: b.Name(), ModelSet: set.Manifest.Name}
 	// Release belongs to the caller until New succeeds (the caller cleans up on error).
-	if a.fuse == nil {
-		a.fuse = cpu.FuseMaps
-	}
 	if err := set.Config("clip", &a.clip); err != nil {
 		return nil, err
 	}
@@ -131,16 +142,33 @@ func New(set *modelset.Set, b engine.Backend, opts Options) (*Assessor, error) {
 			a.Close()
 		}
 	}()
+	if a.s == nil {
+		if a.s, err = defaultStream(); err != nil {
+			return nil, err
+		}
+		a.ownS = true
+	}
 	var opener Opener = set
 	if opts.Opener != nil {
 		opener = opts.Opener
 	}
-	if a.image, err = opener.OpenEngine(b, "clip_surgery", engine.OpenOptions{Threads: opts.Threads}); err != nil {
+	eo := engine.OpenOptions{Threads: opts.Threads, Stream: a.s}
+	if a.image, err = opener.OpenEngine(b, "clip_surgery", eo); err != nil {
 		return nil, err
 	}
-	if a.text, err = opener.OpenEngine(b, a.textEngine(set, opts), engine.OpenOptions{Threads: opts.Threads}); err != nil {
+	if a.text, err = opener.OpenEngine(b, a.textEngine(set, opts), eo); err != nil {
 		return nil, err
 	}
+	if sh := opts.Share; sh != nil {
+		if a.encoder, err = sh.encoder.With(a.text, a.s); err != nil {
+			return nil, err
+		}
+		a.tok, a.tpls, a.pqT = sh.tok, sh.tpls, sh.pqT
+		a.release = opts.Release
+		ok = true
+		return a, nil
+	}
+	a.owner = true
 	if a.tok = opts.Tokenizer; a.tok == nil {
 		vocab, err := set.FilePath("bpe_vocab")
 		if err != nil {
@@ -163,7 +191,7 @@ func New(set *modelset.Set, b engine.Backend, opts Options) (*Assessor, error) {
 		return nil, err
 	}
 	a.tpls = aq.ParseTemplates(string(tplBytes))
-	if a.encoder, err = aq.NewTextEncoder(a.tok, a.text, a.tpls, empty.F32, opts.Config.FeatureCache); err != nil {
+	if a.encoder, err = aq.NewTextEncoder(a.tok, a.text, a.s, a.tpls, empty.F32, opts.Config.FeatureCache); err != nil {
 		return nil, err
 	}
 	pqT, err := set.Constant("pq_text")
@@ -173,7 +201,15 @@ func New(set *modelset.Set, b engine.Backend, opts Options) (*Assessor, error) {
 	if pqT.Len() != 8*a.clip.EmbedDim {
 		return nil, fmt.Errorf("assess: pq_text has %d values, want 4×2×%d", pqT.Len(), a.clip.EmbedDim)
 	}
-	a.pqText = pqT.F32
+	if a.pqT, err = a.s.Device().Alloc(engine.Float32, pqT.Shape()); err != nil {
+		return nil, err
+	}
+	if err := a.s.Upload(a.pqT, pqT); err != nil {
+		return nil, err
+	}
+	if err := a.s.Sync(); err != nil { // read by the other slots' streams
+		return nil, err
+	}
 	a.release = opts.Release
 	ok = true
 	return a, nil
@@ -191,7 +227,9 @@ func (a *Assessor) With(cfg Config) *Assessor {
 // Config returns the thresholds the assessor's calls use.
 func (a *Assessor) Config() Config { return a.cfg }
 
-// Close releases the engines; idempotent. On a view (With) it does nothing.
+// Close releases the engines (and, on the assessor that does not share another's, the
+// feature cache's device tensors and the constants); idempotent. On a view (With) it does
+// nothing.
 func (a *Assessor) Close() error {
 	if a == nil || a.view {
 		return nil
@@ -203,12 +241,27 @@ func (a *Assessor) Close() error {
 			*e = nil
 		}
 	}
+	if a.owner {
+		errs = append(errs, a.encoder.Close())
+		if a.pqT != nil {
+			errs = append(errs, a.pqT.Close())
+		}
+		a.owner = false
+	}
+	a.encoder, a.pqT = nil, nil
+	if a.ownS && a.s != nil {
+		errs = append(errs, a.s.Close())
+		a.s = nil
+	}
 	if a.release != nil {
 		a.release()
 		a.release = nil
 	}
 	return errors.Join(errs...)
 }
+
+// Stream is the stream the assessor runs on.
+func (a *Assessor) Stream() engine.Stream { return a.s }
 
 // Tokenizer returns the CLIP tokenizer of the model set.
 func (a *Assessor) Tokenizer() *tokenizer.Tokenizer { return a.tok }
@@ -218,19 +271,23 @@ func (a *Assessor) CacheStats() aq.CacheStats { return a.encoder.Stats() }
 
 // Report is the outcome for one image.
 type Report struct {
-	Width         int                `json:"width"`
-	Height        int                `json:"height"`
-	P             float32            `json:"p"`
-	A             *float32           `json:"a"` // nil when alignment was skipped
-	Q             float32            `json:"q"`
-	Perceptual    map[string]float32 `json:"perceptual"` // the four PQ dimensions at CLS
-	PromptScore   *float32           `json:"prompt_score,omitempty"`
-	Parts         []aq.PartResult    `json:"parts"`
-	MaskFraction  float32            `json:"mask_fraction"`
+	Width        int                `json:"width"`
+	Height       int                `json:"height"`
+	P            float32            `json:"p"`
+	A            *float32           `json:"a"` // nil when alignment was skipped
+	Q            float32            `json:"q"`
+	Perceptual   map[string]float32 `json:"perceptual"` // the four PQ dimensions at CLS
+	PromptScore  *float32           `json:"prompt_score,omitempty"`
+	Parts        []aq.PartResult    `json:"parts"`
+	MaskFraction float32            `json:"mask_fraction"`
+	// MaskPixels is the number of repair-mask pixels (>= 0.5): MaskFraction exactly is
+	// MaskPixels/(Width·Height).
+	MaskPixels    int64              `json:"-"`
 	Notes         []string           `json:"notes,omitempty"`
 	TimingsMillis map[string]float64 `json:"timings_ms"`
 
-	// Maps at image resolution (row-major H×W), not serialised.
+	// Maps at image resolution (row-major H×W) in host memory, not serialised; nil unless
+	// the request asked for them (Request.Maps).
 	PMap []float32 `json:"-"`
 	AMap []float32 `json:"-"` // nil when alignment was skipped
 	// Mask is the repair mask (1 = repair): the union of PerceptualMask and AlignMask.
@@ -239,6 +296,31 @@ type Report struct {
 	PerceptualMask []float32 `json:"-"`
 	// AlignMask is Dilate(A > AlignBound); nil when alignment was skipped.
 	AlignMask []float32 `json:"-"`
+
+	// Device holds the same maps on the assessor's device (Run only; the caller closes it).
+	Device *Maps `json:"-"`
+}
+
+// Maps are a report's maps on the device, float32 [H,W] each (views of one block): the
+// refiner reads the repair mask from here without a copy. Close frees them.
+type Maps struct {
+	PMap, AMap, Mask, PerceptualMask, AlignMask engine.Tensor // AMap, AlignMask nil without alignment
+	block                                       engine.Tensor
+	planes                                      int
+	views                                       []engine.Tensor
+}
+
+// Close frees the maps; idempotent and nil-safe.
+func (m *Maps) Close() error {
+	if m == nil || m.block == nil {
+		return nil
+	}
+	for _, v := range m.views {
+		v.Close()
+	}
+	err := m.block.Close()
+	*m = Maps{}
+	return err
 }
 
 // CheckPrompt refuses a prompt that is not UTF-8 or over MaxPromptBytes (ErrPrompt).
@@ -258,8 +340,23 @@ type Parsed struct {
 	Parts []aq.Part
 }
 
+// Request is one image to assess.
+type Request struct {
+	// Image is the decoded image (borrowed for the call).
+	Image *imageio.RGB8
+	// Tensor, if set, is the same image on the assessor's device, uint8 [H,W,3] (the
+	// pipeline uploads a request's image once); nil: Run uploads it.
+	Tensor engine.Tensor
+	Prompt string
+	// Parsed is the prompt already parsed (nil: parsed here).
+	Parsed *Parsed
+	// Maps reads the maps back into the report's host slices (PMap, AMap, the masks);
+	// without it only the scores come back and the maps stay on the device (Report.Device).
+	Maps bool
+}
+
 // Assess computes the report for img and prompt, parsing the prompt with the
-// assessor's parser.
+// assessor's parser; the maps come back in host memory.
 func (a *Assessor) Assess(ctx context.Context, img *imageio.RGB8, prompt string) (*Report, error) {
 	return a.AssessParsed(ctx, img, prompt, nil)
 }
@@ -267,24 +364,82 @@ func (a *Assessor) Assess(ctx context.Context, img *imageio.RGB8, prompt string)
 // AssessParsed is Assess with the prompt already parsed (nil: parse it here), so a caller
 // that needs the parse itself (prompt emphasis) parses once.
 func (a *Assessor) AssessParsed(ctx context.Context, img *imageio.RGB8, prompt string, parsed *Parsed) (*Report, error) {
+	rep, err := a.Run(ctx, Request{Image: img, Prompt: prompt, Parsed: parsed, Maps: true})
+	if err != nil {
+		return nil, err
+	}
+	rep.Device.Close()
+	rep.Device = nil
+	return rep, nil
+}
+
+// Run computes the report of one request on the assessor's stream. The host reads back
+// the CLS token with the perceptual scores (one copy), the texts' features when they are
+// not cached (one copy), the mask's pixel count (one copy) and, with req.Maps, the maps
+// (one copy); everything else stays on the device. The report's Device maps belong to
+// the caller.
+func (a *Assessor) Run(ctx context.Context, req Request) (rep *Report, err error) {
+	img, prompt, parsed := req.Image, req.Prompt, req.Parsed
 	if img == nil || img.W < 1 || img.H < 1 || len(img.Pix) != 3*img.W*img.H {
 		return nil, fmt.Errorf("%w: empty or malformed image", ErrImage)
 	}
 	if err := a.CheckPrompt(prompt); err != nil {
 		return nil, err
 	}
-	rep := &Report{Width: img.W, Height: img.H, TimingsMillis: map[string]float64{}, Parts: []aq.PartResult{}}
+	rep = &Report{Width: img.W, Height: img.H, TimingsMillis: map[string]float64{}, Parts: []aq.PartResult{}}
 	lap := func(name string, t0 time.Time) {
 		rep.TimingsMillis[name] += float64(time.Since(t0).Microseconds()) / 1000
 	}
 	t0 := time.Now()
 	total := t0
+	s, dev := a.s, a.s.Device()
+	var tmp []engine.Tensor
+	maps := &Maps{}
+	defer func() {
+		for _, t := range tmp {
+			t.Close()
+		}
+		if err != nil {
+			maps.Close()
+		}
+	}()
+	alloc := func(dt engine.DType, shape engine.Shape) (engine.Tensor, error) {
+		t, err := dev.Alloc(dt, shape)
+		if err == nil {
+			tmp = append(tmp, t)
+		}
+		return t, err
+	}
+	H, W := int64(img.H), int64(img.W)
+	imgT := req.Tensor
+	if imgT == nil {
+		h, err := engine.FromUint8(engine.Shape{H, W, 3}, img.Pix)
+		if err != nil {
+			return nil, err
+		}
+		if imgT, err = alloc(engine.Uint8, h.Shape()); err != nil {
+			return nil, err
+		}
+		if err := s.Upload(imgT, h); err != nil {
+			return nil, err
+		}
+	}
 
 	// Image side: CLIP-Surgery tokens.
-	size, grid, D := a.clip.ImageSize, a.clip.Grid, a.clip.EmbedDim
-	T := 1 + grid*grid
-	x, err := engine.FromFloat32(engine.Shape{1, 3, int64(size), int64(size)}, imageio.CLIPInput(img, size, a.clip.Mean, a.clip.Std))
+	size, grid, D := int64(a.clip.ImageSize), a.clip.Grid, int64(a.clip.EmbedDim)
+	T := int64(1 + grid*grid)
+	small, err := alloc(engine.Uint8, engine.Shape{size, size, 3})
 	if err != nil {
+		return nil, err
+	}
+	x, err := alloc(engine.Float32, engine.Shape{1, 3, size, size})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.ResizeImage(imgT, small); err != nil {
+		return nil, err
+	}
+	if err := s.ToPlanar(small, x, a.clip.Mean, a.clip.Std); err != nil {
 		return nil, err
 	}
 	lap("preprocess", t0)
@@ -294,40 +449,83 @@ func (a *Assessor) AssessParsed(ctx context.Context, img *imageio.RGB8, prompt s
 		return nil, err
 	}
 	defer engine.CloseAll(out)
-	tokT, ok := out["tokens"].(*engine.HostTensor)
-	if !ok || tokT.Len() != T*D {
-		return nil, fmt.Errorf("assess: clip_surgery returned %v, want [1,%d,%d]", out["tokens"], T, D)
+	tokens := out["tokens"]
+	if tokens == nil || tokens.DType() != engine.Float32 || !tokens.Shape().Equal(engine.Shape{1, T, D}) {
+		return nil, fmt.Errorf("assess: clip_surgery returned %v, want float32 [1,%d,%d]", tokens, T, D)
 	}
-	tokens := tokT.F32
 	lap("clip_image", t0)
 
-	// Perceptual probabilities.
+	// Perceptual probabilities and the fusion: P, the perceptual mask, p.
 	t0 = time.Now()
-	good, err := pq.GoodProbs(tokens, 1, T, D, a.pqText)
+	good, err := alloc(engine.Float32, engine.Shape{1, 4, T})
 	if err != nil {
 		return nil, err
 	}
-	dims := pq.DimensionScores(good, 0, T)
-	rep.Perceptual = map[string]float32{}
-	for i, n := range pq.Dimensions {
-		rep.Perceptual[n] = dims[i]
+	if err := s.GoodProbs(tokens, a.pqT, good); err != nil {
+		return nil, err
 	}
 	lap("pq", t0)
+	aligned := strings.TrimSpace(prompt) != ""
+	maps.planes = 2 // P, the perceptual mask (= the repair mask without alignment)
+	if aligned {
+		maps.planes = 5 // and the repair mask, A, the alignment mask
+	}
+	if maps.block, err = dev.Alloc(engine.Float32, engine.Shape{int64(maps.planes), H, W}); err != nil {
+		return nil, err
+	}
+	plane := func(i int64, shape engine.Shape) (engine.Tensor, error) {
+		v, err := dev.View(maps.block, i*H*W, shape)
+		if err == nil {
+			maps.views = append(maps.views, v)
+		}
+		return v, err
+	}
+	if maps.PMap, err = plane(0, engine.Shape{1, H, W}); err != nil {
+		return nil, err
+	}
+	if maps.PerceptualMask, err = plane(1, engine.Shape{1, H, W}); err != nil {
+		return nil, err
+	}
+	maps.Mask = maps.PerceptualMask
+	score, err := alloc(engine.Float32, engine.Shape{1})
+	if err != nil {
+		return nil, err
+	}
+	lat, err := alloc(engine.Float32, engine.Shape{1, 1, 1})
+	if err != nil {
+		return nil, err
+	}
+	t0 = time.Now()
+	// The refiner resamples the mask to its own working resolution, so the fusion's
+	// latent-resolution mask is not needed: ask for the smallest one (1×1). The fusion
+	// runs without the alignment map, so its mask is the perceptual one; the alignment
+	// mask is thresholded and dilated on its own and the repair mask is their union. A
+	// max filter distributes over OR, so the union equals the fused mask of DESIGN §1.4
+	// exactly (tested), and the two masks come for free.
+	fp := engine.FuseParams{GridH: grid, GridW: grid, Height: img.H, Width: img.W,
+		LatentH: 1, LatentW: 1, Radius: a.cfg.DilateRadius,
+		Alpha: a.cfg.Alpha, PerceptualBound: a.cfg.PerceptualBound, PerceptualGate: a.cfg.PerceptualGate, AlignBound: a.cfg.AlignBound}
+	if err := s.FuseMaps(fp, good, nil, engine.FuseOutputs{Score: score, PMap: maps.PMap, MaskImg: maps.PerceptualMask, MaskLat: lat}); err != nil {
+		return nil, err
+	}
+	lap("fuse", t0)
 
-	// Alignment.
-	var align []float32
-	if strings.TrimSpace(prompt) == "" {
+	// Alignment: the texts' features (cached in host memory, else computed on the device).
+	var parts []aq.Part
+	var plain string
+	feats := map[string][]float32{}
+	if !aligned {
 		rep.Notes = append(rep.Notes, "empty prompt: alignment skipped, q = p")
 	} else {
 		t0 = time.Now()
 		if parsed == nil {
-			plain, parts, err := a.parser.Parts(prompt)
+			pl, ps, err := a.parser.Parts(prompt)
 			if err != nil {
 				return nil, fmt.Errorf("%w: %v", ErrPrompt, err)
 			}
-			parsed = &Parsed{Plain: plain, Parts: parts}
+			parsed = &Parsed{Plain: pl, Parts: ps}
 		}
-		plain, parts := parsed.Plain, parsed.Parts
+		plain, parts = parsed.Plain, parsed.Parts
 		if strings.TrimSpace(plain) == "" {
 			plain = prompt
 		}
@@ -339,13 +537,46 @@ func (a *Assessor) AssessParsed(ctx context.Context, img *imageio.RGB8, prompt s
 		if err != nil {
 			return nil, err
 		}
-		feats := make(map[string][]float32, len(texts))
 		for i, t := range texts {
 			feats[t] = fs[i]
 		}
 		lap("clip_text", t0)
+	}
+
+	// One read-back: the CLS token, the four perceptual dimensions at CLS and p.
+	t0 = time.Now()
+	sc, err := alloc(engine.Float32, engine.Shape{D + 5})
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range []struct {
+		src engine.Tensor
+		cp  engine.Copy2D
+	}{{tokens, engine.Copy2D{Rows: 1, Cols: D}},
+		{good, engine.Copy2D{Rows: 4, Cols: 1, DstOffset: D, DstPitch: 1, SrcPitch: T}},
+		{score, engine.Copy2D{Rows: 1, Cols: 1, DstOffset: D + 4}}} {
+		if err := s.Copy2D(sc, c.src, c.cp); err != nil {
+			return nil, err
+		}
+	}
+	scalars, err := engine.NewHostTensor(engine.Float32, sc.Shape())
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Download(scalars, sc); err != nil {
+		return nil, err
+	}
+	cls := scalars.F32[:D]
+	rep.Perceptual = map[string]float32{}
+	for i, n := range pq.Dimensions {
+		rep.Perceptual[n] = scalars.F32[D+int64(i)]
+	}
+	rep.P = scalars.F32[D+4]
+	lap("pq", t0)
+
+	if aligned {
 		t0 = time.Now()
-		res, err := aq.Compute(a.cfg.AQ, aq.Geometry{GridH: grid, GridW: grid, Dim: D, H: img.H, W: img.W}, tokens, plain, parts, feats)
+		res, err := aq.Compute(a.cfg.AQ, cls, plain, parts, feats)
 		if err != nil {
 			return nil, err
 		}
@@ -353,52 +584,110 @@ func (a *Assessor) AssessParsed(ctx context.Context, img *imageio.RGB8, prompt s
 		if !hasNoun(parts) {
 			rep.Notes = append(rep.Notes, "no noun in the prompt: empty alignment map, a = s(prompt)")
 		}
-		align, rep.AMap = res.Map, res.Map
+		if maps.Mask, err = plane(2, engine.Shape{H, W}); err != nil {
+			return nil, err
+		}
+		if maps.AMap, err = plane(3, engine.Shape{H, W}); err != nil {
+			return nil, err
+		}
+		if maps.AlignMask, err = plane(4, engine.Shape{H, W}); err != nil {
+			return nil, err
+		}
+		if err := a.alignMaps(maps, tokens, aq.MapFeatures(parts, res.Maps, feats), H, W, alloc); err != nil {
+			return nil, err
+		}
 		lap("aq", t0)
 	}
 
-	// Fusion: P, masks, p.
+	// The mask fraction: one count read back.
 	t0 = time.Now()
-	// The refiner resamples the mask to its own working resolution, so the fusion's
-	// latent-resolution mask is not needed: ask for the smallest one (1×1).
-	fp := engine.FuseParams{GridH: grid, GridW: grid, Height: img.H, Width: img.W,
-		LatentH: 1, LatentW: 1, Radius: a.cfg.DilateRadius,
-		Alpha: a.cfg.Alpha, PerceptualBound: a.cfg.PerceptualBound, PerceptualGate: a.cfg.PerceptualGate, AlignBound: a.cfg.AlignBound}
-	HW := img.H * img.W
-	// The fusion runs without the alignment map, so its mask is the perceptual one; the
-	// alignment mask is thresholded and dilated on its own and the repair mask is their
-	// union. A max filter distributes over OR, so the union equals the fused mask of
-	// DESIGN §1.4 exactly (tested), and the two masks come for free.
-	fo := cpu.FuseMapsOut{Score: make([]float32, 1), PMap: make([]float32, HW), MaskImg: make([]float32, HW), MaskLat: make([]float32, 1)}
-	if err := a.fuse(fp, 1, good, nil, fo); err != nil {
+	cnt, err := alloc(engine.Int64, engine.Shape{1})
+	if err != nil {
 		return nil, err
 	}
-	rep.P, rep.PMap, rep.PerceptualMask, rep.Mask = fo.Score[0], fo.PMap, fo.MaskImg, fo.MaskImg
-	if align != nil {
-		raw := make([]float32, HW)
-		for i, v := range align {
-			if v > a.cfg.AlignBound {
-				raw[i] = 1
-			}
-		}
-		rep.AlignMask = make([]float32, HW)
-		if err := cpu.Dilate(raw, 1, img.H, img.W, a.cfg.DilateRadius, rep.AlignMask); err != nil {
-			return nil, err
-		}
-		rep.Mask = make([]float32, HW)
-		for i := range rep.Mask {
-			rep.Mask[i] = max(rep.PerceptualMask[i], rep.AlignMask[i])
-		}
+	if err := s.CountAtLeast(maps.Mask, 0.5, cnt); err != nil {
+		return nil, err
 	}
-	rep.MaskFraction = float32(cpu.MaskFraction(rep.Mask))
+	n, err := engine.NewHostTensor(engine.Int64, engine.Shape{1})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Download(n, cnt); err != nil {
+		return nil, err
+	}
+	rep.MaskPixels = n.I64[0]
+	rep.MaskFraction = float32(float64(n.I64[0]) / float64(H*W))
 	if rep.A != nil {
 		rep.Q = (rep.P + *rep.A) / 2
 	} else {
 		rep.Q = rep.P
 	}
+	if req.Maps {
+		if err := rep.readMaps(s, maps); err != nil {
+			return nil, err
+		}
+	}
 	lap("fuse", t0)
 	lap("total", total)
+	rep.Device = maps
 	return rep, nil
+}
+
+// alignMaps makes A from the features of the merged parts' texts (K rows), the alignment
+// mask Dilate(A > AlignBound) and the repair mask, its union with the perceptual mask.
+func (a *Assessor) alignMaps(maps *Maps, tokens engine.Tensor, feats []float32, H, W int64,
+	alloc func(engine.DType, engine.Shape) (engine.Tensor, error)) error {
+	s, D := a.s, int64(a.clip.EmbedDim)
+	if K := int64(len(feats)) / D; K == 0 {
+		if err := s.Zero(maps.AMap); err != nil {
+			return err
+		}
+	} else {
+		h, err := engine.FromFloat32(engine.Shape{K, D}, feats)
+		if err != nil {
+			return err
+		}
+		ft, err := alloc(engine.Float32, h.Shape())
+		if err != nil {
+			return err
+		}
+		if err := s.Upload(ft, h); err != nil {
+			return err
+		}
+		if err := s.TextMaps(tokens, ft, a.clip.Grid, a.clip.Grid, maps.AMap); err != nil {
+			return err
+		}
+	}
+	raw, err := alloc(engine.Float32, engine.Shape{H, W})
+	if err != nil {
+		return err
+	}
+	if err := s.Pointwise(engine.Pointwise{Op: engine.PointGreater, Src: maps.AMap, Dst: raw, A: a.cfg.AlignBound}); err != nil {
+		return err
+	}
+	if err := s.Dilate(raw, maps.AlignMask, a.cfg.DilateRadius); err != nil {
+		return err
+	}
+	return s.Pointwise(engine.Pointwise{Op: engine.PointMaximum, Src: maps.PerceptualMask, Src2: maps.AlignMask, Dst: maps.Mask})
+}
+
+// readMaps copies the maps block into host memory (one copy) and points the report's
+// map slices at it.
+func (rep *Report) readMaps(s engine.Stream, m *Maps) error {
+	h, err := engine.NewHostTensor(engine.Float32, m.block.Shape())
+	if err != nil {
+		return err
+	}
+	if err := s.Download(h, m.block); err != nil {
+		return err
+	}
+	n := rep.Width * rep.Height
+	p := func(i int) []float32 { return h.F32[i*n : (i+1)*n : (i+1)*n] }
+	rep.PMap, rep.PerceptualMask, rep.Mask = p(0), p(1), p(1)
+	if m.planes == 5 {
+		rep.Mask, rep.AMap, rep.AlignMask = p(2), p(3), p(4)
+	}
+	return nil
 }
 
 // truncationNotes says what CLIP's 77-token context cuts from the texts as they are

@@ -1,6 +1,8 @@
 // Package imageio reads and writes the images grefine works on, with the limits and
-// conversions a production service needs, and resizes them exactly like the Python
-// reference (Pillow) does.
+// conversions a production service needs. In a request, resizing (Pillow-exact) and the
+// conversions to network inputs run on the request's device (engine.Ops.ResizeImage,
+// ToPlanar); ResizePIL (and ResizeBicubicPIL) resize in host memory, for callers outside
+// a request.
 //
 // # Reading
 //
@@ -22,13 +24,4 @@
 //
 // WritePNG writes atomically: a temporary file in the destination directory, fsync, then
 // rename, so a reader never sees a half-written output and a failure leaves no file.
-//
-// # Resizing
-//
-// ResizeBicubicPIL reproduces Pillow's Image.resize(size, Image.BICUBIC) on 8-bit RGB bit
-// for bit: separable two-pass (horizontal, then vertical) convolution with the Keys cubic
-// a = -0.5, support scaled by the reduction factor (antialiasing), coefficients normalised
-// and quantised to 22-bit fixed point, rounding and clamping to 8 bits after each pass.
-// CLIPInput then squashes an image to the CLIP input size and normalises it
-// (DESIGN §1.1).
 package imageio

@@ -15,8 +15,7 @@
 // latent mean of the image (times vae_scale) and ε seeded Gaussian noise. Every step:
 // UNet input [scale_in·x | mask | masked-image latents] duplicated for classifier-free
 // guidance (zero negative embeddings, SDXL time ids (h, w, 0, 0, h, w)), then the fused
-// CFG + Euler step + masked latent blending (Ops.BlendStep: engine/cpu's reference or
-// the CUDA kernel): outside the mask the latents are reset to the original latents noised to
+// CFG + Euler step + masked latent blending (engine.Ops.BlendStep): outside the mask the latents are reset to the original latents noised to
 // the next timestep. After decoding, pixels outside the mask are taken from the input.
 // Both switches (MaskedBlend, PastePixels) default on; diffusers' 9-channel pipeline does
 // neither, so the parity test turns them off.
@@ -40,11 +39,19 @@
 //
 // # Devices
 //
-// The denoising loops' non-network work (the stage-1 9-channel input, the stage-2
-// scaled input, CFG + scheduler step + blending) runs through Ops over engine tensors:
-// engine/cpu.Ops on host tensors (the reference; no copies) or engine/cuda.Ops on a
-// CUDA stream (Request.Ops). The latents, noise and masks stay on that device for the
-// whole loop; while the engines run on ONNX Runtime on the CPU, each step copies the UNet
-// input down and the noise prediction up, and Ops.Copies counts them. The VAE scaling,
-// resizes, the colour fix and the paste run once per stage on the host.
+// A Refiner runs on one engine.Stream (Options.Stream; the pipeline gives each slot its
+// own), and its engines read and write that stream's device's tensors. Refine takes the
+// image and the repair mask on the device (Request.Tensor, MaskTensor: the pipeline's
+// assessment leaves them there) or uploads them; every per-stage operation runs there
+// (engine.Ops): the Pillow-exact resizes, the planar conversions, the mask resampling, the
+// prompt's emphasis and the SDXL hidden-state concatenation, the VAE scaling and the
+// masked image, add_noise, the UNet inputs, the fused CFG + scheduler step + blending, the
+// colour fix and the paste. The seeded noise is generated on the host and uploaded once
+// per stage with the stage's timesteps (and time ids); each step copies its timestep into
+// the UNet's bound input on the device and runs the UNet into its bound output
+// (engine.RunInto), so a step copies nothing between host and device and never waits
+// (LoopStats.InSteps counts it; Result.Loops reports it, with the UNet's CUDA-graph
+// replays on TensorRT). The refined image comes back in one copy. On the cpu device the
+// same code runs on host tensors with the reference functions of engine/cpu, bit for bit
+// as before; the step observer then receives the latents (nil on other devices).
 package refine

@@ -6,26 +6,32 @@ import (
 	"math"
 	"time"
 
-	"github.com/grefine/grefine/engine/cpu"
+	"github.com/grefine/grefine/engine"
 	"github.com/grefine/grefine/pipeline/imageio"
 	"github.com/grefine/grefine/pipeline/syntax"
 )
 
 // Request is one image to refine, with what the quality indicators found.
 type Request struct {
-	Image  *imageio.RGB8
+	Image *imageio.RGB8
+	// Tensor, if set, is the same image on the refiner's device, uint8 [H,W,3] (the
+	// pipeline uploads a request's image once); nil: Refine uploads it.
+	Tensor engine.Tensor
 	Prompt string
 	// Mask is the repair region at the image's size (H*W, 1 = repair): the assess
-	// report's Mask. Empty (all zeros) skips stage 1.
+	// report's Mask, in host memory (uploaded here). Empty (all zeros) skips stage 1.
 	Mask []float32
+	// MaskTensor, if set, is the mask on the refiner's device (float32, H*W values)
+	// instead of Mask, with its MaskFraction (the fraction of values >= 0.5; negative:
+	// counted here).
+	MaskTensor   engine.Tensor
+	MaskFraction float64
 	// Q is the overall quality (p+a)/2 in [0,1]; it sets stage 1's strength.
 	Q float64
 	// Parsed and Defective (indices of parts with an alignment defect) drive prompt
 	// emphasis; Parsed nil means no emphasis.
 	Parsed    *syntax.Result
 	Defective []int
-	// Ops runs the denoising loops' non-network work (nil: engine/cpu, host tensors).
-	Ops Ops
 }
 
 // StageReport says what a stage did.
@@ -48,6 +54,9 @@ type Result struct {
 	Stage1       StageReport   `json:"stage1"`
 	Stage2       StageReport   `json:"stage2"`
 	MaskFraction float64       `json:"mask_fraction"`
+	// Loops counts both denoising loops' steps, the copies and syncs inside them, and
+	// the UNet's CUDA-graph replays.
+	Loops LoopStats `json:"loops"`
 }
 
 // CheckImage validates an input against the refiner's size limits.
@@ -64,21 +73,58 @@ func (r *Refiner) CheckImage(img *imageio.RGB8) error {
 	return nil
 }
 
-// Refine runs stage 1 (if the mask is not empty) and stage 2 on one image.
+// Refine runs stage 1 (if the mask is not empty) and stage 2 on one image, on the
+// refiner's stream: the image goes up once (unless the request brings it), the work
+// stays on the device, and the refined image comes back in one copy.
 func (r *Refiner) Refine(ctx context.Context, req Request, onStep StepFunc) (*Result, error) {
 	img := req.Image
 	if err := r.CheckImage(img); err != nil {
 		return nil, err
 	}
-	if len(req.Mask) != img.W*img.H {
+	HW := int64(img.W) * int64(img.H)
+	if req.MaskTensor == nil && int64(len(req.Mask)) != HW {
 		return nil, fmt.Errorf("%w: mask has %d values for a %dx%d image", ErrInput, len(req.Mask), img.W, img.H)
+	}
+	if req.MaskTensor != nil {
+		if err := r.checkElems("mask", req.MaskTensor, HW); err != nil {
+			return nil, err
+		}
 	}
 	if math.IsNaN(req.Q) {
 		return nil, fmt.Errorf("%w: quality q is NaN", ErrInput)
 	}
-	res := &Result{MaskFraction: cpu.MaskFraction(req.Mask)}
+	scp := r.scope()
+	defer scp.close()
+	H, W := int64(img.H), int64(img.W)
+	imgT := req.Tensor
+	var err error
+	if imgT == nil {
+		if imgT, err = scp.uploadU8(engine.Shape{H, W, 3}, img.Pix); err != nil {
+			return nil, err
+		}
+	} else if err := engine.CheckDevice("refine", "image", imgT, r.s.Device().Name()); err != nil {
+		return nil, err
+	} else if imgT.DType() != engine.Uint8 || !imgT.Shape().Equal(engine.Shape{H, W, 3}) {
+		return nil, fmt.Errorf("%w: image tensor %v%v, want uint8 [%d,%d,3]", ErrInput, imgT.DType(), imgT.Shape(), H, W)
+	}
+	maskT, frac := req.MaskTensor, req.MaskFraction
+	if maskT == nil {
+		if maskT, err = scp.upload(engine.Shape{H, W}, req.Mask); err != nil {
+			return nil, err
+		}
+		frac = -1
+	}
+	if maskT, err = scp.view(maskT, 0, engine.Shape{1, H, W}); err != nil {
+		return nil, err
+	}
+	if frac < 0 {
+		if frac, err = r.maskFraction(scp, maskT); err != nil {
+			return nil, err
+		}
+	}
+	res := &Result{MaskFraction: frac}
 
-	cur := img
+	cur := imgT
 	switch {
 	case r.cfg.SkipStage1:
 		res.Stage1.Reason = "disabled"
@@ -86,31 +132,61 @@ func (r *Refiner) Refine(ctx context.Context, req Request, onStep StepFunc) (*Re
 		res.Stage1.Reason = "empty mask: no region below the quality bounds (image passed through unchanged)"
 	default:
 		t0 := time.Now()
-		out, rep, err := r.refineStage1(ctx, req, onStep)
+		out, rep, loop, err := r.refineStage1(ctx, scp, req, imgT, maskT, onStep)
 		if err != nil {
 			return nil, err
 		}
 		rep.Millis = ms(t0)
 		cur, res.Stage1 = out, rep
+		res.Loops = res.Loops.Add(loop)
 	}
 	if r.cfg.SkipStage2 {
 		res.Stage2.Reason = "disabled"
 	} else {
 		t0 := time.Now()
-		out, rep, err := r.refineStage2(ctx, cur, req.Prompt, req.Ops, onStep)
+		out, rep, loop, err := r.refineStage2(ctx, scp, cur, img.W, img.H, req.Prompt, onStep)
 		if err != nil {
 			return nil, err
 		}
 		rep.Millis = ms(t0)
 		cur, res.Stage2 = out, rep
+		res.Loops = res.Loops.Add(loop)
 	}
-	if cur == img { // nothing ran: hand back a copy, never the caller's buffer
+	if cur == imgT { // nothing ran: hand back a copy, never the caller's buffer
 		cp := *img
 		cp.Pix = append([]uint8(nil), img.Pix...)
-		cur = &cp
+		res.Image = &cp
+		return res, nil
 	}
-	res.Image = cur
+	out := imageio.NewRGB8(img.W, img.H)
+	h, err := engine.FromUint8(engine.Shape{H, W, 3}, out.Pix)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.s.Download(h, cur); err != nil {
+		return nil, err
+	}
+	res.Image = out
 	return res, nil
+}
+
+// maskFraction is the fraction of mask values >= 0.5, counted on the device.
+func (r *Refiner) maskFraction(scp *scope, mask engine.Tensor) (float64, error) {
+	cnt, err := scp.alloc(engine.Int64, engine.Shape{1})
+	if err != nil {
+		return 0, err
+	}
+	if err := r.s.CountAtLeast(mask, 0.5, cnt); err != nil {
+		return 0, err
+	}
+	n, err := engine.NewHostTensor(engine.Int64, engine.Shape{1})
+	if err != nil {
+		return 0, err
+	}
+	if err := r.s.Download(n, cnt); err != nil {
+		return 0, err
+	}
+	return float64(n.I64[0]) / float64(mask.Shape().NumElements()), nil
 }
 
 func ms(t0 time.Time) float64 { return float64(time.Since(t0).Microseconds()) / 1000 }
@@ -125,22 +201,28 @@ func (r *Refiner) Stage1Size(w, h int) (int, int) {
 	return rw, rh
 }
 
-func (r *Refiner) refineStage1(ctx context.Context, req Request, onStep StepFunc) (*imageio.RGB8, StageReport, error) {
-	img := req.Image
+// refineStage1 repaints the mask: the image is resized to the working size, stage 1
+// runs, and the result is resized back with the pixels outside the mask pasted from the
+// input. The returned image (uint8 [H,W,3] at the input's size) belongs to scp.
+func (r *Refiner) refineStage1(ctx context.Context, scp *scope, req Request, imgT, maskT engine.Tensor, onStep StepFunc) (engine.Tensor, StageReport, LoopStats, error) {
+	img, s := req.Image, r.s
 	rep := StageReport{Ran: true, Strength: r.cfg.Strength1For(req.Q), Steps: r.cfg.Steps1}
 	W, H := r.Stage1Size(img.W, img.H)
 	rep.Width, rep.Height = W, H
-	work := imageio.ResizeBicubicPIL(img, W, H)
-	mask := make([]float32, W*H)
-	if err := cpu.DownsampleNearest(req.Mask, 1, img.H, img.W, mask, H, W); err != nil {
-		return nil, rep, err
+	fail := func(err error) (engine.Tensor, StageReport, LoopStats, error) { return nil, rep, LoopStats{}, err }
+	planar, err := r.toPlanar(scp, imgT, img.W, img.H, W, H)
+	if err != nil {
+		return fail(err)
 	}
-	for i, v := range mask {
-		if v >= 0.5 {
-			mask[i] = 1
-		} else {
-			mask[i] = 0
-		}
+	mask, err := scp.alloc(engine.Float32, engine.Shape{1, int64(H), int64(W)})
+	if err != nil {
+		return fail(err)
+	}
+	if err := s.Resize(engine.ResizeNearest, maskT, mask); err != nil {
+		return fail(err)
+	}
+	if err := s.Pointwise(engine.Pointwise{Op: engine.PointAtLeast, Src: mask, Dst: mask, A: 0.5}); err != nil {
+		return fail(err)
 	}
 	segs := []Segment{{Text: req.Prompt, Weight: 1}, {Text: r.cfg.Suffix1, Weight: 1}}
 	if req.Parsed != nil {
@@ -148,27 +230,67 @@ func (r *Refiner) refineStage1(ctx context.Context, req Request, onStep StepFunc
 	}
 	cond, err := r.EncodeSDXL(ctx, segs)
 	if err != nil {
-		return nil, rep, err
+		return fail(err)
 	}
+	defer cond.Close()
 	rep.Truncated = cond.Truncated
-	out, err := r.Stage1(ctx, Stage1Args{Image: planar(work), Mask: mask, H: H, W: W, Cond: cond,
-		Strength: rep.Strength, Blend: r.cfg.MaskedBlend, Ops: req.Ops}, onStep)
+	out, err := r.Stage1(ctx, Stage1Args{Image: planar, Mask: mask, H: H, W: W, Cond: cond,
+		Strength: rep.Strength, Blend: r.cfg.MaskedBlend}, onStep)
 	if err != nil {
-		return nil, rep, err
+		return fail(err)
 	}
+	defer out.Close()
 	rep.NumInference, rep.Timesteps = out.N, out.Timesteps
-	res := fromPlanar(out.Image, W, H)
-	if W != img.W || H != img.H {
-		res = imageio.ResizeBicubicPIL(res, img.W, img.H)
+	res, err := r.fromPlanar(scp, out.Image, W, H, img.W, img.H)
+	if err != nil {
+		return fail(err)
 	}
 	if r.cfg.PastePixels {
-		for p, m := range req.Mask {
-			if m < 0.5 {
-				copy(res.Pix[3*p:3*p+3], img.Pix[3*p:3*p+3])
-			}
+		if err := s.Paste(res, imgT, maskT); err != nil {
+			return fail(err)
 		}
 	}
-	return res, rep, nil
+	return res, rep, out.Loop, nil
+}
+
+// toPlanar resizes img (uint8 [h,w,3]) to the working size W×H when it differs (Pillow's
+// bicubic) and converts it to planar [1,3,H,W] in [0,1], owned by scp.
+func (r *Refiner) toPlanar(scp *scope, img engine.Tensor, w, h, W, H int) (engine.Tensor, error) {
+	work := img
+	if W != w || H != h {
+		var err error
+		if work, err = scp.alloc(engine.Uint8, engine.Shape{int64(H), int64(W), 3}); err != nil {
+			return nil, err
+		}
+		if err := r.s.ResizeImage(img, work); err != nil {
+			return nil, err
+		}
+	}
+	planar, err := scp.alloc(engine.Float32, engine.Shape{1, 3, int64(H), int64(W)})
+	if err != nil {
+		return nil, err
+	}
+	return planar, r.s.ToPlanar(work, planar, [3]float32{}, [3]float32{1, 1, 1})
+}
+
+// fromPlanar converts a working-size image [1,3,H,W] in [0,1] to uint8 [h,w,3] at the
+// input's size (resized back when the sizes differ), owned by scp.
+func (r *Refiner) fromPlanar(scp *scope, x engine.Tensor, W, H, w, h int) (engine.Tensor, error) {
+	res, err := scp.alloc(engine.Uint8, engine.Shape{int64(H), int64(W), 3})
+	if err != nil {
+		return nil, err
+	}
+	if err := r.s.FromPlanar(x, res); err != nil {
+		return nil, err
+	}
+	if W == w && H == h {
+		return res, nil
+	}
+	back, err := scp.alloc(engine.Uint8, engine.Shape{int64(h), int64(w), 3})
+	if err != nil {
+		return nil, err
+	}
+	return back, r.s.ResizeImage(res, back)
 }
 
 // Stage2Size is stage 2's working size: the short side raised to ProcessSize if below
@@ -183,52 +305,32 @@ func (r *Refiner) Stage2Size(w, h int) (int, int) {
 	return max(int(fw)/f*f, f), max(int(fh)/f*f, f)
 }
 
-func (r *Refiner) refineStage2(ctx context.Context, img *imageio.RGB8, prompt string, ops Ops, onStep StepFunc) (*imageio.RGB8, StageReport, error) {
+// refineStage2 polishes cur (uint8 [h,w,3] on the device) with PASD; the result belongs
+// to scp.
+func (r *Refiner) refineStage2(ctx context.Context, scp *scope, cur engine.Tensor, w, h int, prompt string, onStep StepFunc) (engine.Tensor, StageReport, LoopStats, error) {
 	rep := StageReport{Ran: true, Strength: r.cfg.Strength2, Steps: r.cfg.Steps2}
-	W, H := r.Stage2Size(img.W, img.H)
+	W, H := r.Stage2Size(w, h)
 	rep.Width, rep.Height = W, H
-	work := img
-	if W != img.W || H != img.H {
-		work = imageio.ResizeBicubicPIL(img, W, H)
+	fail := func(err error) (engine.Tensor, StageReport, LoopStats, error) { return nil, rep, LoopStats{}, err }
+	planar, err := r.toPlanar(scp, cur, w, h, W, H)
+	if err != nil {
+		return fail(err)
 	}
 	hidden, trunc, err := r.EncodePASD(ctx, r.cfg.Negative2, prompt+r.cfg.Suffix2)
 	if err != nil {
-		return nil, rep, err
+		return fail(err)
 	}
+	defer hidden.Close()
 	rep.Truncated = trunc
-	out, _, err := r.Stage2(ctx, Stage2Args{Image: planar(work), H: H, W: W, Hidden: hidden, Strength: rep.Strength, Ops: ops}, onStep)
+	out, err := r.Stage2(ctx, Stage2Args{Image: planar, H: H, W: W, Hidden: hidden, Strength: rep.Strength}, onStep)
 	if err != nil {
-		return nil, rep, err
+		return fail(err)
 	}
+	defer out.Close()
 	rep.NumInference, rep.Timesteps = out.N, out.Timesteps
-	res := fromPlanar(out.Image, W, H)
-	if W != img.W || H != img.H {
-		res = imageio.ResizeBicubicPIL(res, img.W, img.H)
+	res, err := r.fromPlanar(scp, out.Image, W, H, w, h)
+	if err != nil {
+		return fail(err)
 	}
-	return res, rep, nil
-}
-
-// planar converts RGB8 to [3,H,W] float32 in [0,1].
-func planar(img *imageio.RGB8) []float32 {
-	n := img.W * img.H
-	out := make([]float32, 3*n)
-	for p := 0; p < n; p++ {
-		for c := 0; c < 3; c++ {
-			out[c*n+p] = float32(img.Pix[3*p+c]) / 255
-		}
-	}
-	return out
-}
-
-// fromPlanar converts [3,H,W] in [0,1] to RGB8, rounding to nearest.
-func fromPlanar(x []float32, W, H int) *imageio.RGB8 {
-	n := W * H
-	out := imageio.NewRGB8(W, H)
-	for p := 0; p < n; p++ {
-		for c := 0; c < 3; c++ {
-			v := min(max(x[c*n+p], 0), 1)
-			out.Pix[3*p+c] = uint8(v*255 + 0.5)
-		}
-	}
-	return out
+	return res, rep, out.Loop, nil
 }

@@ -55,8 +55,9 @@ type Refiner struct {
 	sched1 sched.Scheduler // prototypes; cloned per request
 	sched2 sched.Scheduler
 	eng    map[string]engine.Engine
-	engDev string // the device the engines read
-	view   bool   // a With copy: shares the engines, Close does nothing
+	s      engine.Stream // where the refiner's work runs
+	ownS   bool          // s was made here (the cpu device's)
+	view   bool          // a With copy: shares the engines, Close does nothing
 }
 
 // Options for New.
@@ -65,8 +66,12 @@ type Options struct {
 	Threads int
 	// Tokenizer, if set, is used instead of loading the model set's vocabulary again.
 	Tokenizer *tokenizer.Tokenizer
-	// Opener opens the engines (nil: the model set itself, from its ONNX files).
+	// Opener opens the engines (nil: the model set itself, from its ONNX files). The
+	// engines must read and write the tensors of Stream's device.
 	Opener Opener
+	// Stream is where the refiner's work runs (nil: a stream of the "cpu" device, which
+	// the program must link, e.g. by importing engine/cpu).
+	Stream engine.Stream
 }
 
 // Opener opens a model set's engine by name; *modelset.Set implements it, and a plan
@@ -83,7 +88,7 @@ func New(set *modelset.Set, b engine.Backend, opts Options) (*Refiner, error) {
 	if err := opts.Config.Validate(); err != nil {
 		return nil, err
 	}
-	r := &Refiner{cfg: opts.Config, eng: map[string]engine.Engine{}, engDev: b.DeviceName()}
+	r := &Refiner{cfg: opts.Config, eng: map[string]engine.Engine{}, s: opts.Stream}
 	if err := set.Config("sdxl", &r.sdxl); err != nil {
 		return nil, err
 	}
@@ -110,12 +115,22 @@ func New(set *modelset.Set, b engine.Backend, opts Options) (*Refiner, error) {
 			return nil, err
 		}
 	}
+	if r.s == nil {
+		d, err := engine.NewDevice("cpu", nil)
+		if err != nil {
+			return nil, err
+		}
+		if r.s, err = d.NewStream(); err != nil {
+			return nil, err
+		}
+		r.ownS = true
+	}
 	var opener Opener = set
 	if opts.Opener != nil {
 		opener = opts.Opener
 	}
 	for _, n := range engineNames {
-		e, err := opener.OpenEngine(b, n, engine.OpenOptions{Threads: opts.Threads})
+		e, err := opener.OpenEngine(b, n, engine.OpenOptions{Threads: opts.Threads, Stream: r.s})
 		if err != nil {
 			r.Close()
 			return nil, err
@@ -147,8 +162,15 @@ func (r *Refiner) Close() error {
 		errs = append(errs, e.Close())
 		delete(r.eng, n)
 	}
+	if r.ownS && r.s != nil {
+		errs = append(errs, r.s.Close())
+		r.s = nil
+	}
 	return errors.Join(errs...)
 }
+
+// Stream is the stream the refiner runs on.
+func (r *Refiner) Stream() engine.Stream { return r.s }
 
 // Config returns the refiner's configuration.
 func (r *Refiner) Config() Config { return r.cfg }
@@ -156,8 +178,8 @@ func (r *Refiner) Config() Config { return r.cfg }
 // Tokenizer returns the CLIP tokenizer the text engines use.
 func (r *Refiner) Tokenizer() *tokenizer.Tokenizer { return r.tok }
 
-// run runs one engine with host tensors and returns its float32 outputs.
-func (r *Refiner) run(ctx context.Context, name string, in map[string]engine.Tensor) (map[string]*engine.HostTensor, error) {
+// run runs one engine; its outputs (on the refiner's device) belong to scp.
+func (r *Refiner) run(ctx context.Context, scp *scope, name string, in map[string]engine.Tensor) (map[string]engine.Tensor, error) {
 	e, ok := r.eng[name]
 	if !ok {
 		return nil, fmt.Errorf("%w: engine %s is closed", engine.ErrClosed, name)
@@ -166,175 +188,95 @@ func (r *Refiner) run(ctx context.Context, name string, in map[string]engine.Ten
 	if err != nil {
 		return nil, err
 	}
-	// Every output is closed here (a device tensor holds device memory); host tensors
-	// are handed on, since their Close only drops nothing.
-	defer engine.CloseAll(out)
-	res := make(map[string]*engine.HostTensor, len(out))
+	dev := r.s.Device().Name()
 	for k, t := range out {
-		h, ok := t.(*engine.HostTensor)
-		if !ok || h.DType() != engine.Float32 {
-			return nil, fmt.Errorf("refine: %s output %s is %T, want a float32 host tensor", name, k, t)
+		scp.keep(t)
+		if t.DType() != engine.Float32 {
+			return nil, fmt.Errorf("refine: %s output %s is %v, want float32", name, k, t.DType())
 		}
-		res[k] = h
-	}
-	return res, nil
-}
-
-func f32(shape engine.Shape, data []float32) engine.Tensor {
-	t, err := engine.FromFloat32(shape, data)
-	if err != nil {
-		panic(err) // shapes are computed here; a mismatch is a bug in this package
-	}
-	return t
-}
-
-func i32(ids []int32) engine.Tensor {
-	t, err := engine.FromInt32(engine.Shape{int64(len(ids) / tokenizer.ContextLength), tokenizer.ContextLength}, ids)
-	if err != nil {
-		panic(err)
-	}
-	return t
-}
-
-// vaeEncode returns vae_scale · latent_mean of image [3,H,W] in [0,1] (or already in
-// [-1,1] when signed).
-func (r *Refiner) vaeEncode(ctx context.Context, name string, scale float64, img []float32, H, W int, signed bool) ([]float32, error) {
-	x := make([]float32, len(img))
-	for i, v := range img {
-		if signed {
-			x[i] = v
-		} else {
-			x[i] = v*2 - 1
+		if err := engine.CheckDevice("refine: "+name, "output "+k, t, dev); err != nil {
+			return nil, err
 		}
 	}
-	out, err := r.run(ctx, name, map[string]engine.Tensor{"images": f32(engine.Shape{1, 3, int64(H), int64(W)}, x)})
+	return out, nil
+}
+
+// runInto runs one engine into bound outputs (the UNet: the same tensors at every step,
+// so nothing is allocated and a TensorRT session replays its captured graph).
+func (r *Refiner) runInto(ctx context.Context, name string, in, out map[string]engine.Tensor) error {
+	e, ok := r.eng[name]
+	if !ok {
+		return fmt.Errorf("%w: engine %s is closed", engine.ErrClosed, name)
+	}
+	return engine.RunInto(ctx, e, r.s, in, out)
+}
+
+// scope owns the device tensors of one piece of work and frees them at close.
+type scope struct {
+	s  engine.Stream
+	ts []engine.Tensor
+}
+
+func (r *Refiner) scope() *scope { return &scope{s: r.s} }
+
+// keep hands t to the scope; release takes it back (the caller then owns it).
+func (c *scope) keep(t engine.Tensor) { c.ts = append(c.ts, t) }
+
+func (c *scope) release(t engine.Tensor) {
+	for i, x := range c.ts {
+		if x == t {
+			c.ts = append(c.ts[:i], c.ts[i+1:]...)
+			return
+		}
+	}
+}
+
+func (c *scope) alloc(dt engine.DType, shape engine.Shape) (engine.Tensor, error) {
+	t, err := c.s.Device().Alloc(dt, shape)
+	if err == nil {
+		c.keep(t)
+	}
+	return t, err
+}
+
+func (c *scope) view(t engine.Tensor, off int64, shape engine.Shape) (engine.Tensor, error) {
+	v, err := c.s.Device().View(t, off, shape)
+	if err == nil {
+		c.keep(v)
+	}
+	return v, err
+}
+
+// put uploads a host tensor (made by from, or its error) into a new tensor of the scope.
+func (c *scope) put(h *engine.HostTensor, err error) (engine.Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	z := out["latent_mean"].F32
-	for i := range z {
-		z[i] = float32(float64(z[i]) * scale)
+	t, err := engine.Upload(c.s, h)
+	if err == nil {
+		c.keep(t)
 	}
-	return z, nil
+	return t, err
 }
 
-// vaeDecode decodes scaled latents [C,h,w] to an image [3,H,W] in [0,1] (clamped).
-func (r *Refiner) vaeDecode(ctx context.Context, name string, scale float64, z []float32, C, h, w int) ([]float32, int, int, error) {
-	x := make([]float32, len(z))
-	for i, v := range z {
-		x[i] = float32(float64(v) / scale)
-	}
-	out, err := r.run(ctx, name, map[string]engine.Tensor{"latent": f32(engine.Shape{1, int64(C), int64(h), int64(w)}, x)})
-	if err != nil {
-		return nil, 0, 0, err
-	}
-	img := out["images"]
-	s := img.Shape()
-	if len(s) != 4 || s[1] != 3 {
-		return nil, 0, 0, fmt.Errorf("refine: %s returned shape %v", name, s)
-	}
-	for i, v := range img.F32 {
-		img.F32[i] = min(max(v/2+0.5, 0), 1)
-	}
-	return img.F32, int(s[2]), int(s[3]), nil
+func (c *scope) upload(shape engine.Shape, data []float32) (engine.Tensor, error) {
+	return c.put(engine.FromFloat32(shape, data))
 }
 
-// StepFunc observes the latents after each denoising step (tests, progress). latents is
-// nil when the loop runs on a device other than the cpu.
-type StepFunc func(stage string, step, total int, latents []float32)
-
-// loopSpec is one denoising loop: scheduler, conditioning and the UNet call. The
-// latents, init, noise and mask live on the ops' device.
-type loopSpec struct {
-	stage    string
-	sc       sched.Scheduler
-	start, N int
-	guidance float64
-	C, h, w  int
-	x        xfer
-	init     engine.Tensor // clean latents (blending target)
-	noise    engine.Tensor
-	mask     engine.Tensor // latent mask [1,1,h,w] for blending; nil = none
-	// unet returns the noise prediction [2,C,h,w] for latents x at step i, on the ops'
-	// device (the loop closes it).
-	unet   func(ctx context.Context, x engine.Tensor, i int) (engine.Tensor, error)
-	onStep StepFunc
+func (c *scope) uploadI32(shape engine.Shape, data []int32) (engine.Tensor, error) {
+	return c.put(engine.FromInt32(shape, data))
 }
 
-// denoise runs steps start..N-1 from x (updated in place) with the fused CFG + step +
-// blending op of the ops' device.
-func denoise(ctx context.Context, l loopSpec, x engine.Tensor) error {
-	ops := l.x.ops
-	shape := engine.Shape{1, int64(l.C), int64(l.h), int64(l.w)}
-	// Three buffers rotate: x0 of this step, and the two previous x0 (history).
-	var bufs [3]engine.Tensor
-	defer func() { closeAll(bufs[:]...) }()
-	for k := range bufs {
-		b, err := ops.Zeros(shape)
-		if err != nil {
-			return err
-		}
-		bufs[k] = b
-	}
-	var hist [2]engine.Tensor
-	for i := l.start; i < l.N; i++ {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		np, err := l.unet(ctx, x, i)
-		if err != nil {
-			return err
-		}
-		if !np.Shape().Equal(engine.Shape{2, int64(l.C), int64(l.h), int64(l.w)}) {
-			np.Close()
-			return fmt.Errorf("refine: %s: UNet returned %v, want [2,%d,%d,%d]", l.stage, np.Shape(), l.C, l.h, l.w)
-		}
-		co, err := sched.Blend(l.sc, i, l.guidance)
-		if err != nil {
-			np.Close()
-			return err
-		}
-		in := engine.BlendTensors{NoisePred: np, X: x, Hist: hist}
-		if l.mask != nil {
-			in.Init, in.Noise, in.Mask = l.init, l.noise, l.mask
-		}
-		x0 := bufs[(i-l.start)%3]
-		err = ops.BlendStep(co, in, x, x0)
-		np.Close()
-		if err != nil {
-			return err
-		}
-		// history for multistep solvers: hist[0] = this step's x0, hist[1] the one before
-		hist[1], hist[0] = hist[0], x0
-		if l.onStep != nil {
-			var lat []float32
-			if h, ok := x.(*engine.HostTensor); ok {
-				lat = h.F32 // host latents only: a device loop does not copy them back per step
-			}
-			l.onStep(l.stage, i-l.start+1, l.N-l.start, lat)
-		}
-	}
-	return nil
+func (c *scope) uploadU8(shape engine.Shape, data []uint8) (engine.Tensor, error) {
+	return c.put(engine.FromUint8(shape, data))
 }
 
-// schedule prepares a cloned scheduler so exactly steps steps run at strength s.
-func schedule(proto sched.Scheduler, steps int, s float64) (sched.Scheduler, int, int, error) {
-	N, err := sched.TimestepsForStrength(steps, s)
-	if err != nil {
-		return nil, 0, 0, err
+// close frees the tensors (views first: they were made after their base).
+func (c *scope) close() {
+	for i := len(c.ts) - 1; i >= 0; i-- {
+		c.ts[i].Close()
 	}
-	start, err := sched.StartStep(N, s)
-	if err != nil {
-		return nil, 0, 0, err
-	}
-	sc := proto.Clone()
-	if err := sc.SetTimesteps(N); err != nil {
-		return nil, 0, 0, err
-	}
-	if err := sc.SetBeginIndex(start * sc.Order()); err != nil {
-		return nil, 0, 0, err
-	}
-	return sc, start * sc.Order(), N, nil
+	c.ts = nil
 }
 
 func joinNonEmpty(parts ...string) string {

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/grefine/grefine/engine"
 	"github.com/grefine/grefine/internal/npy"
 	"github.com/grefine/grefine/internal/testenv"
 )
@@ -26,6 +27,27 @@ func tinyRefiner(t testing.TB, cfg Config) *Refiner {
 }
 
 func golden(t testing.TB, name string) *npy.Array { return testenv.Golden(t, name) }
+
+// up puts host values on the refiner's device.
+func up(t testing.TB, r *Refiner, data []float32) engine.Tensor {
+	t.Helper()
+	h, err := engine.FromFloat32(engine.Shape{int64(len(data))}, data)
+	require.NoError(t, err)
+	x, err := r.Stream().Device().Alloc(engine.Float32, h.Shape())
+	require.NoError(t, err)
+	require.NoError(t, r.Stream().Upload(x, h))
+	t.Cleanup(func() { x.Close() })
+	return x
+}
+
+// down reads a device tensor back.
+func down(t testing.TB, r *Refiner, x engine.Tensor) []float32 {
+	t.Helper()
+	h, err := engine.NewHostTensor(engine.Float32, x.Shape())
+	require.NoError(t, err)
+	require.NoError(t, r.Stream().Download(h, x))
+	return h.F32
+}
 
 type params struct {
 	Prompt         string
@@ -68,18 +90,21 @@ func TestStage1ParityWithDiffusers(t *testing.T) {
 
 	cond, err := r.EncodeSDXLIDs(ctx, wl, wg)
 	require.NoError(t, err)
-	eH := testenv.MaxAbs(t, golden(t, "sdxl_prompt_embeds.npy").F32, cond.Hidden)
-	eP := testenv.MaxAbs(t, golden(t, "sdxl_text_embeds.npy").F32, cond.TextEmbeds)
+	defer cond.Close()
+	eH := testenv.MaxAbs(t, golden(t, "sdxl_prompt_embeds.npy").F32, down(t, r, cond.Hidden))
+	eP := testenv.MaxAbs(t, golden(t, "sdxl_text_embeds.npy").F32, down(t, r, cond.TextEmbeds))
 	assert.LessOrEqual(t, eH, 1e-5)
 	assert.LessOrEqual(t, eP, 1e-5)
 
 	img, mask := golden(t, "sdxl_image.npy"), golden(t, "sdxl_mask.npy")
 	var steps [][]float32
-	out, err := r.Stage1(ctx, Stage1Args{Image: img.F32, Mask: mask.F32, H: p.Height, W: p.Width, Cond: cond,
+	out, err := r.Stage1(ctx, Stage1Args{Image: up(t, r, img.F32), Mask: up(t, r, mask.F32), H: p.Height, W: p.Width, Cond: cond,
 		Strength: p.Strength, Noise: golden(t, "sdxl_noise.npy").F32, Blend: false},
 		func(_ string, _, _ int, x []float32) { steps = append(steps, append([]float32(nil), x...)) })
 	require.NoError(t, err)
+	defer out.Close()
 	assert.Equal(t, p.NumInference, out.N)
+	assert.Equal(t, len(steps), out.Loop.Steps)
 	ts := golden(t, "sdxl_timesteps.npy").F32
 	require.Len(t, out.Timesteps, len(ts))
 	for i := range ts {
@@ -92,7 +117,7 @@ func TestStage1ParityWithDiffusers(t *testing.T) {
 	for i, s := range steps {
 		worst = math.Max(worst, testenv.MaxAbs(t, want[i*n:(i+1)*n], s))
 	}
-	eImg := testenv.MaxAbs(t, golden(t, "sdxl_decoded.npy").F32, out.Image)
+	eImg := testenv.MaxAbs(t, golden(t, "sdxl_decoded.npy").F32, down(t, r, out.Image))
 	t.Logf("stage 1 vs diffusers: prompt embeds %.3g, pooled %.3g, latents (all %d steps) %.3g, decoded image %.3g",
 		eH, eP, len(steps), worst, eImg)
 	assert.LessOrEqual(t, worst, 1e-4, "latents")
@@ -110,13 +135,16 @@ func TestStage2ParityWithReference(t *testing.T) {
 	ctx := context.Background()
 	hidden, _, err := r.EncodePASD(ctx, p.Negative, p.Prompt)
 	require.NoError(t, err)
-	eH := testenv.MaxAbs(t, golden(t, "pasd_text_hidden.npy").F32, hidden)
+	defer hidden.Close()
+	eH := testenv.MaxAbs(t, golden(t, "pasd_text_hidden.npy").F32, down(t, r, hidden))
 	assert.LessOrEqual(t, eH, 1e-5)
 	var steps [][]float32
-	out, dec, err := r.Stage2(ctx, Stage2Args{Image: golden(t, "pasd_image.npy").F32, H: p.Height, W: p.Width, Hidden: hidden,
+	out, err := r.Stage2(ctx, Stage2Args{Image: up(t, r, golden(t, "pasd_image.npy").F32), H: p.Height, W: p.Width, Hidden: hidden,
 		Strength: p.Strength, Noise: golden(t, "pasd_noise.npy").F32},
 		func(_ string, _, _ int, x []float32) { steps = append(steps, append([]float32(nil), x...)) })
 	require.NoError(t, err)
+	defer out.Close()
+	dec := down(t, r, out.Decoded)
 	assert.Equal(t, p.NumInference, out.N)
 	want := golden(t, "pasd_latents_steps.npy").F32
 	n := len(steps[0])
@@ -125,38 +153,9 @@ func TestStage2ParityWithReference(t *testing.T) {
 		worst = math.Max(worst, testenv.MaxAbs(t, want[i*n:(i+1)*n], s))
 	}
 	eDec := testenv.MaxAbs(t, golden(t, "pasd_decoded.npy").F32, dec)
-	eFix := testenv.MaxAbs(t, golden(t, "pasd_colorfix.npy").F32, out.Image)
+	eFix := testenv.MaxAbs(t, golden(t, "pasd_colorfix.npy").F32, down(t, r, out.Image))
 	t.Logf("stage 2 vs reference: text %.3g, latents (all %d steps) %.3g, decoded %.3g, colour-fixed image %.3g", eH, len(steps), worst, eDec, eFix)
 	assert.LessOrEqual(t, worst, 1e-4, "latents")
 	assert.LessOrEqual(t, eDec, 1e-3, "decoded")
 	assert.LessOrEqual(t, eFix, 1e-3, "colour-fixed output")
-}
-
-// TestWaveletBlurSeparable checks the separable blur against the direct 3×3 dilated
-// convolution with replicate padding (PASD's wavelet_blur).
-func TestWaveletBlurSeparable(t *testing.T) {
-	C, H, W := 2, 7, 11
-	src := make([]float32, C*H*W)
-	for i := range src {
-		src[i] = float32((i*37)%101) / 100
-	}
-	for _, r := range []int{1, 2, 4, 8, 16} {
-		got := make([]float32, len(src))
-		waveletBlur(src, got, C, H, W, r)
-		k := [3]float64{1, 2, 1}
-		cl := func(v, n int) int { return min(max(v, 0), n-1) }
-		for c := 0; c < C; c++ {
-			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					want := 0.0
-					for dy := -1; dy <= 1; dy++ {
-						for dx := -1; dx <= 1; dx++ {
-							want += k[dy+1] * k[dx+1] / 16 * float64(src[c*H*W+cl(y+dy*r, H)*W+cl(x+dx*r, W)])
-						}
-					}
-					assert.InDelta(t, want, got[c*H*W+y*W+x], 1e-6, "r=%d c=%d y=%d x=%d", r, c, y, x)
-				}
-			}
-		}
-	}
 }

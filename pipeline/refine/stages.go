@@ -5,17 +5,28 @@ import (
 	"fmt"
 
 	"github.com/grefine/grefine/engine"
-	"github.com/grefine/grefine/engine/cpu"
+	"github.com/grefine/grefine/pipeline/sched"
 	"github.com/grefine/grefine/pipeline/tokenizer"
 )
 
 const ctxLen = tokenizer.ContextLength
 
-// SDXLCond is stage 1's UNet conditioning, negative (zeros) row first.
+// SDXLCond is stage 1's UNet conditioning on the refiner's device, negative (zeros) row
+// first. Close frees it.
 type SDXLCond struct {
-	Hidden     []float32 // [2, 77, Dl+Dg]
-	TextEmbeds []float32 // [2, Dp]
-	Truncated  int       // prompt tokens dropped at 77
+	Hidden     engine.Tensor // [2, 77, Dl+Dg]
+	TextEmbeds engine.Tensor // [2, Dp]
+	Truncated  int           // prompt tokens dropped at 77
+}
+
+// Close frees the tensors; idempotent.
+func (c *SDXLCond) Close() {
+	for _, t := range []*engine.Tensor{&c.Hidden, &c.TextEmbeds} {
+		if *t != nil {
+			(*t).Close()
+			*t = nil
+		}
+	}
 }
 
 // EncodeSDXL encodes weighted prompt segments with both SDXL text encoders (penultimate
@@ -33,186 +44,275 @@ func (r *Refiner) EncodeSDXL(ctx context.Context, segs []Segment) (SDXLCond, err
 	return r.EncodeSDXLIDs(ctx, wl, wg)
 }
 
-// EncodeSDXLIDs is EncodeSDXL from token ids and weights.
-func (r *Refiner) EncodeSDXLIDs(ctx context.Context, wl, wg Weighted) (SDXLCond, error) {
-	ol, err := r.run(ctx, "sdxl_text_l", map[string]engine.Tensor{"input_ids": i32(wl.IDs[:])})
+// EncodeSDXLIDs is EncodeSDXL from token ids and weights. The ids go up in one copy; the
+// hidden states, emphasis and concatenation stay on the device.
+func (r *Refiner) EncodeSDXLIDs(ctx context.Context, wl, wg Weighted) (c SDXLCond, err error) {
+	sc := r.scope()
+	defer sc.close()
+	ids, err := sc.uploadI32(engine.Shape{2 * ctxLen}, append(append([]int32{}, wl.IDs[:]...), wg.IDs[:]...))
 	if err != nil {
-		return SDXLCond{}, err
+		return c, err
 	}
-	og, err := r.run(ctx, "sdxl_text_g", map[string]engine.Tensor{"input_ids": i32(wg.IDs[:])})
+	idl, err := sc.view(ids, 0, engine.Shape{1, ctxLen})
 	if err != nil {
-		return SDXLCond{}, err
+		return c, err
 	}
-	hl, hg, pooled := ol["hidden_states"].F32, og["hidden_states"].F32, og["text_embeds"].F32
-	Dl, Dg := len(hl)/ctxLen, len(hg)/ctxLen
-	if Dl*ctxLen != len(hl) || Dg*ctxLen != len(hg) || (r.sdxl.TextLDim > 0 && (Dl != r.sdxl.TextLDim || Dg != r.sdxl.TextGDim)) {
-		return SDXLCond{}, fmt.Errorf("refine: sdxl text encoders returned %d and %d values (config %d, %d per token)", len(hl), len(hg), r.sdxl.TextLDim, r.sdxl.TextGDim)
+	idg, err := sc.view(ids, ctxLen, engine.Shape{1, ctxLen})
+	if err != nil {
+		return c, err
 	}
-	if err := ApplyWeights(hl, Dl, wl.Weights); err != nil {
-		return SDXLCond{}, err
+	ol, err := r.run(ctx, sc, "sdxl_text_l", map[string]engine.Tensor{"input_ids": idl})
+	if err != nil {
+		return c, err
 	}
-	if err := ApplyWeights(hg, Dg, wg.Weights); err != nil {
-		return SDXLCond{}, err
+	og, err := r.run(ctx, sc, "sdxl_text_g", map[string]engine.Tensor{"input_ids": idg})
+	if err != nil {
+		return c, err
 	}
-	D := Dl + Dg
-	c := SDXLCond{Hidden: make([]float32, 2*ctxLen*D), TextEmbeds: make([]float32, 2*len(pooled)), Truncated: max(wl.Truncated, wg.Truncated)}
-	pos := c.Hidden[ctxLen*D:]
-	for t := 0; t < ctxLen; t++ {
-		copy(pos[t*D:], hl[t*Dl:(t+1)*Dl])
-		copy(pos[t*D+Dl:], hg[t*Dg:(t+1)*Dg])
+	hl, hg, pooled := ol["hidden_states"], og["hidden_states"], og["text_embeds"]
+	Dl, Dg := perToken(hl), perToken(hg)
+	if Dl < 1 || Dg < 1 || pooled == nil || (r.sdxl.TextLDim > 0 && (Dl != r.sdxl.TextLDim || Dg != r.sdxl.TextGDim)) {
+		return c, fmt.Errorf("refine: sdxl text encoders returned %v and %v (config %d, %d per token)", shapeOf(hl), shapeOf(hg), r.sdxl.TextLDim, r.sdxl.TextGDim)
 	}
-	copy(c.TextEmbeds[len(pooled):], pooled)
+	if err := r.s.Emphasis(hl, wl.Weights[:]); err != nil {
+		return c, err
+	}
+	if err := r.s.Emphasis(hg, wg.Weights[:]); err != nil {
+		return c, err
+	}
+	D, Dp := int64(Dl+Dg), pooled.Shape().NumElements()
+	dev := r.s.Device()
+	defer func() {
+		if err != nil {
+			c.Close()
+		}
+	}()
+	if c.Hidden, err = dev.Alloc(engine.Float32, engine.Shape{2, ctxLen, D}); err != nil {
+		return c, err
+	}
+	if c.TextEmbeds, err = dev.Alloc(engine.Float32, engine.Shape{2, Dp}); err != nil {
+		return c, err
+	}
+	for _, t := range []engine.Tensor{c.Hidden, c.TextEmbeds} {
+		if err := r.s.Zero(t); err != nil {
+			return c, err
+		}
+	}
+	for _, cp := range []struct {
+		dst, src engine.Tensor
+		c        engine.Copy2D
+	}{
+		{c.Hidden, hl, engine.Copy2D{Rows: ctxLen, Cols: int64(Dl), DstOffset: ctxLen * D, DstPitch: D, SrcPitch: int64(Dl)}},
+		{c.Hidden, hg, engine.Copy2D{Rows: ctxLen, Cols: int64(Dg), DstOffset: ctxLen*D + int64(Dl), DstPitch: D, SrcPitch: int64(Dg)}},
+		{c.TextEmbeds, pooled, engine.Copy2D{Rows: 1, Cols: Dp, DstOffset: Dp}},
+	} {
+		if err := r.s.Copy2D(cp.dst, cp.src, cp.c); err != nil {
+			return c, err
+		}
+	}
+	c.Truncated = max(wl.Truncated, wg.Truncated)
 	return c, nil
 }
 
-// Stage1Args are the inputs of one stage-1 run at its working resolution.
+// perToken is D of hidden states [.., 77, D] (0 if they are not that).
+func perToken(t engine.Tensor) int {
+	if t == nil {
+		return 0
+	}
+	n := t.Shape().NumElements()
+	if n < ctxLen || n%ctxLen != 0 {
+		return 0
+	}
+	return int(n / ctxLen)
+}
+
+func shapeOf(t engine.Tensor) engine.Shape {
+	if t == nil {
+		return nil
+	}
+	return t.Shape()
+}
+
+// Stage1Args are the inputs of one stage-1 run at its working resolution, on the
+// refiner's device.
 type Stage1Args struct {
-	Image    []float32 // [3, H, W] in [0, 1]
-	Mask     []float32 // [H, W], 1 = repaint
-	H, W     int       // multiples of the VAE factor
+	Image    engine.Tensor // [1, 3, H, W] float32 in [0, 1] (any shape of 3HW elements)
+	Mask     engine.Tensor // [H, W] float32, 1 = repaint (any shape of HW elements)
+	H, W     int           // multiples of the VAE factor
 	Cond     SDXLCond
 	Strength float64
-	Noise    []float32 // [C, h, w]; nil: Gaussian(cfg.Seed, 1)
+	Noise    []float32 // [C, h, w] in host memory (uploaded once); nil: Gaussian(cfg.Seed, 1)
 	Blend    bool      // masked latent blending
-	Ops      Ops       // the denoising loop's device (nil: engine/cpu)
 }
 
-func (a Stage1Args) opsOr() Ops { return opsOr(a.Ops) }
-
-func opsOr(o Ops) Ops {
-	if o == nil {
-		return cpu.Ops{}
-	}
-	return o
-}
-
-// xfer pairs the loop's ops with the engines' device.
-func (r *Refiner) xfer(o Ops) xfer { return xfer{ops: opsOr(o), eng: r.engDev} }
-
-// StageOut is a stage's result at its working resolution.
+// StageOut is a stage's result at its working resolution, on the refiner's device (Close
+// frees it).
 type StageOut struct {
-	Image     []float32 // [3, H, W] in [0, 1]
-	Latents   []float32 // final latents (scaled)
-	Timesteps []float64 // the timesteps that ran
-	N, Start  int       // num_inference_steps and the first index run
+	Image     engine.Tensor // [1, 3, H, W] in [0, 1]
+	Decoded   engine.Tensor // stage 2: the decoded image before the colour fix (may be Image)
+	Timesteps []float64     // the timesteps that ran
+	N, Start  int           // num_inference_steps and the first index run
+	Loop      LoopStats
+}
+
+// Close frees the images; idempotent.
+func (o *StageOut) Close() {
+	if o == nil {
+		return
+	}
+	if o.Decoded != nil && o.Decoded != o.Image {
+		o.Decoded.Close()
+	}
+	if o.Image != nil {
+		o.Image.Close()
+	}
+	o.Image, o.Decoded = nil, nil
+}
+
+// LoopStats count a denoising loop's device traffic.
+type LoopStats struct {
+	// Steps is the number of denoising steps run.
+	Steps int `json:"steps"`
+	// InSteps sums the stream's copies and syncs inside the steps (from the UNet input
+	// to the scheduler step): zero on a GPU pair, whose steps stay on the device.
+	InSteps engine.Counters `json:"in_steps"`
+	// Replays counts the UNet runs served by replaying a captured CUDA graph.
+	Replays int `json:"graph_replays"`
+}
+
+// Add sums two loops' counts.
+func (l LoopStats) Add(o LoopStats) LoopStats {
+	return LoopStats{Steps: l.Steps + o.Steps, InSteps: l.InSteps.Add(o.InSteps), Replays: l.Replays + o.Replays}
+}
+
+// checkElems fails unless t is a float32 tensor of n elements on the refiner's device.
+func (r *Refiner) checkElems(what string, t engine.Tensor, n int64) error {
+	if t == nil {
+		return fmt.Errorf("%w: %s missing", ErrInput, what)
+	}
+	if err := engine.CheckDevice("refine", what, t, r.s.Device().Name()); err != nil {
+		return err
+	}
+	if t.DType() != engine.Float32 || t.Shape().NumElements() != n {
+		return fmt.Errorf("%w: %s is %v%v, want %d float32 values", ErrInput, what, t.DType(), t.Shape(), n)
+	}
+	return nil
 }
 
 // Stage1 runs SDXL-Inpainting: VAE-encode, noise to the start timestep, denoise under the
-// mask, decode. It does not resize nor paste pixels (Refine does).
-func (r *Refiner) Stage1(ctx context.Context, a Stage1Args, onStep StepFunc) (*StageOut, error) {
+// mask, decode. It does not resize nor paste pixels (Refine does). Everything runs on the
+// refiner's stream: the noise, the timesteps and the time ids go up in one copy before
+// the loop, and the steps copy nothing.
+func (r *Refiner) Stage1(ctx context.Context, a Stage1Args, onStep StepFunc) (out *StageOut, err error) {
 	f, C := r.sdxl.VAEFactor, r.sdxl.LatentChannels
-	if a.H < f || a.W < f || a.H%f != 0 || a.W%f != 0 || len(a.Image) != 3*a.H*a.W || len(a.Mask) != a.H*a.W {
-		return nil, fmt.Errorf("%w: stage 1 input %dx%d (multiples of %d) with %d image and %d mask values", ErrInput, a.W, a.H, f, len(a.Image), len(a.Mask))
+	if a.H < f || a.W < f || a.H%f != 0 || a.W%f != 0 {
+		return nil, fmt.Errorf("%w: stage 1 input %dx%d (multiples of %d)", ErrInput, a.W, a.H, f)
+	}
+	HW := int64(a.H) * int64(a.W)
+	if err := r.checkElems("stage 1 image", a.Image, 3*HW); err != nil {
+		return nil, err
+	}
+	if err := r.checkElems("stage 1 mask", a.Mask, HW); err != nil {
+		return nil, err
+	}
+	if a.Cond.Hidden == nil || a.Cond.TextEmbeds == nil {
+		return nil, fmt.Errorf("%w: stage 1 without conditioning", ErrInput)
 	}
 	h, w := a.H/f, a.W/f
-	sc, start, N, err := schedule(r.sched1, r.cfg.Steps1, a.Strength)
+	n := int64(C * h * w)
+	sc, start, N, noise, err := r.prepare(1, r.sched1, r.cfg.Steps1, a.Strength, a.Noise, n)
 	if err != nil {
 		return nil, err
 	}
-	z, err := r.vaeEncode(ctx, "sdxl_vae_encoder", r.sdxl.VAEScale, a.Image, a.H, a.W, false)
+	s := r.s
+	scp := r.scope()
+	defer scp.close()
+	image, err := scp.view(a.Image, 0, engine.Shape{1, 3, int64(a.H), int64(a.W)})
 	if err != nil {
 		return nil, err
 	}
-	if len(z) != C*h*w {
-		return nil, fmt.Errorf("refine: sdxl_vae_encoder returned %d values, want %d", len(z), C*h*w)
-	}
-	masked := make([]float32, len(a.Image))
-	for c := 0; c < 3; c++ {
-		for p := 0; p < a.H*a.W; p++ {
-			if a.Mask[p] < 0.5 {
-				masked[c*a.H*a.W+p] = a.Image[c*a.H*a.W+p]*2 - 1
-			}
-		}
-	}
-	zm, err := r.vaeEncode(ctx, "sdxl_vae_encoder", r.sdxl.VAEScale, masked, a.H, a.W, true)
+	mask, err := scp.view(a.Mask, 0, engine.Shape{1, 1, int64(a.H), int64(a.W)})
 	if err != nil {
 		return nil, err
 	}
-	maskLat := make([]float32, h*w)
-	if err := cpu.DownsampleNearest(a.Mask, 1, a.H, a.W, maskLat, h, w); err != nil {
+	z, err := r.vaeEncode(ctx, scp, "sdxl_vae_encoder", r.sdxl.VAEScale, image, false, n)
+	if err != nil {
 		return nil, err
 	}
-	noise := a.Noise
-	if noise == nil {
-		noise = Gaussian(r.cfg.Seed, 1, C*h*w)
-	}
-	if len(noise) != C*h*w {
-		return nil, fmt.Errorf("%w: stage 1 noise has %d values, want %d", ErrInput, len(noise), C*h*w)
-	}
-	x := make([]float32, C*h*w)
-	if err := sc.AddNoise(x, z, noise, start); err != nil {
+	masked, err := scp.alloc(engine.Float32, image.Shape())
+	if err != nil {
 		return nil, err
 	}
-	timeIDs := []float32{float32(a.H), float32(a.W), 0, 0, float32(a.H), float32(a.W)}
-	timeIDs = append(timeIDs, timeIDs...)
-	Dh := len(a.Cond.Hidden) / (2 * ctxLen)
-	Dp := len(a.Cond.TextEmbeds) / 2
-	hidden := f32(engine.Shape{2, ctxLen, int64(Dh)}, a.Cond.Hidden)
-	textEmb := f32(engine.Shape{2, int64(Dp)}, a.Cond.TextEmbeds)
-	ids := f32(engine.Shape{2, 6}, timeIDs)
-	// The loop's tensors live on the ops' device.
-	xf := r.xfer(a.Ops)
+	if err := s.Pointwise(engine.Pointwise{Op: engine.PointMaskedAffine, Src: image, Mask: mask, Dst: masked, A: 2, B: -1}); err != nil {
+		return nil, err
+	}
+	zm, err := r.vaeEncode(ctx, scp, "sdxl_vae_encoder", r.sdxl.VAEScale, masked, true, n)
+	if err != nil {
+		return nil, err
+	}
 	lat := engine.Shape{1, int64(C), int64(h), int64(w)}
-	var xT, zT, noiseT, maskT, zmT, in9T engine.Tensor
-	defer func() { closeAll(xT, zT, noiseT, maskT, zmT, in9T) }()
-	for _, u := range []struct {
-		dst   *engine.Tensor
-		shape engine.Shape
-		data  []float32
-	}{{&xT, lat, x}, {&zT, lat, z}, {&noiseT, lat, noise}, {&maskT, engine.Shape{1, 1, int64(h), int64(w)}, maskLat}, {&zmT, lat, zm}} {
-		if *u.dst, err = xf.upload(u.shape, u.data); err != nil {
-			return nil, err
-		}
-	}
-	if in9T, err = a.opsOr().Zeros(engine.Shape{2, int64(2*C + 1), int64(h), int64(w)}); err != nil {
+	maskLat, err := scp.alloc(engine.Float32, engine.Shape{1, 1, int64(h), int64(w)})
+	if err != nil {
 		return nil, err
 	}
+	if err := s.Resize(engine.ResizeNearest, mask, maskLat); err != nil {
+		return nil, err
+	}
+	// One upload: the noise, the timesteps (per-step UNet inputs) and the time ids.
+	timeIDs := []float32{float32(a.H), float32(a.W), 0, 0, float32(a.H), float32(a.W)}
+	pl, err := r.upload(scp, sc, start, N, lat, noise, append(timeIDs, timeIDs...), engine.Shape{2, 6})
+	if err != nil {
+		return nil, err
+	}
+	ids := pl.extra
+	x, err := r.startLatents(scp, sc, start, z, pl.noise, lat)
+	if err != nil {
+		return nil, err
+	}
+	in9, err := scp.alloc(engine.Float32, engine.Shape{2, int64(2*C + 1), int64(h), int64(w)})
+	if err != nil {
+		return nil, err
+	}
+	np, err := scp.alloc(engine.Float32, engine.Shape{2, int64(C), int64(h), int64(w)})
+	if err != nil {
+		return nil, err
+	}
+	unet := r.eng["sdxl_unet"]
+	in := map[string]engine.Tensor{"sample": in9, "timestep": pl.step,
+		"encoder_hidden_states": a.Cond.Hidden, "text_embeds": a.Cond.TextEmbeds, "time_ids": ids}
+	outs := map[string]engine.Tensor{"noise_pred": np}
 	l := loopSpec{stage: "stage1", sc: sc, start: start, N: N, guidance: r.cfg.Guidance1, C: C, h: h, w: w,
-		x: xf, init: zT, noise: noiseT, onStep: onStep,
-		unet: func(ctx context.Context, x engine.Tensor, i int) (engine.Tensor, error) {
-			s, err := sc.InputScale(i)
+		init: z, noise: pl.noise, np: np, engine: unet, onStep: onStep,
+		unet: func(ctx context.Context, x engine.Tensor, i int) error {
+			k, err := sc.InputScale(i)
 			if err != nil {
-				return nil, err
+				return err
 			}
-			if err := xf.ops.InpaintInput(float32(s), x, maskT, zmT, in9T); err != nil {
-				return nil, err
+			if err := s.InpaintInput(float32(k), x, maskLat, zm, in9); err != nil {
+				return err
 			}
-			sample, done, err := xf.toEngine(in9T)
-			if err != nil {
-				return nil, err
+			if err := s.Copy(pl.step, pl.timesteps[i-start]); err != nil {
+				return err
 			}
-			defer done()
-			out, err := r.run(ctx, "sdxl_unet", map[string]engine.Tensor{
-				"sample":                sample,
-				"timestep":              f32(engine.Shape{1}, []float32{float32(sc.Timesteps()[i])}),
-				"encoder_hidden_states": hidden, "text_embeds": textEmb, "time_ids": ids,
-			})
-			if err != nil {
-				return nil, err
-			}
-			return xf.fromEngine(out["noise_pred"])
+			return r.runInto(ctx, "sdxl_unet", in, outs)
 		}}
 	if a.Blend {
-		l.mask = maskT
+		l.mask = maskLat
 	}
-	if err := denoise(ctx, l, xT); err != nil {
-		return nil, err
-	}
-	if x, err = xf.host(xT); err != nil {
-		return nil, err
-	}
-	img, H2, W2, err := r.vaeDecode(ctx, "sdxl_vae_decoder", r.sdxl.VAEScale, x, C, h, w)
+	stats, err := r.denoise(ctx, l, x)
 	if err != nil {
 		return nil, err
 	}
-	if H2 != a.H || W2 != a.W {
-		return nil, fmt.Errorf("refine: sdxl_vae_decoder returned %dx%d, want %dx%d", W2, H2, a.W, a.H)
+	img, err := r.vaeDecode(ctx, scp, "sdxl_vae_decoder", r.sdxl.VAEScale, x, a.H, a.W)
+	if err != nil {
+		return nil, err
 	}
-	return &StageOut{Image: img, Latents: x, Timesteps: sc.Timesteps()[start:], N: N, Start: start}, nil
+	return &StageOut{Image: img, Timesteps: sc.Timesteps()[start:], N: N, Start: start, Loop: stats}, nil
 }
 
-// EncodePASD returns the stage-2 text conditioning [2, 77, D]: negative, then prompt.
-func (r *Refiner) EncodePASD(ctx context.Context, negative, prompt string) ([]float32, int, error) {
+// EncodePASD returns the stage-2 text conditioning [2, 77, D] on the device (negative,
+// then prompt; the caller closes it) and the prompt's dropped tokens.
+func (r *Refiner) EncodePASD(ctx context.Context, negative, prompt string) (engine.Tensor, int, error) {
 	wn, err := EncodeSegments(r.tok, []Segment{{Text: negative, Weight: 1}}, r.pasd.PadID)
 	if err != nil {
 		return nil, 0, err
@@ -221,108 +321,359 @@ func (r *Refiner) EncodePASD(ctx context.Context, negative, prompt string) ([]fl
 	if err != nil {
 		return nil, 0, err
 	}
-	ids := append(append([]int32{}, wn.IDs[:]...), wp.IDs[:]...)
-	out, err := r.run(ctx, "pasd_text", map[string]engine.Tensor{"input_ids": i32(ids)})
+	sc := r.scope()
+	defer sc.close()
+	ids, err := sc.uploadI32(engine.Shape{2, ctxLen}, append(append([]int32{}, wn.IDs[:]...), wp.IDs[:]...))
 	if err != nil {
 		return nil, 0, err
 	}
-	return out["hidden_states"].F32, wp.Truncated, nil
+	out, err := r.run(ctx, sc, "pasd_text", map[string]engine.Tensor{"input_ids": ids})
+	if err != nil {
+		return nil, 0, err
+	}
+	hidden := out["hidden_states"]
+	if perToken(hidden) < 1 || hidden.Shape().NumElements()%(2*ctxLen) != 0 {
+		return nil, 0, fmt.Errorf("refine: pasd_text returned %v, want [2,77,D]", shapeOf(hidden))
+	}
+	sc.release(hidden) // the caller's
+	return hidden, wp.Truncated, nil
 }
 
-// Stage2Args are the inputs of one stage-2 run at its working resolution.
+// Stage2Args are the inputs of one stage-2 run at its working resolution, on the
+// refiner's device.
 type Stage2Args struct {
-	Image    []float32 // [3, H, W] in [0, 1]: control image and colour reference
-	H, W     int       // multiples of the VAE factor
-	Hidden   []float32 // [2, 77, D] from EncodePASD
+	Image    engine.Tensor // [1, 3, H, W] float32 in [0, 1]: control image and colour reference
+	H, W     int           // multiples of the VAE factor
+	Hidden   engine.Tensor // [2, 77, D] from EncodePASD
 	Strength float64
-	Noise    []float32 // [C, h, w]; nil: Gaussian(cfg.Seed, 2)
-	Ops      Ops       // the denoising loop's device (nil: engine/cpu)
+	Noise    []float32 // [C, h, w] in host memory; nil: Gaussian(cfg.Seed, 2)
 }
 
-// Stage2 runs PASD over the whole image and applies the wavelet colour fix.
-// StageOut.Image is the colour-fixed result; decoded (before the fix) is returned too.
-func (r *Refiner) Stage2(ctx context.Context, a Stage2Args, onStep StepFunc) (out *StageOut, decoded []float32, err error) {
+// Stage2 runs PASD over the whole image and applies the wavelet colour fix (StageOut.Image;
+// StageOut.Decoded is the image before the fix), all on the refiner's stream.
+func (r *Refiner) Stage2(ctx context.Context, a Stage2Args, onStep StepFunc) (out *StageOut, err error) {
 	f, C := r.pasd.VAEFactor, r.pasd.LatentChannels
-	if a.H < f || a.W < f || a.H%f != 0 || a.W%f != 0 || len(a.Image) != 3*a.H*a.W {
-		return nil, nil, fmt.Errorf("%w: stage 2 input %dx%d (multiples of %d) with %d values", ErrInput, a.W, a.H, f, len(a.Image))
+	if a.H < f || a.W < f || a.H%f != 0 || a.W%f != 0 {
+		return nil, fmt.Errorf("%w: stage 2 input %dx%d (multiples of %d)", ErrInput, a.W, a.H, f)
+	}
+	HW := int64(a.H) * int64(a.W)
+	if err := r.checkElems("stage 2 image", a.Image, 3*HW); err != nil {
+		return nil, err
+	}
+	if a.Hidden == nil {
+		return nil, fmt.Errorf("%w: stage 2 without conditioning", ErrInput)
 	}
 	h, w := a.H/f, a.W/f
-	sc, start, N, err := schedule(r.sched2, r.cfg.Steps2, a.Strength)
+	n := int64(C * h * w)
+	sc, start, N, noise, err := r.prepare(2, r.sched2, r.cfg.Steps2, a.Strength, a.Noise, n)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	z, err := r.vaeEncode(ctx, "pasd_vae_encoder", r.pasd.VAEScale, a.Image, a.H, a.W, false)
+	s := r.s
+	scp := r.scope()
+	defer scp.close()
+	image, err := scp.view(a.Image, 0, engine.Shape{1, 3, int64(a.H), int64(a.W)})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	if len(z) != C*h*w {
-		return nil, nil, fmt.Errorf("refine: pasd_vae_encoder returned %d values, want %d", len(z), C*h*w)
-	}
-	noise := a.Noise
-	if noise == nil {
-		noise = Gaussian(r.cfg.Seed, 2, C*h*w)
-	}
-	if len(noise) != C*h*w {
-		return nil, nil, fmt.Errorf("%w: stage 2 noise has %d values, want %d", ErrInput, len(noise), C*h*w)
-	}
-	x := make([]float32, C*h*w)
-	if err := sc.AddNoise(x, z, noise, start); err != nil {
-		return nil, nil, err
-	}
-	D := len(a.Hidden) / (2 * ctxLen)
-	hidden := f32(engine.Shape{2, ctxLen, int64(D)}, a.Hidden)
-	control := f32(engine.Shape{2, 3, int64(a.H), int64(a.W)}, append(append([]float32{}, a.Image...), a.Image...))
-	xf := r.xfer(a.Ops)
-	var xT, inT engine.Tensor
-	defer func() { closeAll(xT, inT) }()
-	if xT, err = xf.upload(engine.Shape{1, int64(C), int64(h), int64(w)}, x); err != nil {
-		return nil, nil, err
-	}
-	if inT, err = xf.ops.Zeros(engine.Shape{2, int64(C), int64(h), int64(w)}); err != nil {
-		return nil, nil, err
-	}
-	l := loopSpec{stage: "stage2", sc: sc, start: start, N: N, guidance: r.cfg.Guidance2, C: C, h: h, w: w, x: xf, onStep: onStep,
-		unet: func(ctx context.Context, x engine.Tensor, i int) (engine.Tensor, error) {
-			s, err := sc.InputScale(i)
-			if err != nil {
-				return nil, err
-			}
-			if err := xf.ops.ScaleCopies(s, x, inT); err != nil {
-				return nil, err
-			}
-			sample, done, err := xf.toEngine(inT)
-			if err != nil {
-				return nil, err
-			}
-			defer done()
-			out, err := r.run(ctx, "pasd_unet", map[string]engine.Tensor{
-				"sample":                sample,
-				"timestep":              f32(engine.Shape{1}, []float32{float32(sc.Timesteps()[i])}),
-				"encoder_hidden_states": hidden, "control": control,
-			})
-			if err != nil {
-				return nil, err
-			}
-			return xf.fromEngine(out["noise_pred"])
-		}}
-	if err := denoise(ctx, l, xT); err != nil {
-		return nil, nil, err
-	}
-	if x, err = xf.host(xT); err != nil {
-		return nil, nil, err
-	}
-	dec, H2, W2, err := r.vaeDecode(ctx, "pasd_vae_decoder", r.pasd.VAEScale, x, C, h, w)
+	z, err := r.vaeEncode(ctx, scp, "pasd_vae_encoder", r.pasd.VAEScale, image, false, n)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	if H2 != a.H || W2 != a.W {
-		return nil, nil, fmt.Errorf("refine: pasd_vae_decoder returned %dx%d, want %dx%d", W2, H2, a.W, a.H)
+	lat := engine.Shape{1, int64(C), int64(h), int64(w)}
+	pl, err := r.upload(scp, sc, start, N, lat, noise, nil, engine.Shape{0})
+	if err != nil {
+		return nil, err
 	}
-	img := dec
-	if r.cfg.ColorFixLevels > 0 {
-		if img, err = WaveletColorFix(dec, a.Image, 3, a.H, a.W, r.cfg.ColorFixLevels); err != nil {
-			return nil, nil, err
+	x, err := r.startLatents(scp, sc, start, z, pl.noise, lat)
+	if err != nil {
+		return nil, err
+	}
+	control, err := scp.alloc(engine.Float32, engine.Shape{2, 3, int64(a.H), int64(a.W)})
+	if err != nil {
+		return nil, err
+	}
+	for k := int64(0); k < 2; k++ {
+		v, err := scp.view(control, k*3*HW, image.Shape())
+		if err != nil {
+			return nil, err
+		}
+		if err := s.Copy(v, image); err != nil {
+			return nil, err
 		}
 	}
-	return &StageOut{Image: img, Latents: x, Timesteps: sc.Timesteps()[start:], N: N, Start: start}, dec, nil
+	sample, err := scp.alloc(engine.Float32, engine.Shape{2, int64(C), int64(h), int64(w)})
+	if err != nil {
+		return nil, err
+	}
+	np, err := scp.alloc(engine.Float32, sample.Shape())
+	if err != nil {
+		return nil, err
+	}
+	in := map[string]engine.Tensor{"sample": sample, "timestep": pl.step, "encoder_hidden_states": a.Hidden, "control": control}
+	outs := map[string]engine.Tensor{"noise_pred": np}
+	l := loopSpec{stage: "stage2", sc: sc, start: start, N: N, guidance: r.cfg.Guidance2, C: C, h: h, w: w,
+		np: np, engine: r.eng["pasd_unet"], onStep: onStep,
+		unet: func(ctx context.Context, x engine.Tensor, i int) error {
+			k, err := sc.InputScale(i)
+			if err != nil {
+				return err
+			}
+			if err := s.Pointwise(engine.Pointwise{Op: engine.PointScale, Src: x, Dst: sample, S: k}); err != nil {
+				return err
+			}
+			if err := s.Copy(pl.step, pl.timesteps[i-start]); err != nil {
+				return err
+			}
+			return r.runInto(ctx, "pasd_unet", in, outs)
+		}}
+	stats, err := r.denoise(ctx, l, x)
+	if err != nil {
+		return nil, err
+	}
+	dec, err := r.vaeDecode(ctx, scp, "pasd_vae_decoder", r.pasd.VAEScale, x, a.H, a.W)
+	if err != nil {
+		return nil, err
+	}
+	out = &StageOut{Image: dec, Decoded: dec, Timesteps: sc.Timesteps()[start:], N: N, Start: start, Loop: stats}
+	if r.cfg.ColorFixLevels > 0 {
+		fixed, err := r.s.Device().Alloc(engine.Float32, dec.Shape())
+		if err != nil {
+			out.Close()
+			return nil, err
+		}
+		out.Image = fixed
+		if err := s.ColorFix(dec, image, fixed, r.cfg.ColorFixLevels); err != nil {
+			out.Close()
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// loopInputs are a stage's values uploaded before its loop: the noise, the timesteps the
+// UNet receives (one [1] view per step, copied into the bound step tensor on the device)
+// and extra values (stage 1's time ids).
+type loopInputs struct {
+	noise, extra, step engine.Tensor
+	timesteps          []engine.Tensor
+}
+
+// upload puts noise (as lat), the timesteps of steps start..N-1 (as float32) and extra
+// (as extraShape) on the device in one copy.
+func (r *Refiner) upload(scp *scope, sc sched.Scheduler, start, N int, lat engine.Shape, noise, extra []float32, extraShape engine.Shape) (loopInputs, error) {
+	var l loopInputs
+	block := append([]float32(nil), noise...)
+	for _, t := range sc.Timesteps()[start:N] {
+		block = append(block, float32(t))
+	}
+	block = append(block, extra...)
+	all, err := scp.upload(engine.Shape{int64(len(block))}, block)
+	if err != nil {
+		return l, err
+	}
+	n := int64(len(noise))
+	if l.noise, err = scp.view(all, 0, lat); err != nil {
+		return l, err
+	}
+	for i := 0; i < N-start; i++ {
+		v, err := scp.view(all, n+int64(i), engine.Shape{1})
+		if err != nil {
+			return l, err
+		}
+		l.timesteps = append(l.timesteps, v)
+	}
+	if l.extra, err = scp.view(all, n+int64(N-start), extraShape); err != nil {
+		return l, err
+	}
+	l.step, err = scp.alloc(engine.Float32, engine.Shape{1})
+	return l, err
+}
+
+// startLatents is add_noise(z, noise, start) on the device: float32(a·z + b·noise) with
+// (a, b) = NoiseCoeffs(start) in float64.
+func (r *Refiner) startLatents(scp *scope, sc sched.Scheduler, start int, z, noise engine.Tensor, lat engine.Shape) (engine.Tensor, error) {
+	ca, cb, err := sc.NoiseCoeffs(start)
+	if err != nil {
+		return nil, err
+	}
+	x, err := scp.alloc(engine.Float32, lat)
+	if err != nil {
+		return nil, err
+	}
+	return x, r.s.Pointwise(engine.Pointwise{Op: engine.PointLerp, Src: z, Src2: noise, Dst: x, S: ca, T: cb})
+}
+
+// vaeEncode returns vae_scale · latent_mean of image [1,3,H,W] in [0,1] (or already in
+// [-1,1] when signed), n values owned by scp.
+func (r *Refiner) vaeEncode(ctx context.Context, scp *scope, name string, scale float64, image engine.Tensor, signed bool, n int64) (engine.Tensor, error) {
+	x := image
+	if !signed {
+		var err error
+		if x, err = scp.alloc(engine.Float32, image.Shape()); err != nil {
+			return nil, err
+		}
+		if err := r.s.Pointwise(engine.Pointwise{Op: engine.PointAffine, Src: image, Dst: x, A: 2, B: -1}); err != nil {
+			return nil, err
+		}
+	}
+	out, err := r.run(ctx, scp, name, map[string]engine.Tensor{"images": x})
+	if err != nil {
+		return nil, err
+	}
+	z := out["latent_mean"]
+	if z == nil {
+		return nil, fmt.Errorf("refine: %s returned no latent_mean", name)
+	}
+	if z.Shape().NumElements() != n {
+		return nil, fmt.Errorf("refine: %s returned %v, want %d values", name, z.Shape(), n)
+	}
+	return z, r.s.Pointwise(engine.Pointwise{Op: engine.PointScale, Src: z, Dst: z, S: scale})
+}
+
+// vaeDecode decodes scaled latents to an image [1,3,H,W] in [0,1] (clamped); the caller
+// owns it.
+func (r *Refiner) vaeDecode(ctx context.Context, scp *scope, name string, scale float64, z engine.Tensor, H, W int) (engine.Tensor, error) {
+	x, err := scp.alloc(engine.Float32, z.Shape())
+	if err != nil {
+		return nil, err
+	}
+	if err := r.s.Pointwise(engine.Pointwise{Op: engine.PointUnscale, Src: z, Dst: x, S: scale}); err != nil {
+		return nil, err
+	}
+	out, err := r.run(ctx, scp, name, map[string]engine.Tensor{"latent": x})
+	if err != nil {
+		return nil, err
+	}
+	img := out["images"]
+	if s := shapeOf(img); len(s) != 4 || s[0] != 1 || s[1] != 3 || s[2] != int64(H) || s[3] != int64(W) {
+		return nil, fmt.Errorf("refine: %s returned shape %v, want [1,3,%d,%d]", name, s, H, W)
+	}
+	if err := r.s.Pointwise(engine.Pointwise{Op: engine.PointAffine, Src: img, Dst: img, A: 0.5, B: 0.5, Clamp01: true}); err != nil {
+		return nil, err
+	}
+	scp.release(img) // the caller's
+	return img, nil
+}
+
+// StepFunc observes the latents after each denoising step (tests, progress). latents is
+// nil when the loop runs on a device other than the cpu (a device loop never copies
+// them back per step).
+type StepFunc func(stage string, step, total int, latents []float32)
+
+// loopSpec is one denoising loop: scheduler, conditioning and the UNet call. The
+// latents, init, noise, mask and the UNet's bound tensors live on the refiner's device.
+type loopSpec struct {
+	stage    string
+	sc       sched.Scheduler
+	start, N int
+	guidance float64
+	C, h, w  int
+	init     engine.Tensor // clean latents (blending target)
+	noise    engine.Tensor
+	mask     engine.Tensor // latent mask [1,1,h,w] for blending; nil = none
+	np       engine.Tensor // the noise prediction [2,C,h,w] the UNet writes
+	engine   engine.Engine // the UNet (for its graph replays)
+	// unet writes the noise prediction for latents x at step i into np.
+	unet   func(ctx context.Context, x engine.Tensor, i int) error
+	onStep StepFunc
+}
+
+// denoise runs steps start..N-1 from x (updated in place) with the fused CFG + step +
+// blending op, counting what each step moved between host and device.
+func (r *Refiner) denoise(ctx context.Context, l loopSpec, x engine.Tensor) (LoopStats, error) {
+	var st LoopStats
+	s := r.s
+	shape := engine.Shape{1, int64(l.C), int64(l.h), int64(l.w)}
+	// Three buffers rotate: x0 of this step, and the two previous x0 (history).
+	var bufs [3]engine.Tensor
+	defer func() {
+		for _, b := range bufs {
+			if b != nil {
+				b.Close()
+			}
+		}
+	}()
+	for k := range bufs {
+		b, err := s.Device().Alloc(engine.Float32, shape)
+		if err != nil {
+			return st, err
+		}
+		bufs[k] = b
+		if err := s.Zero(b); err != nil {
+			return st, err
+		}
+	}
+	replays := engine.Replays(l.engine)
+	var hist [2]engine.Tensor
+	for i := l.start; i < l.N; i++ {
+		if err := ctx.Err(); err != nil {
+			return st, err
+		}
+		before := s.Counters()
+		if err := l.unet(ctx, x, i); err != nil {
+			return st, err
+		}
+		co, err := sched.Blend(l.sc, i, l.guidance)
+		if err != nil {
+			return st, err
+		}
+		in := engine.BlendTensors{NoisePred: l.np, X: x, Hist: hist}
+		if l.mask != nil {
+			in.Init, in.Noise, in.Mask = l.init, l.noise, l.mask
+		}
+		x0 := bufs[(i-l.start)%3]
+		if err := s.BlendStep(co, in, x, x0); err != nil {
+			return st, err
+		}
+		st.Steps++
+		st.InSteps = st.InSteps.Add(s.Counters().Sub(before))
+		// history for multistep solvers: hist[0] = this step's x0, hist[1] the one before
+		hist[1], hist[0] = hist[0], x0
+		if l.onStep != nil {
+			var lat []float32
+			if h, ok := x.(*engine.HostTensor); ok {
+				lat = h.F32 // host latents only: a device loop does not copy them back per step
+			}
+			l.onStep(l.stage, i-l.start+1, l.N-l.start, lat)
+		}
+	}
+	st.Replays = engine.Replays(l.engine) - replays
+	return st, nil
+}
+
+// prepare is a stage's schedule (schedule) and its noise of n values: the given one, else
+// Gaussian(seed, stage) in host memory.
+func (r *Refiner) prepare(stage uint64, proto sched.Scheduler, steps int, strength float64, noise []float32, n int64) (sched.Scheduler, int, int, []float32, error) {
+	sc, start, N, err := schedule(proto, steps, strength)
+	if err != nil {
+		return nil, 0, 0, nil, err
+	}
+	if noise == nil {
+		noise = Gaussian(r.cfg.Seed, stage, int(n))
+	}
+	if int64(len(noise)) != n {
+		return nil, 0, 0, nil, fmt.Errorf("%w: stage %d noise has %d values, want %d", ErrInput, stage, len(noise), n)
+	}
+	return sc, start, N, noise, nil
+}
+
+// schedule prepares a cloned scheduler so exactly steps steps run at strength s.
+func schedule(proto sched.Scheduler, steps int, s float64) (sched.Scheduler, int, int, error) {
+	N, err := sched.TimestepsForStrength(steps, s)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	start, err := sched.StartStep(N, s)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	sc := proto.Clone()
+	if err := sc.SetTimesteps(N); err != nil {
+		return nil, 0, 0, err
+	}
+	if err := sc.SetBeginIndex(start * sc.Order()); err != nil {
+		return nil, 0, 0, err
+	}
+	return sc, start * sc.Order(), N, nil
 }

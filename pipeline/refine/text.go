@@ -1,7 +1,6 @@
 package refine
 
 import (
-	"fmt"
 	"strings"
 
 	"github.com/grefine/grefine/pipeline/syntax"
@@ -102,36 +101,4 @@ func EmphasisSegments(r *syntax.Result, defective []int, emphasis float64, suffi
 		segs = append(segs, Segment{Text: suffix, Weight: 1})
 	}
 	return segs
-}
-
-// ApplyWeights scales hidden states [77, D] row by row with w and then rescales the whole
-// tensor so its mean equals the original mean (A1111-style emphasis). With all weights 1
-// it leaves h unchanged.
-func ApplyWeights(h []float32, D int, w [tokenizer.ContextLength]float32) error {
-	if len(h) != tokenizer.ContextLength*D {
-		return fmt.Errorf("refine: emphasis: %d values for [77,%d]", len(h), D)
-	}
-	plain := true
-	for _, v := range w {
-		if v != 1 {
-			plain = false
-		}
-	}
-	if plain {
-		return nil
-	}
-	var before, after float64
-	for i := range h {
-		before += float64(h[i])
-		h[i] *= w[i/D]
-		after += float64(h[i])
-	}
-	if after == 0 {
-		return nil
-	}
-	s := float32(before / after)
-	for i := range h {
-		h[i] *= s
-	}
-	return nil
 }

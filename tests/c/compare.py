@@ -9,7 +9,10 @@ Reports: the CLI's report.json is the pipeline's report plus CLI-only keys (file
 maps, note); the library's report_json is the pipeline's report. Compared after dropping
 those keys, the wall-clock timings (timings_ms, total_ms, each stage's ms) and the
 generated request_id; everything else (scores, parts, inputs, params, setup, stage
-decisions) must be equal. Standard library only.
+decisions, the copies and syncs inside denoising steps) must be equal. The request's total
+copies (transfers.total) are dropped too: they include the maps each front end reads back
+(the CLI leaves them on the device unless it writes them; the library returns them).
+Standard library only.
 """
 import json
 import os
@@ -24,6 +27,7 @@ def normalise(rep, cli):
         rep.pop(k, None)
     for stage in ("stage1", "stage2"):
         rep.get("refine", {}).get(stage, {}).pop("ms", None)
+    rep.get("transfers", {}).pop("total", None)
     return rep
 
 

@@ -1,9 +1,9 @@
 """Full-size SDXL-Inpainting UNet, seeded random weights, fp16: one 1024² CFG step with
 diffusers' PyTorch UNet2DConditionModel, and the same weights exported to ONNX for grefine.
 
-NOT YET RUN on a GPU (prepared for the first ONNX Runtime CUDA session; see verify-ort.sh).
+NOT YET RUN on a GPU (prepared for the first GPU sessions: verify-ort.sh, verify-gpu.sh step d).
 
-    python3 tools/gpu/sdxl_unet_step.py --out DIR [--runs 10] [--seed 0]
+    python3 tools/gpu/sdxl_unet_step.py --out DIR [--runs 10] [--seed 0] [--compile]
     python3 tools/gpu/sdxl_unet_step.py --out DIR --smoke    # tiny UNet, float32, CPU: checks the script
 
 Writes into DIR:
@@ -14,11 +14,14 @@ Writes into DIR:
   inputs/<name>.npy                      the step's inputs (float32)
   noise_pred_torch.npy                   PyTorch's output for them
   pytorch.json                           PyTorch's step latency (median/min over --runs, after 3 warm-ups),
-                                         versions, GPU
+                                         versions, GPU; with --compile also torch.compile's (compile
+                                         time, median, min) or why it failed
 The weights are random, so the numbers say nothing about image quality; the architecture
-and therefore the cost are the real ones. The config below is SDXL-Inpainting 0.1's
-unet/config.json as we know it (in_channels 9); it was not checked against the published
-file here (no model hub access).
+and therefore the cost are the real ones. The config below was checked (2026-12-07) against a
+public copy of SDXL-Inpainting 0.1's unet/config.json (diffusers 0.21.0.dev0, from
+valhalla/sdxl-inpaint-ema): in_channels 9, blocks 320/640/1280, transformer layers 1/2/10,
+heads 5/10/20, cross-attention 2048, text_time embedding 256 -> 2816, linear projections,
+norm eps 1e-5; its other keys are training-only (EMA) or diffusers' defaults.
 """
 import argparse
 import inspect
@@ -70,6 +73,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip-export", action="store_true", help="time PyTorch only")
     ap.add_argument("--smoke", action="store_true", help="toy-width UNet, float32, on the CPU")
+    ap.add_argument("--compile", action="store_true", help="also time torch.compile(step) (after eager)")
     a = ap.parse_args()
     os.makedirs(os.path.join(a.out, "inputs"), exist_ok=True)
     cfg, dtype, side, ctx, pooled = SDXL_INPAINT_UNET, torch.float16, 128, 2048, 1280
@@ -117,6 +121,8 @@ def main() -> None:
            "gpu": torch.cuda.get_device_name(0) if dev.type == "cuda" else "cpu (smoke)", "dtype": str(dtype),
            "params": params, "attention": type(unet.attn_processors[next(iter(unet.attn_processors))]).__name__,
            "note": "host-to-device copies excluded (inputs already on the device); random weights"}
+    if a.compile:
+        rep["compile"] = time_compiled(step, args, a.runs, sync)
     with open(os.path.join(a.out, "pytorch.json"), "w") as f:
         json.dump(rep, f, indent=1)
     print("pytorch:", json.dumps(rep), flush=True)
@@ -124,11 +130,43 @@ def main() -> None:
         return
 
     t0 = time.time()
+    path = os.path.join(a.out, "unet.onnx")
     kw = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
     with torch.no_grad():
-        torch.onnx.export(step, args, os.path.join(a.out, "unet.onnx"), input_names=list(inputs),
-                          output_names=["noise_pred"], opset_version=17, do_constant_folding=True, **kw)
-    print(f"onnx: exported in {time.time() - t0:.1f} s to {a.out}/unet.onnx", flush=True)
+        try:
+            torch.onnx.export(step, args, path, input_names=list(inputs), output_names=["noise_pred"],
+                              opset_version=17, do_constant_folding=True, **kw)
+        except Exception as e:  # newer torch may have dropped the TorchScript exporter
+            if not kw:
+                raise
+            print(f"onnx: TorchScript export failed ({type(e).__name__}: {e}); trying dynamo=True", flush=True)
+            torch.onnx.export(step, args, path, input_names=list(inputs), output_names=["noise_pred"],
+                              opset_version=18, dynamo=True, external_data=True)
+    print(f"onnx: exported in {time.time() - t0:.1f} s to {path}", flush=True)
+
+
+def time_compiled(step, args, runs, sync):
+    """torch.compile(step): compile time (the first call) and the step's median/min, or the error."""
+    try:
+        t0 = time.time()
+        cstep = torch.compile(step)
+        with torch.inference_mode():
+            cstep(*args)
+            sync()
+            compile_s = time.time() - t0
+            for _ in range(2):
+                cstep(*args)
+            sync()
+            ts = []
+            for _ in range(runs):
+                t = time.perf_counter()
+                cstep(*args)
+                sync()
+                ts.append(time.perf_counter() - t)
+        ts.sort()
+        return {"compile_s": compile_s, "median_ms": ts[len(ts) // 2] * 1e3, "min_ms": ts[0] * 1e3, "runs": runs}
+    except Exception as e:
+        return {"error": f"{type(e).__name__}: {e}"[:500]}
 
 
 if __name__ == "__main__":

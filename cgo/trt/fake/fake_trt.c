@@ -6,9 +6,17 @@
  *   - the fake (engine/trt/trttest builds it for tests): elementwise plans, for the Go
  *     side's code paths and error paths;
  *   - the emulator, libgrefine_trt_emu.so (`make trt-emu`: -DGRF_TRT_EMU plus
- *     cgo/trt/emu/ort_exec.c): the builder turns a real ONNX file into a plan that names
- *     it, and enqueue runs it with ONNX Runtime on host memory. It reports its device as
- *     "cpu" (host_memory = 1, compute capability 0.0) so its plans never pass for GPU ones.
+ *     cgo/trt/emu/ort_exec.c, linked to cuda-emu, libgrefine_cuda_emu.so): the builder
+ *     turns a real ONNX file into a plan that names it. Its memory, streams and devices are
+ *     cuda-emu's (the copy engine/cuda uses: one allocation table per process): buffers and
+ *     scratch are emulated device memory the host cannot read, streams are cuda-emu
+ *     streams (non-blocking, like the real shim's), and enqueue checks every bound address
+ *     (a live allocation of the context's device, large enough) and queues the run on the
+ *     stream: ONNX Runtime runs the plan on the allocations' private aliases when the
+ *     stream is synchronised. It reports the emulated GPU (cuda-emu's name, compute
+ *     capability and memory, emulated = 1) and TensorRT runtime version 0 ("emulator"),
+ *     so its plans never pass for a real TensorRT's and vice versa. Destroying an engine
+ *     or a context synchronises the device first (TensorRT frees device memory there).
  *
  * Fake plan format:
  *
@@ -31,10 +39,10 @@
  * given and fails if another context wrote to it before the run ended, which catches two
  * concurrently running contexts that share scratch.
  *
- * Environment knobs (read on every call, so tests can change them): GRF_FAKE_TRT_VERSION
- * (runtime TensorRT version as major*10000+minor*100+patch, default 101600),
- * GRF_FAKE_TRT_DEVICES (device count, default 1), GRF_FAKE_TRT_CC ("8.9"),
- * GRF_FAKE_TRT_HOST (1: report host memory like the emulator).
+ * Environment knobs of the fake (read on every call, so tests can change them):
+ * GRF_FAKE_TRT_VERSION (runtime TensorRT version as major*10000+minor*100+patch, default
+ * 101600), GRF_FAKE_TRT_DEVICES (device count, default 1), GRF_FAKE_TRT_CC ("8.9"). The
+ * emulator takes its devices from cuda-emu (GRF_CUDA_EMU_DEVICES, ...).
  * Build: cc -std=c11 -shared -fPIC -I cgo/include cgo/trt/fake/fake_trt.c -o libfake.so
  */
 #define _GNU_SOURCE
@@ -47,6 +55,7 @@
 #include <pthread.h>
 #ifdef GRF_TRT_EMU
 #include "../emu/emu.h"
+#include "grefine_cuda_emu.h"
 #endif
 
 #include <stdarg.h>
@@ -90,10 +99,12 @@ static int32_t fail(char *err, size_t errlen, int32_t status, const char *fmt, .
     if (!(cond)) return fail(err, errlen, GRF_TRT_ERR_INVALID, "%s", msg); \
   } while (0)
 
+#ifndef GRF_TRT_EMU
 static int env_int(const char *name, int def) {
   const char *v = getenv(name);
   return v != NULL && *v != '\0' ? atoi(v) : def;
 }
+#endif
 
 /* ---- types ---------------------------------------------------------------------------- */
 
@@ -401,7 +412,15 @@ int32_t grf_trt_set_log_callback(grf_trt_log_fn fn, int32_t max_severity, char *
 
 /* check_device fails unless device is a valid index (GRF_FAKE_TRT_DEVICES of them). */
 static int32_t check_device(int32_t device, const char *op, char *err, size_t errlen) {
+#ifdef GRF_TRT_EMU
+  int n = 0, ce = 0;
+  char msg[512] = "";
+  if (grf_cuda_device_count(&n, &ce, msg, sizeof msg) != GRF_CUDA_OK) {
+    return fail(err, errlen, GRF_TRT_ERR_CUDA, "%s: %s", op, msg);
+  }
+#else
   int n = env_int("GRF_FAKE_TRT_DEVICES", 1);
+#endif
   if (device < 0 || device >= n) {
     return fail(err, errlen, GRF_TRT_ERR_CUDA, "%s: cudaSetDevice(%d): cudaErrorInvalidDevice: %d device(s) visible", op,
                 device, n);
@@ -416,6 +435,31 @@ static int32_t check_device(int32_t device, const char *op, char *err, size_t er
   } while (0)
 
 int32_t grf_trt_get_device_info(int32_t device, grf_trt_device_info *out, char *err, size_t errlen) {
+#ifdef GRF_TRT_EMU
+  const char *ver = NULL;
+  char msg[512] = "", name[200] = "";
+  int n = 0, ce = 0, maj = 0, min = 0, sms = 0;
+  size_t mem = 0;
+  int32_t st;
+  NEED(out != NULL, "get_device_info: out is null");
+  memset(out, 0, sizeof *out);
+  if ((st = emu_ort_version(&ver, err, errlen)) != GRF_TRT_OK) return st;
+  if (grf_cuda_device_count(&n, &ce, msg, sizeof msg) != GRF_CUDA_OK) {
+    if (ce == 100 && strstr(msg, "0 devices") != NULL) return GRF_TRT_OK; /* no device: count 0 */
+    return fail(err, errlen, GRF_TRT_ERR_CUDA, "get_device_info: %s", msg);
+  }
+  out->count = n;
+  NEED(device >= 0 && device < n, "get_device_info: device index out of range");
+  if (grf_cuda_device_info(device, name, sizeof name, &maj, &min, &mem, &sms, msg, sizeof msg) != GRF_CUDA_OK) {
+    return fail(err, errlen, GRF_TRT_ERR_CUDA, "get_device_info: %s", msg);
+  }
+  out->cc_major = maj;
+  out->cc_minor = min;
+  out->total_mem = (int64_t)mem;
+  out->emulated = 1;
+  snprintf(out->name, sizeof out->name, "%s; tensorrt emulator on onnxruntime %s", name, ver);
+  return GRF_TRT_OK;
+#else
   const char *cc = getenv("GRF_FAKE_TRT_CC");
   int maj = 8, min = 9;
   NEED(out != NULL, "get_device_info: out is null");
@@ -424,25 +468,11 @@ int32_t grf_trt_get_device_info(int32_t device, grf_trt_device_info *out, char *
   if (out->count == 0) return GRF_TRT_OK;
   NEED(device >= 0 && device < out->count, "get_device_info: device index out of range");
   out->total_mem = (int64_t)24 << 30;
-#ifdef GRF_TRT_EMU
-  {
-    const char *ver = NULL;
-    int32_t st = emu_ort_version(&ver, err, errlen);
-    if (st != GRF_TRT_OK) return st;
-    out->host_memory = 1;
-    snprintf(out->name, sizeof out->name, "cpu (tensorrt emulator on onnxruntime %s)", ver);
-    (void)cc;
-    (void)maj;
-    (void)min;
-    return GRF_TRT_OK;
-  }
-#else
   if (cc != NULL && *cc != '\0' && sscanf(cc, "%d.%d", &maj, &min) != 2) {
     return fail(err, errlen, GRF_TRT_ERR_INVALID, "GRF_FAKE_TRT_CC must look like 8.9");
   }
   out->cc_major = maj;
   out->cc_minor = min;
-  out->host_memory = env_int("GRF_FAKE_TRT_HOST", 0) != 0;
   snprintf(out->name, sizeof out->name, "fake gpu %d", device);
   return GRF_TRT_OK;
 #endif
@@ -450,24 +480,56 @@ int32_t grf_trt_get_device_info(int32_t device, grf_trt_device_info *out, char *
 
 /* ---- streams and buffers -------------------------------------------------------------- */
 
+#ifdef GRF_TRT_EMU
+/* cuda_status converts a cuda-emu status into the ABI's. */
+static int32_t cuda_status(int rc, const char *msg, char *err, size_t errlen) {
+  int32_t st = GRF_TRT_ERR_CUDA;
+  if (rc == GRF_CUDA_OK) return GRF_TRT_OK;
+  if (rc == GRF_CUDA_ERR_INVALID) st = GRF_TRT_ERR_INVALID;
+  if (rc == GRF_CUDA_ERR_INTERNAL) st = GRF_TRT_ERR_INTERNAL;
+  if (strstr(msg, "cudaErrorMemoryAllocation") != NULL) st = GRF_TRT_ERR_NOMEM;
+  return fail(err, errlen, st, "%s", msg);
+}
+#define CUDA_CALL(call) \
+  do { \
+    char m_[512] = ""; \
+    int rc_ = (call); \
+    if (rc_ != GRF_CUDA_OK) return cuda_status(rc_, m_, err, errlen); \
+  } while (0)
+#define M_ m_, sizeof m_
+#endif
+
 int32_t grf_trt_stream_create(int32_t device, void **stream, char *err, size_t errlen) {
   NEED(stream != NULL, "stream_create: out is null");
   NEED_DEVICE(device, "stream_create");
+#ifdef GRF_TRT_EMU
+  CUDA_CALL(grf_emu_stream_create(device, GRF_EMU_STREAM_NONBLOCKING, (grf_stream **)stream, M_));
+  return GRF_TRT_OK;
+#else
   *stream = malloc(1);
   return *stream ? GRF_TRT_OK : fail(err, errlen, GRF_TRT_ERR_NOMEM, "out of memory");
+#endif
 }
 
 int32_t grf_trt_stream_destroy(void *stream, char *err, size_t errlen) {
+#ifdef GRF_TRT_EMU
+  CUDA_CALL(grf_cuda_stream_destroy((grf_stream *)stream, M_));
+#else
   (void)err;
   (void)errlen;
   free(stream);
+#endif
   return GRF_TRT_OK;
 }
 
 int32_t grf_trt_stream_synchronize(void *stream, char *err, size_t errlen) {
+#ifdef GRF_TRT_EMU
+  CUDA_CALL(grf_cuda_stream_sync((grf_stream *)stream, M_));
+#else
   (void)stream;
   (void)err;
   (void)errlen;
+#endif
   return GRF_TRT_OK;
 }
 
@@ -478,10 +540,21 @@ int32_t grf_trt_buffer_create(int32_t device, int64_t bytes, grf_trt_buffer **ou
   NEED_DEVICE(device, "buffer_create");
   b = calloc(1, sizeof *b);
   if (b == NULL) return fail(err, errlen, GRF_TRT_ERR_NOMEM, "out of memory");
+#ifdef GRF_TRT_EMU
+  {
+    char m_[512] = "";
+    int rc = grf_emu_malloc(device, &b->ptr, (size_t)bytes, M_);
+    if (rc != GRF_CUDA_OK) {
+      free(b);
+      return cuda_status(rc, m_, err, errlen);
+    }
+  }
+#else
   if (bytes > 0 && (b->ptr = calloc(1, (size_t)bytes)) == NULL) {
     free(b);
     return fail(err, errlen, GRF_TRT_ERR_NOMEM, "cudaMalloc(%lld bytes): out of memory", (long long)bytes);
   }
+#endif
   b->bytes = bytes;
   b->device = device;
   *out = b;
@@ -489,11 +562,21 @@ int32_t grf_trt_buffer_create(int32_t device, int64_t bytes, grf_trt_buffer **ou
 }
 
 int32_t grf_trt_buffer_destroy(grf_trt_buffer *buf, char *err, size_t errlen) {
+  if (buf == NULL) return GRF_TRT_OK;
+#ifdef GRF_TRT_EMU
+  {
+    char m_[512] = "";
+    int rc = grf_cuda_free(buf->ptr, M_); /* cudaFree: synchronises the device */
+    free(buf);
+    return cuda_status(rc, m_, err, errlen);
+  }
+#else
   (void)err;
   (void)errlen;
-  if (buf != NULL) free(buf->ptr);
+  free(buf->ptr);
   free(buf);
   return GRF_TRT_OK;
+#endif
 }
 
 int32_t grf_trt_buffer_info(grf_trt_buffer *buf, void **ptr, int64_t *bytes, char *err, size_t errlen) {
@@ -517,17 +600,30 @@ static int32_t check_range(grf_trt_buffer *buf, int64_t off, int64_t n, const vo
 int32_t grf_trt_buffer_upload(grf_trt_buffer *buf, int64_t offset, const void *src, int64_t bytes, void *stream,
                               char *err, size_t errlen) {
   int32_t st = check_range(buf, offset, bytes, src, "buffer_upload", err, errlen);
+  if (st != GRF_TRT_OK || bytes == 0) return st;
+#ifdef GRF_TRT_EMU
+  CUDA_CALL(grf_cuda_memcpy_htod((char *)buf->ptr + offset, src, (size_t)bytes, (grf_stream *)stream, M_));
+  /* The shim's ABI waits for the upload (the real shim syncs the stream after
+   * cudaMemcpyAsync); grf_cuda_memcpy_htod queues it since grefine_cuda.h ABI 2. */
+  CUDA_CALL(grf_cuda_stream_sync((grf_stream *)stream, M_));
+#else
   (void)stream;
-  if (st == GRF_TRT_OK && bytes > 0) memcpy((char *)buf->ptr + offset, src, (size_t)bytes);
-  return st;
+  memcpy((char *)buf->ptr + offset, src, (size_t)bytes);
+#endif
+  return GRF_TRT_OK;
 }
 
 int32_t grf_trt_buffer_download(grf_trt_buffer *buf, int64_t offset, void *dst, int64_t bytes, void *stream,
                                 char *err, size_t errlen) {
   int32_t st = check_range(buf, offset, bytes, dst, "buffer_download", err, errlen);
+  if (st != GRF_TRT_OK || bytes == 0) return st;
+#ifdef GRF_TRT_EMU
+  CUDA_CALL(grf_cuda_memcpy_dtoh(dst, (char *)buf->ptr + offset, (size_t)bytes, (grf_stream *)stream, M_));
+#else
   (void)stream;
-  if (st == GRF_TRT_OK && bytes > 0) memcpy(dst, (char *)buf->ptr + offset, (size_t)bytes);
-  return st;
+  memcpy(dst, (char *)buf->ptr + offset, (size_t)bytes);
+#endif
+  return GRF_TRT_OK;
 }
 
 #ifdef GRF_TRT_EMU
@@ -660,13 +756,6 @@ static int32_t emu_output_shapes(grf_trt_context *c, char *err, size_t errlen) {
   return GRF_TRT_OK;
 }
 
-/* emu_enqueue runs the model on the bound addresses (outputs written in place). */
-static int32_t emu_enqueue(grf_trt_context *c, char *err, size_t errlen) {
-  emu_tensor in[FAKE_MAX_IO], out[FAKE_MAX_IO];
-  int nin = 0, nout = 0;
-  emu_tensors(c, in, &nin, out, &nout, 0);
-  return emu_run(c->owner->model, in, nin, out, nout, err, errlen);
-}
 #endif
 
 /* ---- runtime and engines -------------------------------------------------------------- */
@@ -746,6 +835,14 @@ int32_t grf_trt_engine_destroy(grf_trt_engine *eng, char *err, size_t errlen) {
     return fail(err, errlen, GRF_TRT_ERR_INVALID, "engine_destroy: %d context(s) still open",
                 __atomic_load_n(&eng->contexts, __ATOMIC_ACQUIRE));
   }
+#ifdef GRF_TRT_EMU
+  { /* TensorRT frees the engine's device memory: cudaFree synchronises the device, and
+       queued runs use the engine's model */
+    char m_[512] = "";
+    int rc = grf_emu_device_sync(eng->device, M_);
+    if (rc != GRF_CUDA_OK) return cuda_status(rc, m_, err, errlen);
+  }
+#endif
   __atomic_sub_fetch(&eng->owner->engines, 1, __ATOMIC_ACQ_REL);
 #ifdef GRF_TRT_EMU
   emu_model_close(eng->model);
@@ -848,9 +945,13 @@ int32_t grf_trt_context_create(grf_trt_engine *eng, grf_trt_context **out, char 
 }
 
 int32_t grf_trt_context_destroy(grf_trt_context *ctx, char *err, size_t errlen) {
+  if (ctx == NULL) return GRF_TRT_OK;
+#ifdef GRF_TRT_EMU
+  CUDA_CALL(grf_emu_device_sync(ctx->owner->device, M_)); /* it frees device memory: cudaFree syncs */
+#else
   (void)err;
   (void)errlen;
-  if (ctx == NULL) return GRF_TRT_OK;
+#endif
   __atomic_sub_fetch(&ctx->owner->contexts, 1, __ATOMIC_ACQ_REL);
   free(ctx);
   return GRF_TRT_OK;
@@ -958,25 +1059,29 @@ int32_t grf_trt_context_tensor_shape(grf_trt_context *ctx, const char *name, int
 
 /* stamp_scratch fills the scratch a run uses with a pattern unique to this run; the
  * pattern is checked when the run ends (scratch_intact). */
-static uint64_t stamp_scratch(grf_trt_context *c, int64_t need) {
+static uint64_t stamp_scratch(void *mem, int64_t need, uintptr_t ctx) {
   static uint64_t runs;
-  uint64_t v = ((uint64_t)(uintptr_t)c << 16) ^ __atomic_add_fetch(&runs, 1, __ATOMIC_RELAXED) ^ 0x9E3779B97F4A7C15ull;
-  uint64_t *w = c->memory;
+  uint64_t v = ((uint64_t)ctx << 16) ^ __atomic_add_fetch(&runs, 1, __ATOMIC_RELAXED) ^ 0x9E3779B97F4A7C15ull;
+  uint64_t *w = mem;
   for (int64_t k = 0; k < need / 8; k++) w[k] = v;
-  memset((char *)c->memory + need / 8 * 8, (int)(v & 0xFF), (size_t)(need % 8));
+  memset((char *)mem + need / 8 * 8, (int)(v & 0xFF), (size_t)(need % 8));
   return v;
 }
 
-static int scratch_intact(const grf_trt_context *c, int64_t need, uint64_t v) {
-  const uint64_t *w = c->memory;
+static int scratch_intact(const void *mem, int64_t need, uint64_t v) {
+  const uint64_t *w = mem;
   for (int64_t k = 0; k < need / 8; k++) {
     if (w[k] != v) return 0;
   }
   for (int64_t k = need / 8 * 8; k < need; k++) {
-    if (((const unsigned char *)c->memory)[k] != (unsigned char)(v & 0xFF)) return 0;
+    if (((const unsigned char *)mem)[k] != (unsigned char)(v & 0xFF)) return 0;
   }
   return 1;
 }
+
+#define SCRATCH_RACE_MSG \
+  "enqueue: scratch memory was written by another context while this one ran (contexts that run " \
+  "concurrently need separate scratch)"
 
 /* output_elems is the element count of output i under the context's shapes. */
 static int64_t output_elems(const grf_trt_context *c, int i) {
@@ -985,10 +1090,112 @@ static int64_t output_elems(const grf_trt_context *c, int i) {
   return c->out_known ? numel(&c->out_shape[i]) : -1;
 }
 
-static int32_t run(grf_trt_context *c, char *err, size_t errlen) {
+/* elementwise runs a fake plan: every output is SRC*SCALE + BIAS of its source input.
+ * shapes are the inputs' shapes, ptrs the tensors' memory. */
+static void elementwise(const plan_t *p, const dims_t *shapes, void *const *ptrs) {
+  for (int i = 0; i < p->nio; i++) {
+    const io_t *io = &p->io[i];
+    int64_t n;
+    if (io->mode != GRF_TRT_MODE_OUTPUT) continue;
+    n = numel(&shapes[io->src]);
+    if (io->dtype == GRF_TRT_DTYPE_FLOAT32) {
+      const float *in = ptrs[io->src];
+      float *out = ptrs[i];
+      for (int64_t k = 0; k < n; k++) out[k] = (float)(in[k] * io->scale + io->bias);
+    } else if (io->dtype == GRF_TRT_DTYPE_INT32) {
+      const int32_t *in = ptrs[io->src];
+      int32_t *out = ptrs[i];
+      for (int64_t k = 0; k < n; k++) out[k] = (int32_t)(in[k] * io->scale + io->bias);
+    } else if (n > 0) {
+      memmove(ptrs[i], ptrs[io->src], (size_t)n * dtype_size(io->dtype));
+    }
+  }
+}
+
+#ifdef GRF_TRT_EMU
+/* emu_job is one queued engine run: what it needs besides the bound memory (the engine,
+ * and so its plan and model, outlives it: destroying an engine synchronises the device). */
+typedef struct {
+  const plan_t *plan;
+  emu_model *model; /* NULL: a fake (elementwise) plan */
+  dims_t shape[FAKE_MAX_IO]; /* inputs: the set shapes; outputs: the inferred ones */
+  int64_t need;              /* scratch bytes, stamped and checked */
+  uintptr_t ctx;
+} emu_job;
+
+/* emu_job_run runs a queued engine run on the allocations' aliases (args: the I/O tensors in
+ * plan order, then the scratch). */
+static int emu_job_run(void *user, const grf_emu_arg *a, int nargs, char *err, size_t errlen) {
+  const emu_job *j = user;
+  const plan_t *p = j->plan;
+  void *ptrs[FAKE_MAX_IO];
+  uint64_t stamp = 0;
+  int32_t st = GRF_TRT_OK;
+  (void)nargs;
+  for (int i = 0; i < p->nio; i++) ptrs[i] = a[i].alias;
+  if (j->need > 0) stamp = stamp_scratch(a[p->nio].alias, j->need, j->ctx);
+  if (j->model != NULL) {
+    emu_tensor in[FAKE_MAX_IO], out[FAKE_MAX_IO];
+    int nin = 0, nout = 0;
+    for (int i = 0; i < p->nio; i++) {
+      int is_in = p->io[i].mode == GRF_TRT_MODE_INPUT;
+      emu_tensor *t = is_in ? &in[nin++] : &out[nout++];
+      t->name = p->io[i].name;
+      t->dtype = p->io[i].dtype;
+      t->nb_dims = j->shape[i].nb;
+      memcpy(t->dims, j->shape[i].d, sizeof t->dims);
+      t->data = ptrs[i];
+    }
+    st = emu_run(j->model, in, nin, out, nout, err, errlen);
+  } else {
+    elementwise(p, j->shape, ptrs);
+  }
+  if (st != GRF_TRT_OK) return GRF_CUDA_ERR_CUDA;
+  if (j->need > 0 && !scratch_intact(a[p->nio].alias, j->need, stamp)) {
+    logf_(GRF_TRT_LOG_ERROR, "emulator: scratch memory was written by another context during an enqueue");
+    return fail(err, errlen, GRF_CUDA_ERR_CUDA, SCRATCH_RACE_MSG);
+  }
+  return GRF_CUDA_OK;
+}
+
+/* emu_launch queues context c's run on stream: every bound address must lie in a live
+ * allocation of the context's device, large enough for its tensor. */
+static int32_t emu_launch(grf_trt_context *c, void *stream, int64_t need, char *err, size_t errlen) {
+  const plan_t *p = &c->owner->plan;
+  grf_emu_arg args[FAKE_MAX_IO + 1];
+  emu_job j;
+  char msg[512] = "";
+  int rc;
+  memset(&j, 0, sizeof j);
+  j.plan = p;
+  j.model = c->owner->model;
+  j.need = need;
+  j.ctx = (uintptr_t)c;
+  for (int i = 0; i < p->nio; i++) {
+    int is_in = p->io[i].mode == GRF_TRT_MODE_INPUT;
+    int64_t n = is_in ? numel(&c->shape[i]) : output_elems(c, i);
+    size_t bytes = (size_t)(n > 0 ? n : 0) * dtype_size(p->io[i].dtype);
+    j.shape[i] = is_in || p->io[i].src >= 0 ? c->shape[is_in ? i : p->io[i].src] : c->out_shape[i];
+    args[i].name = p->io[i].name;
+    args[i].ptr = bytes > 0 ? c->addr[i] : NULL; /* an empty tensor's address is never read */
+    args[i].bytes = bytes;
+  }
+  args[p->nio].name = "scratch";
+  args[p->nio].ptr = need > 0 ? c->memory : NULL;
+  args[p->nio].bytes = (size_t)(need > 0 ? need : 0);
+  rc = grf_emu_launch((grf_stream *)stream, c->owner->device, "tensorrt enqueueV3", args, p->nio + 1, emu_job_run, &j,
+                      sizeof j, NULL, msg, sizeof msg);
+  if (rc != GRF_CUDA_OK) {
+    logf_(GRF_TRT_LOG_ERROR, "emulator: enqueueV3 failed: %s", msg);
+    return cuda_status(rc, msg, err, errlen);
+  }
+  return GRF_TRT_OK;
+}
+#endif
+
+static int32_t run(grf_trt_context *c, void *stream, char *err, size_t errlen) {
   const plan_t *p = &c->owner->plan;
   int64_t need = p->memory[c->profile];
-  uint64_t stamp = 0;
   int32_t st = GRF_TRT_OK;
   if (need > 0 && c->memory_bytes < need) {
     return fail(err, errlen, GRF_TRT_ERR_INVALID, "scratch memory %lld bytes, profile %d needs %lld",
@@ -1009,42 +1216,26 @@ static int32_t run(grf_trt_context *c, char *err, size_t errlen) {
       return fail(err, errlen, GRF_TRT_ERR_TRT, "enqueueV3 failed: tensor \"%s\" has no address", p->io[i].name);
     }
   }
-  if (need > 0) stamp = stamp_scratch(c, need); /* touch exactly the scratch it asked for */
 #ifdef GRF_TRT_EMU
-  if (c->owner->model != NULL) {
-    st = emu_enqueue(c, err, errlen);
-  } else
-#endif
-  for (int i = 0; i < p->nio; i++) {
-    const io_t *io = &p->io[i];
-    int64_t n;
-    if (io->mode != GRF_TRT_MODE_OUTPUT) continue;
-    n = numel(&c->shape[io->src]);
-    if (io->dtype == GRF_TRT_DTYPE_FLOAT32) {
-      const float *in = c->addr[io->src];
-      float *out = c->addr[i];
-      for (int64_t k = 0; k < n; k++) out[k] = (float)(in[k] * io->scale + io->bias);
-    } else if (io->dtype == GRF_TRT_DTYPE_INT32) {
-      const int32_t *in = c->addr[io->src];
-      int32_t *out = c->addr[i];
-      for (int64_t k = 0; k < n; k++) out[k] = (int32_t)(in[k] * io->scale + io->bias);
-    } else if (n > 0) {
-      memmove(c->addr[i], c->addr[io->src], (size_t)n * dtype_size(io->dtype));
+  return emu_launch(c, stream, need, err, errlen);
+#else
+  {
+    uint64_t stamp = 0;
+    (void)stream; /* the fake runs at once: its "device" memory is host memory */
+    if (need > 0) stamp = stamp_scratch(c->memory, need, (uintptr_t)c); /* exactly the scratch it asked for */
+    elementwise(p, c->shape, c->addr);
+    if (need > 0 && !scratch_intact(c->memory, need, stamp)) {
+      logf_(GRF_TRT_LOG_ERROR, "fake: scratch memory %p was written by another context during this enqueue", c->memory);
+      return fail(err, errlen, GRF_TRT_ERR_CUDA, SCRATCH_RACE_MSG);
     }
+    return st;
   }
-  if (st == GRF_TRT_OK && need > 0 && !scratch_intact(c, need, stamp)) {
-    logf_(GRF_TRT_LOG_ERROR, "fake: scratch memory %p was written by another context during this enqueue", c->memory);
-    return fail(err, errlen, GRF_TRT_ERR_CUDA,
-                "enqueue: scratch memory was written by another context while this one ran (contexts that run "
-                "concurrently need separate scratch)");
-  }
-  return st;
+#endif
 }
 
 int32_t grf_trt_context_enqueue(grf_trt_context *ctx, void *stream, char *err, size_t errlen) {
-  (void)stream;
   NEED(ctx != NULL, "context handle is null");
-  return run(ctx, err, errlen);
+  return run(ctx, stream, err, errlen);
 }
 
 int32_t grf_trt_context_enqueue_graph(grf_trt_context *ctx, void *stream, int32_t *replayed, char *err, size_t errlen) {
@@ -1052,7 +1243,7 @@ int32_t grf_trt_context_enqueue_graph(grf_trt_context *ctx, void *stream, int32_
   NEED(ctx != NULL && replayed != NULL, "context_enqueue_graph: null argument");
   NEED(stream != NULL, "context_enqueue_graph: cuda graphs need an explicit stream");
   *replayed = ctx->captured;
-  st = run(ctx, err, errlen);
+  st = run(ctx, stream, err, errlen);
   if (st == GRF_TRT_OK) ctx->captured = 1;
   return st;
 }
@@ -1309,5 +1500,31 @@ int32_t grf_trt_blob_destroy(grf_trt_blob *blob, char *err, size_t errlen) {
   (void)errlen;
   if (blob != NULL) free(blob->data);
   free(blob);
+  return GRF_TRT_OK;
+}
+
+/* ---- diagnostics (added to ABI 2) ------------------------------------------------------ */
+
+/* The fake's CUDA view: the devices grf_trt_get_device_info reports, a driver for CUDA
+ * GRF_FAKE_TRT_DRIVER (default 13000; the emulator on cuda-emu reports none), and
+ * cudaErrorNoDevice when there are none. */
+int32_t grf_trt_get_cuda_status(grf_trt_cuda_status *out, char *err, size_t errlen) {
+  grf_trt_device_info d;
+  int32_t st;
+  NEED(out != NULL, "get_cuda_status: out is null");
+  memset(out, 0, sizeof *out);
+  st = grf_trt_get_device_info(0, &d, err, errlen);
+  if (st != GRF_TRT_OK) return st;
+  out->device_count = d.count;
+#ifdef GRF_TRT_EMU
+  out->driver_version = 0; /* cuda-emu: no driver behind it */
+#else
+  out->driver_version = env_int("GRF_FAKE_TRT_DRIVER", 13000);
+#endif
+  if (d.count == 0) {
+    out->error = 100;
+    snprintf(out->error_name, sizeof out->error_name, "cudaErrorNoDevice");
+    snprintf(out->error_text, sizeof out->error_text, "no CUDA-capable device is detected");
+  }
   return GRF_TRT_OK;
 }

@@ -14,8 +14,9 @@ import (
 )
 
 // BenchmarkUNetStep: one tiny SDXL UNet step ([2,9,16,24]) on the ort backend and on the
-// emulator through a session with outputs bound once (host tensors staged), to show what
-// the TensorRT code path costs on top of ONNX Runtime. Numbers: bench/RESULTS.md.
+// emulator through a session with device inputs and outputs bound once (each step runs at
+// the stream's synchronisation), to show what the TensorRT code path costs on top of ONNX
+// Runtime. Numbers: bench/RESULTS.md.
 func BenchmarkUNetStep(b *testing.B) {
 	set := testenv.TinySet(b)
 	in := randomInputs(b, set, "sdxl_unet", 1)
@@ -43,10 +44,15 @@ func BenchmarkUNetStep(b *testing.B) {
 		require.NoError(b, err)
 		defer e.Close()
 		s := e.(*trt.Session)
-		outs := map[string]engine.Tensor{"noise_pred": out}
+		dev := upload(b, tb, in)
+		o, err := s.Slot().Alloc(out.DType(), out.Shape())
+		require.NoError(b, err)
+		defer o.Close()
+		outs := map[string]engine.Tensor{"noise_pred": o}
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
-			require.NoError(b, s.RunInto(context.Background(), in, outs))
+			require.NoError(b, s.RunInto(context.Background(), dev, outs))
+			require.NoError(b, s.Slot().Synchronize())
 		}
 	})
 }

@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"testing"
 )
 
@@ -54,27 +53,21 @@ func ortLibrary() string {
 	return ""
 }
 
-// Build compiles the emulator with $CC (default cc) into dir and returns the .so path,
-// as tools/trt-emu.sh does.
+// CUDALib is the path of cuda-emu built by Main beside the emulator: the copy the
+// emulator links, so tests that also open engine/cuda must pass it
+// (cuda.Options{LibPath: emutest.CUDALib()}) to share one allocation table.
+func CUDALib() string { return filepath.Join(filepath.Dir(lib), "libgrefine_cuda_emu.so") }
+
+// Build compiles the emulator and cuda-emu into dir with tools/trt-emu.sh (the command
+// of `make trt-emu`) and returns the emulator's path.
 func Build(dir string) (string, error) {
-	r := root()
-	hdr, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/yalue/onnxruntime_go").Output()
+	abs, err := filepath.Abs(dir)
 	if err != nil {
-		return "", fmt.Errorf("locating onnxruntime_c_api.h (module github.com/yalue/onnxruntime_go; run `make setup`): %v", err)
+		return "", err
 	}
-	out := filepath.Join(dir, "libgrefine_trt_emu.so")
-	cc := os.Getenv("CC")
-	if cc == "" {
-		cc = "cc"
-	}
-	cmd := exec.Command(cc, "-std=c11", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC",
-		"-fvisibility=hidden", "-DGRF_TRT_EMU", "-I", filepath.Join(r, "cgo", "include"),
-		"-isystem", strings.TrimSpace(string(hdr)),
-		filepath.Join(r, "cgo", "trt", "fake", "fake_trt.c"), filepath.Join(r, "cgo", "trt", "emu", "ort_exec.c"),
-		"-o", out, "-Wl,--no-undefined", "-Wl,--version-script="+filepath.Join(r, "cgo", "trt", "exports.map"),
-		"-ldl", "-lpthread")
+	cmd := exec.Command("bash", filepath.Join(root(), "tools", "trt-emu.sh"), abs)
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("compiling the trt emulator: %v\n%s", err, b)
+		return "", fmt.Errorf("building the trt emulator: %v\n%s", err, b)
 	}
-	return out, nil
+	return filepath.Join(abs, "libgrefine_trt_emu.so"), nil
 }

@@ -5,16 +5,21 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"math"
 	"math/rand"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/grefine/grefine/engine"
+	"github.com/grefine/grefine/engine/cuda"
+	"github.com/grefine/grefine/engine/cuda/cudaemu"
 	"github.com/grefine/grefine/engine/modelset"
 	"github.com/grefine/grefine/engine/trt"
 	"github.com/grefine/grefine/engine/trt/emutest"
@@ -147,20 +152,49 @@ func copyPlans(t *testing.T, b *trt.Backend) string {
 	return dst
 }
 
+// TestEmulatorDevice: the emulator reports a GPU (cuda-emu's), marks its TensorRT version
+// as the emulator's, and its buffers are device memory the host cannot read.
 func TestEmulatorDevice(t *testing.T) {
 	b := emuBackend(t, trt.Options{})
-	assert.True(t, b.HostMemory())
-	assert.Equal(t, "cpu", b.DeviceName())
+	assert.True(t, b.Emulated())
+	assert.Equal(t, "cuda", b.DeviceName())
 	tg, err := b.Target()
 	require.NoError(t, err)
-	assert.Equal(t, "0.0", tg.ComputeCapability, "no GPU has compute capability 0.0: emulated plans never pass for real ones")
-	assert.Contains(t, tg.GPU, "cpu (tensorrt emulator on onnxruntime 1.")
-	assert.Equal(t, trt.EmulatorVersion, tg.TensorRT)
-	assert.Equal(t, "tensorrt emulator (abi 2, onnxruntime on the cpu)", b.Version())
+	assert.Equal(t, "9.0", tg.ComputeCapability, "cuda-emu's compute capability (GRF_CUDA_EMU_CC)")
+	assert.Contains(t, tg.GPU, "cuda-emu 0 (grefine gpu emulator, not a gpu); tensorrt emulator on onnxruntime 1.")
+	assert.Equal(t, trt.EmulatorVersion, tg.TensorRT, "no real TensorRT has this version: emulated plans never pass for real ones")
+	assert.Equal(t, "tensorrt emulator (abi 2, on cuda-emu, onnxruntime on the cpu)", b.Version())
+
+	h, err := engine.FromFloat32(engine.Shape{4}, []float32{1, 2, 3, 4})
+	require.NoError(t, err)
+	buf, err := b.Upload(h)
+	require.NoError(t, err)
+	defer buf.Close()
+	assert.Equal(t, "cuda", buf.DeviceName())
+	addr := buf.DevicePtr()
+	p := *(*unsafe.Pointer)(unsafe.Pointer(&addr)) // a device address, not Go memory: reading it must fault
+	assert.NotNil(t, cudaemu.Fault(func() { _ = *(*float32)(p) }), "the host read a TensorRT buffer: it must be device memory")
+	back, err := buf.Download()
+	require.NoError(t, err)
+	assert.Equal(t, h.F32, back.F32)
+}
+
+// upload copies host tensors into device buffers of b (closed at the end of the test).
+func upload(t testing.TB, b *trt.Backend, in map[string]engine.Tensor) map[string]engine.Tensor {
+	t.Helper()
+	out := map[string]engine.Tensor{}
+	for name, x := range in {
+		buf, err := b.Upload(x.(*engine.HostTensor))
+		require.NoError(t, err)
+		t.Cleanup(func() { buf.Close() })
+		out[name] = buf
+	}
+	return out
 }
 
 // TestParityWithORT: every tiny engine, built into a plan by plans.BuildAll and opened
-// through plans.Repo on the emulator, equals the ort backend within 1e-5.
+// through plans.Repo on the emulator, fed device tensors, equals the ort backend within
+// 1e-5.
 func TestParityWithORT(t *testing.T) {
 	set := testenv.TinySet(t)
 	ort := testenv.ORT(t)
@@ -185,12 +219,14 @@ func TestParityWithORT(t *testing.T) {
 			te, err := repo.OpenEngine(b, name, engine.OpenOptions{})
 			require.NoError(t, err)
 			defer te.Close()
-			got, err := te.Run(context.Background(), in)
+			got, err := te.Run(context.Background(), upload(t, b, in))
 			require.NoError(t, err)
+			defer engine.CloseAll(got)
 			require.Len(t, got, len(want))
 			for out, w := range want {
-				g, ok := got[out].(*engine.HostTensor)
-				require.True(t, ok, "%s: output %s is %T", name, out, got[out])
+				require.IsType(t, &trt.Buffer{}, got[out], "outputs are device tensors")
+				g, err := b.Download(got[out]) // on the slot's stream: waits for the run
+				require.NoError(t, err)
 				wh := w.(*engine.HostTensor)
 				require.Equal(t, wh.Shape(), g.Shape(), out)
 				d := testenv.MaxAbs(t, wh.F32, g.F32)
@@ -202,33 +238,55 @@ func TestParityWithORT(t *testing.T) {
 }
 
 // unetStep runs steps of the tiny SDXL UNet in sess, each step's noise_pred feeding the
-// next step's sample (first 4 channels), writing into outputs bound once; it returns the
-// final noise_pred bytes.
-func unetStep(t *testing.T, sess *trt.Session, in map[string]engine.Tensor, steps int) []float32 {
+// next step's sample (first 4 channels), on device tensors bound once: the host updates
+// the sample and copies it into its buffer before each step. It returns the final
+// noise_pred. Safe to call from any goroutine (errors are reported with t.Error).
+func unetStep(t *testing.T, b *trt.Backend, sess *trt.Session, in map[string]engine.Tensor, steps int) []float32 {
 	sample := in["sample"].(*engine.HostTensor)
-	out, err := engine.NewHostTensor(engine.Float32, engine.Shape{2, 4, 16, 24})
+	dev := map[string]engine.Tensor{}
+	for name, x := range in {
+		buf, err := b.Upload(x.(*engine.HostTensor))
+		if err != nil {
+			t.Error(err)
+			return nil
+		}
+		defer buf.Close()
+		dev[name] = buf
+	}
+	o, err := sess.Slot().Alloc(engine.Float32, engine.Shape{2, 4, 16, 24})
 	if err != nil {
 		t.Error(err)
 		return nil
 	}
+	out := o.(*trt.Buffer)
+	defer out.Close()
 	outs := map[string]engine.Tensor{"noise_pred": out}
 	plane := 16 * 24
+	var np *engine.HostTensor
 	for s := 0; s < steps; s++ {
-		if err := sess.RunInto(context.Background(), in, outs); err != nil {
+		if err := dev["sample"].(*trt.Buffer).CopyFrom(sample); err != nil {
+			t.Error(err)
+			return nil
+		}
+		if err := sess.RunInto(context.Background(), dev, outs); err != nil {
+			t.Error(err)
+			return nil
+		}
+		if np, err = out.Download(); err != nil {
 			t.Error(err)
 			return nil
 		}
 		for bi := 0; bi < 2; bi++ {
 			for c := 0; c < 4; c++ {
 				dst := sample.F32[(bi*9+c)*plane : (bi*9+c+1)*plane]
-				src := out.F32[(bi*4+c)*plane : (bi*4+c+1)*plane]
+				src := np.F32[(bi*4+c)*plane : (bi*4+c+1)*plane]
 				for i := range dst {
 					dst[i] -= 0.1 * src[i]
 				}
 			}
 		}
 	}
-	return append([]float32(nil), out.F32...)
+	return np.F32
 }
 
 // TestSlotsConcurrent: two requests on two slots at once give the same bytes as the same
@@ -247,7 +305,7 @@ func TestSlotsConcurrent(t *testing.T) {
 	serial := make([][]float32, 2)
 	for r := 0; r < 2; r++ {
 		s := open(10 + r)
-		serial[r] = unetStep(t, s, randomInputs(t, set, "sdxl_unet", int64(r)), steps)
+		serial[r] = unetStep(t, b, s, randomInputs(t, set, "sdxl_unet", int64(r)), steps)
 		require.NoError(t, s.Close())
 	}
 	assert.NotEqual(t, serial[0], serial[1], "different requests differ")
@@ -263,7 +321,7 @@ func TestSlotsConcurrent(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			concurrent[r] = unetStep(t, s, in, steps)
+			concurrent[r] = unetStep(t, b, s, in, steps)
 		}()
 	}
 	wg.Wait()
@@ -282,7 +340,7 @@ func TestSlotsConcurrent(t *testing.T) {
 	require.NoError(t, s2.Close())
 	require.NoError(t, s2.Close(), "idempotent")
 	require.NoError(t, repo.Close())
-	_, err = s1.Run(context.Background(), randomInputs(t, set, "sdxl_unet", 0))
+	_, err = s1.Run(context.Background(), upload(t, b, randomInputs(t, set, "sdxl_unet", 0)))
 	assert.ErrorIs(t, err, engine.ErrClosed)
 }
 
@@ -294,11 +352,12 @@ func TestNoPerStepAllocation(t *testing.T) {
 	b := emuBackend(t, trt.Options{CUDAGraphs: true})
 	repo, err := plans.Open(tinyPlans(t, b), set, plans.OpenOptions{})
 	require.NoError(t, err)
+	counter := &trttest.CountingDevice{Device: trttest.BufferDevice{B: b}}
+	_, err = b.SlotWith(3, trt.SlotOptions{Device: counter})
+	require.NoError(t, err)
 	e, err := repo.OpenEngine(b, "sdxl_unet", engine.OpenOptions{Slot: 3})
 	require.NoError(t, err)
 	sess := e.(*trt.Session)
-	counter := &trttest.CountingAllocator{Next: sess.Slot()}
-	sess.SetAllocator(counter)
 
 	// Device-resident inputs and outputs (shim buffers), uploaded once.
 	in := map[string]engine.Tensor{}
@@ -308,10 +367,11 @@ func TestNoPerStepAllocation(t *testing.T) {
 		defer buf.Close()
 		in[name] = buf
 	}
-	outBuf, err := sess.Slot().Alloc(engine.Float32, engine.Shape{2, 4, 16, 24})
+	outBuf, err := sess.Slot().Alloc(engine.Float32, engine.Shape{2, 4, 16, 24}) // on the slot's device
 	require.NoError(t, err)
 	defer outBuf.Close()
 	outs := map[string]engine.Tensor{"noise_pred": outBuf}
+	bound := counter.Count() // the one output bound above
 
 	require.NoError(t, sess.RunInto(context.Background(), in, outs)) // warm-up: scratch, capture
 	before := b.BufferAllocations()
@@ -320,33 +380,137 @@ func TestNoPerStepAllocation(t *testing.T) {
 		require.NoError(t, sess.RunInto(context.Background(), in, outs))
 	}
 	assert.Equal(t, before, b.BufferAllocations(), "no shim buffer allocated per step")
-	assert.Equal(t, 0, counter.Count(), "no output allocated per step")
+	assert.Equal(t, bound, counter.Count(), "no output allocated per step")
 	assert.Equal(t, steps, sess.Replays(), "every step after the first replays the captured graph")
 
-	// The counters do count: Run with host inputs stages them (once) and, on the emulator,
-	// returns host outputs.
-	host := randomInputs(t, set, "sdxl_unet", 1)
-	got, err := sess.Run(context.Background(), host)
+	// The counters do count: Run allocates its outputs (one per run) and, with the new
+	// addresses, recaptures instead of replaying.
+	got, err := sess.Run(context.Background(), in)
 	require.NoError(t, err)
+	assert.Equal(t, bound+1, counter.Count(), "Run allocates its output")
+	require.NoError(t, sess.Slot().Synchronize()) // the device's buffers copy on the default stream
 	assert.Equal(t, steps, sess.Replays(), "new addresses recapture instead of replaying")
-	assert.Greater(t, b.BufferAllocations(), before, "staging buffers for host inputs")
 	want, err := b.Download(outBuf)
 	require.NoError(t, err)
-	assert.Equal(t, want.F32, got["noise_pred"].(*engine.HostTensor).F32, "staged host tensors give the device-resident result")
-	staged := b.BufferAllocations()
-	_, err = sess.Run(context.Background(), host)
+	gotH, err := b.Download(got["noise_pred"])
 	require.NoError(t, err)
-	assert.Equal(t, staged, b.BufferAllocations(), "staging is reused")
-	assert.Equal(t, steps+1, sess.Replays(), "stable staging addresses replay again")
+	assert.Equal(t, want.F32, gotH.F32, "same inputs, same result")
+	require.NoError(t, engine.CloseAll(got))
 
 	// A new shape recaptures; the profile check still applies.
-	big := randomInputs(t, set, "sdxl_unet", 2)
-	big["sample"], err = engine.NewHostTensor(engine.Float32, engine.Shape{2, 9, 300, 8})
-	require.NoError(t, err)
+	big := upload(t, b, map[string]engine.Tensor{"sample": mustHost(t, engine.Shape{2, 9, 300, 8})})
+	for name, x := range in {
+		if name != "sample" {
+			big[name] = x
+		}
+	}
 	_, err = sess.Run(context.Background(), big)
 	assert.ErrorIs(t, err, trt.ErrNoProfile)
 	require.NoError(t, sess.Close())
 	require.NoError(t, repo.Close())
+}
+
+func mustHost(t testing.TB, shape engine.Shape) *engine.HostTensor {
+	t.Helper()
+	h, err := engine.NewHostTensor(engine.Float32, shape)
+	require.NoError(t, err)
+	return h
+}
+
+// TestHostTensorsRefused: TensorRT reads and writes device memory only: a host tensor as
+// input or output is refused (engine.ErrDevice) with both devices named, and nothing is
+// copied behind the caller's back.
+func TestHostTensorsRefused(t *testing.T) {
+	set := testenv.TinySet(t)
+	b := emuBackend(t, trt.Options{})
+	repo, err := plans.Open(tinyPlans(t, b), set, plans.OpenOptions{})
+	require.NoError(t, err)
+	defer repo.Close()
+	e, err := repo.OpenEngine(b, "clip_text", engine.OpenOptions{})
+	require.NoError(t, err)
+	defer e.Close()
+	host := randomInputs(t, set, "clip_text", 1)
+	before := b.BufferAllocations()
+	_, err = e.Run(context.Background(), host)
+	require.ErrorIs(t, err, engine.ErrDevice)
+	assert.ErrorContains(t, err, `input "input_ids" is on cpu, engine reads cuda`)
+	assert.Equal(t, before, b.BufferAllocations(), "no staging copy was made")
+
+	dev := upload(t, b, host)
+	ok, err := e.Run(context.Background(), dev)
+	require.NoError(t, err, "device tensors run")
+	out := map[string]engine.Tensor{"text_embeds": mustHost(t, ok["text_embeds"].Shape())}
+	require.NoError(t, engine.CloseAll(ok))
+	err = e.(*trt.Session).RunInto(context.Background(), dev, out)
+	require.ErrorIs(t, err, engine.ErrDevice)
+	assert.ErrorContains(t, err, "is on cpu, the engine writes cuda memory")
+}
+
+// TestRunIsQueuedUntilSync: an engine run is queued on its slot's stream like a kernel:
+// reading its output from another stream before the slot is synchronised sees stale
+// memory (cuda-emu's NaN poison), after Slot.Synchronize the result. Outputs come from
+// engine/cuda's device (cuda-emu, the same allocation table), read back with its streams.
+func TestRunIsQueuedUntilSync(t *testing.T) {
+	set := testenv.TinySet(t)
+	b := emuBackend(t, trt.Options{})
+	dev, err := cuda.Open(cuda.Options{LibPath: emutest.CUDALib()})
+	require.NoError(t, err)
+	defer dev.Close()
+	require.True(t, dev.Info().Emulated)
+	repo, err := plans.Open(tinyPlans(t, b), set, plans.OpenOptions{})
+	require.NoError(t, err)
+	defer repo.Close()
+	_, err = b.SlotWith(4, trt.SlotOptions{Device: dev}) // outputs on the cuda device
+	require.NoError(t, err)
+	e, err := repo.OpenEngine(b, "clip_text", engine.OpenOptions{Slot: 4})
+	require.NoError(t, err)
+	sess := e.(*trt.Session)
+	defer sess.Close()
+	in := randomInputs(t, set, "clip_text", 3)
+	out, err := sess.Run(context.Background(), upload(t, b, in))
+	require.NoError(t, err)
+	defer engine.CloseAll(out)
+	y, ok := out["text_embeds"].(*cuda.Tensor)
+	require.True(t, ok, "the output is a cuda tensor (%T)", out["text_embeds"])
+
+	other, err := dev.NewStream()
+	require.NoError(t, err)
+	defer other.Close()
+	h, err := engine.NewHostTensor(engine.Float32, y.Shape())
+	require.NoError(t, err)
+	require.NoError(t, other.Download(h, y))
+	for i, v := range h.F32 {
+		require.Equalf(t, uint32(0xFFFFFFFF), math.Float32bits(v), "text_embeds[%d] = %v before the slot's sync: must be stale", i, v)
+	}
+
+	require.NoError(t, sess.Slot().Synchronize())
+	require.NoError(t, other.Download(h, y))
+	ort := testenv.ORT(t)
+	defer ort.Close()
+	oe, err := set.OpenEngine(ort, "clip_text", engine.OpenOptions{})
+	require.NoError(t, err)
+	defer oe.Close()
+	want, err := oe.Run(context.Background(), in)
+	require.NoError(t, err)
+	assert.LessOrEqual(t, testenv.MaxAbs(t, want["text_embeds"].(*engine.HostTensor).F32, h.F32), tolerance)
+}
+
+// TestCUDAPairing: engine/cuda's memory and streams serve the emulator as they serve
+// TensorRT on a GPU (trttest.CUDAPairing, which gputest runs on a GPU): cuda-emu's tensors
+// bound by address, its streams as slot streams, concurrent slots equal serial runs.
+func TestCUDAPairing(t *testing.T) {
+	b := emuBackend(t, trt.Options{})
+	dev, err := cuda.Open(cuda.Options{LibPath: emutest.CUDALib(), Ordinal: b.DeviceIndex()})
+	require.NoError(t, err)
+	defer dev.Close()
+	onnx := filepath.Join(testenv.Root(t), "engine", "trt", "gputest", "testdata", "affine.onnx")
+	plan, err := b.BuildPlan(context.Background(), trt.BuildRequest{ONNXPath: onnx,
+		Profiles: [][]trt.ShapeRange{{{Name: "x", Min: engine.Shape{1, 3}, Opt: engine.Shape{8, 3}, Max: engine.Shape{64, 3}}}}})
+	require.NoError(t, err)
+	e, err := b.OpenPlan(plan, engine.OpenOptions{Name: "affine"})
+	require.NoError(t, err)
+	defer e.Close()
+	trttest.CUDAPairing(t, b, dev, e, 5)
 }
 
 // TestRefusedPlans: the repository refuses plans built for another machine, another model
@@ -366,7 +530,7 @@ func TestRefusedPlans(t *testing.T) {
 	// A plan built "elsewhere": fields and key rewritten consistently, as a build on
 	// another machine would have written them.
 	edit("clip_text", func(sc *plans.Sidecar) {
-		sc.ComputeCapability, sc.TensorRT = "9.0", "10.16.0"
+		sc.ComputeCapability, sc.TensorRT = "8.9", "10.16.0"
 		sc.Key = plans.Key(trt.Target{ComputeCapability: sc.ComputeCapability, TensorRT: sc.TensorRT}, sc.ONNXSHA256, mustSpec(t, "clip_text"))
 	})
 	require.NoError(t, os.Remove(plans.SidecarPath(dir, "pasd_text")))
@@ -390,7 +554,7 @@ func TestRefusedPlans(t *testing.T) {
 		is   error
 		msg  string
 	}{
-		{name: "clip_text", is: plans.ErrMismatch, msg: "built for compute capability 9.0, this GPU (cpu (tensorrt emulator"},
+		{name: "clip_text", is: plans.ErrMismatch, msg: "built for compute capability 8.9, this GPU (cuda-emu 0 (grefine gpu emulator"},
 		{name: "pasd_text", is: plans.ErrForeign, msg: "no sidecar"},
 		{name: "sdxl_text_l", is: plans.ErrForeign, msg: "edited by hand"},
 		{name: "sdxl_text_g", is: plans.ErrMismatch, msg: "built from onnx sha256"},
@@ -450,9 +614,52 @@ func TestRegistryBackend(t *testing.T) {
 	require.NoError(t, err)
 	defer b.Close()
 	require.NoError(t, b.Available())
-	assert.Equal(t, "cpu", b.DeviceName())
+	assert.Equal(t, "cuda", b.DeviceName())
 	bad, err := engine.NewBackend("trt", map[string]string{"lib": emutest.Lib(), "device": "1"})
 	require.NoError(t, err)
 	defer bad.Close()
-	assert.ErrorIs(t, bad.Available(), engine.ErrUnavailable, "the emulator has one device")
+	assert.ErrorIs(t, bad.Available(), engine.ErrUnavailable, "cuda-emu emulates one device by default")
+}
+
+// TestOutOfMemory: the emulator's device memory is cuda-emu's, with its budget: a buffer
+// beyond it fails as out of memory (engine.ErrOutOfMemory), and the device still serves.
+func TestOutOfMemory(t *testing.T) {
+	b := emuBackend(t, trt.Options{})
+	_, err := b.Alloc(engine.Float32, engine.Shape{1 << 31}) // 8 GiB, over the default 4 GiB budget
+	require.ErrorIs(t, err, engine.ErrOutOfMemory)
+	assert.ErrorContains(t, err, "out of memory (cudaErrorMemoryAllocation, 2)")
+	small, err := b.Alloc(engine.Float32, engine.Shape{4})
+	require.NoError(t, err)
+	require.NoError(t, small.Close())
+}
+
+// TestTwoCopiesRefused: one process needs one allocation table. A second cuda-emu (another
+// file) opened beside the one the emulator links makes both refuse, naming both files. It
+// runs in a child process (a loaded library stays loaded).
+func TestTwoCopiesRefused(t *testing.T) {
+	second, err := cudaemu.Build(t.TempDir())
+	require.NoError(t, err)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestTwoCopiesChild$", "-test.v")
+	cmd.Env = append(os.Environ(), "GRF_EMU_SECOND_COPY="+second)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.Contains(t, string(out), "CHILD-CUDA: engine: unavailable: cuda: no device (cuda-emu: 2 copies of libgrefine_cuda_emu.so")
+	assert.Contains(t, string(out), second)
+	assert.Contains(t, string(out), "CHILD-TRT: ")
+}
+
+// TestTwoCopiesChild is the child half of TestTwoCopiesRefused.
+func TestTwoCopiesChild(t *testing.T) {
+	second := os.Getenv("GRF_EMU_SECOND_COPY")
+	if second == "" {
+		t.Skip("skipping: runs only as a child process of TestTwoCopiesRefused")
+	}
+	b := emuBackend(t, trt.Options{}) // loads the emulator and the cuda-emu beside it
+	_, err := cuda.Open(cuda.Options{LibPath: second})
+	require.ErrorIs(t, err, engine.ErrUnavailable)
+	t.Logf("CHILD-CUDA: %v", err)
+	_, err = b.Alloc(engine.Float32, engine.Shape{4})
+	require.Error(t, err, "the emulator's own copy refuses too")
+	require.ErrorContains(t, err, "copies of libgrefine_cuda_emu.so")
+	t.Logf("CHILD-TRT: %v", err)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/grefine/grefine/engine"
 	"github.com/grefine/grefine/engine/cuda"
 	"github.com/grefine/grefine/engine/trt"
+	"github.com/grefine/grefine/engine/trt/trttest"
 )
 
 func shim(t *testing.T, graphs bool) *trt.Backend {
@@ -171,86 +172,5 @@ func TestCUDAPairing(t *testing.T) {
 		t.Skipf("engine/cuda unavailable: %v", err)
 	}
 	defer dev.Close()
-	e := affinePlan(t, b)
-	// run feeds y = 2x+1 back into x for steps steps, all on stream s; safe to call from
-	// any goroutine (errors are returned, not asserted).
-	run := func(s *cuda.Stream, sess *trt.Session, rows int, steps int) ([]float32, error) {
-		xs := make([]float32, rows*3)
-		for i := range xs {
-			xs[i] = float32(i%7) - 3
-		}
-		h, err := engine.FromFloat32(engine.Shape{int64(rows), 3}, xs)
-		if err != nil {
-			return nil, err
-		}
-		x, err := dev.AllocTensor(engine.Float32, h.Shape())
-		if err != nil {
-			return nil, err
-		}
-		defer x.Close()
-		y, err := dev.AllocTensor(engine.Float32, h.Shape())
-		if err != nil {
-			return nil, err
-		}
-		defer y.Close()
-		if err := s.Upload(x, h); err != nil {
-			return nil, err
-		}
-		for i := 0; i < steps; i++ {
-			if err := sess.RunInto(context.Background(), map[string]engine.Tensor{"x": x}, map[string]engine.Tensor{"y": y}); err != nil {
-				return nil, err
-			}
-			if err := s.Copy(x, y); err != nil {
-				return nil, err
-			}
-		}
-		out, err := engine.NewHostTensor(engine.Float32, h.Shape())
-		if err != nil {
-			return nil, err
-		}
-		return out.F32, s.Download(out, y)
-	}
-	streams := make([]*cuda.Stream, 2)
-	sessions := make([]*trt.Session, 2)
-	for i := range streams {
-		streams[i], err = dev.NewStream()
-		require.NoError(t, err)
-		defer streams[i].Close()
-		slot, err := b.NewSlot(trt.SlotOptions{Stream: streams[i].Handle()})
-		require.NoError(t, err)
-		defer slot.Close()
-		sessions[i], err = slot.Session(e)
-		require.NoError(t, err)
-		sessions[i].SetAllocator(dev)
-	}
-	rows := []int{32, 48}
-	serial, got := make([][]float32, 2), make([][]float32, 2)
-	for i := range serial {
-		serial[i], err = run(streams[i], sessions[i], rows[i], 20)
-		require.NoError(t, err)
-	}
-	errs := make(chan error, 2)
-	for i := range got {
-		go func() {
-			var err error
-			got[i], err = run(streams[i], sessions[i], rows[i], 20)
-			errs <- err
-		}()
-	}
-	require.NoError(t, <-errs)
-	require.NoError(t, <-errs)
-	assert.Equal(t, serial, got, "two slots on two streams equal serial runs")
-	out, err := sessions[0].Run(context.Background(), map[string]engine.Tensor{"x": mustCUDA(t, dev, 4)})
-	require.NoError(t, err)
-	_, ok := out["y"].(*cuda.Tensor)
-	assert.True(t, ok, "outputs come from the cuda device's allocator")
-	require.NoError(t, engine.CloseAll(out))
-}
-
-func mustCUDA(t *testing.T, dev *cuda.Device, rows int) *cuda.Tensor {
-	t.Helper()
-	x, err := dev.AllocTensor(engine.Float32, engine.Shape{int64(rows), 3})
-	require.NoError(t, err)
-	t.Cleanup(func() { x.Close() })
-	return x
+	trttest.CUDAPairing(t, b, dev, affinePlan(t, b), 20)
 }

@@ -5,7 +5,9 @@
 //	...
 //	b := trt.New(trt.Options{Lib: trttest.Lib()})
 //
-// The fake treats "device" memory as host memory and plans as small text files (see the
-// comment at the top of cgo/trt/fake/fake_trt.c). CountingAllocator counts the outputs a
+// The fake keeps "device" memory in host memory (reported as a GPU's: DeviceName "cuda")
+// and plans as small text files, runs enqueues at once, and exists for the Go side's
+// paths and error paths (see the comment at the top of cgo/trt/fake/fake_trt.c); the
+// emulator (package emutest, on cuda-emu) is the one that behaves like a GPU. CountingAllocator counts the outputs a
 // session allocates (no per-step allocation tests, here and in emutest).
 package trttest

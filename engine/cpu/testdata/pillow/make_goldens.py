@@ -1,5 +1,5 @@
-"""Goldens for imageio's Pillow-exact resize: seeded random RGB images and Pillow's
-BICUBIC resizes of them. Run from the repo root: .venv/bin/python pipeline/imageio/testdata/make_goldens.py
+"""Goldens for engine/cpu's Pillow-exact resize (ResizeImage): seeded random RGB images and Pillow's
+BICUBIC resizes of them. Run from the repo root: .venv/bin/python engine/cpu/testdata/pillow/make_goldens.py
 Deterministic (fixed seed, PNG output without timestamps)."""
 import json
 import os
