@@ -10,10 +10,10 @@ import (
 
 	"github.com/grefine/grefine/engine"
 	_ "github.com/grefine/grefine/engine/cuda" // the cuda and cuda-emu devices
-	"github.com/grefine/grefine/engine/modelset"
 	"github.com/grefine/grefine/engine/trt"
 	"github.com/grefine/grefine/engine/trt/emutest"
-	"github.com/grefine/grefine/internal/testenv"
+	"github.com/grefine/grefine/internal/testkit/testenv"
+	"github.com/grefine/grefine/modelset"
 	"github.com/grefine/grefine/pipeline"
 	"github.com/grefine/grefine/plans"
 )

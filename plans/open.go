@@ -8,8 +8,8 @@ import (
 	"sync"
 
 	"github.com/grefine/grefine/engine"
-	"github.com/grefine/grefine/engine/modelset"
 	"github.com/grefine/grefine/engine/trt"
+	"github.com/grefine/grefine/modelset"
 )
 
 // OpenOptions configure Open.

@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/grefine/grefine/engine"
-	"github.com/grefine/grefine/engine/modelset"
+	"github.com/grefine/grefine/modelset"
 	"github.com/grefine/grefine/pipeline/sched"
 	"github.com/grefine/grefine/pipeline/tokenizer"
 )

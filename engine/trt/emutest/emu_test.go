@@ -20,11 +20,11 @@ import (
 	"github.com/grefine/grefine/engine"
 	"github.com/grefine/grefine/engine/cuda"
 	"github.com/grefine/grefine/engine/cuda/cudaemu"
-	"github.com/grefine/grefine/engine/modelset"
 	"github.com/grefine/grefine/engine/trt"
 	"github.com/grefine/grefine/engine/trt/emutest"
 	"github.com/grefine/grefine/engine/trt/trttest"
-	"github.com/grefine/grefine/internal/testenv"
+	"github.com/grefine/grefine/internal/testkit/testenv"
+	"github.com/grefine/grefine/modelset"
 	"github.com/grefine/grefine/plans"
 )
 
