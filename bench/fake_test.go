@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 
 	"github.com/grefine/grefine/engine"
-	"github.com/grefine/grefine/engine/modelset"
+	"github.com/grefine/grefine/modelset"
 )
 
 // zeroBackend opens engines that answer at once with zeros of the contract's shapes, so

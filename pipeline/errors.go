@@ -7,7 +7,7 @@ import (
 	"net/http"
 
 	"github.com/grefine/grefine/engine"
-	"github.com/grefine/grefine/engine/modelset"
+	"github.com/grefine/grefine/modelset"
 	"github.com/grefine/grefine/pipeline/assess"
 	"github.com/grefine/grefine/pipeline/imageio"
 	"github.com/grefine/grefine/pipeline/refine"

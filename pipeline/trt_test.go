@@ -10,10 +10,10 @@ import (
 
 	"github.com/grefine/grefine/engine"
 	_ "github.com/grefine/grefine/engine/cuda" // the cuda and cuda-emu devices
-	"github.com/grefine/grefine/engine/modelset"
 	"github.com/grefine/grefine/engine/trt"
 	"github.com/grefine/grefine/engine/trt/emutest"
-	"github.com/grefine/grefine/internal/testenv"
+	"github.com/grefine/grefine/internal/testkit/testenv"
+	"github.com/grefine/grefine/modelset"
 	"github.com/grefine/grefine/pipeline"
 	"github.com/grefine/grefine/plans"
 )
@@ -28,7 +28,7 @@ func TestMain(m *testing.M) { os.Exit(emutest.Main(m)) }
 func emuDevice() map[string]string { return map[string]string{"lib": emutest.CUDALib()} }
 
 // openPlans is the front ends' plan opener (package plans).
-func openPlans(dir string, set *modelset.Set) (pipeline.Opener, error) {
+func openPlans(dir string, set *modelset.Set) (engine.Opener, error) {
 	return plans.Open(dir, set, plans.OpenOptions{})
 }
 

@@ -5,7 +5,7 @@ import (
 	"math"
 	"strconv"
 
-	"github.com/grefine/grefine/engine/modelset"
+	"github.com/grefine/grefine/modelset"
 	"github.com/grefine/grefine/pipeline/imageio"
 	"github.com/grefine/grefine/pipeline/refine"
 	"github.com/grefine/grefine/pipeline/sched"

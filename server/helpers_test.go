@@ -17,7 +17,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
-	"github.com/grefine/grefine/internal/testenv"
+	"github.com/grefine/grefine/internal/testkit/testenv"
 	"github.com/grefine/grefine/pipeline"
 	"github.com/grefine/grefine/pipeline/imageio"
 	"github.com/grefine/grefine/server"

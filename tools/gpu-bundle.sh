@@ -5,7 +5,7 @@
 #
 #   .gpu/        verify-gpu.sh, SHA256SUMS (every file of the bundle), BUNDLE (sizes and the
 #                call plan), COMMIT, bin.tar.xz (bin/grefine, the Go test binaries of
-#                engine/trt/gputest and internal/conformance, libgrefine_trt.so,
+#                engine/trt/gputest and internal/testkit/conformance, libgrefine_trt.so,
 #                libgrefine_cuda.so, libonnxruntime.so.1 (CPU: the ort/cpu reference); CUDA
 #                runtime static, so they need only the driver),
 #                py/ (tools/gpu/*.py, tools/export/*.py)
@@ -32,7 +32,7 @@ die() { echo "gpu-bundle: $*" >&2; exit 1; }
 dest=${GRF_GPU_OUT:-.}
 trtdir=${GRF_GPU_TRT_DIR:-.deps/trt/lib}
 shim=${GRF_GPU_SHIM:-build/libgrefine_trt.so}
-pkgs=${GRF_GPU_PKGS:-"engine/trt/gputest internal/conformance"}
+pkgs=${GRF_GPU_PKGS:-"engine/trt/gputest internal/testkit/conformance"}
 call_mib=${GRF_GPU_CALL_MIB:-64}
 margin=${GRF_GPU_MARGIN_MIB:-3}
 xzopt=${GRF_GPU_XZ:--9}
@@ -213,7 +213,7 @@ cat "$g/BUNDLE"
 
 if [ "${GRF_GPU_ORT:-0}" = 1 ]; then # the ONNX Runtime CUDA bundle of the README's GPU setup
   mkdir -p "$g/ort"
-  for pkg in engine/ort internal/conformance; do
+  for pkg in engine/ort internal/testkit/conformance; do
     CGO_ENABLED=1 go test -c -trimpath -ldflags='-s -w' -o "$g/ort/$(echo "$pkg" | tr '/' '_').test" "./$pkg"
   done
   cp build/libgrefine_cuda.so "$g/"

@@ -14,7 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/grefine/grefine/engine"
-	"github.com/grefine/grefine/engine/modelset"
+	"github.com/grefine/grefine/modelset"
 	"github.com/grefine/grefine/pipeline"
 	"github.com/grefine/grefine/pipeline/imageio"
 	"github.com/grefine/grefine/plans"
@@ -372,6 +372,6 @@ func (m *Model) PipelineConfig(pl Placement, log *zerolog.Logger) (pipeline.Conf
 }
 
 // openPlans opens a TensorRT plan repository for the pipeline (package plans).
-func openPlans(dir string, set *modelset.Set) (pipeline.Opener, error) {
+func openPlans(dir string, set *modelset.Set) (engine.Opener, error) {
 	return plans.Open(dir, set, plans.OpenOptions{})
 }

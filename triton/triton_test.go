@@ -20,7 +20,7 @@ import (
 	_ "github.com/grefine/grefine/engine/cpu"
 	_ "github.com/grefine/grefine/engine/cuda"
 	_ "github.com/grefine/grefine/engine/ort"
-	"github.com/grefine/grefine/internal/testenv"
+	"github.com/grefine/grefine/internal/testkit/testenv"
 	"github.com/grefine/grefine/pipeline"
 	"github.com/grefine/grefine/pipeline/imageio"
 	"github.com/grefine/grefine/triton"

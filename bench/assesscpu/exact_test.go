@@ -11,8 +11,8 @@ import (
 
 	"github.com/grefine/grefine/engine"
 	"github.com/grefine/grefine/engine/cpu"
-	"github.com/grefine/grefine/engine/modelset"
-	"github.com/grefine/grefine/internal/testenv"
+	"github.com/grefine/grefine/internal/testkit/testenv"
+	"github.com/grefine/grefine/modelset"
 	"github.com/grefine/grefine/pipeline/aq"
 	"github.com/grefine/grefine/pipeline/tokenizer"
 )

@@ -7,7 +7,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 
-	"github.com/grefine/grefine/engine/modelset"
+	"github.com/grefine/grefine/modelset"
 	"github.com/grefine/grefine/pipeline"
 	"github.com/grefine/grefine/pipeline/imageio"
 )

@@ -12,7 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/grefine/grefine/engine"
-	"github.com/grefine/grefine/engine/modelset"
+	"github.com/grefine/grefine/modelset"
 	"github.com/grefine/grefine/pipeline"
 	"github.com/grefine/grefine/pipeline/imageio"
 	"github.com/grefine/grefine/plans"
@@ -254,6 +254,6 @@ func flagNames(msg string) string {
 
 // openPlans opens a TensorRT plan repository for the pipeline (package plans; the
 // pipeline itself does not link TensorRT).
-func openPlans(dir string, set *modelset.Set) (pipeline.Opener, error) {
+func openPlans(dir string, set *modelset.Set) (engine.Opener, error) {
 	return plans.Open(dir, set, plans.OpenOptions{})
 }

@@ -10,8 +10,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/grefine/grefine/engine"
-	"github.com/grefine/grefine/engine/modelset"
 	"github.com/grefine/grefine/internal/npy"
+	"github.com/grefine/grefine/modelset"
 )
 
 // Parity of ONNX Runtime with the PyTorch float32 goldens of the tiny model set

@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/grefine/grefine/engine/modelset"
+	"github.com/grefine/grefine/modelset"
 )
 
 // Memory estimates: the networks' attention is what grows fastest with the working size.

@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/grefine/grefine/engine"
-	"github.com/grefine/grefine/internal/testenv"
+	"github.com/grefine/grefine/internal/testkit/testenv"
 	"github.com/grefine/grefine/pipeline/sched"
 )
 

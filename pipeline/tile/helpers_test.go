@@ -10,7 +10,7 @@ import (
 
 	"github.com/grefine/grefine/engine"
 	"github.com/grefine/grefine/internal/npy"
-	"github.com/grefine/grefine/internal/testenv"
+	"github.com/grefine/grefine/internal/testkit/testenv"
 	"github.com/grefine/grefine/pipeline/imageio"
 )
 

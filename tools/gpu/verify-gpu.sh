@@ -313,7 +313,7 @@ img=$root/testdata/images/sample.png
 if want b; then
   lim=${GRF_LIMIT_B:-300}
   section "b. tiny set on real TensorRT (limit ${lim} s)"
-  for f in engine_trt_gputest.test internal_conformance.test grefine; do [ -x "$bin/$f" ] || say "- missing binary $f"; done
+  for f in engine_trt_gputest.test internal_testkit_conformance.test grefine; do [ -x "$bin/$f" ] || say "- missing binary $f"; done
   if ready b 1; then
     deadline=$(( $(date +%s) + lim ))
     left() { local l=$(( deadline - $(date +%s) )); [ $l -lt 10 ] && l=10; echo $l; }
@@ -321,7 +321,7 @@ if want b; then
     runstep gputest "$(left)" engine/trt/gputest "$bin/engine_trt_gputest.test" -test.v -test.count=1 || ok=0
     grepfence "$logs/gputest.log" '^(--- |PASS|FAIL|ok)|graph replays|versions:|device:'
     GRF_CONFORMANCE_PAIRS=ort/cpu-1t,trt/cuda GRF_CONFORMANCE_REPORT=$out/conformance.md \
-      runstep conformance "$(left)" internal/conformance "$bin/internal_conformance.test" -test.run '^TestConformance$' -test.v -test.count=1 || ok=0
+      runstep conformance "$(left)" internal/testkit/conformance "$bin/internal_testkit_conformance.test" -test.run '^TestConformance$' -test.v -test.count=1 || ok=0
     [ -f "$out/conformance.md" ] && cat "$out/conformance.md" >>"$report"
     plans=$work/plans-tiny
     runstep plans_build_tiny "$(left)" . "$grefine" --models "$tiny" --hash-cache "" --log-level debug --trt-lib "$shim" plans build --out "$plans" || ok=0
@@ -410,7 +410,7 @@ if want d; then
       say "- TensorRT side not reached: $builder_reason"
     elif [ -f "$uw/unet.onnx" ]; then
       GRF_UNET_DIR=$uw GRF_UNET_PAIR=trt/cuda-typed GRF_TRT_OPT_LEVEL=${GRF_TRT_OPT_LEVEL:-3} \
-        runstep unet_tensorrt "$(left)" internal/conformance "$bin/internal_conformance.test" -test.run '^TestFullSizeUNetStep$' -test.v -test.count=1 || ok=0
+        runstep unet_tensorrt "$(left)" internal/testkit/conformance "$bin/internal_testkit_conformance.test" -test.run '^TestFullSizeUNetStep$' -test.v -test.count=1 || ok=0
       say "- builder optimisation level ${GRF_TRT_OPT_LEVEL:-3}; open_s below is the plan build plus deserialisation"
       [ -f "$uw/grefine.json" ] && fence "$uw/grefine.json"
       grepfence "$logs/unet_tensorrt.log" 'TRT|PyTorch/grefine|--- |FAIL|Error' 40

@@ -21,7 +21,7 @@
 # Steps, each logged, each with its own time limit; a step that cannot run says why:
 #   0. join the parts, check SHA-256 of the parts, the archive and the three libraries;
 #   a. conformance: the tiny set's engines on ort/cuda, ort/cuda-tf32, ort/cuda-dev against
-#      ort/cpu (internal/conformance), plus engine/ort's CUDA and parity tests;
+#      ort/cpu (internal/testkit/conformance), plus engine/ort's CUDA and parity tests;
 #   b. per-stage latency and host<->device copies per run (TestStageLatency);
 #   c. only with GRF_GPU_UNET=1 and torch + diffusers importable: a full-size random-weight
 #      SDXL-Inpainting UNet fp16, one 1024² CFG step, grefine (ort/cuda) vs PyTorch.
@@ -129,14 +129,14 @@ runstep() { # name timeout dir binary args...  (dir: the package directory, for 
 # --- a. conformance -------------------------------------------------------------------------
 section "a. conformance on the tiny set (reference ort/cpu, same library)"
 GRF_CONFORMANCE_REPORT=$out/conformance.md GRF_CONFORMANCE_PAIRS=ort/cpu-1t,ort/cuda,ort/cuda-tf32,ort/cuda-dev \
-  runstep conformance 240 internal/conformance "$here/ort/internal_conformance.test" -test.run '^TestConformance$' -test.v -test.count=1
+  runstep conformance 240 internal/testkit/conformance "$here/ort/internal_testkit_conformance.test" -test.run '^TestConformance$' -test.v -test.count=1
 [ -f "$out/conformance.md" ] && cat "$out/conformance.md" >>"$report"
 runstep engine_ort 180 engine/ort "$here/ort/engine_ort.test" -test.run 'CUDA|Parity|RunAdd|OutOfMemory' -test.v -test.count=1
 
 # --- b. per-stage latency and copies --------------------------------------------------------
 section "b. per-stage latency (host to host) and host<->device copies per run"
 GRF_STAGE_LATENCY=${GRF_STAGE_RUNS:-20} GRF_STAGE_LATENCY_REPORT=$out/stage-latency.md \
-  runstep stage_latency 180 internal/conformance "$here/ort/internal_conformance.test" -test.run '^TestStageLatency$' -test.v -test.count=1
+  runstep stage_latency 180 internal/testkit/conformance "$here/ort/internal_testkit_conformance.test" -test.run '^TestStageLatency$' -test.v -test.count=1
 [ -f "$out/stage-latency.md" ] && cat "$out/stage-latency.md" >>"$report"
 
 # --- c. full-size SDXL-Inpainting UNet step vs PyTorch --------------------------------------
@@ -150,7 +150,7 @@ else
   runstep unet_pytorch 420 . python3 "$here/sdxl_unet_step.py" --out "$work" --runs 10
   [ -f "$work/pytorch.json" ] && fence "$work/pytorch.json"
   if [ -f "$work/unet.onnx" ]; then
-    GRF_UNET_DIR=$work runstep unet_grefine 300 internal/conformance "$here/ort/internal_conformance.test" -test.run '^TestFullSizeUNetStep$' -test.v -test.count=1
+    GRF_UNET_DIR=$work runstep unet_grefine 300 internal/testkit/conformance "$here/ort/internal_testkit_conformance.test" -test.run '^TestFullSizeUNetStep$' -test.v -test.count=1
     [ -f "$work/grefine.json" ] && fence "$work/grefine.json"
   fi
 fi

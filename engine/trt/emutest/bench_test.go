@@ -9,7 +9,7 @@ import (
 	"github.com/grefine/grefine/engine"
 	"github.com/grefine/grefine/engine/trt"
 	"github.com/grefine/grefine/engine/trt/emutest"
-	"github.com/grefine/grefine/internal/testenv"
+	"github.com/grefine/grefine/internal/testkit/testenv"
 	"github.com/grefine/grefine/plans"
 )
 

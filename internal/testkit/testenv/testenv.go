@@ -10,9 +10,9 @@ import (
 
 	"github.com/grefine/grefine/engine"
 	_ "github.com/grefine/grefine/engine/cpu" // the cpu device (the default of assess.New, refine.New and the pipeline)
-	"github.com/grefine/grefine/engine/modelset"
 	"github.com/grefine/grefine/engine/ort"
 	"github.com/grefine/grefine/internal/npy"
+	"github.com/grefine/grefine/modelset"
 )
 
 // Root is the repository root (the directory holding go.mod), found from the working

@@ -17,7 +17,7 @@ import (
 
 	"github.com/grefine/grefine/engine"
 	"github.com/grefine/grefine/internal/npy"
-	"github.com/grefine/grefine/internal/testenv"
+	"github.com/grefine/grefine/internal/testkit/testenv"
 )
 
 // TestFullSizeUNetStep times one full-size SDXL-Inpainting UNet step (1024², CFG batch 2)

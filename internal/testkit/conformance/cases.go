@@ -7,7 +7,7 @@ import (
 	"sort"
 
 	"github.com/grefine/grefine/engine"
-	"github.com/grefine/grefine/engine/modelset"
+	"github.com/grefine/grefine/modelset"
 )
 
 // EngineTol is the tolerance of the engine cases: float32 maths in another order.

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/grefine/grefine/engine"
-	"github.com/grefine/grefine/engine/modelset"
 	"github.com/grefine/grefine/engine/ort"
+	"github.com/grefine/grefine/modelset"
 )
 
 // Timing is the measured latency of one engine on one pair, host to host (uploads, run,
