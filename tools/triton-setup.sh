@@ -32,13 +32,17 @@ tmp=$(mktemp -d "$PWD/.deps/.triton-staging.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 dl=${GRF_WHEEL_DIR:-$tmp/wheels}
 mkdir -p "$dl"
-for spec in "nvidia-pytriton==0.7.0 $pytriton_whl $pytriton_sha" "tritonclient==2.41.0 $client_whl $client_sha"; do
-  read -r req file sha <<<"$spec"
+# Each wheel is asked for under its own platform tag: pip given manylinux_2_35 alone picks
+# tritonclient's pure-Python py3-none-any wheel, which has no perf_analyzer.
+for spec in "nvidia-pytriton==0.7.0 $pytriton_whl $pytriton_sha manylinux_2_35_x86_64" \
+  "tritonclient==2.41.0 $client_whl $client_sha manylinux1_x86_64"; do
+  read -r req file sha platform <<<"$spec"
   if [ ! -f "$dl/$file" ] || [ "$(sha256sum "$dl/$file" | cut -d' ' -f1)" != "$sha" ]; then
     echo "triton-setup: downloading $req from PyPI"
     python3 -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
-      --platform manylinux_2_35_x86_64 --python-version 3.11 -d "$dl" "$req"
+      --platform "$platform" --python-version 3.11 -d "$dl" "$req"
   fi
+  [ -f "$dl/$file" ] || { echo "triton-setup: pip did not fetch $file for $req (got: $(ls "$dl"))" >&2; exit 1; }
   got=$(sha256sum "$dl/$file" | cut -d' ' -f1)
   if [ "$got" != "$sha" ]; then
     echo "triton-setup: $file has SHA-256 $got, want $sha: refusing to install it" >&2
