@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
@@ -250,6 +251,39 @@ func flagNames(msg string) string {
 		msg = regexp.MustCompile(`(^|[^-\w])`+regexp.QuoteMeta(r.Name)+`\b`).ReplaceAllString(msg, "${1}--"+r.Flag)
 	}
 	return msg
+}
+
+// gpusFlag is --gpus of serve and bench.
+func gpusFlag() cli.Flag {
+	return &cli.StringFlag{Name: "gpus", Usage: "CUDA device indices to run on, comma-separated (0,1): each GPU gets --slots slots, " +
+		"its own engines (trt: plans verified for it, its own execution contexts) and its own constants; one queue feeds " +
+		"them all (the device defaults to cuda)", DefaultText: "GPU 0 with a GPU --device"}
+}
+
+// gpusFromFlags applies --gpus onto cfg: the GPU list (the pipeline checks it: range,
+// repeats, the devices present) and, unless --device was given, the cuda device.
+func gpusFromFlags(c *cli.Context, cfg *pipeline.Config) error {
+	if !c.IsSet("gpus") {
+		return nil
+	}
+	fields := strings.Split(c.String("gpus"), ",")
+	if len(fields) > pipeline.MaxGPUs {
+		return usagef("--gpus %q: at most %d GPUs", c.String("gpus"), pipeline.MaxGPUs)
+	}
+	cfg.GPUs = nil
+	for _, f := range fields {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 0 {
+			return usagef("--gpus %q: want CUDA device indices, comma-separated (0,1)", c.String("gpus"))
+		}
+		cfg.GPUs = append(cfg.GPUs, n)
+	}
+	if !c.IsSet("device") {
+		cfg.Device = "cuda" // GPUs: the request lives on its slot's GPU
+	} else if cfg.Device == "cpu" {
+		return usagef("--gpus needs a GPU device (--device cuda or cuda-emu), not --device cpu")
+	}
+	return nil
 }
 
 // openPlans opens a TensorRT plan repository for the pipeline (package plans; the
