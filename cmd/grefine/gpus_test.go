@@ -134,6 +134,14 @@ func TestServeAndBenchOnTwoGPUs(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, string(md), "GPUs (--gpus): GPU 0: 1 slots, 2 requests; GPU 1: 1 slots, 2 requests")
 
+	// doctor --gpus: one line per GPU as serve opens it, a missing one with the reason.
+	stdout, stderr, code := runTwoGPUs(t, append(g, "--device", "cuda-emu", "doctor", "--gpus", "0,1,2")...)
+	require.Equal(t, 0, code, stderr)
+	assert.Regexp(t, `(?m)^device cuda +ok .*; 2 CUDA device\(s\): --gpus takes indices 0 to 1$`, stdout)
+	assert.Regexp(t, `(?m)^gpu 0 +ok +cuda-emu device 0: cuda-emu 0 .*, emulated \(no GPU\)$`, stdout)
+	assert.Regexp(t, `(?m)^gpu 1 +ok +cuda-emu device 1: cuda-emu 1 .*, emulated \(no GPU\)$`, stdout)
+	assert.Regexp(t, `(?m)^gpu 2 +missing +cuda-emu: .*device 2 requested, 2 present$`, stdout)
+
 	// Bad lists: usage errors, or refused before the model set is read.
 	for _, tc := range []struct {
 		args []string
