@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/grefine/grefine/engine"
 )
@@ -28,6 +29,28 @@ type GPULoad struct {
 	Slots    int   `json:"slots"`
 	Busy     int   `json:"busy"`
 	Requests int64 `json:"requests"`
+}
+
+// ParseGPUs reads a GPU list as the front ends take it: CUDA device indices,
+// comma-separated ("0,1"; spaces allowed). "" is nil (no list). Config.GPUs checks the
+// rest (repeats, the devices present).
+func ParseGPUs(s string) ([]int, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	fields := strings.Split(s, ",")
+	if len(fields) > MaxGPUs {
+		return nil, inputf("gpus %q: at most %d GPUs", s, MaxGPUs)
+	}
+	out := make([]int, 0, len(fields))
+	for _, f := range fields {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 0 {
+			return nil, inputf("gpus %q: want CUDA device indices, comma-separated (0,1)", s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 // group is the part of the pipeline on one device: the device, the backend that runs

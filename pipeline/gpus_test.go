@@ -269,3 +269,16 @@ func TestTensorOfAnotherGPURefused(t *testing.T) {
 
 // addressOnly is a device tensor that hides its GPU (only its address shows).
 type addressOnly struct{ trt.DeviceTensor }
+
+// TestParseGPUs: the front ends' GPU list.
+func TestParseGPUs(t *testing.T) {
+	for in, want := range map[string][]int{"": nil, " ": nil, "0": {0}, "0,1": {0, 1}, " 3 , 1 ": {3, 1}, "1,1": {1, 1}} {
+		got, err := pipeline.ParseGPUs(in)
+		require.NoError(t, err, in)
+		assert.Equal(t, want, got, in)
+	}
+	for _, in := range []string{"0,", "x", "-1", "0;1", "1.5", "0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16"} {
+		_, err := pipeline.ParseGPUs(in)
+		assert.ErrorIs(t, err, pipeline.ErrInput, in)
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
@@ -266,18 +265,14 @@ func gpusFromFlags(c *cli.Context, cfg *pipeline.Config) error {
 	if !c.IsSet("gpus") {
 		return nil
 	}
-	fields := strings.Split(c.String("gpus"), ",")
-	if len(fields) > pipeline.MaxGPUs {
-		return usagef("--gpus %q: at most %d GPUs", c.String("gpus"), pipeline.MaxGPUs)
+	gpus, err := pipeline.ParseGPUs(c.String("gpus"))
+	if err != nil {
+		return usagef("--%v", err) // "gpus ...: want ..."
 	}
-	cfg.GPUs = nil
-	for _, f := range fields {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 0 {
-			return usagef("--gpus %q: want CUDA device indices, comma-separated (0,1)", c.String("gpus"))
-		}
-		cfg.GPUs = append(cfg.GPUs, n)
+	if len(gpus) == 0 {
+		return usagef("--gpus: want CUDA device indices, comma-separated (0,1)")
 	}
+	cfg.GPUs = gpus
 	if !c.IsSet("device") {
 		cfg.Device = "cuda" // GPUs: the request lives on its slot's GPU
 	} else if cfg.Device == "cpu" {
