@@ -5,6 +5,7 @@ import (
 	"os"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -281,4 +282,69 @@ func TestParseGPUs(t *testing.T) {
 		_, err := pipeline.ParseGPUs(in)
 		assert.ErrorIs(t, err, pipeline.ErrInput, in)
 	}
+}
+
+// TestTwoGPUsOneLine: with two GPUs the admission limit, the line, ownership of ids,
+// cancel and progress work as with one device: two long refines run one on each GPU (their
+// state names it), a third waits with its position, a fourth is refused at once
+// (2 slots + queue 1); cancelling one frees its GPU's slot, and the waiting request runs
+// there.
+func TestTwoGPUsOneLine(t *testing.T) {
+	testenv.ORT(t)
+	p := openNamed(t, pipeline.Config{Backend: "ort", Device: "cuda-emu", DeviceOptions: emuDevice(), GPUs: []int{0, 1}, MaxQueue: 1})
+	img := small(t)
+	long := p.DefaultParams()
+	long.Steps1, long.Steps2 = 50, 50
+	errs := map[string]chan error{}
+	start := func(id string, pr *pipeline.Params) chan *pipeline.Refinement {
+		running := make(chan struct{})
+		var once sync.Once
+		errc := make(chan error, 1)
+		errs[id] = errc
+		out := make(chan *pipeline.Refinement, 1)
+		go func() {
+			r, err := p.Refine(context.Background(), pipeline.Request{ID: id, Image: img, Prompt: demoPrompt, Params: pr,
+				Observer: func(e pipeline.Event) error {
+					if e.Stage == "stage1" {
+						once.Do(func() { close(running) })
+					}
+					return nil
+				}})
+			errc <- err
+			out <- r
+		}()
+		if pr == &long {
+			<-running
+		}
+		return out
+	}
+	start("a", &long)
+	start("b", &long)
+	gpuOf := func(id string) int {
+		st, ok := p.Request(id)
+		require.True(t, ok, id)
+		require.Equal(t, "running", st.State)
+		require.NotNil(t, st.GPU, "a running request names its GPU")
+		return *st.GPU
+	}
+	ga, gb := gpuOf("a"), gpuOf("b")
+	assert.ElementsMatch(t, []int{0, 1}, []int{ga, gb}, "one long refine on each GPU")
+	for _, l := range p.GPULoad() {
+		assert.Equal(t, 1, l.Busy, "GPU %d busy", l.Index)
+	}
+	short := p.DefaultParams()
+	short.Steps1, short.Steps2 = 2, 2
+	q := start("q", &short)
+	require.Eventually(t, func() bool { s, ok := p.Request("q"); return ok && s.Position == 1 }, 10*time.Second, time.Millisecond)
+	_, err := p.Assess(context.Background(), pipeline.Request{Image: img, Prompt: "a cat"})
+	assert.ErrorIs(t, err, pipeline.ErrBusy, "2 slots + queue 1 are taken")
+	assert.False(t, p.CancelFor("someone else", "b"), "another owner cannot cancel it")
+
+	require.True(t, p.Cancel("b"))
+	assert.ErrorIs(t, <-errs["b"], pipeline.ErrCanceled)
+	r := <-q
+	require.NoError(t, <-errs["q"])
+	assert.Equal(t, gb, *r.Transfers.GPU, "the waiting request ran on the GPU the cancelled one freed")
+	require.True(t, p.Cancel("a"))
+	assert.ErrorIs(t, <-errs["a"], pipeline.ErrCanceled)
 }

@@ -95,7 +95,7 @@ func runBench(c *cli.Context) (err error) {
 		if err != nil {
 			return err
 		}
-		defer t.E.Close()
+		defer t.Close()
 		target, rep.Engine = t, info
 		inputs = []bench.Input{{ID: "synthetic-tensors"}}
 		rep.Inputs = bench.InputsInfo{Source: "synthetic tensors", Count: 1}
@@ -292,6 +292,20 @@ func openEngineTarget(c *cli.Context, name string, size int) (*bench.EngineTarge
 		b.Close()
 		return nil, nil, err
 	}
+	// An engine that reads GPU tensors (trt) runs on a stream of --device, its inputs uploaded once.
+	var dev engine.Device
+	var st engine.Stream
+	if b.DeviceName() != "cpu" {
+		if dev, err = engine.NewDevice(pcfg.Device, pcfg.DeviceOptions); err == nil {
+			if err = dev.Available(); err == nil {
+				st, err = dev.NewStream()
+			}
+		}
+		if err != nil {
+			b.Close()
+			return nil, nil, fmt.Errorf("device %s: %w", pcfg.Device, err)
+		}
+	}
 	// With --plans the engine is its TensorRT plan (verified like the pipeline's), not the ONNX file.
 	var opener interface {
 		OpenEngine(engine.Backend, string, engine.OpenOptions) (engine.Engine, error)
@@ -304,32 +318,40 @@ func openEngineTarget(c *cli.Context, name string, size int) (*bench.EngineTarge
 		}
 		opener = repo
 	}
-	e, err := opener.OpenEngine(b, name, engine.OpenOptions{Name: name, Threads: c.Int("threads")})
+	e, err := opener.OpenEngine(b, name, engine.OpenOptions{Name: name, Threads: c.Int("threads"), Stream: st})
 	if err != nil {
-		if repo != nil {
-			repo.Close()
-		}
-		b.Close()
+		closingEngine{nil, b, repo, st, dev}.Close()
 		return nil, nil, err
 	}
-	t, err := bench.NewEngineTarget(closingEngine{e, b, repo}, size, c.Int("batch"), c.Int("slots"), shapes, c.Uint64("seed"))
+	t, err := bench.NewEngineTarget(closingEngine{e, b, repo, st, dev}, size, c.Int("batch"), c.Int("slots"), shapes, c.Uint64("seed"))
 	if err != nil {
-		e.Close()
-		b.Close()
+		closingEngine{e, b, repo, st, dev}.Close()
 		return nil, nil, usagef("%v", err)
+	}
+	if st != nil {
+		if err := t.OnStream(st); err != nil {
+			t.Close()
+			return nil, nil, err
+		}
 	}
 	return t, &bench.EngineInfo{Name: name, Backend: b.Name() + " (" + b.Version() + ")", Shapes: t.Shapes()}, nil
 }
 
-// closingEngine closes its plan repository (if any) and its backend with it.
+// closingEngine closes its plan repository (if any), its backend, and its stream and
+// device (if any) with it.
 type closingEngine struct {
 	engine.Engine
 	b    engine.Backend
 	repo *plans.Repo
+	st   engine.Stream
+	dev  engine.Device
 }
 
 func (e closingEngine) Close() error {
-	err := e.Engine.Close()
+	var err error
+	if e.Engine != nil {
+		err = e.Engine.Close()
+	}
 	if e.repo != nil {
 		if rerr := e.repo.Close(); err == nil {
 			err = rerr
@@ -337,6 +359,12 @@ func (e closingEngine) Close() error {
 	}
 	if berr := e.b.Close(); err == nil {
 		err = berr
+	}
+	if e.st != nil {
+		e.st.Close()
+	}
+	if e.dev != nil {
+		e.dev.Close()
 	}
 	return err
 }

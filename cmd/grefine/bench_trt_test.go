@@ -13,17 +13,18 @@ import (
 
 // TestBenchEnginePlans: `bench --workload engine:NAME --backend trt --plans DIR` times the
 // engine's plan from the repository (verified like the pipeline's), not the ONNX file
-// (which a TensorRT runtime cannot open as a plan). The GPU script times full-size engines
-// this way.
+// (which a TensorRT runtime cannot open as a plan), on a stream of the cuda device (here
+// cuda-emu: a child process with $GRF_CUDA_LIB naming the copy the emulator links) with
+// its inputs uploaded once. The GPU script times full-size engines this way.
 func TestBenchEnginePlans(t *testing.T) {
 	requireORT(t)
 	dir := t.TempDir()
 	repo := filepath.Join(dir, "plans")
 	g := []string{"--models", tiny, "--log-level", "error", "--hash-cache", "", "--trt-lib", emutest.Lib()}
-	_, stderr, code := runFull(t, append(g, "plans", "build", "--only", "clip_text", "--out", repo)...)
+	_, stderr, code := runEmuChild(t, append(g, "plans", "build", "--only", "clip_text", "--out", repo)...)
 	require.Equal(t, 0, code, stderr)
 	out := filepath.Join(dir, "bench")
-	_, stderr, code = runFull(t, append(g, "--backend", "trt", "--plans", repo, "bench", "--workload", "engine:clip_text",
+	_, stderr, code = runEmuChild(t, append(g, "--backend", "trt", "--plans", repo, "bench", "--workload", "engine:clip_text",
 		"--shape", "input_ids=4x77", "--count", "2", "--warmup", "1", "--out", out, "--quiet")...)
 	require.Equal(t, 0, code, stderr)
 	r, err := bench.ReadReport(filepath.Join(out, "bench.json"))
@@ -33,7 +34,7 @@ func TestBenchEnginePlans(t *testing.T) {
 	assert.Contains(t, r.Runs[0].Stages, "clip_text")
 
 	// An engine the repository has no plan for is refused with the reason.
-	_, stderr, code = runFull(t, append(g, "--backend", "trt", "--plans", repo, "bench", "--workload", "engine:clip_surgery",
+	_, stderr, code = runEmuChild(t, append(g, "--backend", "trt", "--plans", repo, "bench", "--workload", "engine:clip_surgery",
 		"--count", "1", "--out", filepath.Join(dir, "b2"), "--quiet")...)
 	assert.NotEqual(t, 0, code)
 	assert.Contains(t, stderr, "clip_surgery")
