@@ -17,27 +17,27 @@ const SchemaVersion = "grefine-bench/1"
 
 // Report is bench.json.
 type Report struct {
-	Schema   string         `json:"schema"`
-	Version  string         `json:"grefine_version"`
-	Created  time.Time      `json:"created"`
-	Command  string         `json:"command"`
-	Workload string         `json:"workload"`
-	Scenario string         `json:"scenario"`
-	Settings Settings       `json:"settings"`
-	Pipeline *pipeline.Info `json:"pipeline,omitempty"`
+	Schema   string          `json:"schema"`
+	Version  string          `json:"grefine_version"`
+	Created  time.Time       `json:"created"`
+	Command  string          `json:"command"`
+	Workload string          `json:"workload"`
+	Scenario string          `json:"scenario"`
+	Settings Settings        `json:"settings"`
+	Pipeline *pipeline.Info  `json:"pipeline,omitempty"`
+	Engine   *EngineInfo     `json:"engine,omitempty"`
+	Inputs   InputsInfo      `json:"inputs"`
+	Machine  Machine         `json:"machine"`
+	GPU      GPUReport       `json:"gpu"`
+	WarmupS  float64         `json:"warmup_s"`
+	Runs     []RunResult     `json:"runs"`
+	Peak     *Peak           `json:"peak,omitempty"`
+	Metrics  []Metric        `json:"metrics"`
+	Baseline *BaselineResult `json:"baseline,omitempty"`
+	Compare  *Comparison     `json:"compare,omitempty"`
+	Notes    []string        `json:"notes,omitempty"`
 	// GPULoad is what each GPU of the pipeline ran, warm-up included (with GPUs).
-	GPULoad  []pipeline.GPULoad `json:"gpu_load,omitempty"`
-	Engine   *EngineInfo        `json:"engine,omitempty"`
-	Inputs   InputsInfo         `json:"inputs"`
-	Machine  Machine            `json:"machine"`
-	GPU      GPUReport          `json:"gpu"`
-	WarmupS  float64            `json:"warmup_s"`
-	Runs     []RunResult        `json:"runs"`
-	Peak     *Peak              `json:"peak,omitempty"`
-	Metrics  []Metric           `json:"metrics"`
-	Baseline *BaselineResult    `json:"baseline,omitempty"`
-	Compare  *Comparison        `json:"compare,omitempty"`
-	Notes    []string           `json:"notes,omitempty"`
+	GPULoad []pipeline.GPULoad `json:"gpu_load,omitempty"`
 
 	peaks []float64 // the peak of every repeat
 }
