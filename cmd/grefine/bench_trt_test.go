@@ -13,9 +13,10 @@ import (
 
 // TestBenchEnginePlans: `bench --workload engine:NAME --backend trt --plans DIR` times the
 // engine's plan from the repository (verified like the pipeline's), not the ONNX file
-// (which a TensorRT runtime cannot open as a plan), on a stream of the cuda device (here
-// cuda-emu: a child process with $GRF_CUDA_LIB naming the copy the emulator links) with
-// its inputs uploaded once. The GPU script times full-size engines this way.
+// (which a TensorRT runtime cannot open as a plan), with its inputs on the device (the
+// emulated GPU: a host tensor would be refused). The GPU script times full-size engines
+// this way. Each command runs in a child process (runEmuChild: one libgrefine_cuda per
+// process).
 func TestBenchEnginePlans(t *testing.T) {
 	requireORT(t)
 	dir := t.TempDir()
@@ -38,4 +39,10 @@ func TestBenchEnginePlans(t *testing.T) {
 		"--count", "1", "--out", filepath.Join(dir, "b2"), "--quiet")...)
 	assert.NotEqual(t, 0, code)
 	assert.Contains(t, stderr, "clip_surgery")
+
+	// A device engine serves one call at a time: --slots 2 is refused, not raced.
+	_, stderr, code = runEmuChild(t, append(g, "--backend", "trt", "--plans", repo, "bench", "--workload", "engine:clip_text",
+		"--shape", "input_ids=4x77", "--count", "1", "--slots", "2", "--out", filepath.Join(dir, "b3"), "--quiet")...)
+	assert.Equal(t, 2, code, stderr)
+	assert.Contains(t, stderr, "one call at a time")
 }

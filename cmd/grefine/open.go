@@ -283,6 +283,6 @@ func gpusFromFlags(c *cli.Context, cfg *pipeline.Config) error {
 
 // openPlans opens a TensorRT plan repository for the pipeline (package plans; the
 // pipeline itself does not link TensorRT).
-func openPlans(dir string, set *modelset.Set) (pipeline.Opener, error) {
+func openPlans(dir string, set *modelset.Set) (engine.Opener, error) {
 	return plans.Open(dir, set, plans.OpenOptions{})
 }
