@@ -88,6 +88,8 @@
 //	settings          {duration_s, count, warmup, repeats, qps, latency_bound_ms,
 //	                  find_peak, concurrency [levels], slots, seed}
 //	pipeline          pipeline.Info of the loaded pipeline (assess, refine)
+//	gpu_load          [pipeline.GPULoad]: per GPU of --gpus its index, slots, busy
+//	                  slots at the end and the requests it ran (warm-up included)
 //	engine            {name, backend, shapes ["input=AxB"]} (engine:NAME)
 //	inputs            {source ("synthetic", "synthetic tensors" or the JSONL path), count,
 //	                  width, height (of the first)}

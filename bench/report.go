@@ -36,6 +36,8 @@ type Report struct {
 	Baseline *BaselineResult `json:"baseline,omitempty"`
 	Compare  *Comparison     `json:"compare,omitempty"`
 	Notes    []string        `json:"notes,omitempty"`
+	// GPULoad is what each GPU of the pipeline ran, warm-up included (with GPUs).
+	GPULoad []pipeline.GPULoad `json:"gpu_load,omitempty"`
 
 	peaks []float64 // the peak of every repeat
 }
@@ -156,6 +158,13 @@ func (r *Report) Markdown() string {
 			tiny = " (tiny random-weight set: speed only)"
 		}
 		w("- grefine %s; model set %s%s; backend %s (%s); device %s; slots %d\n", r.Version, p.ModelSet, tiny, p.Backend, p.BackendVersion, p.Device, p.Slots)
+	}
+	if len(r.GPULoad) > 0 {
+		gs := make([]string, len(r.GPULoad))
+		for i, g := range r.GPULoad {
+			gs[i] = fmt.Sprintf("GPU %d: %d slots, %d requests", g.Index, g.Slots, g.Requests)
+		}
+		w("- GPUs (--gpus): %s (warm-up included)\n", strings.Join(gs, "; "))
 	}
 	if e := r.Engine; e != nil {
 		w("- grefine %s; engine %s alone on %s, synthetic inputs %s\n", r.Version, e.Name, e.Backend, strings.Join(e.Shapes, ", "))

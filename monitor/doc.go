@@ -52,6 +52,15 @@
 //	... run the workload, cancel ctx ...
 //	for _, g := range sum.GPUs() { g.Metrics[monitor.MetricPower].Max ... }
 //
+// # CUDA indices
+//
+// NVML numbers every GPU of the machine in PCI bus order; CUDA (engine/cuda, --gpus)
+// numbers those visible to the process. CUDAToNVML (Monitor.ForCUDA with the process's
+// environment) maps CUDA indices onto NVML devices through $CUDA_VISIBLE_DEVICES (indices
+// or UUIDs; unset, the same index), assuming CUDA's order is PCI order, as it is among
+// GPUs of one model (set CUDA_DEVICE_ORDER=PCI_BUS_ID on mixed machines); the server uses
+// it to export the gauges of the GPUs that serve.
+//
 // # Probing
 //
 // Probe opens, reads the devices and one sample, and closes. It never fails:

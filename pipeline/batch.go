@@ -183,10 +183,15 @@ func (e *batchEngine) snapshot() BatchStats {
 	return e.stats
 }
 
-// TextBatchStats reports the text batcher's counters (zero when batching is off).
+// TextBatchStats reports the text batchers' counters, summed over the devices (zero
+// when batching is off).
 func (p *Pipeline) TextBatchStats() BatchStats {
-	if p.text == nil {
-		return BatchStats{}
+	var sum BatchStats
+	for _, g := range p.groups {
+		if g.text != nil {
+			st := g.text.snapshot()
+			sum.Calls, sum.Runs = sum.Calls+st.Calls, sum.Runs+st.Runs
+		}
 	}
-	return p.text.snapshot()
+	return sum
 }

@@ -58,7 +58,8 @@
 //
 // # Slots and concurrency
 //
-// A Pipeline is safe for concurrent use. Config.Slots requests run at once (default 1);
+// A Pipeline is safe for concurrent use. Config.Slots requests run at once (default 1;
+// on each GPU with Config.GPUs);
 // the others wait in arrival order until their context's deadline (then ErrBusy), or fail
 // at once with ErrBusy when Config.MaxQueue are already waiting (see Admission). The engines are opened
 // once and shared by the slots (ONNX Runtime sessions run concurrently); a slot is the
@@ -114,6 +115,34 @@
 // the constants (pq_text, R) live on the device, written once at Open and synchronised
 // before any slot reads them. clip_text_kv is used only on the cpu device pairing
 // (behind OnDevice its prefix table would be copied at every call).
+//
+// # Several GPUs
+//
+// Config.GPUs (serve and bench --gpus 0,1; ParseGPUs reads the list) serves several GPUs
+// from one pipeline. Each GPU is a group: its own device (the registry's Device with
+// option ordinal), its own backend (built from Backend and BackendOptions with the GPU's
+// index: trt's device, ort's device_id on cuda; so one BackendInstance cannot serve
+// several GPUs), its own engines (TensorRT: the plan repository verifies each plan for
+// that GPU, and each slot has its own execution contexts; ONNX Runtime: one set of
+// sessions per GPU), its own constants, prefix table and text-feature cache (written by
+// the GPU's first slot), and Config.Slots slots, each with a stream of that GPU. A slot's
+// request never leaves its GPU: every allocation, copy, kernel and engine run names the
+// slot's device, and every native call makes that device current for itself (engine/cuda
+// and the TensorRT shim), so nothing depends on the calling thread's current device.
+// engine/trt refuses a slot whose stream is on another GPU than its backend's, and a
+// tensor of another GPU (trt.GPUTensor), before anything is enqueued.
+//
+// All the slots of all the GPUs share one line (the queue, admission, ownership, cancel,
+// progress and deadlines are as with one device). A free slot goes to the GPU with the
+// fewest busy slots, ties going round the GPUs, so serial requests alternate and concurrent
+// ones spread; within a GPU the slot freed last runs next. Info.GPUs lists the GPUs with
+// their slots (Info.Slots counts all), GPULoad says what each is doing and has run, and a
+// request's Transfers.GPU (and RequestState.GPU while it runs) names its GPU. The GPU
+// indices are checked before any model work: a repeated or negative index, too many slots
+// in all (MaxSlots), GPUs on the cpu device are ErrInput; an index the machine does not
+// have is ErrUnavailable from the device ("device 2 requested, 2 present"). Results do not
+// depend on the GPU: the same request gives the same bytes on any of them (tested on two
+// emulated GPUs, serial and concurrent).
 //
 // # Errors
 //

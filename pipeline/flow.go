@@ -95,7 +95,9 @@ type Assessment struct {
 // syncs inside them (zero on a GPU pair: the steps stay on the device) and the UNet runs
 // served by CUDA-graph replay.
 type Transfers struct {
-	Device  string          `json:"device"`
+	Device string `json:"device"`
+	// GPU is the CUDA device index the request ran on (absent on the cpu device).
+	GPU     *int            `json:"gpu,omitempty"`
 	Total   engine.Counters `json:"total"`
 	Steps   int             `json:"steps,omitempty"`
 	InSteps engine.Counters `json:"in_steps"`
@@ -127,7 +129,7 @@ func (p *Pipeline) Assess(ctx context.Context, req Request) (*Assessment, error)
 			return err
 		}
 		maps.Close()
-		a.Transfers = &Transfers{Device: p.cfg.Device, Total: st.Counters().Sub(before)}
+		a.Transfers = &Transfers{Device: p.cfg.Device, GPU: p.gpuOf(r.slot), Total: st.Counters().Sub(before)}
 		out = a
 		return nil
 	})
@@ -172,7 +174,7 @@ func (p *Pipeline) Refine(ctx context.Context, req Request) (*Refinement, error)
 			}
 			defer maps.Close()
 			rr.MaskTensor, rr.MaskFraction = maps.Mask, float64(a.MaskPixels)/float64(a.Width*a.Height)
-			a.Transfers = &Transfers{Device: p.cfg.Device, Total: st.Counters().Sub(before)}
+			a.Transfers = &Transfers{Device: p.cfg.Device, GPU: p.gpuOf(r.slot), Total: st.Counters().Sub(before)}
 		} else if err := p.checkAssessment(a, r.req); err != nil {
 			return err
 		} else {
@@ -200,7 +202,7 @@ func (p *Pipeline) Refine(ctx context.Context, req Request) (*Refinement, error)
 			return err
 		}
 		out = &Refinement{Assessment: a, Refine: res, Image: res.Image, TotalMillis: ms(t0),
-			Transfers: &Transfers{Device: p.cfg.Device, Total: st.Counters().Sub(before),
+			Transfers: &Transfers{Device: p.cfg.Device, GPU: p.gpuOf(r.slot), Total: st.Counters().Sub(before),
 				Steps: res.Loops.Steps, InSteps: res.Loops.InSteps, Replays: res.Loops.Replays}}
 		return nil
 	})
@@ -279,7 +281,7 @@ func (p *Pipeline) do(ctx context.Context, req Request, refining bool, f func(co
 	}
 	defer p.slots.release(slot)
 	r.slot = slot
-	t.track.set(func(s *RequestState) { s.State = "running" })
+	t.track.set(func(s *RequestState) { s.State, s.GPU = "running", p.gpuOf(slot) })
 	err = f(rctx, r)
 	if err != nil && rctx.Err() != nil {
 		return withCause(rctx, err)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"slices"
 	"sync"
 	"time"
 
@@ -59,17 +58,29 @@ type Config struct {
 	// Runtime's CUDA execution provider (the GPU build that `make setup-gpu` installs).
 	Device string
 	// DeviceOptions are passed to the device factory ("lib": the native library,
-	// "ordinal": the GPU index).
+	// "ordinal": the GPU index; with GPUs, leave ordinal out).
 	DeviceOptions map[string]string
+	// GPUs are the CUDA device indices the pipeline serves, on a GPU device ("cuda",
+	// "cuda-emu"; at most MaxGPUs, each once). Each GPU gets its own device, its own
+	// backend (built from Backend and BackendOptions with the GPU's index: trt's
+	// device, ort's device_id on cuda), its own engines (TensorRT: plans verified for that
+	// GPU, its own execution contexts), its own constants and text-feature cache, and
+	// Slots slots, each with a stream of that GPU; every tensor, stream, kernel and engine
+	// run of a request is on its slot's GPU. Requests wait in one line for any slot of any
+	// GPU (a free slot goes to the GPU with the fewest busy slots). nil: one device,
+	// Device with DeviceOptions (on a GPU device, the GPU its ordinal option names, 0 by
+	// default).
+	GPUs []int
 	// Threads bounds each engine's intra-op threads (0: the backend's default; at most
 	// MaxThreads).
 	Threads int
-	// Slots is the number of requests that run at once (default 1, at most MaxSlots).
-	// Further requests wait, in arrival order, until their context's deadline.
+	// Slots is the number of requests that run at once on each GPU (default 1; at most
+	// MaxSlots in all). Further requests wait, in arrival order, until their context's
+	// deadline.
 	Slots int
 	// MaxQueue bounds the requests waiting for a slot (0: unbounded): the pipeline
-	// admits at most Slots + MaxQueue requests (Admit), one more fails at once with
-	// ErrBusy, before its image is decoded.
+	// admits at most its slots (Info.Slots) + MaxQueue requests (Admit), one more fails
+	// at once with ErrBusy, before its image is decoded.
 	MaxQueue int
 	// AssessOnly opens only the quality indicators' engines; Refine is then unavailable.
 	AssessOnly bool
@@ -145,31 +156,33 @@ type Info struct {
 	Defaults     Params     `json:"defaults"`
 	// Params is the parameter table (names, ranges, defaults as text).
 	Params []Param `json:"params"`
+	// GPUs are the GPUs that serve, each with its slots (empty on the cpu device);
+	// DeviceInfo is the first one's, and Slots counts the slots of all.
+	GPUs []GPU `json:"gpus,omitempty"`
 }
 
 // Pipeline is a loaded G-Refine: the model set verified once, every engine opened once,
 // the parser, tokenizer and feature cache loaded. It is safe for concurrent use; requests
 // run on its slots. Close it when done.
 type Pipeline struct {
-	cfg     Config
-	info    Info
-	set     *modelset.Set
-	backend engine.Backend
-	ownB    bool
-	parser  *syntax.Parser
-	tok     *tokenizer.Tokenizer
-	device  engine.Device
-	streams []engine.Stream // one per slot
+	cfg    Config
+	info   Info
+	set    *modelset.Set
+	parser *syntax.Parser
+	tok    *tokenizer.Tokenizer
+	// groups are the devices (one, or one per GPU) with their backends and engines;
+	// slot s runs on groups[slotGroup[s]] with streams[s]
+	groups    []*group
+	slotGroup []int
+	streams   []engine.Stream // one per slot
 	// per-slot instances (slot 0's are assess and refine); they share the engines where
-	// the backend allows it, and the text-feature cache
+	// the backend allows it, and each device's text-feature cache and constants
 	assess  *assess.Assessor
 	refine  *refine.Refiner
 	slotA   []*assess.Assessor
 	slotR   []*refine.Refiner
-	engines *engineSet
 	release []func()
 	log     zerolog.Logger
-	text    *batchEngine
 
 	slots  *slotQueue
 	reqs   *registry
@@ -179,8 +192,8 @@ type Pipeline struct {
 	closed  bool
 }
 
-// Open loads the pipeline. Cheap checks come first (configuration, then the model set's
-// manifest and hashes), then the engines.
+// Open loads the pipeline. Cheap checks come first (configuration, then the devices and
+// GPU indices, then the model set's manifest and hashes), then the engines.
 func Open(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 	if err := cfg.fill(); err != nil {
 		return nil, err
@@ -195,35 +208,19 @@ func Open(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 			p, err = nil, classify(err)
 		}
 	}()
+	if err := p.openDevices(); err != nil {
+		return nil, err
+	}
 	if p.set, err = modelset.Load(cfg.Models, modelset.Options{HashCache: cfg.HashCache}); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if p.backend = cfg.BackendInstance; p.backend == nil {
-		opts := map[string]string{}
-		for k, v := range cfg.BackendOptions {
-			opts[k] = v
-		}
-		if cfg.Backend == "ort" && cfg.Device == "cuda" && opts["device"] == "" {
-			opts["device"] = "cuda" // ONNX Runtime's CUDA execution provider (make setup-gpu)
-		}
-		if cfg.Backend == "trt" && opts["cuda_graphs"] == "" {
-			opts["cuda_graphs"] = "true" // the denoising step captured once per shape, then replayed
-		}
-		if p.backend, err = engine.NewBackend(cfg.Backend, opts); err != nil {
-			return nil, err
-		}
-		p.ownB = true
-	}
-	if err := p.backend.Available(); err != nil {
+	if err := p.openBackends(); err != nil {
 		return nil, err
 	}
-	adapt, err := p.openDevice()
-	if err != nil {
-		return nil, err
-	}
+	adapt := p.groups[0].adapt
 	if p.parser, err = syntax.New(syntax.Options{}); err != nil {
 		return nil, err
 	}
@@ -255,11 +252,14 @@ func Open(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 		}
 		opener, perSlot = repo, true
 	}
-	if !perSlot {
-		opener = &textBatchOpener{Opener: opener, cfg: cfg.TextBatch, out: &p.text}
+	for _, g := range p.groups { // each device its own engines
+		base := opener
+		if !perSlot {
+			base = &textBatchOpener{Opener: opener, cfg: cfg.TextBatch, out: &g.text}
+		}
+		g.engines = &engineSet{base: base, perSlot: perSlot, shared: map[string]engine.Engine{}}
+		p.release = append(p.release, g.engines.close)
 	}
-	p.engines = &engineSet{base: opener, perSlot: perSlot, shared: map[string]engine.Engine{}}
-	p.release = append(p.release, p.engines.close)
 	acfg := assess.DefaultConfig()
 	acfg.MaxPromptBytes = cfg.MaxPromptBytes
 	acfg.FeatureCache = max(cfg.FeatureCache, 0)
@@ -275,14 +275,22 @@ func Open(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 	if cfg.Limits.MaxPixels > 0 {
 		rcfg.MaxPixels = cfg.Limits.MaxPixels
 	}
-	p.slotA, p.slotR = make([]*assess.Assessor, cfg.Slots), make([]*refine.Refiner, cfg.Slots)
-	for sl := 0; sl < cfg.Slots; sl++ {
+	nslots := len(p.streams)
+	p.slotA, p.slotR = make([]*assess.Assessor, nslots), make([]*refine.Refiner, nslots)
+	for sl := 0; sl < nslots; sl++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		so := slotOpener{set: p.engines, slot: sl, stream: p.streams[sl], adapt: adapt}
-		if p.slotA[sl], err = assess.New(p.set, p.backend, assess.Options{Config: acfg, Parser: assess.SyntaxParser{P: p.parser},
-			Threads: cfg.Threads, Tokenizer: p.tok, Opener: so, TextEngine: textEngine, Stream: p.streams[sl], Share: p.assess}); err != nil {
+		// A slot's engines, constants and caches are its device's: the first slot of each
+		// device owns them, the device's other slots share them.
+		g := p.groups[p.slotGroup[sl]]
+		var share *assess.Assessor
+		if sl > g.first {
+			share = p.slotA[g.first]
+		}
+		so := slotOpener{set: g.engines, slot: sl - g.first, stream: p.streams[sl], adapt: g.adapt}
+		if p.slotA[sl], err = assess.New(p.set, g.backend, assess.Options{Config: acfg, Parser: assess.SyntaxParser{P: p.parser},
+			Threads: cfg.Threads, Tokenizer: p.tok, Opener: so, TextEngine: textEngine, Stream: p.streams[sl], Share: share}); err != nil {
 			return nil, err
 		}
 		if sl == 0 {
@@ -291,7 +299,7 @@ func Open(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 		if cfg.AssessOnly {
 			continue
 		}
-		if p.slotR[sl], err = refine.New(p.set, p.backend, refine.Options{Config: rcfg, Threads: cfg.Threads, Tokenizer: p.tok,
+		if p.slotR[sl], err = refine.New(p.set, g.backend, refine.Options{Config: rcfg, Threads: cfg.Threads, Tokenizer: p.tok,
 			Opener: so, Stream: p.streams[sl]}); err != nil {
 			return nil, err
 		}
@@ -303,11 +311,13 @@ func Open(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 	if !cfg.AssessOnly {
 		engines = append(engines, refine.EngineNames()...)
 	}
-	p.slots = newSlotQueue(cfg.Slots, cfg.MaxQueue)
-	p.reqs = newRegistry(cfg.Slots, cfg.MaxQueue)
+	p.slots = newSlotQueue(p.slotGroup, len(p.groups), cfg.MaxQueue)
+	p.reqs = newRegistry(nslots, cfg.MaxQueue)
 	p.budget = newDecodeBudget(cfg.DecodeMemory)
+	b := p.groups[0].backend
 	p.info = Info{Version: Version, ModelSet: p.set.Manifest.Name, ModelDir: p.set.Dir, Tiny: p.set.Manifest.Tiny,
-		Backend: p.backend.Name(), BackendVersion: p.backend.Version(), Device: cfg.Device, DeviceInfo: p.device.Info(), Slots: cfg.Slots,
+		Backend: b.Name(), BackendVersion: b.Version(), Device: cfg.Device, DeviceInfo: p.groups[0].device.Info(),
+		GPUs: p.gpuInfo(), Slots: nslots,
 		Engines: engines, Refine: p.refine != nil, Limits: cfg.Limits, MinSide: MinSide,
 		MaxPromptBytes: cfg.MaxPromptBytes, MaxMemory: cfg.MaxMemory, Work: cfg.workLimits(),
 		DecodeMemory: max(cfg.DecodeMemory, 0), Queue: cfg.MaxQueue, Params: ParamTable()}
@@ -357,42 +367,7 @@ func (c *Config) fill() error {
 	case c.TextBatch.MaxRows < 0 || c.TextBatch.MaxWait < 0:
 		return inputf("text batch: max rows %d and max wait %v must be >= 0", c.TextBatch.MaxRows, c.TextBatch.MaxWait)
 	}
-	return nil
-}
-
-// openDevice makes Config.Device and a stream per slot, and says whether the backend's
-// engines need engine.OnDevice to read its tensors (they read host tensors, the device
-// is a GPU).
-func (p *Pipeline) openDevice() (adapt bool, err error) {
-	known := engine.Devices()
-	if !slices.Contains(known, p.cfg.Device) {
-		return false, inputf("device %q: want one of %v", p.cfg.Device, known)
-	}
-	if p.device, err = engine.NewDevice(p.cfg.Device, p.cfg.DeviceOptions); err != nil {
-		return false, fmt.Errorf("device %s: %w", p.cfg.Device, err)
-	}
-	d := p.device
-	p.release = append(p.release, func() { d.Close() })
-	if err := d.Available(); err != nil {
-		return false, fmt.Errorf("device %s: %w", p.cfg.Device, err)
-	}
-	switch bd := p.backend.DeviceName(); {
-	case bd == d.Name():
-	case bd == "cpu":
-		adapt = true
-	default:
-		return false, fmt.Errorf("%w: backend %s reads %s tensors, device %s holds %s tensors (use --device %s)",
-			ErrUnavailable, p.backend.Name(), bd, p.cfg.Device, d.Name(), bd)
-	}
-	for i := 0; i < p.cfg.Slots; i++ {
-		s, err := d.NewStream()
-		if err != nil {
-			return false, fmt.Errorf("device %s: slot %d: %w", p.cfg.Device, i, err)
-		}
-		p.streams = append(p.streams, s)
-		p.release = append(p.release, func() { s.Close() })
-	}
-	return adapt, nil
+	return c.checkGPUs()
 }
 
 // engineSet opens the engines of every slot: with per-slot sessions (trt plans) each
@@ -479,14 +454,16 @@ func (p *Pipeline) Close() error {
 	}
 	p.closed = true
 	var errs []error
-	for i := len(p.slotR) - 1; i >= 0; i-- { // slot 0 last: the others share its cache
+	for i := len(p.slotR) - 1; i >= 0; i-- { // each device's first slot last: the others share its cache
 		errs = append(errs, p.slotR[i].Close(), p.slotA[i].Close())
 	}
 	for i := len(p.release) - 1; i >= 0; i-- {
 		p.release[i]()
 	}
-	if p.ownB && p.backend != nil {
-		errs = append(errs, p.backend.Close())
+	for _, g := range p.groups {
+		if g.ownB && g.backend != nil {
+			errs = append(errs, g.backend.Close())
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -20,6 +20,8 @@ type RequestState struct {
 	Stage string `json:"stage,omitempty"`
 	Step  int    `json:"step,omitempty"`
 	Total int    `json:"total,omitempty"`
+	// GPU is the CUDA device index it runs on, while running on a GPU.
+	GPU *int `json:"gpu,omitempty"`
 }
 
 // tracker follows one request in flight.

@@ -21,7 +21,15 @@ import (
 // TestMain builds the GPU emulators (the TensorRT emulator and the cuda-emu copy it links)
 // for the device-pair tests; a compile failure fails the run. The tests open the "cuda"
 // device on that cuda-emu copy (emuDevice): one allocation table for engines and kernels.
-func TestMain(m *testing.M) { os.Exit(emutest.Main(m)) }
+// cuda-emu emulates two GPUs here (the multi-GPU tests, gpus_test.go); the others use GPU 0.
+func TestMain(m *testing.M) {
+	if os.Getenv("GRF_CUDA_EMU_DEVICES") == "" {
+		os.Setenv("GRF_CUDA_EMU_DEVICES", "2")
+	}
+	code := emutest.Main(m)
+	removeTinyPlans()
+	os.Exit(code)
+}
 
 // emuDevice are the device options of the emulated GPU: the cuda-emu copy the TensorRT
 // emulator links.

@@ -88,7 +88,13 @@
 // nv_gpu_utilization (0-1), nv_gpu_memory_used_bytes, nv_gpu_memory_total_bytes,
 // nv_gpu_power_usage (W) and nv_energy_consumption (J since start, the trapezoid
 // integral of the power readings between scrapes). Without a GPU they are absent;
-// `grefine serve` logs why.
+// `grefine serve` logs why. When the pipeline serves GPUs (pipeline Info.GPUs, serve
+// --gpus) the NVML gauges cover those GPUs only, matched with NVML by monitor.CUDAToNVML
+// (every GPU when that fails, with a log line, or when the GPUs are emulated), and per GPU
+// (labels gpu: the CUDA index, gpu_uuid: NVML's or empty) grefine_gpu_slots,
+// grefine_gpu_slots_busy and grefine_gpu_requests_total (pipeline GPULoad) say which GPUs
+// serve and what each has run. /v1/info and /v2/models/{m} (parameters: device, gpus,
+// slots) list them too.
 //
 // # Drain
 //

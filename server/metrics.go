@@ -2,12 +2,15 @@ package server
 
 import (
 	"net/http"
+	"os"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
 
 	"github.com/grefine/grefine/monitor"
 	"github.com/grefine/grefine/pipeline"
@@ -32,7 +35,7 @@ type metrics struct {
 // modelVersion is the version label of both models.
 const modelVersion = "1"
 
-func newMetrics(reg *prometheus.Registry, gpu Sampler) (*metrics, error) {
+func newMetrics(reg *prometheus.Registry, gpu Sampler, p *pipeline.Pipeline, log zerolog.Logger) (*metrics, error) {
 	mv := []string{"model", "version"}
 	m := &metrics{
 		reg: reg,
@@ -59,8 +62,16 @@ func newMetrics(reg *prometheus.Registry, gpu Sampler) (*metrics, error) {
 	}
 	cs := []prometheus.Collector{m.success, m.failure, m.count, m.request, m.queue, m.compute, m.pending, m.stage, m.httpReqs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})}
+	var keep map[int]bool
+	if p != nil {
+		var serving map[int]string
+		serving, keep = servingGPUs(p.Info().GPUs, gpu, log)
+		if len(serving) > 0 {
+			cs = append(cs, newSlotCollector(p, serving))
+		}
+	}
 	if gpu != nil {
-		cs = append(cs, newGPUCollector(gpu))
+		cs = append(cs, newGPUCollector(gpu, keep))
 	}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
@@ -149,11 +160,75 @@ type Sampler interface {
 	Sample() (monitor.Sample, error)
 }
 
-// gpuCollector exports Triton's GPU gauges, sampled at each scrape. Energy is the
-// integral of the power readings over time (trapezoids between scrapes), in joules
-// since the server started.
+// servingGPUs are the pipeline's GPUs by CUDA index, each with its NVML UUID where NVML
+// knows it (monitor.CUDAToNVML, honouring $CUDA_VISIBLE_DEVICES), and the NVML indices
+// of those GPUs (nil: export every NVML GPU, when the mapping is unknown: no NVML, or
+// emulated GPUs).
+func servingGPUs(gpus []pipeline.GPU, nv Sampler, log zerolog.Logger) (map[int]string, map[int]bool) {
+	serving := map[int]string{}
+	cuda := make([]int, len(gpus))
+	emulated := false
+	for i, g := range gpus {
+		serving[g.Index] = ""
+		cuda[i] = g.Index
+		emulated = emulated || g.Device.Emulated
+	}
+	if nv == nil || len(gpus) == 0 || emulated {
+		return serving, nil
+	}
+	v, set := os.LookupEnv(monitor.EnvVisibleDevices)
+	devs, err := monitor.CUDAToNVML(nv.Devices(), v, set, cuda)
+	if err != nil {
+		log.Warn().Err(err).Msg("the GPUs that serve are not matched with NVML's: nv_gpu_* covers every GPU")
+		return serving, nil
+	}
+	keep := map[int]bool{}
+	for i, d := range devs {
+		serving[cuda[i]] = d.UUID
+		keep[d.Index] = true
+	}
+	return serving, keep
+}
+
+// slotCollector exports what each GPU that serves is doing: its slots, the busy ones,
+// and the requests it has run, labelled with the CUDA index and the NVML UUID (empty
+// when unknown), read from the pipeline at each scrape.
+type slotCollector struct {
+	p                  *pipeline.Pipeline
+	uuid               map[int]string
+	slots, busy, count *prometheus.Desc
+}
+
+func newSlotCollector(p *pipeline.Pipeline, uuid map[int]string) *slotCollector {
+	l := []string{"gpu", "gpu_uuid"}
+	return &slotCollector{p: p, uuid: uuid,
+		slots: prometheus.NewDesc("grefine_gpu_slots", "Execution slots on this GPU (one request each); the GPUs listed are those that serve", l, nil),
+		busy:  prometheus.NewDesc("grefine_gpu_slots_busy", "Slots of this GPU running a request now", l, nil),
+		count: prometheus.NewDesc("grefine_gpu_requests_total", "Requests that have run on this GPU (counted when they got a slot)", l, nil),
+	}
+}
+
+func (c *slotCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.slots, c.busy, c.count} {
+		ch <- d
+	}
+}
+
+func (c *slotCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, g := range c.p.GPULoad() {
+		l := []string{strconv.Itoa(g.Index), c.uuid[g.Index]}
+		ch <- prometheus.MustNewConstMetric(c.slots, prometheus.GaugeValue, float64(g.Slots), l...)
+		ch <- prometheus.MustNewConstMetric(c.busy, prometheus.GaugeValue, float64(g.Busy), l...)
+		ch <- prometheus.MustNewConstMetric(c.count, prometheus.CounterValue, float64(g.Requests), l...)
+	}
+}
+
+// gpuCollector exports Triton's GPU gauges, sampled at each scrape, for the GPUs that
+// serve (keep: NVML indices; nil: every GPU). Energy is the integral of the power
+// readings over time (trapezoids between scrapes), in joules since the server started.
 type gpuCollector struct {
 	gpu                        Sampler
+	keep                       map[int]bool
 	uuids                      []string
 	util, mem, total, power, e *prometheus.Desc
 
@@ -163,9 +238,9 @@ type gpuCollector struct {
 	joules []float64
 }
 
-func newGPUCollector(gpu Sampler) *gpuCollector {
+func newGPUCollector(gpu Sampler, keep map[int]bool) *gpuCollector {
 	l := []string{"gpu_uuid"}
-	c := &gpuCollector{gpu: gpu,
+	c := &gpuCollector{gpu: gpu, keep: keep,
 		util:  prometheus.NewDesc("nv_gpu_utilization", "GPU utilization rate [0.0 - 1.0)", l, nil),
 		mem:   prometheus.NewDesc("nv_gpu_memory_used_bytes", "GPU used memory, in bytes", l, nil),
 		total: prometheus.NewDesc("nv_gpu_memory_total_bytes", "GPU total memory, in bytes", l, nil),
@@ -195,7 +270,7 @@ func (c *gpuCollector) Collect(ch chan<- prometheus.Metric) {
 	devs := c.gpu.Devices()
 	for _, g := range s.GPUs {
 		i := g.Index
-		if i < 0 || i >= len(c.uuids) {
+		if i < 0 || i >= len(c.uuids) || (c.keep != nil && !c.keep[i]) {
 			continue
 		}
 		u := c.uuids[i]

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -16,7 +17,7 @@ import (
 // TestRoutesMatchOpenAPI: every route of the router is an operation of openapi.json
 // and every operation is a route, with the same open (no token) routes.
 func TestRoutesMatchOpenAPI(t *testing.T) {
-	m, err := newMetrics(prometheus.NewRegistry(), nil)
+	m, err := newMetrics(prometheus.NewRegistry(), nil, nil, zerolog.Nop())
 	require.NoError(t, err)
 	s := &Server{metrics: m}
 	var doc struct {

@@ -40,7 +40,8 @@ type Config struct {
 	DrainTimeout time.Duration
 	// Pprof mounts net/http/pprof at /debug/pprof/.
 	Pprof bool
-	// GPU, if set, exports NVML gauges (a *monitor.Monitor).
+	// GPU, if set, exports NVML gauges (a *monitor.Monitor): of the GPUs that serve
+	// (pipeline Info.GPUs, matched with NVML by monitor.CUDAToNVML), else of every GPU.
 	GPU Sampler
 	// Logger receives the JSON access log and the server's messages (nil: none).
 	Logger *zerolog.Logger
@@ -113,7 +114,7 @@ func New(cfg Config) (*Server, error) {
 		s.tokens = append(s.tokens, hashToken(t))
 	}
 	var err error
-	if s.metrics, err = newMetrics(cfg.Registry, cfg.GPU); err != nil {
+	if s.metrics, err = newMetrics(cfg.Registry, cfg.GPU, s.p, s.log); err != nil {
 		return nil, err
 	}
 	s.base, s.stop = context.WithCancelCause(context.Background())

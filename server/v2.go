@@ -117,8 +117,10 @@ func (s *Server) handleV2Model(w http.ResponseWriter, r *http.Request) {
 		"inputs": []v2Meta{by("image"), by("prompt")}, "outputs": outs,
 		// An extension of the protocol's metadata: the request parameters this model
 		// takes (the parameter table) and the limits on one request's work.
+		// And where it runs: the device, the GPUs that serve (each with its slots), the slots in all.
 		"parameters": map[string]any{"params": params, "work_limits": info.Work, "image_limits": info.Limits,
-			"min_side": info.MinSide, "max_prompt_bytes": info.MaxPromptBytes, "decode_memory_bytes": info.DecodeMemory}})
+			"min_side": info.MinSide, "max_prompt_bytes": info.MaxPromptBytes, "decode_memory_bytes": info.DecodeMemory,
+			"device": info.Device, "gpus": info.GPUs, "slots": info.Slots}})
 }
 
 func (s *Server) handleV2ModelReady(w http.ResponseWriter, r *http.Request) {

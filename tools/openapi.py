@@ -106,7 +106,8 @@ doc = {
        "total_ms": {"type": "number"}}}]},
    "RequestState": {"type": "object", "required": ["id", "state"], "properties": {
        "id": {"type": "string"}, "state": {"type": "string", "enum": ["admitted", "queued", "running"], "description": "admitted: its place taken, its image not decoded yet; queued: waiting for a slot (position); running: stage and step"},
-       "position": {"type": "integer"}, "stage": {"type": "string"}, "step": {"type": "integer"}, "total": {"type": "integer"}}},
+       "position": {"type": "integer"}, "stage": {"type": "string"}, "step": {"type": "integer"}, "total": {"type": "integer"},
+       "gpu": {"type": "integer", "description": "the CUDA device index it runs on, while running on a GPU"}}},
    "Info": {"type": "object", "required": ["version", "model_set", "backend", "slots", "refine", "defaults"]},
    "V2Tensor": {"type": "object", "required": ["name", "datatype", "shape"], "properties": {
        "name": {"type": "string"}, "datatype": {"type": "string"},
@@ -127,7 +128,7 @@ doc = {
        "name": {"type": "string"}, "versions": {"type": "array", "items": {"type": "string"}}, "platform": {"type": "string"},
        "inputs": {"type": "array", "items": {"$ref": "#/components/schemas/V2TensorMeta"}},
        "outputs": {"type": "array", "items": {"$ref": "#/components/schemas/V2TensorMeta"}},
-       "parameters": {"type": "object", "description": "grefine's extension: params (the parameter table rows this model takes: names, ranges, defaults), work_limits, image_limits, min_side, max_prompt_bytes, decode_memory_bytes"}}},
+       "parameters": {"type": "object", "description": "grefine's extension: params (the parameter table rows this model takes: names, ranges, defaults), work_limits, image_limits, min_side, max_prompt_bytes, decode_memory_bytes; device, gpus (the GPUs that serve: index, device, slots, first_slot) and slots (in all)"}}},
    "V2ConfigTensor": {"type": "object", "required": ["name", "data_type", "dims"], "properties": {
        "name": {"type": "string"}, "data_type": {"type": "string"}, "dims": {"type": "array", "items": {"type": "integer"}}, "optional": {"type": "boolean"}}},
    "V2ModelConfig": {"type": "object", "required": ["name", "backend", "max_batch_size", "input", "output", "instance_group"], "properties": {

@@ -39,7 +39,8 @@ func benchCommand() *cli.Command {
 			&cli.DurationFlag{Name: "latency-bound", Usage: "server: the p99 latency bound", Value: 10 * time.Second},
 			&cli.BoolFlag{Name: "find-peak", Usage: "server: search the highest qps whose p99 meets the bound"},
 			&cli.StringFlag{Name: "concurrency", Usage: "sweep: requests in flight, comma-separated", Value: "1,2,4,8"},
-			&cli.IntFlag{Name: "slots", Usage: "requests the pipeline runs at once", Value: 1},
+			&cli.IntFlag{Name: "slots", Usage: "requests the pipeline runs at once (on each GPU of --gpus)", Value: 1},
+			gpusFlag(),
 			&cli.StringFlag{Name: "inputs", Usage: "JSONL of {\"image\", \"prompt\", \"id\"} lines (default: the synthetic set)"},
 			&cli.IntFlag{Name: "synthetic", Usage: "size of the synthetic set", Value: 8},
 			&cli.IntFlag{Name: "size", Usage: "side of synthetic images and engine inputs (0: 1024, 256 with a tiny set)"},
@@ -84,8 +85,12 @@ func runBench(c *cli.Context) (err error) {
 	rep := &bench.Report{Workload: workload, Version: pipeline.Version, Command: invocation()}
 	var target bench.Target
 	var inputs []bench.Input
+	var gpuLoad func() []pipeline.GPULoad // the requests each GPU ran
 	size := c.Int("size")
 	if engName, ok := strings.CutPrefix(workload, "engine:"); ok {
+		if c.IsSet("gpus") {
+			return usagef("--gpus runs the assess and refine workloads (engine:NAME runs one engine)")
+		}
 		t, info, err := openEngineTarget(c, engName, size)
 		if err != nil {
 			return err
@@ -103,6 +108,9 @@ func runBench(c *cli.Context) (err error) {
 			return err
 		}
 		pcfg.Slots, pcfg.FeatureCache = c.Int("slots"), featureCache(c)
+		if err := gpusFromFlags(c, &pcfg); err != nil {
+			return err
+		}
 		p, err := pipeline.Open(c.Context, pcfg)
 		if err != nil {
 			return fmt.Errorf("opening the pipeline: %w", err)
@@ -110,6 +118,8 @@ func runBench(c *cli.Context) (err error) {
 		defer p.Close()
 		info := p.Info()
 		rep.Pipeline = &info
+		cfg.Slots = info.Slots // in all, over the GPUs
+		gpuLoad = p.GPULoad
 		if size == 0 {
 			size = 1024
 			if info.Tiny {
@@ -160,6 +170,9 @@ func runBench(c *cli.Context) (err error) {
 	finish()
 	if err != nil {
 		return err
+	}
+	if gpuLoad != nil {
+		rep.GPULoad = gpuLoad()
 	}
 	files, err := bench.WriteOutputs(rep, out.staging)
 	if err != nil {

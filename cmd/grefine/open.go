@@ -252,6 +252,35 @@ func flagNames(msg string) string {
 	return msg
 }
 
+// gpusFlag is --gpus of serve and bench.
+func gpusFlag() cli.Flag {
+	return &cli.StringFlag{Name: "gpus", Usage: "CUDA device indices to run on, comma-separated (0,1): each GPU gets --slots slots, " +
+		"its own engines (trt: plans verified for it, its own execution contexts) and its own constants; one queue feeds " +
+		"them all (the device defaults to cuda)", DefaultText: "GPU 0 with a GPU --device"}
+}
+
+// gpusFromFlags applies --gpus onto cfg: the GPU list (the pipeline checks it: range,
+// repeats, the devices present) and, unless --device was given, the cuda device.
+func gpusFromFlags(c *cli.Context, cfg *pipeline.Config) error {
+	if !c.IsSet("gpus") {
+		return nil
+	}
+	gpus, err := pipeline.ParseGPUs(c.String("gpus"))
+	if err != nil {
+		return usagef("--%v", err) // "gpus ...: want ..."
+	}
+	if len(gpus) == 0 {
+		return usagef("--gpus: want CUDA device indices, comma-separated (0,1)")
+	}
+	cfg.GPUs = gpus
+	if !c.IsSet("device") {
+		cfg.Device = "cuda" // GPUs: the request lives on its slot's GPU
+	} else if cfg.Device == "cpu" {
+		return usagef("--gpus needs a GPU device (--device cuda or cuda-emu), not --device cpu")
+	}
+	return nil
+}
+
 // openPlans opens a TensorRT plan repository for the pipeline (package plans; the
 // pipeline itself does not link TensorRT).
 func openPlans(dir string, set *modelset.Set) (engine.Opener, error) {

@@ -22,6 +22,8 @@ func serveCommand() *cli.Command {
 			"GET|DELETE /v1/requests/{id}, the KServe v2 endpoints (/v2/health/*, /v2/models/{assess,refine}[/ready|/config|/infer]),\n" +
 			"/metrics (Prometheus, Triton's names) and /openapi.json. A request takes its place (--slots running,\n" +
 			"--queue waiting; 429 at once beyond) before its image is decoded; decodes share --decode-memory.\n" +
+			"With --gpus 0,1 each GPU gets --slots slots and its own engines; one queue feeds all the slots, a free\n" +
+			"slot going to the GPU with the fewest busy slots (GET /v1/info and /metrics say which GPUs serve).\n" +
 			"Each request's work is bounded before anything is allocated: --max-timesteps, --max-steps,\n" +
 			"--max-stage-pixels, --max-pixels, --max-memory (GET /v1/info and /v2/models/{m} list them, and the\n" +
 			"parameters with their ranges: grefine params). With --auth-tokens a request belongs to its token.\n" +
@@ -30,7 +32,8 @@ func serveCommand() *cli.Command {
 			"The access log is JSON unless --log-format is given. README, Serving, has a curl example per endpoint.",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "addr", Usage: "listen address", Value: "127.0.0.1:8080"},
-			&cli.IntFlag{Name: "slots", Usage: "requests that run at once", Value: 1},
+			&cli.IntFlag{Name: "slots", Usage: "requests that run at once (on each GPU of --gpus)", Value: 1},
+			gpusFlag(),
 			&cli.IntFlag{Name: "queue", Usage: "requests that may wait for a slot (0: unbounded); more get 429 with Retry-After", Value: 16},
 			&cli.DurationFlag{Name: "timeout", Usage: "per-request deadline (0: none); passed in the queue 429, while running 504", Value: 120 * time.Second},
 			&cli.StringFlag{Name: "max-body", Usage: "largest request body (B, KiB, MiB, GiB); larger is 413", Value: "32MiB"},
@@ -76,6 +79,9 @@ func runServe(c *cli.Context) error {
 		return err
 	}
 	pcfg.Slots, pcfg.MaxQueue, pcfg.Logger = c.Int("slots"), c.Int("queue"), &log
+	if err := gpusFromFlags(c, &pcfg); err != nil {
+		return err
+	}
 	p, err := pipeline.Open(c.Context, pcfg)
 	if err != nil {
 		return actionError{fmt.Errorf("opening the pipeline: %w", err)}

@@ -13,6 +13,7 @@ import (
 	"unsafe"
 
 	"github.com/grefine/grefine/engine"
+	"github.com/grefine/grefine/engine/native"
 )
 
 // Options configure Open.
@@ -115,37 +116,15 @@ var _ engine.Device = (*Device)(nil)
 // library or a usable GPU it returns an error wrapping engine.ErrUnavailable that says
 // which: library not found, no device, or insufficient driver (with CUDA's message).
 func Open(opts Options) (*Device, error) {
-	explicit := opts.LibPath
-	if explicit == "" && opts.Emulator {
-		p, err := EmulatorPath()
-		if err != nil {
-			return nil, err
-		}
-		explicit = p
-	}
-	lib, err := load(explicit)
+	lib, n, err := loadCount(opts)
 	if err != nil {
 		return nil, err
 	}
-	if opts.Emulator && !libEmulated {
-		return nil, fmt.Errorf("%w: cuda: the emulator was asked for, but %s (%s) is not cuda-emu", engine.ErrUnavailable, lib.Path, lib.Source)
-	}
-	var e errBuf
-	var n, cerr C.int
-	if rc := C.grf_go_device_count(&n, &cerr, e.ptr(), errLen); rc != statusOK {
-		reason := "cuda error"
-		switch cerr {
-		case cudaErrorNoDevice:
-			reason = "no device"
-		case cudaErrorInsufficientDriver:
-			reason = "insufficient driver"
-		}
-		return nil, fmt.Errorf("%w: cuda: %s (%s)", engine.ErrUnavailable, reason, e.msg())
-	}
-	if opts.Ordinal < 0 || opts.Ordinal >= int(n) {
-		return nil, fmt.Errorf("%w: cuda: device %d requested, %d present", engine.ErrUnavailable, opts.Ordinal, int(n))
+	if opts.Ordinal < 0 || opts.Ordinal >= n {
+		return nil, fmt.Errorf("%w: cuda: device %d requested, %d present", engine.ErrUnavailable, opts.Ordinal, n)
 	}
 	d := &Device{ordinal: opts.Ordinal}
+	var e errBuf
 	var name [256]C.char
 	var major, minor, sms C.int
 	var mem C.size_t
@@ -165,6 +144,46 @@ func Open(opts Options) (*Device, error) {
 		LibSource: lib.Source, Emulated: libEmulated,
 	}
 	return d, nil
+}
+
+// Count loads the library as Open does (opts.LibPath, opts.Emulator) and returns the
+// number of CUDA devices it sees: the device indices are 0 to Count-1. No device is an
+// error wrapping engine.ErrUnavailable with the reason, as Open's.
+func Count(opts Options) (int, error) {
+	_, n, err := loadCount(opts)
+	return n, err
+}
+
+// loadCount loads the library and counts the devices.
+func loadCount(opts Options) (native.Result, int, error) {
+	explicit := opts.LibPath
+	if explicit == "" && opts.Emulator {
+		p, err := EmulatorPath()
+		if err != nil {
+			return native.Result{}, 0, err
+		}
+		explicit = p
+	}
+	lib, err := load(explicit)
+	if err != nil {
+		return lib, 0, err
+	}
+	if opts.Emulator && !libEmulated {
+		return lib, 0, fmt.Errorf("%w: cuda: the emulator was asked for, but %s (%s) is not cuda-emu", engine.ErrUnavailable, lib.Path, lib.Source)
+	}
+	var e errBuf
+	var n, cerr C.int
+	if rc := C.grf_go_device_count(&n, &cerr, e.ptr(), errLen); rc != statusOK {
+		reason := "cuda error"
+		switch cerr {
+		case cudaErrorNoDevice:
+			reason = "no device"
+		case cudaErrorInsufficientDriver:
+			reason = "insufficient driver"
+		}
+		return lib, 0, fmt.Errorf("%w: cuda: %s (%s)", engine.ErrUnavailable, reason, e.msg())
+	}
+	return lib, int(n), nil
 }
 
 // Name implements engine.Device: "cuda" (the emulator too: its tensors take the path a

@@ -40,7 +40,12 @@
 // it, as in CI) and "cuda-emu" (the emulator only: option lib, else $GRF_CUDA_LIB, else
 // Options.Emulator's search). Options of both: lib, ordinal. Name is "cuda" for both (an
 // emulated GPU's tensors take the path a GPU's take); Info says which (Kind, Emulated);
-// GPU describes the device.
+// GPU describes the device. Count says how many devices the library sees (the indices
+// Options.Ordinal and the pipeline's --gpus take); an ordinal past them is an error
+// ("device 2 requested, 2 present"). One Device per GPU: its tensors and streams belong
+// to it, and using them with another Device (another GPU, or another Device value for the
+// same GPU) is engine.ErrDevice naming both ordinals; a Tensor's Device method gives its
+// GPU (trt.GPUTensor).
 //
 // # Memory and streams
 //

@@ -21,6 +21,15 @@ type DeviceTensor interface {
 	DevicePtr() uintptr
 }
 
+// GPUTensor is a DeviceTensor that names its CUDA device (engine/cuda's tensors,
+// Buffer): a session refuses one of another GPU than its backend's before anything is
+// enqueued (an address of GPU 0 means nothing on GPU 1).
+type GPUTensor interface {
+	DeviceTensor
+	// Device is the CUDA device index the memory lives on.
+	Device() int
+}
+
 // Buffer is device memory allocated by the shim (cudaMalloc on the backend's device;
 // cuda-emu's emulated device memory on the emulator), typed and shaped. It is a
 // DeviceTensor named "cuda". Close frees it; Close is idempotent and nil-safe.
@@ -32,6 +41,7 @@ type Buffer struct {
 	dtype  engine.DType
 	shape  engine.Shape
 	stream uintptr // stream used for copies
+	device int     // CUDA device index
 }
 
 func newBuffer(device int, dt engine.DType, shape engine.Shape, stream uintptr) (*Buffer, error) {
@@ -43,7 +53,7 @@ func newBuffer(device int, dt engine.DType, shape engine.Shape, stream uintptr) 
 		return nil, fmt.Errorf("%w: trt: cannot allocate dtype %v", engine.ErrDType, dt)
 	}
 	bytes := n * int64(dt.Size())
-	b := &Buffer{dtype: dt, shape: shape.Clone(), bytes: bytes, stream: stream}
+	b := &Buffer{dtype: dt, shape: shape.Clone(), bytes: bytes, stream: stream, device: device}
 	if err := call("buffer create", func(e *C.char, l C.size_t) C.int32_t {
 		return C.grf_trtl_buffer_create(C.int32_t(device), C.int64_t(bytes), &b.h, e, l)
 	}); err != nil {
@@ -69,6 +79,9 @@ func (b *Buffer) Shape() engine.Shape { return b.shape }
 
 // DeviceName implements engine.Tensor: "cuda".
 func (b *Buffer) DeviceName() string { return "cuda" }
+
+// Device implements GPUTensor: the CUDA device index the buffer lives on.
+func (b *Buffer) Device() int { return b.device }
 
 // DevicePtr implements DeviceTensor.
 func (b *Buffer) DevicePtr() uintptr { return b.ptr }

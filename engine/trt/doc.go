@@ -35,7 +35,12 @@
 // Options.Device selects the GPU. The runtime, engines, contexts, streams, scratch and
 // Buffers are created for it, and every shim call makes it current for that call only:
 // nothing depends on the calling thread's current device, so goroutines may move between
-// OS threads and one process may drive a backend per GPU.
+// OS threads and one process may drive a backend per GPU (the pipeline's Config.GPUs makes
+// one per GPU). A backend stays on its GPU: a slot bound to an engine.Device of another
+// GPU (SlotOptions.Device's Info().Ordinal) is refused with engine.ErrDevice, and so is a
+// tensor of another GPU at Session.Run (GPUTensor: engine/cuda's tensors and Buffer say
+// their device), before anything is enqueued; an address of one GPU means nothing on
+// another (the emulator refuses it too, at the enqueue).
 //
 // # Engines, slots and sessions
 //

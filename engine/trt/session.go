@@ -102,6 +102,10 @@ func (b *Backend) newSlotLocked(id int, opts SlotOptions) (*Slot, error) {
 	if opts.Device != nil && opts.Device.Name() != "cuda" {
 		return nil, fmt.Errorf("%w: trt: slot device %s, the engines write cuda memory", engine.ErrDevice, opts.Device.Name())
 	}
+	if opts.Device != nil && opts.Device.Info().Ordinal != b.opts.Device {
+		return nil, fmt.Errorf("%w: trt: the slot's device is cuda device %d, the backend's runtime and engines are on device %d (one backend per GPU: option device)",
+			engine.ErrDevice, opts.Device.Info().Ordinal, b.opts.Device)
+	}
 	s := &Slot{b: b, id: id, stream: opts.Stream, dev: opts.Device, sessions: map[*Session]struct{}{}}
 	if s.stream == 0 {
 		var h C.uintptr_t
@@ -378,6 +382,10 @@ func (s *Session) run(ctx context.Context, inputs, outputs map[string]engine.Ten
 // reads and writes device memory only, and no copy is made behind the caller's back.
 func (s *Session) address(name string, t engine.Tensor, kind string) (uintptr, error) {
 	if d, ok := t.(DeviceTensor); ok {
+		if g, ok := t.(GPUTensor); ok && g.Device() != s.e.b.opts.Device {
+			return 0, fmt.Errorf("%w: %s: %s %q is on cuda device %d, the engine runs on device %d (tensors are never copied between GPUs)",
+				engine.ErrDevice, s.e.name, kind, name, g.Device(), s.e.b.opts.Device)
+		}
 		return d.DevicePtr(), nil
 	}
 	return 0, fmt.Errorf("%w: %s: %s %q is a %T on %s, the engine reads and writes %s memory only (upload it first)",

@@ -99,8 +99,9 @@ type Options struct {
 	// Stream is where the assessor's work runs (nil: a stream of the "cpu" device, which
 	// the program must link, e.g. by importing engine/cpu).
 	Stream engine.Stream
-	// Share, if set, is an assessor on the same device whose feature cache, template
-	// prefixes and constants this one uses instead of its own; it must outlive this one.
+	// Share, if set, is an assessor on the same device (the same engine.Device: one GPU)
+	// whose feature cache, template prefixes and constants this one uses instead of its
+	// own; it must outlive this one.
 	Share *Assessor
 }
 
@@ -150,6 +151,10 @@ func New(set *modelset.Set, b engine.Backend, opts Options) (*Assessor, error) {
 		return nil, err
 	}
 	if sh := opts.Share; sh != nil {
+		if sh.s.Device() != a.s.Device() {
+			return nil, fmt.Errorf("%w: assess: the shared assessor's constants are on device %s (%v), this one runs on %s (%v): each device needs its own",
+				engine.ErrDevice, sh.s.Device().Name(), sh.s.Device().Info().Ordinal, a.s.Device().Name(), a.s.Device().Info().Ordinal)
+		}
 		if a.encoder, err = sh.encoder.With(a.text, a.s); err != nil {
 			return nil, err
 		}

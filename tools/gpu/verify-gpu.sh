@@ -22,7 +22,8 @@
 # 240, 300, 480, 540, 180),
 # each saying why when it cannot run:
 #   a. join and verify the parts (SHA-256 of every part, archive and library), unpack the
-#      binaries, `grefine doctor`, and a builder probe (a tiny plan build + run with CUDA
+#      binaries, `grefine doctor --gpus 0,1` (each GPU as serve --gpus opens it, and its NVML
+#      UUID; a missing GPU 1 named), and a builder probe (a tiny plan build + run with CUDA
 #      graphs) that names any library the TensorRT builder fails to load;
 #   b. tiny set on real TensorRT: engine/trt's GPU tests (buffers, plan errors, build and run,
 #      graph replays, engine/cuda pairing); the conformance suite on trt/cuda against
@@ -227,7 +228,9 @@ tiny=$root/testdata/models/tiny
 [ -f "$tiny/models.json" ] || { say "- the tiny model set is missing at $tiny (run from a grefine checkout)"; a_ok=0; }
 
 if [ -x "$grefine" ] && [ -f "$shim" ]; then
-  runstep doctor 60 . "$grefine" --models "$tiny" --hash-cache "" --trt-lib "$shim" doctor
+  # --gpus 0,1: each GPU as `serve --gpus` opens it, with its NVML UUID (CUDA index -> NVML);
+  # on a one-GPU machine "gpu 1" must be missing with "device 1 requested, 1 present".
+  runstep doctor 60 . "$grefine" --models "$tiny" --hash-cache "" --trt-lib "$shim" doctor --gpus 0,1
   fence "$logs/doctor.log"
   line=$(grep -E '^trt gpu ' "$logs/doctor.log" | head -1)
   if echo "$line" | grep -qE '^trt gpu +ok '; then gpu=1; else gpu_reason=$(echo "$line" | sed -E 's/^trt gpu +missing +//'); fi
