@@ -436,7 +436,7 @@ func (a *Assessor) Run(ctx context.Context, req Request) (rep *Report, err error
 	if err != nil {
 		return nil, err
 	}
-	if err := s.ResizeImage(imgT, small); err != nil {
+	if err := s.ResizeImage(imgT, small, engine.Resample{}); err != nil {
 		return nil, err
 	}
 	if err := s.ToPlanar(small, x, a.clip.Mean, a.clip.Std); err != nil {

@@ -262,7 +262,7 @@ func (r *Refiner) toPlanar(scp *scope, img engine.Tensor, w, h, W, H int) (engin
 		if work, err = scp.alloc(engine.Uint8, engine.Shape{int64(H), int64(W), 3}); err != nil {
 			return nil, err
 		}
-		if err := r.s.ResizeImage(img, work); err != nil {
+		if err := r.s.ResizeImage(img, work, engine.Resample{}); err != nil {
 			return nil, err
 		}
 	}
@@ -290,7 +290,7 @@ func (r *Refiner) fromPlanar(scp *scope, x engine.Tensor, W, H, w, h int) (engin
 	if err != nil {
 		return nil, err
 	}
-	return back, r.s.ResizeImage(res, back)
+	return back, r.s.ResizeImage(res, back, engine.Resample{})
 }
 
 // Stage2Size is stage 2's working size: the short side raised to ProcessSize if below
