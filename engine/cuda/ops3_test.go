@@ -38,11 +38,11 @@ func TestTileOpsMatchCPU(t *testing.T) {
 		R, copies, C, H, W, th, tw, n, nb int
 	}{
 		{1, 1, 1, 1, 1, 1, 1, 1, 1},
-		{1, 2, 4, 19, 14, 8, 8, 12, 12},  // PASD's CFG rows from one latent (md_pasd's grid)
-		{2, 2, 9, 14, 19, 8, 8, 5, 7},    // SDXL's 9-channel input, the last batch padded
+		{1, 2, 4, 19, 14, 8, 8, 12, 12},   // PASD's CFG rows from one latent (md_pasd's grid)
+		{2, 2, 9, 14, 19, 8, 8, 5, 7},     // SDXL's 9-channel input, the last batch padded
 		{1, 2, 3, 152, 112, 64, 64, 3, 4}, // the control image at 8x the windows
-		{2, 2, 4, 33, 47, 13, 5, 64, 64}, // the most windows of a call, ragged sizes
-		{1, 1, 1, 7, 3, 7, 3, 2, 2},      // windows as large as the plane
+		{2, 2, 4, 33, 47, 13, 5, 64, 64},  // the most windows of a call, ragged sizes
+		{1, 1, 1, 7, 3, 7, 3, 2, 2},       // windows as large as the plane
 	} {
 		t.Run(fmt.Sprintf("R%d/copies%d/C%d/%dx%d/win%dx%d/n%d", c.R, c.copies, c.C, c.W, c.H, c.tw, c.th, c.n), func(t *testing.T) {
 			tl := randTiles(r, c.n, c.th, c.tw, c.H, c.W)
@@ -67,7 +67,9 @@ func TestTileOpsMatchCPU(t *testing.T) {
 			for pass := 0; pass < 2; pass++ {
 				pred, wt := randF32(r, c.copies*c.nb*c.C*c.th*c.tw, -3, 3), randF32(r, c.th*c.tw, 1e-6, 1)
 				wt2 := reshaped(wt, engine.Shape{int64(c.th), int64(c.tw)})
-				cpuRun(t, func(cs engine.Stream) error { return cs.TileAccumulate(reshaped(pred, predShape), wt2, wantAcc, wantW, tl) })
+				cpuRun(t, func(cs engine.Stream) error {
+					return cs.TileAccumulate(reshaped(pred, predShape), wt2, wantAcc, wantW, tl)
+				})
 				gp := newGuardedT(t, d, s, pred, predShape, 5)
 				gwt := newGuardedT(t, d, s, wt, wt2.Shape(), 5)
 				require.NoError(t, s.TileAccumulate(gp.view, gwt.view, ga.view, gw.view, tl))
