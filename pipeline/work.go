@@ -146,13 +146,17 @@ func imageWork(w Work, plan *refine.Refiner, pr Params, width, height int, tiny 
 		}
 		cfg := pr.refineConfig(plan.Config())
 		cfg.MemoryLimit = lim.MaxMemory
+		v, err := plan.With(cfg)
+		if err != nil {
+			return w, classify(err)
+		}
 		for i, s := range []*StageWork{&w.Stage1, &w.Stage2} {
 			if !s.Runs {
 				continue
 			}
-			W, H := plan.Stage1Size(width, height)
+			W, H := v.Stage1Size(width, height)
 			if i == 1 {
-				W, H = plan.Stage2Size(width, height)
+				W, H = v.Stage2Size(width, height)
 			}
 			s.Width, s.Height, s.Pixels = W, H, int64(W)*int64(H)
 			if s.Pixels > lim.MaxStagePixels {
@@ -160,7 +164,7 @@ func imageWork(w Work, plan *refine.Refiner, pr Params, width, height int, tiny 
 					map[int]string{0: "long_side", 1: "process_size or refine a smaller image"}[i])
 			}
 		}
-		rp, err := plan.PlanWith(cfg, width, height, tiny)
+		rp, err := v.PlanFor(width, height, tiny)
 		if err != nil {
 			return w, classify(err)
 		}

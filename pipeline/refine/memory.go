@@ -76,13 +76,6 @@ type MemoryEstimate struct {
 	Limit   int64 `json:"limit_bytes,omitempty"`
 }
 
-// StageMemory is the estimated peak working memory of each stage, in bytes.
-type StageMemory struct {
-	Stage1, Stage2 int64
-	// W1, H1 and W2, H2 are the working sizes the estimates are for.
-	W1, H1, W2, H2 int
-}
-
 // vaeBytes is one VAE call's attention over n latent pixels; unetBytes one UNet call of
 // batch tiles of n latent pixels each.
 func vaeBytes(n float64) float64 { return 8 * n * n }
@@ -176,31 +169,6 @@ func (r *Refiner) planStage(stage, W, H, f int, tiny bool, budget int64) (StageP
 	return sp, nil
 }
 
-// EstimateMemory estimates both stages' peak memory for a w×h input with the refiner's
-// configuration, as planned (tiling included; the memory limit is not checked here).
-func (r *Refiner) EstimateMemory(w, h int, tiny bool) StageMemory {
-	v := *r
-	v.cfg.MemoryLimit = 0
-	p, _ := v.PlanFor(w, h, tiny)
-	return StageMemory{Stage1: p.Stage1.Memory.Chosen, Stage2: p.Stage2.Memory.Chosen,
-		W1: p.Stage1.Width, H1: p.Stage1.Height, W2: p.Stage2.Width, H2: p.Stage2.Height}
-}
-
-// PlanWith is PlanFor with cfg instead of the refiner's own configuration (cfg is not
-// validated again: the caller validated the request's parameters).
-func (r *Refiner) PlanWith(cfg Config, w, h int, tiny bool) (Plan, error) {
-	v := *r
-	v.cfg, v.view = cfg, true
-	return v.PlanFor(w, h, tiny)
-}
-
-func minShort(ps int) string {
-	if ps <= 0 {
-		return ""
-	}
-	return fmt.Sprintf(", short side raised to at least %d", ps)
-}
-
 func gib(b int64) string {
 	return strconv.FormatFloat(float64(b)/(1<<30), 'f', 1, 64) + " GiB"
 }
@@ -241,7 +209,7 @@ func (r *Refiner) checkVAE(cfg Config) error {
 
 // NewPlan reads only the configuration of set (no engine, no file beyond the manifest)
 // into a Refiner that can answer geometry and memory questions (Stage1Size,
-// Stage2Size, PlanFor, EstimateMemory) before anything is loaded. It cannot refine.
+// Stage2Size, PlanFor) before anything is loaded. It cannot refine.
 func NewPlan(set *modelset.Set, cfg Config) (*Refiner, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
