@@ -109,7 +109,6 @@ func (r SeamReport) String() string {
 		"worst (|step| − tiles' own step)/(slope·spread) %.3f", r.Checked, r.BorderSteps, r.Violations, r.WorstRatio, r.WorstTiling)
 }
 
-
 // CheckAverageSeams holds a tiled denoising step's averaged prediction avg ([B, C, h, w],
 // Accumulator.Average of the windows' predictions preds[k] ([B, C, win.H, win.W]) with
 // the weight map wt) to its seam bound at every pair of neighbouring latent pixels p, q
