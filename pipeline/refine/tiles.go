@@ -153,6 +153,9 @@ func (d *tiledDenoise) step(ctx context.Context, r *Refiner, unet string, in, ou
 		return err
 	}
 	for b := 0; b < d.calls(); b++ {
+		if err := ctx.Err(); err != nil { // a cancel stops a step between its UNet calls
+			return err
+		}
 		padded, real := d.tiles(b)
 		if err := gather(padded); err != nil {
 			return err

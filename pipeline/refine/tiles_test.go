@@ -276,3 +276,45 @@ func maxByteDiff(a, b []uint8) int {
 	}
 	return worst
 }
+
+// TestRefineCropsAroundASmallMask: Refine on an image larger than stage 1's working size
+// with a small mask crops (auto): the report gives the box and why, stage 1's working size
+// is the image's aspect at the long side, the pixels outside the mask are the input's,
+// the masked ones repainted; the cancelled and the refused crops keep the whole image.
+func TestRefineCropsAroundASmallMask(t *testing.T) {
+	const W, H = 200, 150
+	img := testImage(W, H)
+	mask := make([]float32, W*H)
+	for y := 40; y < 60; y++ {
+		for x := 120; x < 150; x++ {
+			mask[y*W+x] = 1
+		}
+	}
+	run := func(crop bool, pad int) *Result {
+		cfg := fastConfig()
+		cfg.SkipStage2, cfg.Crop, cfg.CropPadding = true, crop, pad
+		r := tinyRefiner(t, cfg)
+		res, err := r.Refine(context.Background(), Request{Image: img, Prompt: "a red apple", Mask: mask, Q: 0.3}, nil)
+		require.NoError(t, err)
+		return res
+	}
+	res := run(true, 8)
+	c := res.Stage1.Crop
+	require.NotNil(t, c, "a 30x20 mask in a 200x150 image worked at 64x48: cropped")
+	t.Logf("crop: %+v", *c)
+	assert.Equal(t, [4]int{111, 32, 159, 68}, c.Box, "get_crop_region: the mask's box padded by 8 (112,32,158,68), grown to 4:3")
+	assert.Equal(t, [2]int{64, 48}, [2]int{c.Width, c.Height})
+	assert.Contains(t, c.Reason, "covers")
+	changed := 0
+	for p, m := range mask {
+		same := img.Pix[3*p] == res.Image.Pix[3*p] && img.Pix[3*p+1] == res.Image.Pix[3*p+1] && img.Pix[3*p+2] == res.Image.Pix[3*p+2]
+		if m < 0.5 {
+			require.True(t, same, "pixel %d outside the mask changed", p)
+		} else if !same {
+			changed++
+		}
+	}
+	assert.Greater(t, changed, 0, "the masked region was repainted")
+	assert.Nil(t, run(false, 8).Stage1.Crop, "crop off")
+	assert.Nil(t, run(true, 60).Stage1.Crop, "a padded box over half the image: no crop")
+}
