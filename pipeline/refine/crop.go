@@ -74,6 +74,24 @@ func (r *Refiner) cropRGB(scp *scope, img engine.Tensor, b [4]int) (engine.Tenso
 		SrcOffset: 3 * (int64(b[1])*W + int64(b[0])), SrcPitch: 3 * W})
 }
 
+// fitSize is the size diffusers resizes a w×h image to against a W×H canvas, aspect kept
+// (integer division as its code rounds): inside it (_resize_and_fill) or covering it
+// (_resize_and_crop, cover).
+func fitSize(w, h, W, H int, cover bool) (int, int) {
+	ratio, srcRatio := float64(W)/float64(H), float64(w)/float64(h)
+	fw, fh := w*H/h, h*W/w
+	if cover {
+		if ratio > srcRatio {
+			return W, fh
+		}
+		return fw, H
+	}
+	if ratio < srcRatio {
+		return W, fh
+	}
+	return fw, H
+}
+
 // resize is a Pillow resize of src (uint8 [h, w, 3]) into a new tensor of scp.
 func (r *Refiner) resize(scp *scope, src engine.Tensor, w, h int, rs engine.Resample) (engine.Tensor, error) {
 	out, err := scp.alloc(engine.Uint8, engine.Shape{int64(h), int64(w), 3})
@@ -90,13 +108,7 @@ func (r *Refiner) resize(scp *scope, src engine.Tensor, w, h int, rs engine.Resa
 func (r *Refiner) resizeAndFill(scp *scope, img engine.Tensor, width, height int) (engine.Tensor, error) {
 	ih, iw := int(img.Shape()[0]), int(img.Shape()[1])
 	ratio, srcRatio := float64(width)/float64(height), float64(iw)/float64(ih)
-	srcW, srcH := iw*height/ih, ih*width/iw
-	if ratio < srcRatio {
-		srcW = width
-	}
-	if ratio >= srcRatio {
-		srcH = height
-	}
+	srcW, srcH := fitSize(iw, ih, width, height, false)
 	if srcW < 1 || srcH < 1 {
 		return nil, fmt.Errorf("%w: a %dx%d crop shrinks to %dx%d inside %dx%d", ErrInput, iw, ih, srcW, srcH, width, height)
 	}
@@ -223,14 +235,7 @@ func (r *Refiner) overlay(scp *scope, img, result, boxMask engine.Tensor, b [4]i
 	s := r.s
 	bw, bh := b[2]-b[0], b[3]-b[1]
 	rh, rw := int(result.Shape()[0]), int(result.Shape()[1])
-	ratio, srcRatio := float64(bw)/float64(bh), float64(rw)/float64(rh)
-	srcW, srcH := rw*bh/rh, rh*bw/rw
-	if ratio > srcRatio {
-		srcW = bw
-	}
-	if ratio <= srcRatio {
-		srcH = bh
-	}
+	srcW, srcH := fitSize(rw, rh, bw, bh, true)
 	if srcW < 1 || srcH < 1 {
 		return nil, fmt.Errorf("%w: a %dx%d result shrinks to %dx%d to cover %dx%d", ErrInput, rw, rh, srcW, srcH, bw, bh)
 	}

@@ -2,7 +2,6 @@ package refine
 
 import (
 	"context"
-	"math"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -135,7 +134,7 @@ func TestSeamsThroughTheRefine(t *testing.T) {
 		t.Logf("step %d, averaged prediction: %v", s, rep)
 		assert.Zero(t, rep.Violations, "step %d: steps above the bound (worst excess %.3g)", s, rep.WorstExcess)
 		assert.Positive(t, rep.BorderSteps)
-		cut := hardCut(wins, preds, 2*4, h, w)
+		cut := tile.HardCut(wins, preds, 2*4, h, w)
 		hr, err := tile.CheckAverageSeams(wins, wt, preds, cut, 2, 4, h, w, 1e-6)
 		require.NoError(t, err)
 		assert.Positive(t, hr.Violations, "step %d: a hard cut breaks the bound (the check can fail)", s)
@@ -165,29 +164,4 @@ func TestSeamsThroughTheRefine(t *testing.T) {
 	cut, err := hard.Stitch(cp, 3)
 	require.NoError(t, err)
 	assert.Positive(t, tile.CheckSeams(p, tiles, cut, 3, 0.25).Violations, "decode: hard cuts break the bound")
-}
-
-// hardCut assembles planes [bc, h, w] from the windows' predictions, each pixel from the
-// window whose centre is nearest (no blending).
-func hardCut(wins []tile.Window, preds [][]float32, bc, h, w int) []float32 {
-	out := make([]float32, bc*h*w)
-	for y := 0; y < h; y++ {
-		for x := 0; x < w; x++ {
-			best, bd := 0, math.Inf(1)
-			for k, win := range wins {
-				if y < win.Y || y >= win.Y+win.H || x < win.X || x >= win.X+win.W {
-					continue
-				}
-				dy, dx := float64(y-win.Y)-float64(win.H-1)/2, float64(x-win.X)-float64(win.W-1)/2
-				if d := dy*dy + dx*dx; d < bd {
-					best, bd = k, d
-				}
-			}
-			win := wins[best]
-			for c := 0; c < bc; c++ {
-				out[(c*h+y)*w+x] = preds[best][(c*win.H+y-win.Y)*win.W+x-win.X]
-			}
-		}
-	}
-	return out
 }

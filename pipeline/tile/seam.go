@@ -211,3 +211,33 @@ func CheckAverageSeams(wins []Window, wt []float32, preds [][]float32, avg []flo
 	}
 	return r, nil
 }
+
+// HardCut assembles planes [bc, h, w] from the windows' predictions (each [bc, win.H,
+// win.W]) without blending: each pixel from the window whose centre is nearest (the first
+// such in window order). It is the seam checks' negative control: its steps at window
+// borders break CheckAverageSeams' bound.
+func HardCut(wins []Window, preds [][]float32, bc, h, w int) []float32 {
+	out := make([]float32, bc*h*w)
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			best, bd := -1, math.Inf(1)
+			for k, win := range wins {
+				if y < win.Y || y >= win.Y+win.H || x < win.X || x >= win.X+win.W {
+					continue
+				}
+				dy, dx := float64(y-win.Y)-float64(win.H-1)/2, float64(x-win.X)-float64(win.W-1)/2
+				if d := dy*dy + dx*dx; d < bd {
+					best, bd = k, d
+				}
+			}
+			if best < 0 {
+				continue
+			}
+			win := wins[best]
+			for c := 0; c < bc; c++ {
+				out[(c*h+y)*w+x] = preds[best][(c*win.H+y-win.Y)*win.W+x-win.X]
+			}
+		}
+	}
+	return out
+}

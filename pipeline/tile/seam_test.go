@@ -2,7 +2,6 @@ package tile
 
 import (
 	"context"
-	"math"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -106,25 +105,7 @@ func TestAverageSeamBound(t *testing.T) {
 		assert.Zero(t, r.Violations, "%s: steps above the bound (worst excess %.3g)", name, r.WorstExcess)
 		assert.Positive(t, r.BorderSteps)
 
-		cut := make([]float32, len(avg))
-		for bc := 0; bc < 8; bc++ {
-			for y := 0; y < h; y++ {
-				for x := 0; x < w; x++ {
-					best, bd := 0, math.Inf(1)
-					for k, win := range wins {
-						if y < win.Y || y >= win.Y+win.H || x < win.X || x >= win.X+win.W {
-							continue
-						}
-						dy, dx := float64(y)-float64(win.Y)-float64(win.H-1)/2, float64(x)-float64(win.X)-float64(win.W-1)/2
-						if d := dy*dy + dx*dx; d < bd {
-							best, bd = k, d
-						}
-					}
-					win := wins[best]
-					cut[(bc*h+y)*w+x] = preds[best][(bc*win.H+y-win.Y)*win.W+x-win.X]
-				}
-			}
-		}
+		cut := HardCut(wins, preds, 8, h, w)
 		hr, err := CheckAverageSeams(wins, wt, preds, cut, 2, 4, h, w, 1e-6)
 		require.NoError(t, err)
 		t.Logf("%s, hard cuts: %v", name, hr)
