@@ -83,7 +83,7 @@ func TestEngineTargetTiny(t *testing.T) {
 	for _, name := range []string{"clip_text", "sdxl_vae_decoder"} {
 		e, err := set.OpenEngine(ortBackend(t), name, engineOpen(name))
 		require.NoError(t, err)
-		tg, err := NewEngineTarget(e, 64, 1, 1, nil, 1)
+		tg, err := NewEngineTarget(e, nil, 64, 1, 1, nil, 1)
 		require.NoError(t, err)
 		o, err := tg.Do(context.Background(), nil)
 		require.NoError(t, err, name)
@@ -94,11 +94,11 @@ func TestEngineTargetTiny(t *testing.T) {
 	e, err := set.OpenEngine(ortBackend(t), "clip_text", engineOpen("clip_text"))
 	require.NoError(t, err)
 	defer e.Close()
-	tg, err := NewEngineTarget(e, 64, 1, 1, map[string]engineShape{"input_ids": {85, 77}}, 1)
+	tg, err := NewEngineTarget(e, nil, 64, 1, 1, map[string]engineShape{"input_ids": {85, 77}}, 1)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"input_ids=85x77"}, tg.Shapes())
-	_, err = NewEngineTarget(e, 64, 1, 1, map[string]engineShape{"nope": {1}}, 1)
+	_, err = NewEngineTarget(e, nil, 64, 1, 1, map[string]engineShape{"nope": {1}}, 1)
 	assert.ErrorContains(t, err, "no input")
-	_, err = NewEngineTarget(e, 64, 1, 1, map[string]engineShape{"input_ids": {1, 2, 3}}, 1)
+	_, err = NewEngineTarget(e, nil, 64, 1, 1, map[string]engineShape{"input_ids": {1, 2, 3}}, 1)
 	assert.ErrorContains(t, err, "does not fit")
 }

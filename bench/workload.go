@@ -141,20 +141,28 @@ func (t *RefineTarget) Do(ctx context.Context, in *Input) (Outcome, error) {
 }
 
 // EngineTarget runs one engine alone on fixed synthetic inputs of its contract's shapes
-// (as trtexec does): Slots calls at once at most, the rest wait (queue time).
+// (as trtexec does): Slots calls at once at most, the rest wait (queue time). With a
+// device stream the inputs live on the device (uploaded once) and each call ends with a
+// sync of the stream, so its time is the device's.
 type EngineTarget struct {
 	E      engine.Engine
 	inputs map[string]engine.Tensor
 	slots  chan struct{}
+	stream engine.Stream // nil: host tensors
 }
 
 // NewEngineTarget prepares e's synthetic inputs. Each dynamic dimension is resolved by
-// ResolveShape unless shapes names the input (a full concrete shape).
-func NewEngineTarget(e engine.Engine, size, batch, slots int, shapes map[string]engine.Shape, seed uint64) (*EngineTarget, error) {
+// ResolveShape unless shapes names the input (a full concrete shape). st is the stream e
+// reads its tensors on (nil for an engine of host tensors); a stream serves one call at a
+// time, so slots must then be 1.
+func NewEngineTarget(e engine.Engine, st engine.Stream, size, batch, slots int, shapes map[string]engine.Shape, seed uint64) (*EngineTarget, error) {
 	if slots < 1 {
 		slots = 1
 	}
-	t := &EngineTarget{E: e, inputs: map[string]engine.Tensor{}, slots: make(chan struct{}, slots)}
+	if st != nil && slots > 1 {
+		return nil, fmt.Errorf("engine %s runs on a %s stream: one call at a time (slots 1, not %d)", e.Name(), st.Device().Name(), slots)
+	}
+	t := &EngineTarget{E: e, inputs: map[string]engine.Tensor{}, slots: make(chan struct{}, slots), stream: st}
 	r := rand.New(rand.NewPCG(seed, 7))
 	for name := range shapes {
 		found := false
@@ -178,9 +186,31 @@ func NewEngineTarget(e engine.Engine, size, batch, slots int, shapes map[string]
 			return nil, fmt.Errorf("engine %s input %s: %w", e.Name(), d.Name, err)
 		}
 		fillSynthetic(ht, d.Name, r)
-		t.inputs[d.Name] = ht
+		if st == nil {
+			t.inputs[d.Name] = ht
+			continue
+		}
+		dt, err := engine.Upload(st, ht)
+		if err != nil {
+			t.Close()
+			return nil, fmt.Errorf("engine %s input %s: %w", e.Name(), d.Name, err)
+		}
+		t.inputs[d.Name] = dt
+	}
+	if st != nil {
+		if err := st.Sync(); err != nil {
+			t.Close()
+			return nil, fmt.Errorf("engine %s inputs: %w", e.Name(), err)
+		}
 	}
 	return t, nil
+}
+
+// Close releases the inputs (device memory with a stream); it does not close the engine.
+func (t *EngineTarget) Close() error {
+	err := engine.CloseAll(t.inputs)
+	t.inputs = map[string]engine.Tensor{}
+	return err
 }
 
 // Shapes reports the input shapes the target runs, "name=AxBxC" sorted by name.
@@ -206,7 +236,13 @@ func (t *EngineTarget) Do(ctx context.Context, _ *Input) (Outcome, error) {
 	if err != nil {
 		return o, err
 	}
+	if t.stream != nil {
+		err = t.stream.Sync()
+	}
 	engine.CloseAll(out)
+	if err != nil {
+		return o, err
+	}
 	o.Stages = map[string]float64{t.E.Name(): millis(time.Since(o.Started))}
 	return o, nil
 }

@@ -56,6 +56,12 @@ type Backend interface {
 	Close() error
 }
 
+// Opener opens a model set's engine by name: *modelset.Set opens it from its ONNX file, a
+// plan repository (plans.Repo, TensorRT) from its plan.
+type Opener interface {
+	OpenEngine(b Backend, name string, opts OpenOptions) (Engine, error)
+}
+
 // BackendFactory builds a backend from a generic option map (library paths and such).
 type BackendFactory func(opts map[string]string) (Backend, error)
 

@@ -15,17 +15,6 @@ type Contract struct {
 	Inputs, Outputs []Port
 }
 
-// The engines of a full model set, by pipeline part, in opening order: the one list every
-// package uses (the pipeline, the refiner, the benchmarks, the plan specs' tests).
-var (
-	QualityEngines = []string{"clip_surgery", "clip_text"}
-	RefineEngines  = []string{"sdxl_text_l", "sdxl_text_g", "sdxl_unet", "sdxl_vae_encoder", "sdxl_vae_decoder",
-		"pasd_text", "pasd_unet", "pasd_vae_encoder", "pasd_vae_decoder"}
-	// OptionalEngines may be in a set; a pipeline uses them when present (clip_text_kv:
-	// the template-prefix form of clip_text).
-	OptionalEngines = []string{"clip_text_kv"}
-)
-
 // Contracts are the engine contracts of DESIGN §2, keyed by engine name. An engine the
 // manifest lists must meet its contract; an engine it does not list is simply absent
 // (the pipelines say which ones they need).

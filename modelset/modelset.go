@@ -133,7 +133,7 @@ func (s *Set) verify(opts Options) error {
 		if cache.known(p, f.SHA256) {
 			return nil
 		}
-		got, err := FileSHA256(p)
+		got, err := files.SHA256(p)
 		if err != nil {
 			return fmt.Errorf("%w: %s %q: %v", ErrMissing, kind, name, err)
 		}
@@ -242,18 +242,21 @@ func (s *Set) OpenEngine(b engine.Backend, name string, opts engine.OpenOptions)
 	if err != nil {
 		return nil, err
 	}
-	if err := sameIO(name, "input", entry.Inputs, e.Inputs()); err != nil {
+	if err := SameIO(name, "input", entry.Inputs, e.Inputs()); err != nil {
 		e.Close()
 		return nil, err
 	}
-	if err := sameIO(name, "output", entry.Outputs, e.Outputs()); err != nil {
+	if err := SameIO(name, "output", entry.Outputs, e.Outputs()); err != nil {
 		e.Close()
 		return nil, err
 	}
 	return e, nil
 }
 
-func sameIO(name, kind string, manifest, actual []engine.TensorDesc) error {
+// SameIO checks that an engine's tensors of kind ("input", "output") are exactly the
+// manifest's: the same names, each with the same dtype and shape (dynamic dimensions
+// included). The model set checks its ONNX files with it, plans.Repo its plans.
+func SameIO(name, kind string, manifest, actual []engine.TensorDesc) error {
 	byName := map[string]engine.TensorDesc{}
 	for _, d := range actual {
 		byName[d.Name] = d
@@ -297,9 +300,6 @@ func (s *Set) Constant(name string) (*engine.HostTensor, error) {
 	}
 	return engine.FromFloat32(c.Shape, data)
 }
-
-// FileSHA256 hashes a file, lowercase hex (files.SHA256).
-func FileSHA256(path string) (string, error) { return files.SHA256(path) }
 
 func sortedKeys[V any](m map[string]V) []string {
 	ks := make([]string, 0, len(m))

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/grefine/grefine/engine"
+	"github.com/grefine/grefine/internal/files"
 )
 
 // fakeBackend opens engines whose I/O is whatever the test put in io, keyed by file name.
@@ -54,7 +55,7 @@ func writeSet(t *testing.T, mutate func(m *Manifest)) string {
 	dir := t.TempDir()
 	write := func(name string, b []byte) FileEntry {
 		require.NoError(t, os.WriteFile(filepath.Join(dir, name), b, 0o644))
-		h, err := FileSHA256(filepath.Join(dir, name))
+		h, err := files.SHA256(filepath.Join(dir, name))
 		require.NoError(t, err)
 		return FileEntry{File: name, SHA256: h}
 	}
@@ -208,12 +209,4 @@ func TestHashCache(t *testing.T) {
 	require.NoError(t, os.WriteFile(cachePath, []byte("{not json"), 0o644))
 	_, err = Load(writeSet(t, nil), opts)
 	require.NoError(t, err)
-}
-
-func TestEngineListsCoverContracts(t *testing.T) {
-	all := append(append(append([]string{}, QualityEngines...), RefineEngines...), OptionalEngines...)
-	assert.Len(t, all, len(Contracts), "every contract is in exactly one engine list")
-	for _, n := range all {
-		assert.Contains(t, Contracts, n)
-	}
 }

@@ -11,7 +11,7 @@ import (
 
 // textBatchOpener wraps the clip_text engine in a batchEngine when batching is on.
 type textBatchOpener struct {
-	Opener
+	engine.Opener
 	cfg TextBatch
 	out **batchEngine
 }
@@ -182,8 +182,6 @@ func (e *batchEngine) snapshot() BatchStats {
 	defer e.mu.Unlock()
 	return e.stats
 }
-
-func (e *batchEngine) stop() {}
 
 // TextBatchStats reports the text batcher's counters (zero when batching is off).
 func (p *Pipeline) TextBatchStats() BatchStats {

@@ -355,10 +355,7 @@ func (p *Pipeline) assessOne(ctx context.Context, r *run, imgT engine.Tensor, ma
 		if parsed, err = p.parser.Parse(r.req.Prompt); err != nil {
 			return nil, nil, inputf("prompt: %v", err)
 		}
-		ap = &assess.Parsed{Plain: parsed.PlainText(), Parts: make([]aq.Part, len(parsed.Parts))}
-		for i, pt := range parsed.Parts {
-			ap.Parts[i] = aq.Part{Text: pt.Text, Noun: pt.Noun, Ancestor: pt.Ancestor}
-		}
+		ap = assess.ParsedFrom(parsed)
 	}
 	rep, err := p.assessor(r.slot).With(r.params.assessConfig(p.assess.Config())).Run(ctx,
 		assess.Request{Image: r.req.Image, Tensor: imgT, Prompt: r.req.Prompt, Parsed: ap, Maps: maps})

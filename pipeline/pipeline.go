@@ -39,7 +39,7 @@ type Config struct {
 	// the pipeline does not close it.
 	BackendInstance engine.Backend
 	// Opener, if set, opens the engines instead of the model set's ONNX files.
-	Opener Opener
+	Opener engine.Opener
 	// Plans is a TensorRT plan repository (the output of `grefine plans build`) for the
 	// trt backend: each engine is opened from its plan, verified against the GPU, the
 	// TensorRT version and the ONNX SHA-256 first, and every slot gets its own execution
@@ -48,7 +48,7 @@ type Config struct {
 	// PlanOpener opens the repository Plans names for the verified model set (the front
 	// ends pass package plans' opener: the pipeline does not link TensorRT itself); the
 	// Opener it returns may also be an io.Closer, closed with the pipeline.
-	PlanOpener func(dir string, set *modelset.Set) (Opener, error)
+	PlanOpener func(dir string, set *modelset.Set) (engine.Opener, error)
 	// Device names the device the request's tensors live on and the non-network
 	// operations run on, from the device registry (engine.NewDevice): "cpu" (default,
 	// pure Go), "cuda" (libgrefine_cuda.so's kernels on a GPU) or "cuda-emu" (the same
@@ -104,11 +104,6 @@ type Config struct {
 type TextBatch struct {
 	MaxRows int
 	MaxWait time.Duration
-}
-
-// Opener opens a model set's engine by name; *modelset.Set implements it.
-type Opener interface {
-	OpenEngine(b engine.Backend, name string, opts engine.OpenOptions) (engine.Engine, error)
 }
 
 // Bounds of Config.
@@ -239,7 +234,7 @@ func Open(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 	if p.tok, err = tokenizer.Load(vocab); err != nil {
 		return nil, err
 	}
-	var opener Opener = p.set
+	var opener engine.Opener = p.set
 	if cfg.Opener != nil {
 		opener = cfg.Opener
 	}
@@ -404,7 +399,7 @@ func (p *Pipeline) openDevice() (adapt bool, err error) {
 // engineSet opens the engines of every slot: with per-slot sessions (trt plans) each
 // slot opens its own, on its stream; else each engine is opened once and shared.
 type engineSet struct {
-	base    Opener
+	base    engine.Opener
 	perSlot bool
 	mu      sync.Mutex
 	shared  map[string]engine.Engine
@@ -487,9 +482,6 @@ func (p *Pipeline) Close() error {
 	var errs []error
 	for i := len(p.slotR) - 1; i >= 0; i-- { // slot 0 last: the others share its cache
 		errs = append(errs, p.slotR[i].Close(), p.slotA[i].Close())
-	}
-	if p.text != nil {
-		p.text.stop()
 	}
 	for i := len(p.release) - 1; i >= 0; i-- {
 		p.release[i]()

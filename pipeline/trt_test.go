@@ -30,7 +30,7 @@ func TestMain(m *testing.M) { os.Exit(emutest.Main(m)) }
 func emuDevice() map[string]string { return map[string]string{"lib": emutest.CUDALib()} }
 
 // openPlans is the front ends' plan opener (package plans).
-func openPlans(dir string, set *modelset.Set) (pipeline.Opener, error) {
+func openPlans(dir string, set *modelset.Set) (engine.Opener, error) {
 	return plans.Open(dir, set, plans.OpenOptions{})
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/grefine/grefine/engine"
 	"github.com/grefine/grefine/engine/trt"
+	"github.com/grefine/grefine/internal/files"
 )
 
 // Builder builds and describes TensorRT plans on this machine. *trt.Backend implements it
@@ -103,7 +105,10 @@ func Build(ctx context.Context, b Builder, spec *Spec, onnxPath, out string, o B
 		{ConfigPath(out, spec.Name), []byte(config)},
 		{SidecarPath(out, spec.Name), append(side, '\n')},
 	} {
-		if err := writeAtomic(f.path, f.data); err != nil {
+		if err := os.MkdirAll(filepath.Dir(f.path), 0o755); err != nil {
+			return nil, fmt.Errorf("plans: %s: %w", spec.Name, err)
+		}
+		if err := files.WriteAtomic(f.path, func(w io.Writer) error { _, err := w.Write(f.data); return err }); err != nil {
 			return nil, fmt.Errorf("plans: %s: writing %s: %w", spec.Name, f.path, err)
 		}
 	}

@@ -4,12 +4,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 
 	"github.com/grefine/grefine/engine"
 	"github.com/grefine/grefine/engine/trt"
+	"github.com/grefine/grefine/internal/files"
 )
 
 // keyFormat versions the cache key recipe; bump it when the recipe changes.
@@ -28,25 +27,20 @@ func keyOf(cc, trtVersion, onnxDigest, canonical string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// FileSHA256 is the hex SHA-256 of a file's bytes.
-func FileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
+// fileSHA256 is files.SHA256 with the error as a model error.
+func fileSHA256(path string) (string, error) {
+	sum, err := files.SHA256(path)
 	if err != nil {
 		return "", fmt.Errorf("%w: plans: %v", engine.ErrModel, err)
 	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("%w: plans: reading %s: %v", engine.ErrModel, path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return sum, nil
 }
 
 // ONNXDigest identifies a spec's model in dir: the SHA-256 of the .onnx file, or, when the
 // spec lists external-data files, the SHA-256 over "name sha256" lines of the .onnx file
 // and each data file in order.
 func ONNXDigest(dir string, s *Spec) (string, error) {
-	return digestOf(s, func(name string) (string, error) { return FileSHA256(filepath.Join(dir, name)) })
+	return digestOf(s, func(name string) (string, error) { return fileSHA256(filepath.Join(dir, name)) })
 }
 
 // digestOf is ONNXDigest with the files' SHA-256 values coming from sum (file hashes, or a

@@ -3,7 +3,6 @@ package plans
 import (
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"sync"
 
@@ -132,9 +131,9 @@ func (r *Repo) engine(b *trt.Backend, name string) (*trt.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	err = sameIO(name, "input", entry.Inputs, e.Inputs())
+	err = modelset.SameIO(name, "input", entry.Inputs, e.Inputs())
 	if err == nil {
-		err = sameIO(name, "output", entry.Outputs, e.Outputs())
+		err = modelset.SameIO(name, "output", entry.Outputs, e.Outputs())
 	}
 	if err != nil {
 		_ = e.Close()
@@ -156,23 +155,6 @@ func (r *Repo) manifestSum(entry modelset.EngineEntry, file string) (string, err
 		}
 	}
 	return "", fmt.Errorf("%w: plans: external data file %s is not in the model set's manifest", ErrSpec, file)
-}
-
-// sameIO checks that a plan's tensors are the manifest's: same names, dtypes and shapes
-// (-1 in the same places).
-func sameIO(name, kind string, manifest, plan []engine.TensorDesc) error {
-	str := func(ds []engine.TensorDesc) string {
-		s := make([]string, len(ds))
-		for i, d := range ds {
-			s[i] = d.String()
-		}
-		sort.Strings(s)
-		return strings.Join(s, " ")
-	}
-	if a, b := str(manifest), str(plan); a != b {
-		return fmt.Errorf("%w: plans: %s: plan %ss %s differ from the model set's %s", engine.ErrContract, name, kind, b, a)
-	}
-	return nil
 }
 
 // Close closes the engines the repository opened (their sessions must be closed first:

@@ -110,7 +110,7 @@ func Verify(repo string, e Expect) (*Sidecar, error) {
 		return nil, fmt.Errorf("%w: %s: %s has %d bytes, the sidecar describes a %d-byte plan (replaced?)", ErrForeign, name, plan, st.Size(), sc.PlanBytes)
 	}
 	if !e.SkipPlanHash {
-		sum, err := FileSHA256(plan)
+		sum, err := fileSHA256(plan)
 		if err != nil {
 			return nil, err
 		}
@@ -160,42 +160,4 @@ func specDiff(was, now string) string {
 		}
 	}
 	return "no difference"
-}
-
-// writeAtomic writes data to path through a temporary file in the same directory, synced
-// and renamed, so readers see the old file or the new one, never a part.
-func writeAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	ok = true
-	return nil
 }

@@ -44,7 +44,9 @@
 //
 // /v2 (server metadata), /v2/health/live and /ready, /v2/models/{assess,refine}
 // (metadata, with a "parameters" extension: the parameter table rows the model takes and
-// the work limits) and /ready, and POST /v2/models/{model}/infer, with Triton's binary
+// the work limits), /ready and /config (Triton's model configuration extension, which
+// perf_analyzer reads first; tests/triton runs perf_analyzer against it), and POST
+// /v2/models/{model}/infer, with Triton's binary
 // tensor data extension (Inference-Header-Content-Length), so tritonclient works
 // unchanged (tested with tritonclient.http by tools/pyclients.sh). Inputs: image
 // (BYTES [1], an encoded PNG/JPEG/GIF, base64 in JSON data; or UINT8 [H,W,3]) and

@@ -162,6 +162,7 @@ func (s *Server) routeTable() []route {
 		{"GET", "/v2/health/ready", true, s.handleV2Ready},
 		{"GET", "/v2/models/{model}", false, s.handleV2Model},
 		{"GET", "/v2/models/{model}/ready", false, s.handleV2ModelReady},
+		{"GET", "/v2/models/{model}/config", false, s.handleV2Config},
 		{"POST", "/v2/models/{model}/infer", false, s.handleV2Infer},
 		{"GET", "/metrics", true, s.metrics.handler().ServeHTTP},
 		{"GET", "/openapi.json", true, s.handleOpenAPI},

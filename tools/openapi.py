@@ -128,6 +128,14 @@ doc = {
        "inputs": {"type": "array", "items": {"$ref": "#/components/schemas/V2TensorMeta"}},
        "outputs": {"type": "array", "items": {"$ref": "#/components/schemas/V2TensorMeta"}},
        "parameters": {"type": "object", "description": "grefine's extension: params (the parameter table rows this model takes: names, ranges, defaults), work_limits, image_limits, min_side, max_prompt_bytes, decode_memory_bytes"}}},
+   "V2ConfigTensor": {"type": "object", "required": ["name", "data_type", "dims"], "properties": {
+       "name": {"type": "string"}, "data_type": {"type": "string"}, "dims": {"type": "array", "items": {"type": "integer"}}, "optional": {"type": "boolean"}}},
+   "V2ModelConfig": {"type": "object", "required": ["name", "backend", "max_batch_size", "input", "output", "instance_group"], "properties": {
+       "name": {"type": "string"}, "platform": {"type": "string"}, "backend": {"type": "string"}, "max_batch_size": {"type": "integer"},
+       "input": {"type": "array", "items": {"$ref": "#/components/schemas/V2ConfigTensor"}},
+       "output": {"type": "array", "items": {"$ref": "#/components/schemas/V2ConfigTensor"}},
+       "instance_group": {"type": "array", "items": {"type": "object"}},
+       "parameters": {"type": "object", "additionalProperties": {"type": "object", "properties": {"string_value": {"type": "string"}}}}}},
    "V2ServerMetadata": {"type": "object", "required": ["name", "version", "extensions"], "properties": {
        "name": {"type": "string"}, "version": {"type": "string"}, "extensions": {"type": "array", "items": {"type": "string"}}}},
   }},
@@ -153,6 +161,8 @@ doc = {
       "responses": {"200": {"description": "Model metadata", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/V2ModelMetadata"}}}}, **errors(True, (401, 404))}}},
   "/v2/models/{model}/ready": {"get": {"operationId": "v2ModelReady", "summary": "Model readiness", "parameters": [model_param],
       "responses": {"200": {"description": "Ready"}, **errors(True, (401, 404, 503))}}},
+  "/v2/models/{model}/config": {"get": {"operationId": "v2ModelConfig", "summary": "Triton's model configuration extension: the model's configuration (config.pbtxt as JSON), read by perf_analyzer and tritonclient", "parameters": [model_param],
+      "responses": {"200": {"description": "Model configuration", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/V2ModelConfig"}}}}, **errors(True, (401, 404))}}},
   "/v2/models/{model}/infer": {"post": {"operationId": "v2Infer", "summary": "KServe v2 inference: inputs image and prompt; outputs p, a, q (FP32 [1]), report (BYTES [1], JSON) and, for refine, image (BYTES [1], PNG)",
       "description": "With the binary tensor data extension the body is the JSON header (its length in Inference-Header-Content-Length) followed by the binary tensors; the answer then has the same layout.",
       "parameters": [model_param, {"$ref": "#/components/parameters/RequestId"},

@@ -6,7 +6,7 @@
 #     are rightly 400); zero 5xx, zero schema violations
 #   - SIGTERM: the server drains and exits 0
 # The clients live in .venv-test/ (pinned in tools/pyclients/requirements.txt); a second
-# run reuses it when the requirements have not changed.
+# run reuses it when the requirements have not changed. --venv-only: only that.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tools/env.sh
@@ -20,6 +20,7 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; 
   "$venv/bin/pip" install -q --disable-pip-version-check -r "$req"
   echo "$want" > "$stamp"
 fi
+[ "${1:-}" = --venv-only ] && exit 0  # tools/triton-test.sh: just the clients' venv
 
 tmp=$(mktemp -d)
 pid=

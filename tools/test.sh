@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make test: (after make setup) build the native libraries, lint, run every Go test, then
-# the real Python clients (tritonclient, schemathesis) against `grefine serve`.
+# the real Python clients (tritonclient, schemathesis) against `grefine serve`, and the
+# Triton backend against a real tritonserver.
 # ONNX Runtime is required here (GRF_REQUIRE_ORT=1): its tests fail instead of skipping.
 # GPU-only tests skip with their reason on machines without a GPU.
 set -euo pipefail
@@ -22,4 +23,5 @@ go test -count=1 -race -run 'TestSlotsConcurrent|TestNoPerStepAllocation|TestCon
 bash tools/test-lib.sh  # libgrefine: C tests, examples vs the CLI
 
 bash tools/pyclients.sh
+bash tools/triton-test.sh  # the Triton backend against a real tritonserver (tests/triton)
 echo "test: ok"

@@ -271,62 +271,83 @@ func openEngineTarget(c *cli.Context, name string, size int) (*bench.EngineTarge
 		}
 		shapes[k] = sh
 	}
+	// Everything opened is closed in reverse order, on failure here or by the target's
+	// engine's Close when the run ends.
+	var cl closers
+	fail := func(err error) (*bench.EngineTarget, *bench.EngineInfo, error) {
+		cl.Close()
+		return nil, nil, err
+	}
 	b, err := engine.NewBackend(pcfg.Backend, pcfg.BackendOptions)
 	if err != nil {
 		return nil, nil, err
 	}
+	cl = append(cl, b)
 	if err := b.Available(); err != nil {
-		b.Close()
-		return nil, nil, err
+		return fail(err)
+	}
+	// A backend whose engines read device tensors runs on a stream of --device (the trt
+	// backend defaults it to cuda), as a pipeline slot would; the inputs live there.
+	var st engine.Stream
+	if b.DeviceName() != "cpu" {
+		d, err := engine.NewDevice(pcfg.Device, pcfg.DeviceOptions)
+		if err != nil {
+			return fail(err)
+		}
+		cl = append(cl, d)
+		if d.Name() != b.DeviceName() {
+			return fail(fmt.Errorf("%w: backend %s reads %s tensors, device %s holds %s tensors", engine.ErrUnavailable, b.Name(), b.DeviceName(), pcfg.Device, d.Name()))
+		}
+		if st, err = d.NewStream(); err != nil {
+			return fail(err)
+		}
+		cl = append(cl, st)
 	}
 	// With --plans the engine is its TensorRT plan (verified like the pipeline's), not the ONNX file.
-	var opener interface {
-		OpenEngine(engine.Backend, string, engine.OpenOptions) (engine.Engine, error)
-	} = set
-	var repo *plans.Repo
+	var opener engine.Opener = set
 	if pcfg.Plans != "" {
-		if repo, err = plans.Open(pcfg.Plans, set, plans.OpenOptions{}); err != nil {
-			b.Close()
-			return nil, nil, err
+		repo, err := plans.Open(pcfg.Plans, set, plans.OpenOptions{})
+		if err != nil {
+			return fail(err)
 		}
+		cl = append(cl, repo)
 		opener = repo
 	}
-	e, err := opener.OpenEngine(b, name, engine.OpenOptions{Name: name, Threads: c.Int("threads")})
+	e, err := opener.OpenEngine(b, name, engine.OpenOptions{Name: name, Threads: c.Int("threads"), Stream: st})
 	if err != nil {
-		if repo != nil {
-			repo.Close()
-		}
-		b.Close()
-		return nil, nil, err
+		return fail(err)
 	}
-	t, err := bench.NewEngineTarget(closingEngine{e, b, repo}, size, c.Int("batch"), c.Int("slots"), shapes, c.Uint64("seed"))
+	cl = append(cl, e)
+	t, err := bench.NewEngineTarget(e, st, size, c.Int("batch"), c.Int("slots"), shapes, c.Uint64("seed"))
 	if err != nil {
-		e.Close()
-		b.Close()
-		return nil, nil, usagef("%v", err)
+		return fail(usagef("%v", err))
 	}
+	cl = append(cl, t)
+	t.E = closingEngine{Engine: e, cl: cl}
 	return t, &bench.EngineInfo{Name: name, Backend: b.Name() + " (" + b.Version() + ")", Shapes: t.Shapes()}, nil
 }
 
-// closingEngine closes its plan repository (if any) and its backend with it.
-type closingEngine struct {
-	engine.Engine
-	b    engine.Backend
-	repo *plans.Repo
-}
+// closers close in reverse order, returning the first error.
+type closers []interface{ Close() error }
 
-func (e closingEngine) Close() error {
-	err := e.Engine.Close()
-	if e.repo != nil {
-		if rerr := e.repo.Close(); err == nil {
-			err = rerr
+func (cl closers) Close() error {
+	var first error
+	for i := len(cl) - 1; i >= 0; i-- {
+		if err := cl[i].Close(); err != nil && first == nil {
+			first = err
 		}
 	}
-	if berr := e.b.Close(); err == nil {
-		err = berr
-	}
-	return err
+	return first
 }
+
+// closingEngine is the benchmarked engine; its Close releases everything opened with it
+// (inputs, engine, plan repository, stream, device, backend), last first.
+type closingEngine struct {
+	engine.Engine
+	cl closers
+}
+
+func (e closingEngine) Close() error { return e.cl.Close() }
 
 func featureCache(c *cli.Context) int {
 	if c.Bool("no-feature-cache") {

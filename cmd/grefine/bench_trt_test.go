@@ -13,17 +13,19 @@ import (
 
 // TestBenchEnginePlans: `bench --workload engine:NAME --backend trt --plans DIR` times the
 // engine's plan from the repository (verified like the pipeline's), not the ONNX file
-// (which a TensorRT runtime cannot open as a plan). The GPU script times full-size engines
-// this way.
+// (which a TensorRT runtime cannot open as a plan), with its inputs on the device (the
+// emulated GPU: a host tensor would be refused). The GPU script times full-size engines
+// this way. Each command runs in a child process (runEmuChild: one libgrefine_cuda per
+// process).
 func TestBenchEnginePlans(t *testing.T) {
 	requireORT(t)
 	dir := t.TempDir()
 	repo := filepath.Join(dir, "plans")
 	g := []string{"--models", tiny, "--log-level", "error", "--hash-cache", "", "--trt-lib", emutest.Lib()}
-	_, stderr, code := runFull(t, append(g, "plans", "build", "--only", "clip_text", "--out", repo)...)
+	_, stderr, code := runEmuChild(t, append(g, "plans", "build", "--only", "clip_text", "--out", repo)...)
 	require.Equal(t, 0, code, stderr)
 	out := filepath.Join(dir, "bench")
-	_, stderr, code = runFull(t, append(g, "--backend", "trt", "--plans", repo, "bench", "--workload", "engine:clip_text",
+	_, stderr, code = runEmuChild(t, append(g, "--backend", "trt", "--plans", repo, "bench", "--workload", "engine:clip_text",
 		"--shape", "input_ids=4x77", "--count", "2", "--warmup", "1", "--out", out, "--quiet")...)
 	require.Equal(t, 0, code, stderr)
 	r, err := bench.ReadReport(filepath.Join(out, "bench.json"))
@@ -33,8 +35,14 @@ func TestBenchEnginePlans(t *testing.T) {
 	assert.Contains(t, r.Runs[0].Stages, "clip_text")
 
 	// An engine the repository has no plan for is refused with the reason.
-	_, stderr, code = runFull(t, append(g, "--backend", "trt", "--plans", repo, "bench", "--workload", "engine:clip_surgery",
+	_, stderr, code = runEmuChild(t, append(g, "--backend", "trt", "--plans", repo, "bench", "--workload", "engine:clip_surgery",
 		"--count", "1", "--out", filepath.Join(dir, "b2"), "--quiet")...)
 	assert.NotEqual(t, 0, code)
 	assert.Contains(t, stderr, "clip_surgery")
+
+	// A device engine serves one call at a time: --slots 2 is refused, not raced.
+	_, stderr, code = runEmuChild(t, append(g, "--backend", "trt", "--plans", repo, "bench", "--workload", "engine:clip_text",
+		"--shape", "input_ids=4x77", "--count", "1", "--slots", "2", "--out", filepath.Join(dir, "b3"), "--quiet")...)
+	assert.Equal(t, 2, code, stderr)
+	assert.Contains(t, stderr, "one call at a time")
 }

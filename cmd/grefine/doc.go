@@ -6,7 +6,9 @@
 // ancestors), assess (PQ/AQ quality maps and scores), refine (the two-stage refiner),
 // plans build (TensorRT plans for a model set), bench (the throughput harness), serve
 // (the HTTP server of package server: REST, KServe v2, metrics), params (the request
-// parameters: pipeline.ParamTable, from which the assess and refine flags are made).
+// parameters: pipeline.ParamTable, from which the assess and refine flags are made),
+// triton-repo (a Triton Inference Server model repository for the grefine backend,
+// package triton).
 // Global flags (also accepted after the command name) choose the model set (--models,
 // required: no fallback to the tiny test set), the backend and device, and logging. The
 // commands only marshal: the request flow is package pipeline's. Cheap checks (flags,

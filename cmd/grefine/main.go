@@ -271,7 +271,7 @@ func onUsageError(_ *cli.Context, err error, _ bool) error { return usagef("%v",
 
 // commands lists the subcommands; each lives in its own file.
 func commands() []*cli.Command {
-	return []*cli.Command{doctorCommand(), parseCommand(), assessCommand(), refineCommand(), plansCommand(), benchCommand(), serveCommand(), paramsCommand()}
+	return []*cli.Command{doctorCommand(), parseCommand(), assessCommand(), refineCommand(), plansCommand(), benchCommand(), serveCommand(), paramsCommand(), tritonRepoCommand()}
 }
 
 func commandNames() []string {

@@ -254,6 +254,6 @@ func flagNames(msg string) string {
 
 // openPlans opens a TensorRT plan repository for the pipeline (package plans; the
 // pipeline itself does not link TensorRT).
-func openPlans(dir string, set *modelset.Set) (pipeline.Opener, error) {
+func openPlans(dir string, set *modelset.Set) (engine.Opener, error) {
 	return plans.Open(dir, set, plans.OpenOptions{})
 }

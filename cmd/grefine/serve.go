@@ -19,7 +19,7 @@ func serveCommand() *cli.Command {
 		Name:  "serve",
 		Usage: "HTTP server: REST (/v1) and KServe v2 Open Inference Protocol (/v2), metrics, limits, drain",
 		Description: "Loads the pipeline once and serves POST /v1/assess and /v1/refine (multipart or JSON),\n" +
-			"GET|DELETE /v1/requests/{id}, the KServe v2 endpoints (/v2/health/*, /v2/models/{assess,refine}[/ready|/infer]),\n" +
+			"GET|DELETE /v1/requests/{id}, the KServe v2 endpoints (/v2/health/*, /v2/models/{assess,refine}[/ready|/config|/infer]),\n" +
 			"/metrics (Prometheus, Triton's names) and /openapi.json. A request takes its place (--slots running,\n" +
 			"--queue waiting; 429 at once beyond) before its image is decoded; decodes share --decode-memory.\n" +
 			"Each request's work is bounded before anything is allocated: --max-timesteps, --max-steps,\n" +

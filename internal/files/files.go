@@ -47,16 +47,23 @@ func WriteAtomic(path string, write func(io.Writer) error) (err error) {
 }
 
 // SHA256 hashes a file's contents, lowercase hex: the one file hash of the tree (model
-// sets, plans, inputs).
+// sets, plans, inputs, wheels).
 func SHA256(path string) (string, error) {
+	sum, _, err := Hash(path)
+	return sum, err
+}
+
+// Hash is SHA256 and the number of bytes hashed.
+func Hash(path string) (string, int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	defer f.Close()
 	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return "", 0, err
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return hex.EncodeToString(h.Sum(nil)), n, nil
 }

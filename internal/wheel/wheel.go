@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/grefine/grefine/internal/files"
 )
 
 // ErrHash is wrapped by every hash or size mismatch.
@@ -106,28 +108,13 @@ func checkDest(d string) error {
 	return nil
 }
 
-// FileSHA256 hashes a file.
-func FileSHA256(path string) (string, int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", 0, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return "", 0, err
-	}
-	return hex.EncodeToString(h.Sum(nil)), n, nil
-}
-
 // Verify checks the files of w under outDir and returns one line per problem (missing,
 // wrong size or hash); none means w is installed.
 func Verify(w Wheel, outDir string) []string {
 	var bad []string
 	for _, f := range w.Files {
 		p := filepath.Join(outDir, f.Dest)
-		sum, n, err := FileSHA256(p)
+		sum, n, err := files.Hash(p)
 		switch {
 		case err != nil:
 			bad = append(bad, fmt.Sprintf("%s: %v", f.Dest, err))
@@ -146,7 +133,7 @@ func (m *Manifest) Missing(wheelDir, outDir string) []Wheel {
 		if len(Verify(w, outDir)) == 0 {
 			continue
 		}
-		if sum, _, err := FileSHA256(filepath.Join(wheelDir, w.File)); err == nil && sum == w.SHA256 {
+		if sum, _, err := files.Hash(filepath.Join(wheelDir, w.File)); err == nil && sum == w.SHA256 {
 			continue
 		}
 		need = append(need, w)
@@ -183,7 +170,7 @@ func Extract(w Wheel, path, outDir string) ([]Installed, error) {
 	var out []Installed
 	var todo []File
 	for _, f := range w.Files {
-		if sum, n, err := FileSHA256(filepath.Join(outDir, f.Dest)); err == nil && sum == f.SHA256 && n == f.Size {
+		if sum, n, err := files.Hash(filepath.Join(outDir, f.Dest)); err == nil && sum == f.SHA256 && n == f.Size {
 			out = append(out, Installed{Dest: f.Dest, Size: n, SHA256: sum, Wheel: w.File, Kept: true})
 			continue
 		}
@@ -192,7 +179,7 @@ func Extract(w Wheel, path, outDir string) ([]Installed, error) {
 	if len(todo) == 0 {
 		return out, nil
 	}
-	sum, _, err := FileSHA256(path)
+	sum, _, err := files.Hash(path)
 	if err != nil {
 		return out, fmt.Errorf("wheel: %s: %w", w.File, err)
 	}

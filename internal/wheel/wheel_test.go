@@ -11,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/grefine/grefine/internal/files"
 )
 
 func sha(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
@@ -31,7 +33,7 @@ func fakeWheel(t *testing.T, dir string, members map[string][]byte) (string, Whe
 	}
 	require.NoError(t, zw.Close())
 	require.NoError(t, f.Close())
-	sum, _, err := FileSHA256(path)
+	sum, _, err := files.Hash(path)
 	require.NoError(t, err)
 	w := Wheel{Name: "fake-pkg", Version: "1.0", File: filepath.Base(path), SHA256: sum}
 	return path, w

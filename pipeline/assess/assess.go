@@ -78,24 +78,21 @@ type Assessor struct {
 	pqT      engine.Tensor // pq_text [4,2,D] on the device (shared)
 	owner    bool          // owns encoder and pqT (not a sharer)
 	ownS     bool          // owns s (made from the cpu device)
-	release  func()
-	view     bool // a With copy: shares the engines, Close does nothing
+	view     bool          // a With copy: shares the engines, Close does nothing
 	Backend  string
 	ModelSet string
 }
 
 // Options for New.
 type Options struct {
-	Config Config
-	Parser Parser
-	// Release, if set, is called once by Close.
-	Release func()
+	Config  Config
+	Parser  Parser
 	Threads int
 	// Tokenizer, if set, is used instead of loading the model set's vocabulary again.
 	Tokenizer *tokenizer.Tokenizer
 	// Opener opens the engines (nil: the model set itself, from its ONNX files). The
 	// engines must read and write the tensors of Stream's device.
-	Opener Opener
+	Opener engine.Opener
 	// TextEngine forces "clip_text" or "clip_text_kv" ("": clip_text_kv when the set has
 	// it, else clip_text).
 	TextEngine string
@@ -105,12 +102,6 @@ type Options struct {
 	// Share, if set, is an assessor on the same device whose feature cache, template
 	// prefixes and constants this one uses instead of its own; it must outlive this one.
 	Share *Assessor
-}
-
-// Opener opens a model set's engine by name; *modelset.Set implements it, and a plan
-// repository (TensorRT) can stand in for it.
-type Opener interface {
-	OpenEngine(b engine.Backend, name string, opts engine.OpenOptions) (engine.Engine, error)
 }
 
 // defaultStream is a stream of the registered cpu device.
@@ -128,7 +119,6 @@ func New(set *modelset.Set, b engine.Backend, opts Options) (*Assessor, error) {
 		return nil, errors.New("assess: a prompt parser is required")
 	}
 	a := &Assessor{cfg: opts.Config, parser: opts.Parser, s: opts.Stream, Backend: b.Name(), ModelSet: set.Manifest.Name}
-	// Release belongs to the caller until New succeeds (the caller cleans up on error).
 	if err := set.Config("clip", &a.clip); err != nil {
 		return nil, err
 	}
@@ -148,7 +138,7 @@ func New(set *modelset.Set, b engine.Backend, opts Options) (*Assessor, error) {
 		}
 		a.ownS = true
 	}
-	var opener Opener = set
+	var opener engine.Opener = set
 	if opts.Opener != nil {
 		opener = opts.Opener
 	}
@@ -164,7 +154,6 @@ func New(set *modelset.Set, b engine.Backend, opts Options) (*Assessor, error) {
 			return nil, err
 		}
 		a.tok, a.tpls, a.pqT = sh.tok, sh.tpls, sh.pqT
-		a.release = opts.Release
 		ok = true
 		return a, nil
 	}
@@ -210,7 +199,6 @@ func New(set *modelset.Set, b engine.Backend, opts Options) (*Assessor, error) {
 	if err := a.s.Sync(); err != nil { // read by the other slots' streams
 		return nil, err
 	}
-	a.release = opts.Release
 	ok = true
 	return a, nil
 }
@@ -220,7 +208,7 @@ func New(set *modelset.Set, b engine.Backend, opts Options) (*Assessor, error) {
 // must not be used after a is closed.
 func (a *Assessor) With(cfg Config) *Assessor {
 	v := *a
-	v.cfg, v.view, v.release = cfg, true, nil
+	v.cfg, v.view = cfg, true
 	return &v
 }
 
@@ -252,10 +240,6 @@ func (a *Assessor) Close() error {
 	if a.ownS && a.s != nil {
 		errs = append(errs, a.s.Close())
 		a.s = nil
-	}
-	if a.release != nil {
-		a.release()
-		a.release = nil
 	}
 	return errors.Join(errs...)
 }

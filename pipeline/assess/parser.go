@@ -14,9 +14,16 @@ func (s SyntaxParser) Parts(prompt string) (string, []aq.Part, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	parts := make([]aq.Part, len(r.Parts))
-	for i, p := range r.Parts {
-		parts[i] = aq.Part{Text: p.Text, Noun: p.Noun, Ancestor: p.Ancestor}
+	p := ParsedFrom(r)
+	return p.Plain, p.Parts, nil
+}
+
+// ParsedFrom is a syntax parse as the indicators read it: the plain text (weight syntax
+// removed) and the parts with their head nouns and ancestors.
+func ParsedFrom(r *syntax.Result) *Parsed {
+	p := &Parsed{Plain: r.PlainText(), Parts: make([]aq.Part, len(r.Parts))}
+	for i, pt := range r.Parts {
+		p.Parts[i] = aq.Part{Text: pt.Text, Noun: pt.Noun, Ancestor: pt.Ancestor}
 	}
-	return r.PlainText(), parts, nil
+	return p
 }

@@ -20,7 +20,8 @@ var (
 )
 
 // engines of a full refiner, in opening order.
-var engineNames = modelset.RefineEngines
+var engineNames = []string{"sdxl_text_l", "sdxl_text_g", "sdxl_unet", "sdxl_vae_encoder", "sdxl_vae_decoder",
+	"pasd_text", "pasd_unet", "pasd_vae_encoder", "pasd_vae_decoder"}
 
 type sdxlConfig struct {
 	VAEScale       float64         `json:"vae_scale"`
@@ -69,16 +70,10 @@ type Options struct {
 	Tokenizer *tokenizer.Tokenizer
 	// Opener opens the engines (nil: the model set itself, from its ONNX files). The
 	// engines must read and write the tensors of Stream's device.
-	Opener Opener
+	Opener engine.Opener
 	// Stream is where the refiner's work runs (nil: a stream of the "cpu" device, which
 	// the program must link, e.g. by importing engine/cpu).
 	Stream engine.Stream
-}
-
-// Opener opens a model set's engine by name; *modelset.Set implements it, and a plan
-// repository (TensorRT) can stand in for it.
-type Opener interface {
-	OpenEngine(b engine.Backend, name string, opts engine.OpenOptions) (engine.Engine, error)
 }
 
 // EngineNames lists the engines a refiner opens, in opening order.
@@ -129,7 +124,7 @@ func New(set *modelset.Set, b engine.Backend, opts Options) (*Refiner, error) {
 		}
 		r.ownS = true
 	}
-	var opener Opener = set
+	var opener engine.Opener = set
 	if opts.Opener != nil {
 		opener = opts.Opener
 	}

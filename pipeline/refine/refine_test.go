@@ -14,6 +14,7 @@ import (
 	"github.com/grefine/grefine/engine"
 	"github.com/grefine/grefine/internal/npy"
 	"github.com/grefine/grefine/internal/testkit/testenv"
+	"github.com/grefine/grefine/modelset"
 )
 
 var root = filepath.Join("..", "..")
@@ -158,4 +159,11 @@ func TestStage2ParityWithReference(t *testing.T) {
 	assert.LessOrEqual(t, worst, 1e-4, "latents")
 	assert.LessOrEqual(t, eDec, 1e-3, "decoded")
 	assert.LessOrEqual(t, eFix, 1e-3, "colour-fixed output")
+}
+
+// Every engine the refiner opens has a contract (DESIGN §2) the model set checks.
+func TestEngineNamesHaveContracts(t *testing.T) {
+	for _, n := range EngineNames() {
+		assert.Contains(t, modelset.Contracts, n)
+	}
 }

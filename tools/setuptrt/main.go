@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/grefine/grefine/internal/files"
 	"github.com/grefine/grefine/internal/wheel"
 )
 
@@ -189,7 +190,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if len(wheel.Verify(m.Jar, *out)) == 0 {
 			return 0
 		}
-		if sum, _, err := wheel.FileSHA256(jar); err == nil && sum == m.Jar.SHA256 {
+		if sum, _, err := files.Hash(jar); err == nil && sum == m.Jar.SHA256 {
 			return 0
 		}
 		fmt.Fprintln(stdout, m.Maven)

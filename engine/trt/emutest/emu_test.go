@@ -205,8 +205,8 @@ func TestParityWithORT(t *testing.T) {
 	defer repo.Close()
 	// Every engine the pipelines need has a plan spec; optional engines (clip_text_kv, the
 	// template-prefix form of clip_text) have none and stay on ONNX Runtime.
-	names := append(append([]string{}, modelset.QualityEngines...), modelset.RefineEngines...)
-	require.Len(t, names, 11)
+	names := []string{"clip_surgery", "clip_text", "sdxl_text_l", "sdxl_text_g", "sdxl_unet", "sdxl_vae_encoder",
+		"sdxl_vae_decoder", "pasd_text", "pasd_unet", "pasd_vae_encoder", "pasd_vae_decoder"}
 	for _, name := range names {
 		require.Contains(t, set.Manifest.Engines, name)
 		t.Run(name, func(t *testing.T) {
