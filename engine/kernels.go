@@ -172,10 +172,14 @@ const (
 	// PointMaskedAffine: for the planes of src (len(src)/len(mask) of them) and pixel p:
 	// dst[c,p] = src[c,p]*A + B if mask[p] < 0.5, else 0 (the inpainting masked image).
 	PointMaskedAffine
+	// PointDivide: for the planes of src (len(src)/len(mask) of them) and pixel p:
+	// dst[c,p] = src[c,p] / mask[p] (the tiled denoising's weighted average: Mask holds
+	// the summed weights).
+	PointDivide
 )
 
 var pointNames = map[PointwiseOp]string{PointAffine: "affine", PointScale: "scale", PointUnscale: "unscale",
-	PointLerp: "lerp", PointMaximum: "maximum", PointGreater: "greater", PointAtLeast: "at_least", PointMaskedAffine: "masked_affine"}
+	PointLerp: "lerp", PointMaximum: "maximum", PointGreater: "greater", PointAtLeast: "at_least", PointMaskedAffine: "masked_affine", PointDivide: "divide"}
 
 // String names the operation ("affine").
 func (o PointwiseOp) String() string {
@@ -183,6 +187,62 @@ func (o PointwiseOp) String() string {
 		return s
 	}
 	return fmt.Sprintf("pointwise(%d)", int(o))
+}
+
+// ResampleFilter is a Pillow filter of ResizeImage (values equal the C ABI's
+// GRF_RESAMPLE_*).
+type ResampleFilter int
+
+// Pillow's filters (engine/pillow).
+const (
+	// ResampleBicubic is Pillow's BICUBIC (Keys cubic, a = -0.5).
+	ResampleBicubic ResampleFilter = iota
+	// ResampleLanczos is Pillow's LANCZOS (sinc(x)·sinc(x/3), support 3).
+	ResampleLanczos
+)
+
+// String returns "bicubic" or "lanczos".
+func (f ResampleFilter) String() string {
+	switch f {
+	case ResampleBicubic:
+		return "bicubic"
+	case ResampleLanczos:
+		return "lanczos"
+	}
+	return fmt.Sprintf("resample(%d)", int(f))
+}
+
+// Resample selects ResizeImage's filter and source box. The zero value is Pillow's
+// Image.resize(size, BICUBIC) of the whole image.
+type Resample struct {
+	Filter ResampleFilter
+	// Box, if set, is Pillow's box: the source rectangle [Box[0], Box[2]) × [Box[1],
+	// Box[3]) in pixels, taken in float32 (fractional and zero-extent boxes allowed).
+	Box *[4]float64
+}
+
+// Tiles are n = len(Y) windows of one size TH×TW of a plane, the k-th at row Y[k] and
+// column X[k] (tiled denoising: engine.Ops.TileGather and TileAccumulate).
+type Tiles struct {
+	TH, TW int
+	Y, X   []int
+}
+
+// MaxTiles bounds the windows of one TileGather or TileAccumulate call (the kernels take
+// them by value, in their launch parameters).
+const MaxTiles = 64
+
+// Check validates the windows against an h×w plane.
+func (t Tiles) Check(op string, h, w int) error {
+	if t.TH < 1 || t.TW < 1 || len(t.Y) < 1 || len(t.Y) != len(t.X) || len(t.Y) > MaxTiles {
+		return fmt.Errorf("%w: %s: %d windows of %dx%d (want 1..%d of at least 1x1)", ErrShape, op, len(t.Y), t.TW, t.TH, MaxTiles)
+	}
+	for k := range t.Y {
+		if t.Y[k] < 0 || t.X[k] < 0 || t.Y[k]+t.TH > h || t.X[k]+t.TW > w {
+			return fmt.Errorf("%w: %s: window %d at (%d,%d) of %dx%d outside the %dx%d plane", ErrShape, op, k, t.X[k], t.Y[k], t.TW, t.TH, w, h)
+		}
+	}
+	return nil
 }
 
 // Pointwise is one elementwise operation over float32 tensors of one device. Dst may be
@@ -202,9 +262,10 @@ type Pointwise struct {
 // devices), float32 unless stated; shapes are checked (ErrShape, ErrDType) before any
 // work. Outputs must not overlap inputs unless an op says otherwise.
 type Ops interface {
-	// ResizeImage resizes an RGB image, uint8 [H,W,3], to dst [h,w,3] exactly as Pillow's
-	// Image.resize(BICUBIC) does (fixed-point, antialiased).
-	ResizeImage(src, dst Tensor) error
+	// ResizeImage resizes an RGB image, uint8 [H,W,3], to dst [h,w,3] exactly as Pillow
+	// 13's Image.resize((w, h), filter, box) does (fixed-point, antialiased, Pillow 13's
+	// pass order; engine/pillow is the reference).
+	ResizeImage(src, dst Tensor, r Resample) error
 	// ToPlanar converts uint8 [H,W,3] to float32 planar [3,H,W] (any shape of 3HW
 	// elements): dst[c,p] = (float32(src[p,c])/255 - mean[c]) / std[c].
 	ToPlanar(src, dst Tensor, mean, std [3]float32) error
@@ -224,6 +285,9 @@ type Ops interface {
 	Pointwise(p Pointwise) error
 	// CountAtLeast writes the number of src values >= bound into dst, int64 [1].
 	CountAtLeast(src Tensor, bound float32, dst Tensor) error
+	// BoundingBox writes the box [x1, y1, x2, y2) of the values >= bound of src [..., H, W]
+	// (over all planes) into dst, int64 [4]; all zeros when there is none.
+	BoundingBox(src Tensor, bound float32, dst Tensor) error
 	// FuseMaps is the quality-map fusion (score p, map P, image and latent masks).
 	FuseMaps(p FuseParams, good, align Tensor, out FuseOutputs) error
 
@@ -248,6 +312,22 @@ type Ops interface {
 	InpaintInput(scaleIn float32, latents, mask, masked, out Tensor) error
 	// BlendStep is CFG + a linear scheduler step + masked latent blending.
 	BlendStep(c BlendCoeffs, in BlendTensors, out, x0 Tensor) error
+	// TileGather cuts windows out of src [R, C, H, W] into dst [Copies·n, C, TH, TW]
+	// (n = len(t.Y), R = 1 or Copies): dst[j·n+k, c, y, x] = src[R == 1 ? 0 : j, c,
+	// t.Y[k]+y, t.X[k]+x].
+	TileGather(src, dst Tensor, t Tiles) error
+	// TileAccumulate adds weighted windows in order: pred [Copies·nb, C, TH, TW] (nb >= n
+	// rows per copy; rows k >= n are ignored), weights [TH, TW], acc [Copies, C, h, w],
+	// wsum [h, w]; for k < n, then each pixel of window k:
+	// acc[j, c, Y+y, X+x] += float32(pred[j·nb+k, c, y, x]·weights[y, x]) for every j, c,
+	// and wsum[Y+y, X+x] += weights[y, x].
+	TileAccumulate(pred, weights, acc, wsum Tensor, t Tiles) error
+	// VAEBlend is diffusers' blend_v (vertical) or blend_h of a tiled VAE, in place on b:
+	// a [C, ah, aw] is the neighbour above (or to the left) of b [C, bh, bw]; with
+	// e = min(ah, bh, extent) (vertical; widths equal) for y < e:
+	// b[c, y, x] = float32(a[c, ah−e+y, x]·float32(1−y/e)) + float32(b[c, y, x]·float32(y/e)),
+	// and the same along the width.
+	VAEBlend(a, b Tensor, extent int, vertical bool) error
 	// ColorFix is PASD's wavelet colour fix of content with the low band of style, all
 	// float32 [C,H,W] (leading dims of size 1 allowed), levels >= 1.
 	ColorFix(content, style, dst Tensor, levels int) error

@@ -140,3 +140,26 @@ func (d *deviceEngine) RunInto(ctx context.Context, inputs, outputs map[string]T
 
 // Close implements Engine: it closes nothing (the wrapped engine belongs to its owner).
 func (d *deviceEngine) Close() error { return nil }
+
+// ShapeLimiter is an Engine whose inputs have a largest accepted shape (engine/trt: the
+// plan's optimisation profiles). MaxShape returns it for an input, dimension by dimension
+// over all profiles (false: none known).
+type ShapeLimiter interface {
+	MaxShape(input string) (Shape, bool)
+}
+
+// MaxBatch is the largest leading dimension e accepts for input: its descriptor's fixed
+// one, else its ShapeLimiter's, else 0 (no limit known).
+func MaxBatch(e Engine, input string) int {
+	for _, d := range e.Inputs() {
+		if d.Name == input && len(d.Shape) > 0 && d.Shape[0] > 0 {
+			return int(d.Shape[0])
+		}
+	}
+	if l, ok := e.(ShapeLimiter); ok {
+		if s, ok := l.MaxShape(input); ok && len(s) > 0 && s[0] > 0 {
+			return int(s[0])
+		}
+	}
+	return 0
+}

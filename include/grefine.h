@@ -135,7 +135,8 @@ typedef struct grefine_image {
  * return cancels the call, which then returns GREFINE_ERR_CANCELED. */
 typedef int (*grefine_progress_fn)(void *user, const char *stage, int step, int total);
 
-/* Use for long_side and process_size: the pipeline's default for its model set. */
+/* Use for long_side, process_size, tile and vae_tile: the pipeline's default for its model
+ * set. */
 #define GREFINE_SIZE_DEFAULT (-1)
 
 /* Per-request settings. Initialise with grefine_params_init (the defaults of DESIGN), then
@@ -174,6 +175,20 @@ typedef struct grefine_params {
                               while running: CANCELED. 0: none */
   grefine_progress_fn progress; /* NULL: no progress */
   void *progress_user;     /* passed to `progress`; borrowed */
+  /* Large images (README, Large images); added after progress_user, so a struct_size that
+   * ends before them keeps their defaults. */
+  int tile;                /* [8, 512]: denoising tile in latent pixels; a larger latent is
+                              denoised in overlapping tiles (GREFINE_SIZE_DEFAULT: 128; 64 with
+                              a tiny model set) */
+  int tile_overlap;        /* [0, 256]: latent pixels neighbouring tiles share (at most half the tile) */
+  int tile_batch;          /* 0 (as memory allows) or [1, 64]: denoising tiles per UNet call */
+  int vae_tile;            /* a multiple of 8 in [64, 4096]: VAE tile in pixels (GREFINE_SIZE_DEFAULT:
+                              1024; 512 with a tiny model set) */
+  double vae_tile_overlap; /* [0, 0.5]: share of a VAE tile its neighbours overlap (must line up
+                              with the latent grid: a multiple of 32 with 0.25) */
+  int crop;                /* boolean: stage 1 repairs the padded box around the mask when that
+                              gains resolution */
+  int crop_padding;        /* [0, 4096]: pixels of context around the mask's box */
 } grefine_params;
 
 /* Defect kinds of a prompt part. */

@@ -174,6 +174,8 @@ func (p *Pipeline) Refine(ctx context.Context, req Request) (*Refinement, error)
 			}
 			defer maps.Close()
 			rr.MaskTensor, rr.MaskFraction = maps.Mask, float64(a.MaskPixels)/float64(a.Width*a.Height)
+			box := a.MaskBox
+			rr.MaskBox = &box
 			a.Transfers = &Transfers{Device: p.cfg.Device, GPU: p.gpuOf(r.slot), Total: st.Counters().Sub(before)}
 		} else if err := p.checkAssessment(a, r.req); err != nil {
 			return err

@@ -14,8 +14,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/grefine/grefine/internal/testkit/testenv"
+	"github.com/grefine/grefine/modelset"
 	"github.com/grefine/grefine/pipeline"
 	"github.com/grefine/grefine/pipeline/imageio"
+	"github.com/grefine/grefine/pipeline/refine"
 )
 
 // allocated is the bytes f allocates (the whole process's, so callers keep other
@@ -92,6 +95,48 @@ func TestWorkLimits(t *testing.T) {
 	assert.ErrorIs(t, err, pipeline.ErrInput)
 	_, err = p.Assess(context.Background(), pipeline.Request{Image: img})
 	assert.NoError(t, err, "64x64 fits 4 MiB")
+}
+
+// TestLargeImagesTiledWithinMemory: a 4096² refine on the tiny set is planned in tiles
+// (stage 2's VAE and denoising) within the memory limit instead of refused; its estimate
+// grows with the image only by the buffers at the working size (the networks' part is a
+// tile's); it is refused before any model work, naming what to change, where even the tiles
+// cannot fit; 8192² is past the default pixel limit.
+func TestLargeImagesTiledWithinMemory(t *testing.T) {
+	dir := testenv.Path(t, "testdata", "models", "tiny")
+	m, err := modelset.ReadManifest(dir)
+	require.NoError(t, err)
+	pr := pipeline.DefaultParamsFor(true)
+	cfg := pipeline.Config{MaxMemory: 8 << 30}
+	w4, err := pipeline.CheckWorkFor(m, dir, cfg, pr, 4096, 4096, true)
+	require.NoError(t, err, "4096² fits 8 GiB in tiles")
+	w2, err := pipeline.CheckWorkFor(m, dir, cfg, pr, 2048, 2048, true)
+	require.NoError(t, err)
+	t.Logf("4096²: %+v", w4)
+	assert.True(t, w4.Stage2.Tiled)
+	assert.False(t, w4.Stage1.Tiled, "stage 1 works at long side 256: no tiles")
+	assert.LessOrEqual(t, w4.Memory, int64(8<<30))
+	net := func(w pipeline.Work) int64 { return w.Stage2.Memory - w.Stage2.Pixels*refine.StageBytesPerPixel }
+	assert.Equal(t, net(w2), net(w4), "the networks' part is bounded by the tile, not by the image")
+	small, err := pipeline.CheckWorkFor(m, dir, cfg, pr, 320, 240, true)
+	require.NoError(t, err)
+	assert.False(t, small.Stage2.Tiled, "a small image keeps the untiled path")
+
+	cfg.MaxMemory = 2 << 30
+	_, err = pipeline.CheckWorkFor(m, dir, cfg, pr, 4096, 4096, true)
+	require.ErrorIs(t, err, pipeline.ErrInput)
+	assert.ErrorContains(t, err, "stage 2 works at 4096x4096")
+	assert.ErrorContains(t, err, "refine a smaller image")
+	cfg.MaxMemory = 3 << 30
+	pr.TileBatch = 16 // 16 tiles of 64² latents per call: 4 GiB of attention
+	_, err = pipeline.CheckWorkFor(m, dir, cfg, pr, 4096, 4096, true)
+	assert.ErrorContains(t, err, "lower the tile")
+	pr.TileBatch = 0 // as memory allows: the batch shrinks to fit
+	_, err = pipeline.CheckWorkFor(m, dir, cfg, pr, 4096, 4096, true)
+	assert.NoError(t, err)
+
+	_, err = pipeline.CheckWorkFor(m, dir, pipeline.Config{}, pipeline.DefaultParamsFor(true), 8192, 8192, true)
+	assert.ErrorContains(t, err, "8192x8192 is 67108864 pixels, over the limit of 16777216 a refinement works at")
 }
 
 // gray16PNG is a w×h 16-bit grey PNG: a few KB that decode to w·h·(2+3) bytes.

@@ -13,6 +13,7 @@ import (
 	"github.com/grefine/grefine/internal/strictjson"
 	"github.com/grefine/grefine/pipeline/assess"
 	"github.com/grefine/grefine/pipeline/refine"
+	"github.com/grefine/grefine/pipeline/tile"
 )
 
 // Params are the per-request settings. Start from Pipeline.DefaultParams (DESIGN's
@@ -56,6 +57,17 @@ type Params struct {
 	PerceptualGate  float64 `json:"perceptual_gate"`
 	AlignBound      float64 `json:"align_bound"`
 	Dilate          int     `json:"dilate"`
+	// Tile, TileOverlap and TileBatch tile the denoising of a large latent (latent pixels;
+	// TileBatch 0: as memory allows); VAETile and VAETileOverlap are diffusers' tiled VAE
+	// (pixels, overlap factor); Crop and CropPadding let stage 1 repair the padded box
+	// around the mask (README, Large images).
+	Tile           int     `json:"tile"`
+	TileOverlap    int     `json:"tile_overlap"`
+	TileBatch      int     `json:"tile_batch"`
+	VAETile        int     `json:"vae_tile"`
+	VAETileOverlap float64 `json:"vae_tile_overlap"`
+	Crop           bool    `json:"crop"`
+	CropPadding    int     `json:"crop_padding"`
 }
 
 // Kind is a parameter's type.
@@ -94,6 +106,8 @@ type Param struct {
 	MinOpen  bool    `json:"exclusive_minimum,omitempty"`
 	Multiple int     `json:"multiple_of,omitempty"`
 	ZeroOff  bool    `json:"zero_off,omitempty"`
+	// ZeroMeans names what 0 does where it is not "off" ("auto").
+	ZeroMeans string `json:"zero_means,omitempty"`
 	// Refine marks a parameter only refine uses (assess takes the others).
 	Refine bool `json:"refine"`
 	// SetDefault marks a default that depends on the model set (the tiny set's working
@@ -152,6 +166,20 @@ var paramTable = []Param{
 		Usage: "A above this is an alignment defect"},
 	{Name: "dilate", Field: "Dilate", Target: "assess.DilateRadius", Flag: "dilate", CField: "dilate", Kind: KindInt, Min: 0, Max: MaxDilate,
 		Usage: "mask dilation radius in pixels"},
+	{Name: "tile", Field: "Tile", Target: "refine.Tile", Flag: "tile", CField: "tile", Kind: KindInt, Min: tile.MinGridTile, Max: tile.MaxGridTile, Refine: true, SetDefault: true,
+		Usage: "denoising tile in latent pixels (8 px each): a larger latent is denoised in overlapping tiles (tiny model sets: at most 64)"},
+	{Name: "tile_overlap", Field: "TileOverlap", Target: "refine.TileOverlap", Flag: "tile-overlap", CField: "tile_overlap", Kind: KindInt, Min: 0, Max: tile.MaxGridTile / 2, Refine: true,
+		Usage: "latent pixels neighbouring denoising tiles share at least (at most half the tile)"},
+	{Name: "tile_batch", Field: "TileBatch", Target: "refine.TileBatch", Flag: "tile-batch", CField: "tile_batch", Kind: KindInt, Min: 1, Max: refine.MaxTileBatch, ZeroOff: true, ZeroMeans: "as memory allows", Refine: true,
+		Usage: "denoising tiles per UNet call"},
+	{Name: "vae_tile", Field: "VAETile", Target: "refine.VAETile", Flag: "vae-tile", CField: "vae_tile", Kind: KindInt, Min: 64, Max: maxSide, Multiple: 8, Refine: true, SetDefault: true,
+		Usage: "VAE tile in pixels: a working size with a longer side runs the VAE in overlapping tiles, as diffusers' enable_tiling (tiny model sets: at most 512)"},
+	{Name: "vae_tile_overlap", Field: "VAETileOverlap", Target: "refine.VAETileOverlap", Flag: "vae-tile-overlap", CField: "vae_tile_overlap", Kind: KindFloat, Min: 0, Max: tile.MaxOverlap, Refine: true,
+		Usage: "share of a VAE tile its neighbours overlap (diffusers' tile_overlap_factor; it must line up with the latent grid)"},
+	{Name: "crop", Field: "Crop", Target: "refine.Crop", Flag: "no-crop", Negate: true, CField: "crop", Kind: KindBool, Refine: true,
+		Usage: "stage 1 repairs only the padded box around the mask when the image is larger than its working size and the box covers at most half of it"},
+	{Name: "crop_padding", Field: "CropPadding", Target: "refine.CropPadding", Flag: "crop-padding", CField: "crop_padding", Kind: KindInt, Min: 0, Max: refine.MaxCropPadding, Refine: true,
+		Usage: "pixels of context around the mask's box when stage 1 crops"},
 }
 
 // ParamTable returns the parameter table (a copy), in Params' field order.
@@ -185,7 +213,11 @@ func (r Param) Range() string {
 		s = fmt.Sprintf("a multiple of %d in %s", r.Multiple, s)
 	}
 	if r.ZeroOff {
-		s = "0 (off) or " + s
+		z := "off"
+		if r.ZeroMeans != "" {
+			z = r.ZeroMeans
+		}
+		s = "0 (" + z + ") or " + s
 	}
 	return s
 }
@@ -284,6 +316,12 @@ func (p Params) Validate() error {
 	}
 	if p.StrengthMin > p.StrengthMax {
 		return inputf("strength_min %g is above strength_max %g", p.StrengthMin, p.StrengthMax)
+	}
+	if 2*p.TileOverlap > p.Tile {
+		return inputf("tile_overlap %d is more than half the tile %d", p.TileOverlap, p.Tile)
+	}
+	if err := (tile.VAE{Tile: p.VAETile, Overlap: p.VAETileOverlap, Factor: 8}).Validate(); err != nil {
+		return inputf("vae_tile %d with vae_tile_overlap %g: %v (a multiple of 32 lines up with 0.25)", p.VAETile, p.VAETileOverlap, err)
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/grefine/grefine/pipeline/assess"
 	"github.com/grefine/grefine/pipeline/refine"
+	"github.com/grefine/grefine/pipeline/tile"
 )
 
 // TestParamTableCoversParams: every Params field has exactly one row, under its JSON
@@ -52,7 +53,8 @@ func TestDefaultsRoundTrip(t *testing.T) {
 	// The values DESIGN fixes (before the table, DefaultParams was written by hand).
 	assert.Equal(t, Params{Seed: 0, Steps1: 10, Steps2: 10, StrengthMax: 0.9, StrengthMin: 0.5, Strength2: 0.15, Guidance1: 7.5, Guidance2: 9,
 		Emphasis: 1.1, MaskedBlend: true, PastePixels: true, LongSide: 1024, ProcessSize: 768,
-		PerceptualBound: float64(float32(100.0 / 255)), PerceptualGate: 0.5, AlignBound: float64(float32(170.0 / 255)), Dilate: 0}, d)
+		PerceptualBound: float64(float32(100.0 / 255)), PerceptualGate: 0.5, AlignBound: float64(float32(170.0 / 255)), Dilate: 0,
+		Tile: 128, TileOverlap: 16, TileBatch: 0, VAETile: 1024, VAETileOverlap: 0.25, Crop: true, CropPadding: 32}, d)
 	// Each row reaches its own target and no other.
 	for _, r := range paramTable {
 		p := DefaultParams()
@@ -97,6 +99,14 @@ func TestValidateFollowsTheTable(t *testing.T) {
 			}
 			if r.Name == "strength_min" {
 				p.StrengthMax = 1
+			}
+			switch r.Name { // the tiles' cross-field rules, out of the way too
+			case "tile":
+				p.TileOverlap = 0
+			case "tile_overlap":
+				p.Tile = tile.MaxGridTile
+			case "vae_tile":
+				p.VAETileOverlap = 0
 			}
 			f := r.get(&p)
 			if r.Kind == KindInt {
@@ -147,6 +157,12 @@ func TestValidateFollowsTheTable(t *testing.T) {
 	p := DefaultParams()
 	p.StrengthMin, p.StrengthMax = 0.9, 0.5
 	assert.ErrorContains(t, p.Validate(), "strength_min 0.9 is above strength_max 0.5")
+	p = DefaultParams()
+	p.Tile, p.TileOverlap = 32, 17
+	assert.ErrorContains(t, p.Validate(), "tile_overlap 17 is more than half the tile 32")
+	p = DefaultParams()
+	p.VAETile = 72 // 72 px with overlap 0.25 drifts against the latent grid
+	assert.ErrorContains(t, p.Validate(), "does not line up")
 }
 
 // TestParseParamsStrict: JSON names of the table only, each once, typed as the table

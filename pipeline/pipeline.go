@@ -272,6 +272,7 @@ func Open(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 		textEngine = "clip_text"
 	}
 	rcfg := refine.DefaultConfig()
+	rcfg.MemoryLimit = max(cfg.MaxMemory, 0) // the refiner plans its tiles within it
 	if cfg.Limits.MaxPixels > 0 {
 		rcfg.MaxPixels = cfg.Limits.MaxPixels
 	}

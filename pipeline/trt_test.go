@@ -15,6 +15,8 @@ import (
 	"github.com/grefine/grefine/internal/testkit/testenv"
 	"github.com/grefine/grefine/modelset"
 	"github.com/grefine/grefine/pipeline"
+	"github.com/grefine/grefine/pipeline/imageio"
+	"github.com/grefine/grefine/pipeline/refine"
 	"github.com/grefine/grefine/plans"
 )
 
@@ -237,3 +239,52 @@ func TestForeignTensorsRefused(t *testing.T) {
 type nilEngine struct{ engine.Engine }
 
 func (nilEngine) Name() string { return "never" }
+
+// TestDevicePairTiledRequest: a request whose both stages run in tiles (tiled VAE encodes
+// and decodes, tiled denoising with 4 tiles per UNet call, the last call padded) on the
+// emulated GPU pair copies nothing and waits for nothing inside its steps, makes the
+// untiled request's host copies and syncs in all (the tile weights travel in the stage's
+// one upload), replays the UNet's captured graph for every call but each stage's first,
+// and gives the cpu device's pixels (ort, one tile per call) within 2/255.
+func TestDevicePairTiledRequest(t *testing.T) {
+	emu, _ := emulatedPair(t, 1)
+	ref := openTiny(t, pipeline.Config{})
+	img := imageio.ResizeBicubicPIL(sample(t), 256, 160) // every VAE tile at least the plans' 64 px
+	pr := emu.DefaultParams()
+	pr.Steps1, pr.Steps2, pr.Seed = 3, 3, 5
+	pr.Tile, pr.TileOverlap, pr.VAETile = 8, 2, 128
+	req := pipeline.Request{Image: img, Prompt: demoPrompt, Params: &pr, SkipMaps: true}
+	_, err := emu.Refine(context.Background(), req) // fills the text-feature cache
+	require.NoError(t, err)
+	r, err := emu.Refine(context.Background(), req)
+	require.NoError(t, err)
+	s1, s2 := r.Refine.Stage1, r.Refine.Stage2
+	require.True(t, s1.Ran)
+	for i, st := range []refine.StageReport{s1, s2} {
+		require.NotNil(t, st.Tiling, "stage %d ran in tiles", i+1)
+		require.NotNil(t, st.Tiling.VAE, "stage %d: tiled VAE", i+1)
+		require.NotNil(t, st.Tiling.Denoise, "stage %d: tiled denoising", i+1)
+		assert.Equal(t, 4, st.Tiling.Denoise.Batch, "stage %d: 4 tiles per call (the tiny plans take 8 UNet rows)", i+1)
+		t.Logf("stage %d tiling: VAE %+v, denoise %+v", i+1, *st.Tiling.VAE, *st.Tiling.Denoise)
+	}
+	tr := r.Transfers
+	t.Logf("tiled request on the emulated pair: %+v", *tr)
+	assert.Equal(t, 6, tr.Steps)
+	assert.Zero(t, tr.InSteps.HostCopies(), "no host copy inside a tiled denoising step")
+	assert.Zero(t, tr.InSteps.Syncs, "no host sync inside a tiled denoising step")
+	h2d, d2h, syncs := wantRefineTransfers.hostToDevice-1, wantRefineTransfers.deviceToHost-1, wantRefineTransfers.syncs-1 // features cached
+	assert.Equal(t, [3]int{h2d, d2h, syncs}, [3]int{tr.Total.HostToDevice, tr.Total.DeviceToHost, tr.Total.Syncs}, "host copies and syncs per request")
+	calls := 3*s1.Tiling.Denoise.CallsPerStep + 3*s2.Tiling.Denoise.CallsPerStep
+	assert.Equal(t, calls-2, tr.Replays, "every UNet call replays the captured graph but each stage's first")
+
+	want, err := ref.Refine(context.Background(), req)
+	require.NoError(t, err)
+	require.NotNil(t, want.Refine.Stage2.Tiling)
+	assert.Equal(t, 1, want.Refine.Stage2.Tiling.Denoise.Batch, "the cpu device runs one tile per call")
+	worst := 0
+	for i := range want.Image.Pix {
+		worst = max(worst, absInt(int(want.Image.Pix[i])-int(r.Image.Pix[i])))
+	}
+	t.Logf("tiled: emulated pair (4 tiles per call) vs ort/cpu (1): worst pixel difference %d/255", worst)
+	assert.LessOrEqual(t, worst, 2)
+}

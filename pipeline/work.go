@@ -48,9 +48,12 @@ type StageWork struct {
 	Pixels int64 `json:"pixels,omitempty"`
 	// Steps are the denoising steps that run; Timesteps the length of the scheduler's
 	// schedule, at the smallest strength the parameters allow.
-	Steps     int   `json:"steps,omitempty"`
-	Timesteps int   `json:"timesteps,omitempty"`
-	Memory    int64 `json:"memory_bytes,omitempty"`
+	Steps     int `json:"steps,omitempty"`
+	Timesteps int `json:"timesteps,omitempty"`
+	// Memory is the stage's estimated working memory as planned (refine.PlanFor); Tiled
+	// says whether the plan tiles its VAE or its denoising (large images).
+	Memory int64 `json:"memory_bytes,omitempty"`
+	Tiled  bool  `json:"tiled,omitempty"`
 }
 
 // Work is what one request will cost, computed before any of it is spent.
@@ -64,21 +67,17 @@ type Work struct {
 	Stage2 StageWork `json:"stage2"`
 	// Steps are the denoising steps of both stages.
 	Steps int `json:"steps"`
-	// Memory is the estimated peak working memory in bytes: the largest stage's
-	// attention (refine.EstimateMemory) plus the per-pixel buffers at the input's size
-	// (maps, masks, images) and at the largest working size.
+	// Memory is the estimated peak working memory in bytes: the buffers at the input's
+	// size (maps, masks, images) plus the larger stage's plan (its working-size buffers and
+	// its largest network call: with tiles, a tile's).
 	Memory int64 `json:"memory_bytes"`
 }
 
-// Bytes per pixel of the buffers besides the networks' (an estimate, from the code): at
-// the input's size the assessment's float32 maps and masks (P, A, repair, perceptual and
-// alignment masks, one transient map) and the RGB copies; at a working size the planar
-// float32 image, its resize, the mask and the control image.
-const (
-	assessBytesPerPixel = 32
-	refineBytesPerPixel = 48
-	stageBytesPerPixel  = 64
-)
+// assessBytesPerPixel is the estimate of an assessment's buffers per pixel: the float32
+// maps and masks (P, A, repair, perceptual and alignment masks, one transient map) and the
+// RGB copies. A refinement's are refine.InputBytesPerPixel at the input's size plus each
+// stage's plan (refine.PlanFor).
+const assessBytesPerPixel = 32
 
 // timestepsFor is the length of the schedule that runs n steps at strength s, refused
 // (ErrInput, naming the parameters) when it exceeds limit. It never builds the schedule:
@@ -141,27 +140,38 @@ func imageWork(w Work, plan *refine.Refiner, pr Params, width, height int, tiny 
 		if w.Pixels > lim.MaxStagePixels {
 			return w, inputf("image: %dx%d is %d pixels, over the limit of %d a refinement works at", width, height, w.Pixels, lim.MaxStagePixels)
 		}
-		m := plan.EstimateFor(pr.refineConfig(plan.Config()), width, height, tiny)
-		w.Stage1.Width, w.Stage1.Height, w.Stage1.Memory = m.W1, m.H1, m.Stage1
-		w.Stage2.Width, w.Stage2.Height, w.Stage2.Memory = m.W2, m.H2, m.Stage2
-		biggest := int64(0)
+		if in := w.Pixels * refine.InputBytesPerPixel; lim.MaxMemory > 0 && in >= lim.MaxMemory {
+			return w, inputf("image: %dx%d needs about %s of working memory at its own size alone, over the %s limit; send a smaller image or raise the limit (--max-memory)",
+				width, height, gib(in), gib(lim.MaxMemory))
+		}
+		cfg := pr.refineConfig(plan.Config())
+		cfg.MemoryLimit = lim.MaxMemory
+		v, err := plan.With(cfg)
+		if err != nil {
+			return w, classify(err)
+		}
 		for i, s := range []*StageWork{&w.Stage1, &w.Stage2} {
 			if !s.Runs {
 				continue
 			}
-			s.Pixels = int64(s.Width) * int64(s.Height)
+			W, H := v.Stage1Size(width, height)
+			if i == 1 {
+				W, H = v.Stage2Size(width, height)
+			}
+			s.Width, s.Height, s.Pixels = W, H, int64(W)*int64(H)
 			if s.Pixels > lim.MaxStagePixels {
 				return w, inputf("stage %d works at %dx%d = %d pixels, over the limit of %d: lower %s", i+1, s.Width, s.Height, s.Pixels, lim.MaxStagePixels,
 					map[int]string{0: "long_side", 1: "process_size or refine a smaller image"}[i])
 			}
-			biggest = max(biggest, s.Pixels)
 		}
-		w.Memory = max(m.Stage1, m.Stage2) + w.Pixels*refineBytesPerPixel + biggest*stageBytesPerPixel
-		if lim.MaxMemory > 0 {
-			if err := plan.CheckMemoryFor(pr.refineConfig(plan.Config()), width, height, tiny, lim.MaxMemory); err != nil {
-				return w, classify(err)
-			}
+		rp, err := v.PlanFor(width, height, tiny)
+		if err != nil {
+			return w, classify(err)
 		}
+		w.Stage1.Memory, w.Stage2.Memory = rp.Stage1.Memory.Chosen, rp.Stage2.Memory.Chosen
+		w.Stage1.Tiled = rp.Stage1.VAE != nil || rp.Stage1.Denoise != nil
+		w.Stage2.Tiled = rp.Stage2.VAE != nil || rp.Stage2.Denoise != nil
+		w.Memory = w.Pixels*refine.InputBytesPerPixel + max(w.Stage1.Memory, w.Stage2.Memory)
 	}
 	if lim.MaxMemory > 0 && w.Memory > lim.MaxMemory {
 		return w, inputf("image: %dx%d needs about %s of working memory, over the %s limit; send a smaller image or raise the limit (--max-memory)",
@@ -183,16 +193,21 @@ func CheckParamsFor(pr Params, tiny bool) error {
 		return inputf("tiny model set: long_side %d and process_size %d must be at most %d (its UNets attend at full latent resolution; larger sizes need tens of GB)",
 			pr.LongSide, pr.ProcessSize, TinyMaxSide)
 	}
+	if tiny && (pr.Tile > TinyMaxSide/8 || pr.VAETile > TinyMaxSide) {
+		return inputf("tiny model set: tile %d must be at most %d and vae_tile %d at most %d (its networks attend at full latent resolution)",
+			pr.Tile, TinyMaxSide/8, pr.VAETile, TinyMaxSide)
+	}
 	return nil
 }
 
 // DefaultParamsFor are DefaultParams() with working sizes a model set can hold: with a
-// tiny set stage 1 works at long side 256 and stage 2 at the input's size (its stand-in
-// UNets attend at full latent resolution).
+// tiny set stage 1 works at long side 256 and stage 2 at the input's size, and the tiles
+// are 64 latents and 512 pixels (its stand-in networks attend at full latent resolution).
 func DefaultParamsFor(tiny bool) Params {
 	d := DefaultParams()
 	if tiny {
 		d.LongSide, d.ProcessSize = tinyLongSide, 0
+		d.Tile, d.VAETile = TinyMaxSide/8, TinyMaxSide
 	}
 	return d
 }

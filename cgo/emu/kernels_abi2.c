@@ -49,7 +49,7 @@ int grf_cuda_memcpy2d_dtod(void* dst, size_t dpitch, const void* src, size_t spi
   }
 }
 
-/* ---- grf_resize_rgb8 (engine/cpu ResizeImage) -------------------------------------------- */
+/* ---- grf_resize_rgb8 (engine/cpu ResizeImage, engine/pillow Resize) ------------------------ */
 
 #define PIL_BITS 22
 
@@ -61,35 +61,54 @@ static double pil_bicubic(double x) {
   return 0;
 }
 
-static int pass_k(int in, int out) {
-  double scale = (double)in / (double)out;
-  double fs = scale > 1 ? scale : 1;
-  return (int)ceil(2.0 * fs) * 2 + 1;
+static double pil_sinc(double x) {
+  if (x == 0) return 1;
+  x *= 3.141592653589793;
+  return sin(x) / x;
 }
 
-/* pil_coeffs writes bounds [2*out] and k [out*K] (engine/cpu PILCoeffs). */
-static void pil_coeffs(int in, int out, int K, int* bounds, int32_t* k) {
-  double scale = (double)in / (double)out;
+static double pil_filter(int filter, double x) {
+  if (filter == GRF_RESAMPLE_LANCZOS) return (-3 <= x && x < 3) ? pil_sinc(x) * pil_sinc(x / 3) : 0;
+  return pil_bicubic(x);
+}
+
+/* rgb8_pass is one axis: n_in pixels over [in0, in0 + span) to n_out, filter, width K. */
+typedef struct {
+  int in, out, k, filter;
+  double in0, span;
+} rgb8_pass;
+
+static rgb8_pass make_pass(int in, double in0, double span, int out, int filter) {
+  double scale = span / (double)out;
   double fs = scale > 1 ? scale : 1;
-  double support = 2.0 * fs;
-  for (int xx = 0; xx < out; xx++) {
-    double center = ((double)xx + 0.5) * scale;
+  double support = (filter == GRF_RESAMPLE_LANCZOS ? 3.0 : 2.0) * fs;
+  rgb8_pass p = {in, out, (int)ceil(support) * 2 + 1, filter, in0, span};
+  return p;
+}
+
+/* pil_coeffs writes bounds [2*out] and k [out*K] (engine/pillow Coeffs). */
+static void pil_coeffs(rgb8_pass p, int* bounds, int32_t* k) {
+  double scale = p.span / (double)p.out;
+  double fs = scale > 1 ? scale : 1;
+  double support = (p.filter == GRF_RESAMPLE_LANCZOS ? 3.0 : 2.0) * fs;
+  for (int xx = 0; xx < p.out; xx++) {
+    double center = p.in0 + ((double)xx + 0.5) * scale;
     double ss = 1 / fs;
     int xmin = (int)(center - support + 0.5);
     int xmax;
     double ww = 0;
     if (xmin < 0) xmin = 0;
     xmax = (int)(center + support + 0.5);
-    if (xmax > in) xmax = in;
+    if (xmax > p.in) xmax = p.in;
     xmax -= xmin;
-    for (int x = 0; x < xmax; x++) ww += pil_bicubic(((double)(x + xmin) - center + 0.5) * ss);
-    for (int x = 0; x < K; x++) {
+    for (int x = 0; x < xmax; x++) ww += pil_filter(p.filter, ((double)(x + xmin) - center + 0.5) * ss);
+    for (int x = 0; x < p.k; x++) {
       double v = 0;
       if (x < xmax) {
-        v = pil_bicubic(((double)(x + xmin) - center + 0.5) * ss);
+        v = pil_filter(p.filter, ((double)(x + xmin) - center + 0.5) * ss);
         if (ww != 0) v /= ww;
       }
-      k[(long long)xx * K + x] = v < 0 ? (int32_t)(-0.5 + v * (1 << PIL_BITS)) : (int32_t)(0.5 + v * (1 << PIL_BITS));
+      k[(long long)xx * p.k + x] = v < 0 ? (int32_t)(-0.5 + v * (1 << PIL_BITS)) : (int32_t)(0.5 + v * (1 << PIL_BITS));
     }
     bounds[2 * xx] = xmin;
     bounds[2 * xx + 1] = xmax;
@@ -103,33 +122,103 @@ static uint8_t clip8(int32_t v) {
 
 static size_t align16(size_t n) { return (n + 15) / 16 * 16; }
 
-/* rgb8_layout is cgo/kernels/image.cu's workspace layout; *tmp is the intermediate's offset. */
-static size_t rgb8_layout(const grf_resize_rgb8_params* p, size_t* tmp) {
-  size_t off = 0;
-  off += align16(sizeof(int32_t) * 2 * p->out_w);
-  off += align16(sizeof(int32_t) * (size_t)p->out_w * pass_k(p->in_w, p->out_w));
-  off += align16(sizeof(int32_t) * 2 * p->out_h);
-  off += align16(sizeof(int32_t) * (size_t)p->out_h * pass_k(p->in_h, p->out_h));
-  *tmp = off;
-  return off + align16((size_t)p->in_h * p->out_w * 3);
-}
+/* rgb8_plan is Pillow 13's decision (engine/pillow PlanFor; cgo/kernels/image.cu plan). */
+typedef struct {
+  int crop, horizontal, vertical, vertical_first, cx, cy;
+  rgb8_pass h, v;
+} rgb8_plan;
 
-static int rgb8_validate(const grf_resize_rgb8_params* p, char* err, size_t errlen) {
+static int rgb8_validate(const grf_resize_rgb8_params* p, rgb8_plan* pl, char* err, size_t errlen) {
+  float x0 = 0, y0 = 0, x1, y1, sx, sy;
   if (p == NULL) return emu_fail(err, errlen, GRF_CUDA_ERR_INVALID, "grf_resize_rgb8: null params");
   if (p->in_h < 1 || p->in_w < 1 || p->out_h < 1 || p->out_w < 1)
     return emu_fail(err, errlen, GRF_CUDA_ERR_INVALID, "grf_resize_rgb8: bad size %dx%d -> %dx%d", p->in_w, p->in_h,
                     p->out_w, p->out_h);
+  if (p->filter != GRF_RESAMPLE_BICUBIC && p->filter != GRF_RESAMPLE_LANCZOS)
+    return emu_fail(err, errlen, GRF_CUDA_ERR_INVALID, "grf_resize_rgb8: unknown filter %d", p->filter);
+  x1 = (float)p->in_w, y1 = (float)p->in_h;
+  if (p->has_box) x0 = p->box[0], y0 = p->box[1], x1 = p->box[2], y1 = p->box[3];
+  if (!(x0 >= 0 && y0 >= 0 && x1 <= (float)p->in_w && y1 <= (float)p->in_h) || x1 < x0 || y1 < y0)
+    return emu_fail(err, errlen, GRF_CUDA_ERR_INVALID, "grf_resize_rgb8: box %g,%g,%g,%g outside the %dx%d image",
+                    (double)x0, (double)y0, (double)x1, (double)y1, p->in_w, p->in_h);
+  memset(pl, 0, sizeof *pl);
+  if (truncf(x0) == x0 && truncf(y0) == y0 && x1 - x0 == (float)p->out_w && y1 - y0 == (float)p->out_h) {
+    pl->crop = 1, pl->cx = (int)x0, pl->cy = (int)y0;
+    return GRF_CUDA_OK;
+  }
+  pl->horizontal = p->out_w != p->in_w || x0 != 0 || x1 != (float)p->out_w;
+  pl->vertical = p->out_h != p->in_h || y0 != 0 || y1 != (float)p->out_h;
+  pl->vertical_first = p->in_h - p->out_h > 0 && p->in_h - p->out_h > 2 * (p->in_w - p->out_w);
+  sx = x1 - x0, sy = y1 - y0;
+  pl->h = make_pass(p->in_w, x0, sx, p->out_w, p->filter);
+  pl->v = make_pass(p->in_h, y0, sy, p->out_h, p->filter);
   return GRF_CUDA_OK;
+}
+
+/* rgb8_layout is cgo/kernels/image.cu's workspace layout; *tmp is the intermediate's offset. */
+static size_t rgb8_layout(const grf_resize_rgb8_params* p, const rgb8_plan* pl, size_t* tmp) {
+  size_t off = 0;
+  *tmp = 0;
+  if (pl->crop || !(pl->horizontal || pl->vertical)) return 0;
+  off += align16(sizeof(int32_t) * 2 * p->out_w);
+  off += align16(sizeof(int32_t) * (size_t)p->out_w * pl->h.k);
+  off += align16(sizeof(int32_t) * 2 * p->out_h);
+  off += align16(sizeof(int32_t) * (size_t)p->out_h * pl->v.k);
+  *tmp = off;
+  if (pl->horizontal && pl->vertical)
+    off += align16(pl->vertical_first ? (size_t)p->out_h * p->in_w * 3 : (size_t)p->in_h * p->out_w * 3);
+  return off;
 }
 
 int grf_resize_rgb8_workspace_size(const grf_resize_rgb8_params* p, size_t* bytes, char* err, size_t errlen) {
   size_t tmp;
+  rgb8_plan pl;
   int rc;
   if (bytes == NULL) return emu_fail(err, errlen, GRF_CUDA_ERR_INVALID, "grf_resize_rgb8_workspace_size: null output");
   *bytes = 0;
-  if ((rc = rgb8_validate(p, err, errlen)) != GRF_CUDA_OK) return rc;
-  *bytes = rgb8_layout(p, &tmp);
+  if ((rc = rgb8_validate(p, &pl, err, errlen)) != GRF_CUDA_OK) return rc;
+  *bytes = rgb8_layout(p, &pl, &tmp);
   return GRF_CUDA_OK;
+}
+
+/* rgb8_hpass: rows of src [rows, in_w, 3] into out [rows, out_w, 3]. */
+static void rgb8_hpass(const uint8_t* src, uint8_t* out, int rows, int in_w, int out_w, int K, const int* b,
+                       const int32_t* k) {
+  for (int y = 0; y < rows; y++) {
+    const uint8_t* in = src + (long long)y * in_w * 3;
+    uint8_t* o = out + (long long)y * out_w * 3;
+    for (int xx = 0; xx < out_w; xx++) {
+      int xmin = b[2 * xx], n = b[2 * xx + 1];
+      const int32_t* kk = k + (long long)xx * K;
+      int32_t s0 = 1 << (PIL_BITS - 1), s1 = s0, s2 = s0;
+      for (int x = 0; x < n; x++) {
+        const uint8_t* q = in + 3 * (x + xmin);
+        s0 += (int32_t)q[0] * kk[x];
+        s1 += (int32_t)q[1] * kk[x];
+        s2 += (int32_t)q[2] * kk[x];
+      }
+      o[3 * xx] = clip8(s0), o[3 * xx + 1] = clip8(s1), o[3 * xx + 2] = clip8(s2);
+    }
+  }
+}
+
+/* rgb8_vpass: columns of src [in_h, w, 3] into out [out_h, w, 3]. */
+static void rgb8_vpass(const uint8_t* src, uint8_t* out, int w, int out_h, int K, const int* b, const int32_t* k) {
+  for (int yy = 0; yy < out_h; yy++) {
+    int ymin = b[2 * yy], n = b[2 * yy + 1];
+    const int32_t* kk = k + (long long)yy * K;
+    uint8_t* o = out + (long long)yy * w * 3;
+    for (int x = 0; x < w; x++) {
+      int32_t s0 = 1 << (PIL_BITS - 1), s1 = s0, s2 = s0;
+      for (int y = 0; y < n; y++) {
+        const uint8_t* q = src + ((long long)(y + ymin) * w + x) * 3;
+        s0 += (int32_t)q[0] * kk[y];
+        s1 += (int32_t)q[1] * kk[y];
+        s2 += (int32_t)q[2] * kk[y];
+      }
+      o[3 * x] = clip8(s0), o[3 * x + 1] = clip8(s1), o[3 * x + 2] = clip8(s2);
+    }
+  }
 }
 
 /* run_rgb8: a[0] src, a[1] dst, a[2] workspace (the intermediate image lives there). */
@@ -137,84 +226,68 @@ static int run_rgb8(void* user, const grf_emu_arg* a, int nargs, char* err, size
   const grf_resize_rgb8_params* p = user;
   const uint8_t* src = a[0].alias;
   uint8_t* dst = a[1].alias;
-  const uint8_t* cur = src;
+  uint8_t* tmp_img;
+  rgb8_plan pl;
   size_t tmp;
+  int both, *bx = NULL, *by = NULL;
+  int32_t *kx = NULL, *ky = NULL;
   (void)nargs;
-  if (p->in_w == p->out_w && p->in_h == p->out_h) {
+  if (rgb8_validate(p, &pl, err, errlen) != GRF_CUDA_OK) return GRF_CUDA_ERR_INVALID;
+  if (pl.crop) {
+    for (int y = 0; y < p->out_h; y++)
+      memcpy(dst + (size_t)y * p->out_w * 3, src + ((size_t)(pl.cy + y) * p->in_w + pl.cx) * 3, (size_t)p->out_w * 3);
+    return GRF_CUDA_OK;
+  }
+  if (!pl.horizontal && !pl.vertical) {
     memcpy(dst, src, (size_t)p->in_h * p->in_w * 3);
     return GRF_CUDA_OK;
   }
-  rgb8_layout(p, &tmp);
-  if (p->in_w != p->out_w) {
-    int K = pass_k(p->in_w, p->out_w);
-    int* b = malloc(sizeof(int) * 2 * p->out_w);
-    int32_t* k = malloc(sizeof(int32_t) * (size_t)p->out_w * K);
-    uint8_t* out = p->in_h != p->out_h ? (uint8_t*)a[2].alias + tmp : dst;
-    if (b == NULL || k == NULL) {
-      free(b), free(k);
-      return emu_fail(err, errlen, GRF_CUDA_ERR_INTERNAL, "grf_resize_rgb8: out of host memory");
-    }
-    pil_coeffs(p->in_w, p->out_w, K, b, k);
-    for (int y = 0; y < p->in_h; y++) {
-      const uint8_t* in = src + (long long)y * p->in_w * 3;
-      uint8_t* o = out + (long long)y * p->out_w * 3;
-      for (int xx = 0; xx < p->out_w; xx++) {
-        int xmin = b[2 * xx], n = b[2 * xx + 1];
-        const int32_t* kk = k + (long long)xx * K;
-        int32_t s0 = 1 << (PIL_BITS - 1), s1 = s0, s2 = s0;
-        for (int x = 0; x < n; x++) {
-          const uint8_t* q = in + 3 * (x + xmin);
-          s0 += (int32_t)q[0] * kk[x];
-          s1 += (int32_t)q[1] * kk[x];
-          s2 += (int32_t)q[2] * kk[x];
-        }
-        o[3 * xx] = clip8(s0), o[3 * xx + 1] = clip8(s1), o[3 * xx + 2] = clip8(s2);
-      }
-    }
-    free(b), free(k);
-    cur = out;
+  rgb8_layout(p, &pl, &tmp);
+  tmp_img = (uint8_t*)a[2].alias + tmp;
+  both = pl.horizontal && pl.vertical;
+  bx = malloc(sizeof(int) * 2 * p->out_w), kx = malloc(sizeof(int32_t) * (size_t)p->out_w * pl.h.k);
+  by = malloc(sizeof(int) * 2 * p->out_h), ky = malloc(sizeof(int32_t) * (size_t)p->out_h * pl.v.k);
+  if (bx == NULL || kx == NULL || by == NULL || ky == NULL) {
+    free(bx), free(kx), free(by), free(ky);
+    return emu_fail(err, errlen, GRF_CUDA_ERR_INTERNAL, "grf_resize_rgb8: out of host memory");
   }
-  if (p->in_h != p->out_h) {
-    int K = pass_k(p->in_h, p->out_h), w = p->out_w;
-    int* b = malloc(sizeof(int) * 2 * p->out_h);
-    int32_t* k = malloc(sizeof(int32_t) * (size_t)p->out_h * K);
-    if (b == NULL || k == NULL) {
-      free(b), free(k);
-      return emu_fail(err, errlen, GRF_CUDA_ERR_INTERNAL, "grf_resize_rgb8: out of host memory");
+  if (pl.horizontal) pil_coeffs(pl.h, bx, kx);
+  if (pl.vertical) pil_coeffs(pl.v, by, ky);
+  if (!pl.vertical_first) {
+    const uint8_t* cur = src;
+    int cur_w = p->in_w;
+    if (pl.horizontal) {
+      uint8_t* out = both ? tmp_img : dst;
+      rgb8_hpass(src, out, p->in_h, p->in_w, p->out_w, pl.h.k, bx, kx);
+      cur = out, cur_w = p->out_w;
     }
-    pil_coeffs(p->in_h, p->out_h, K, b, k);
-    for (int yy = 0; yy < p->out_h; yy++) {
-      int ymin = b[2 * yy], n = b[2 * yy + 1];
-      const int32_t* kk = k + (long long)yy * K;
-      uint8_t* o = dst + (long long)yy * w * 3;
-      for (int x = 0; x < w; x++) {
-        int32_t s0 = 1 << (PIL_BITS - 1), s1 = s0, s2 = s0;
-        for (int y = 0; y < n; y++) {
-          const uint8_t* q = cur + ((long long)(y + ymin) * w + x) * 3;
-          s0 += (int32_t)q[0] * kk[y];
-          s1 += (int32_t)q[1] * kk[y];
-          s2 += (int32_t)q[2] * kk[y];
-        }
-        o[3 * x] = clip8(s0), o[3 * x + 1] = clip8(s1), o[3 * x + 2] = clip8(s2);
-      }
+    if (pl.vertical) rgb8_vpass(cur, dst, cur_w, p->out_h, pl.v.k, by, ky);
+  } else {
+    const uint8_t* cur = src;
+    int rows = p->in_h;
+    if (pl.vertical) {
+      uint8_t* out = both ? tmp_img : dst;
+      rgb8_vpass(src, out, p->in_w, p->out_h, pl.v.k, by, ky);
+      cur = out, rows = p->out_h;
     }
-    free(b), free(k);
+    if (pl.horizontal) rgb8_hpass(cur, dst, rows, p->in_w, p->out_w, pl.h.k, bx, kx);
   }
+  free(bx), free(kx), free(by), free(ky);
   return GRF_CUDA_OK;
 }
 
 int grf_resize_rgb8(const grf_resize_rgb8_params* p, grf_stream* stream, char* err, size_t errlen) {
   size_t tmp, need;
+  rgb8_plan pl;
   int rc;
-  if ((rc = rgb8_validate(p, err, errlen)) != GRF_CUDA_OK) return rc;
+  if ((rc = rgb8_validate(p, &pl, err, errlen)) != GRF_CUDA_OK) return rc;
   if (p->src == NULL || p->dst == NULL) return emu_fail(err, errlen, GRF_CUDA_ERR_INVALID, "grf_resize_rgb8: null image");
-  need = rgb8_layout(p, &tmp);
+  need = rgb8_layout(p, &pl, &tmp);
   {
-    int same = p->in_w == p->out_w && p->in_h == p->out_h;
     grf_emu_arg a[3] = {{"src", p->src, (size_t)p->in_h * p->in_w * 3, NULL},
                         {"dst", p->dst, (size_t)p->out_h * p->out_w * 3, NULL},
                         {"workspace", NULL, 0, NULL}};
-    if (!same) {
+    if (need > 0) {
       if (p->workspace == NULL || p->workspace_bytes < need)
         return emu_fail(err, errlen, GRF_CUDA_ERR_INVALID, "grf_resize_rgb8: workspace of %zu bytes, need %zu",
                         p->workspace_bytes, need);
@@ -331,6 +404,9 @@ static int run_pointwise(void* user, const grf_emu_arg* a, int nargs, char* err,
       case GRF_POINT_MASKED_AFFINE:
         y = mask[i % p->m] < 0.5f ? x * p->a + p->b : 0.0f;
         break;
+      case GRF_POINT_DIVIDE:
+        y = x / mask[i % p->m];
+        break;
     }
     dst[i] = y;
   }
@@ -341,7 +417,7 @@ int grf_pointwise(const grf_pointwise_params* p, grf_stream* stream, char* err, 
   int copies;
   size_t n;
   if (p == NULL) return emu_fail(err, errlen, GRF_CUDA_ERR_INVALID, "grf_pointwise: null params");
-  if (p->op < GRF_POINT_AFFINE || p->op > GRF_POINT_MASKED_AFFINE)
+  if (p->op < GRF_POINT_AFFINE || p->op > GRF_POINT_DIVIDE)
     return emu_fail(err, errlen, GRF_CUDA_ERR_INVALID, "grf_pointwise: unknown operation %d", p->op);
   if (p->n < 0) return emu_fail(err, errlen, GRF_CUDA_ERR_INVALID, "grf_pointwise: negative size");
   copies = p->op == GRF_POINT_SCALE ? p->copies : 1;
@@ -350,7 +426,7 @@ int grf_pointwise(const grf_pointwise_params* p, grf_stream* stream, char* err, 
   if (p->dst == NULL || p->src == NULL) return emu_fail(err, errlen, GRF_CUDA_ERR_INVALID, "grf_pointwise: null tensor");
   if ((p->op == GRF_POINT_LERP || p->op == GRF_POINT_MAXIMUM) && p->src2 == NULL)
     return emu_fail(err, errlen, GRF_CUDA_ERR_INVALID, "grf_pointwise: operation %d needs src2", p->op);
-  if (p->op == GRF_POINT_MASKED_AFFINE && (p->mask == NULL || p->m < 1 || p->n % p->m != 0))
+  if ((p->op == GRF_POINT_MASKED_AFFINE || p->op == GRF_POINT_DIVIDE) && (p->mask == NULL || p->m < 1 || p->n % p->m != 0))
     return emu_fail(err, errlen, GRF_CUDA_ERR_INVALID, "grf_pointwise: mask of %lld for %lld values", p->m, p->n);
   if (copies > 1 && p->dst == p->src)
     return emu_fail(err, errlen, GRF_CUDA_ERR_INVALID, "grf_pointwise: copies into the source");
@@ -361,7 +437,7 @@ int grf_pointwise(const grf_pointwise_params* p, grf_stream* stream, char* err, 
                         {"mask", NULL, 0, NULL}};
     q.copies = copies;
     if (p->op == GRF_POINT_LERP || p->op == GRF_POINT_MAXIMUM) a[2].ptr = p->src2, a[2].bytes = n;
-    if (p->op == GRF_POINT_MASKED_AFFINE) a[3].ptr = p->mask, a[3].bytes = (size_t)p->m * sizeof(float);
+    if (p->op == GRF_POINT_MASKED_AFFINE || p->op == GRF_POINT_DIVIDE) a[3].ptr = p->mask, a[3].bytes = (size_t)p->m * sizeof(float);
     return launch(stream, "grf_pointwise", a, 4, run_pointwise, &q, sizeof q, err, errlen);
   }
 }

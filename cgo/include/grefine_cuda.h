@@ -53,8 +53,11 @@ extern "C" {
 /* ABI version of this header; grf_cuda_abi_version returns it. Bump on any change of a
  * struct or signature. ABI 2: grf_cuda_memcpy_htod no longer waits for the stream,
  * grf_cuda_memcpy2d_dtod, and the kernel families of the device-resident request
- * (images, pointwise, dilate, count, PQ, text features and maps, emphasis, colour fix). */
-#define GRF_CUDA_ABI_VERSION 2
+ * (images, pointwise, dilate, count, PQ, text features and maps, emphasis, colour fix).
+ * ABI 3 (large images): grf_resize_rgb8 takes a Pillow filter and a source box and runs
+ * Pillow 13's pass order; GRF_POINT_DIVIDE; grf_bounding_box, grf_tile_gather,
+ * grf_tile_accumulate and grf_vae_blend. */
+#define GRF_CUDA_ABI_VERSION 3
 
 /* Opaque stream handle (a cudaStream_t). */
 typedef struct grf_stream grf_stream;
@@ -251,32 +254,48 @@ GRF_CUDA_API int grf_inpaint_input(const grf_inpaint_params* p, grf_stream* stre
  * An RGB image is uint8 [H, W, 3] row-major (pixel p = y*W + x holds R, G, B at 3p..3p+2);
  * a planar image is float32 [3, H, W]. */
 
-/* Parameters of grf_resize_rgb8: Pillow's Image.resize((out_w, out_h), BICUBIC). */
+/* Pillow filters of grf_resize_rgb8 (values equal engine.ResampleFilter). */
+#define GRF_RESAMPLE_BICUBIC 0
+#define GRF_RESAMPLE_LANCZOS 1
+
+/* Parameters of grf_resize_rgb8: Pillow 13's Image.resize((out_w, out_h), filter, box). */
 typedef struct grf_resize_rgb8_params {
   const uint8_t* src; /* [in_h, in_w, 3] */
   uint8_t* dst;       /* [out_h, out_w, 3]; must not overlap src */
   void* workspace;    /* device scratch of grf_resize_rgb8_workspace_size bytes */
   size_t workspace_bytes;
   int in_h, in_w, out_h, out_w; /* each >= 1 */
+  int filter;         /* GRF_RESAMPLE_* */
+  int has_box;        /* 0: the whole image; else box */
+  float box[4];       /* x0, y0, x1, y1: the source rectangle [x0, x1) x [y0, y1), inside the
+                         image, x1 >= x0, y1 >= y0 (fractional and zero extents allowed) */
 } grf_resize_rgb8_params;
 
 /* grf_resize_rgb8_workspace_size writes the scratch grf_resize_rgb8 needs: the two passes'
- * fixed-point tables and the intermediate image [in_h, out_w, 3]. */
+ * fixed-point tables and the intermediate image (0 for a crop or a copy). It validates the
+ * sizes, the filter and the box. */
 GRF_CUDA_API int grf_resize_rgb8_workspace_size(const grf_resize_rgb8_params* p, size_t* bytes,
                                    char* err, size_t errlen);
 
-/* grf_resize_rgb8 is Pillow 8-bit bicubic resampling, bit for bit: a horizontal pass
- * (skipped when in_w == out_w) into [in_h, out_w, 3], then a vertical pass (skipped when
- * in_h == out_h); both skipped copies. Per pass from n_in to n_out samples, in float64
- * (each operation rounded, no fused multiply-add), for output index o:
- *   scale = n_in/n_out; fs = max(scale, 1); support = 2*fs; K = ceil(support)*2 + 1
- *   center = (o + 0.5)*scale; xmin = max((int)(center - support + 0.5), 0)
- *   n = min((int)(center + support + 0.5), n_in) - xmin
- *   w[x] = bicubic_a(-0.5)((x + xmin - center + 0.5) / fs), x < n; ww = sum w (x order)
+/* grf_resize_rgb8 is Pillow 13's 8-bit resampling, bit for bit (engine/pillow is the
+ * reference). With b the box (the whole image without one):
+ *   - an integral box of exactly out_w x out_h is a crop: dst = src[y0.., x0..];
+ *   - else the horizontal pass runs when out_w != in_w or x0 != 0 or x1 != out_w, the
+ *     vertical pass when out_h != in_h or y0 != 0 or y1 != out_h (neither: a copy); the
+ *     vertical pass goes first when in_h - out_h > 0 and in_h - out_h > 2*(in_w - out_w),
+ *     else the horizontal one; each pass rounds to 8 bits.
+ * Per pass of an axis of n_in pixels over [in0, in0 + span) (float32 x0 and x1 - x0, in
+ * float64 after; each operation rounded, no fused multiply-add) to n_out, for output o:
+ *   scale = span/n_out; fs = max(scale, 1); support = S*fs (S = 2 bicubic, 3 lanczos)
+ *   K = ceil(support)*2 + 1; center = in0 + (o + 0.5)*scale
+ *   xmin = max((int)(center - support + 0.5), 0); n = min((int)(center + support + 0.5), n_in) - xmin
+ *   w[x] = f((x + xmin - center + 0.5) / fs), x < n; ww = sum w (x order)
  *   k[x] = (int32)(+-0.5 + (ww != 0 ? w[x]/ww : w[x]) * 2^22)   (sign of the weight)
  *   out = clamp((2^21 + sum_{x<n} in[xmin + x] * k[x]) >> 22, 0, 255)   (int32)
- * with bicubic(t) = ((1.5|t| - 2.5)|t|)|t| + 1 for |t| < 1, ((|t| - 5)|t| + 8)|t| - 4)*-0.5
- * for |t| < 2, else 0 (evaluated left to right). */
+ * with f the bicubic ((1.5|t| - 2.5)|t|)|t| + 1 for |t| < 1, ((|t| - 5)|t| + 8)|t| - 4)*-0.5
+ * for |t| < 2, else 0 (left to right), or lanczos sinc(t)*sinc(t/3) on [-3, 3)
+ * (sinc(t) = sin(pi t)/(pi t), 1 at 0; sin from the platform's math library: a last-bit
+ * difference changes a 22-bit weight only at an exact rounding tie). */
 GRF_CUDA_API int grf_resize_rgb8(const grf_resize_rgb8_params* p, grf_stream* stream, char* err,
                     size_t errlen);
 
@@ -321,6 +340,7 @@ GRF_CUDA_API int grf_paste_rgb8(const grf_paste_params* p, grf_stream* stream, c
 #define GRF_POINT_GREATER 6
 #define GRF_POINT_AT_LEAST 7
 #define GRF_POINT_MASKED_AFFINE 8
+#define GRF_POINT_DIVIDE 9
 
 /* Parameters of grf_pointwise. */
 typedef struct grf_pointwise_params {
@@ -328,7 +348,7 @@ typedef struct grf_pointwise_params {
   float* dst;         /* [n] ([copies * n] for SCALE) */
   const float* src;   /* [n] */
   const float* src2;  /* [n] for LERP and MAXIMUM, else NULL */
-  const float* mask;  /* [m] for MASKED_AFFINE (n a multiple of m), else NULL */
+  const float* mask;  /* [m] for MASKED_AFFINE and DIVIDE (n a multiple of m), else NULL */
   long long n, m;
   int copies;         /* SCALE: copies of the result (>= 1); else 1 */
   int clamp01;        /* AFFINE: clamp the result to [0, 1] */
@@ -346,6 +366,7 @@ typedef struct grf_pointwise_params {
  *   GREATER:       dst[i] = src[i] > a ? 1 : 0
  *   AT_LEAST:      dst[i] = src[i] >= a ? 1 : 0
  *   MASKED_AFFINE: dst[i] = mask[i % m] < 0.5 ? src[i]*a + b : 0
+ *   DIVIDE:        dst[i] = src[i] / mask[i % m]
  * dst may equal src or src2 (each element is read before it is written) except SCALE
  * with copies > 1. n may be 0. */
 GRF_CUDA_API int grf_pointwise(const grf_pointwise_params* p, grf_stream* stream, char* err,
@@ -378,6 +399,79 @@ typedef struct grf_count_params {
 /* grf_count_at_least: *count = the number of i < n with src[i] >= bound. */
 GRF_CUDA_API int grf_count_at_least(const grf_count_params* p, grf_stream* stream, char* err,
                        size_t errlen);
+
+/* Parameters of grf_bounding_box. */
+typedef struct grf_bbox_params {
+  const float* src;   /* [planes, height, width] */
+  long long* box;     /* [4] out: x1, y1, x2, y2 */
+  void* workspace;    /* 16 bytes of device scratch */
+  size_t workspace_bytes;
+  int planes, height, width;
+  float bound;
+} grf_bbox_params;
+
+/* grf_bounding_box: the box [x1, x2) x [y1, y2) of the values >= bound over all planes:
+ *   x1, y1, x2, y2 = width, height, -1, -1
+ *   for each plane, y, x with src[., y, x] >= bound: x1 = min(x1, x), y1 = min(y1, y),
+ *     x2 = max(x2, x), y2 = max(y2, y)
+ *   box = (x1, y1, x2 + 1, y2 + 1), or (0, 0, 0, 0) when no value reaches bound.
+ * planes, height or width may be 0 (box 0). */
+GRF_CUDA_API int grf_bounding_box(const grf_bbox_params* p, grf_stream* stream, char* err,
+                     size_t errlen);
+
+/* ---- Large images: tiled denoising and tiled VAE (ABI 3) ------------------------------ */
+
+/* Windows per call of grf_tile_gather and grf_tile_accumulate (they travel by value). */
+#define GRF_MAX_TILES 64
+
+/* Parameters of grf_tile_gather and grf_tile_accumulate: n windows of th x tw of planes
+ * height x width, window k at row y[k] and column x[k] (inside the plane). */
+typedef struct grf_tile_params {
+  const float* src;     /* gather: [r, channels, height, width] */
+  float* dst;           /* gather: [copies*n, channels, th, tw] */
+  const float* pred;    /* accumulate: [copies*nb, channels, th, tw] */
+  const float* weights; /* accumulate: [th, tw] */
+  float* acc;           /* accumulate: [copies, channels, height, width] */
+  float* wsum;          /* accumulate: [height, width] */
+  int r;                /* gather: 1 or copies */
+  int copies, nb, channels, height, width, th, tw;
+  int n;                /* windows, 1..GRF_MAX_TILES (accumulate: n <= nb) */
+  int y[GRF_MAX_TILES], x[GRF_MAX_TILES];
+} grf_tile_params;
+
+/* grf_tile_gather cuts the windows out of src:
+ *   for j < copies, k < n, c, y < th, x < tw:
+ *     dst[j*n + k, c, y, x] = src[r == 1 ? 0 : j, c, y[k] + y, x[k] + x]
+ * dst must not overlap src. */
+GRF_CUDA_API int grf_tile_gather(const grf_tile_params* p, grf_stream* stream, char* err,
+                    size_t errlen);
+
+/* grf_tile_accumulate adds the weighted windows in order (float32; each product rounded,
+ * then the sum; one thread per pixel, so each sum runs in window order):
+ *   for k < n, y < th, x < tw:
+ *     for j < copies, c: acc[j, c, y[k]+y, x[k]+x] += pred[j*nb + k, c, y, x] * weights[y, x]
+ *     wsum[y[k]+y, x[k]+x] += weights[y, x]
+ * Rows k >= n of each copy of pred are not read. acc and wsum must not overlap pred. */
+GRF_CUDA_API int grf_tile_accumulate(const grf_tile_params* p, grf_stream* stream, char* err,
+                        size_t errlen);
+
+/* Parameters of grf_vae_blend. */
+typedef struct grf_vae_blend_params {
+  const float* a; /* [channels, ah, aw]: the tile above (vertical) or to the left */
+  float* b;       /* [channels, bh, bw], blended in place; must not overlap a */
+  int channels, ah, aw, bh, bw;
+  int extent;     /* >= 0 */
+  int vertical;   /* non-zero: blend_v (aw == bw); zero: blend_h (ah == bh) */
+} grf_vae_blend_params;
+
+/* grf_vae_blend is diffusers' blend_v / blend_h of AutoencoderKL's tiled encode and decode
+ * (float32 products, each rounded, then the sum; weights in double, rounded to float):
+ *   vertical: e = min(ah, bh, extent); for y < e, c, x < bw:
+ *     b[c,y,x] = a[c, ah-e+y, x]*(float)(1 - y/e) + b[c,y,x]*(float)(y/e)
+ *   horizontal: e = min(aw, bw, extent); for x < e, c, y < bh:
+ *     b[c,y,x] = a[c, y, aw-e+x]*(float)(1 - x/e) + b[c,y,x]*(float)(x/e) */
+GRF_CUDA_API int grf_vae_blend(const grf_vae_blend_params* p, grf_stream* stream, char* err,
+                  size_t errlen);
 
 /* ---- Quality features (ABI 2) -------------------------------------------------------- */
 

@@ -50,6 +50,11 @@ int grf_go_text_maps(int dev, const grf_text_maps_params* p, grf_stream* st, cha
 int grf_go_emphasis(int dev, const grf_emphasis_params* p, grf_stream* st, char* err, size_t errlen);
 int grf_go_color_fix_workspace_size(const grf_color_fix_params* p, size_t* n, char* err, size_t errlen);
 int grf_go_color_fix(int dev, const grf_color_fix_params* p, grf_stream* st, char* err, size_t errlen);
+/* ABI 3 */
+int grf_go_bounding_box(int dev, const grf_bbox_params* p, grf_stream* st, char* err, size_t errlen);
+int grf_go_tile_gather(int dev, const grf_tile_params* p, grf_stream* st, char* err, size_t errlen);
+int grf_go_tile_accumulate(int dev, const grf_tile_params* p, grf_stream* st, char* err, size_t errlen);
+int grf_go_vae_blend(int dev, const grf_vae_blend_params* p, grf_stream* st, char* err, size_t errlen);
 
 #ifdef __cplusplus
 }

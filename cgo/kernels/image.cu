@@ -1,5 +1,5 @@
-// image.cu: RGB images on the device (ABI 2): Pillow-exact bicubic resampling
-// (grf_resize_rgb8), the planar conversions (grf_to_planar, grf_from_planar) and the
+// image.cu: RGB images on the device (ABI 2, 3): Pillow-13-exact resampling, bicubic and
+// Lanczos over a source box (grf_resize_rgb8), the planar conversions (grf_to_planar, grf_from_planar) and the
 // pixel paste (grf_paste_rgb8). Arithmetic uses explicitly rounded operations (no fused
 // multiply-add) so the results equal the Go twins in engine/cpu bit for bit.
 #include <cmath>
@@ -21,26 +21,45 @@ __device__ double pil_bicubic(double x) {
   return 0.0;
 }
 
-// Pass geometry: the filter width K of a pass from n_in to n_out (host and device agree).
+// pil_sinc is Pillow's sinc_filter: sin(pi x)/(pi x), 1 at 0.
+__device__ double pil_sinc(double x) {
+  if (x == 0.0) return 1.0;
+  x = __dmul_rn(x, 3.141592653589793);
+  return __ddiv_rn(sin(x), x);
+}
+
+// pil_filter evaluates the filter at x (Pillow's bicubic_filter or lanczos_filter).
+__device__ double pil_filter(int filter, double x) {
+  if (filter == GRF_RESAMPLE_LANCZOS) {
+    if (-3.0 <= x && x < 3.0) return __dmul_rn(pil_sinc(x), pil_sinc(__ddiv_rn(x, 3.0)));
+    return 0.0;
+  }
+  return pil_bicubic(x);
+}
+
+// Pass geometry of one axis: n_in pixels, the interval [in0, in0 + span), n_out outputs,
+// the filter and its width K (host and device agree).
 struct Pass {
-  int in, out, k;
+  int in, out, k, filter;
+  double in0, span;
 };
 
-Pass make_pass(int in, int out) {
-  double scale = static_cast<double>(in) / static_cast<double>(out);
+Pass make_pass(int in, double in0, double span, int out, int filter) {
+  double scale = span / static_cast<double>(out);
   double fs = scale > 1.0 ? scale : 1.0;
-  return Pass{in, out, static_cast<int>(std::ceil(2.0 * fs)) * 2 + 1};
+  double support = (filter == GRF_RESAMPLE_LANCZOS ? 3.0 : 2.0) * fs;
+  return Pass{in, out, static_cast<int>(std::ceil(support)) * 2 + 1, filter, in0, span};
 }
 
 // coeffs_kernel writes, per output index o, bounds[2o] = xmin, bounds[2o+1] = n and the K
-// fixed-point weights k[o*K ..] (PILCoeffs in engine/cpu).
+// fixed-point weights k[o*K ..] (engine/pillow Coeffs).
 __global__ void coeffs_kernel(Pass p, int32_t* __restrict__ bounds, int32_t* __restrict__ k) {
   int o = blockIdx.x * blockDim.x + threadIdx.x;
   if (o >= p.out) return;
-  double scale = __ddiv_rn(static_cast<double>(p.in), static_cast<double>(p.out));
+  double scale = __ddiv_rn(p.span, static_cast<double>(p.out));
   double fs = scale > 1.0 ? scale : 1.0;
-  double support = __dmul_rn(2.0, fs);
-  double center = __dmul_rn(__dadd_rn(static_cast<double>(o), 0.5), scale);
+  double support = __dmul_rn(p.filter == GRF_RESAMPLE_LANCZOS ? 3.0 : 2.0, fs);
+  double center = __dadd_rn(p.in0, __dmul_rn(__dadd_rn(static_cast<double>(o), 0.5), scale));
   double ss = __ddiv_rn(1.0, fs);
   int xmin = static_cast<int>(__dadd_rn(__dadd_rn(center, -support), 0.5));
   if (xmin < 0) xmin = 0;
@@ -50,13 +69,13 @@ __global__ void coeffs_kernel(Pass p, int32_t* __restrict__ bounds, int32_t* __r
   double ww = 0.0;
   for (int x = 0; x < xmax; ++x) {
     double t = __dmul_rn(__dadd_rn(__dadd_rn(static_cast<double>(x + xmin), -center), 0.5), ss);
-    ww = __dadd_rn(ww, pil_bicubic(t));
+    ww = __dadd_rn(ww, pil_filter(p.filter, t));
   }
   for (int x = 0; x < p.k; ++x) {
     double v = 0.0;
     if (x < xmax) {
       double t = __dmul_rn(__dadd_rn(__dadd_rn(static_cast<double>(x + xmin), -center), 0.5), ss);
-      v = pil_bicubic(t);
+      v = pil_filter(p.filter, t);
       if (ww != 0.0) v = __ddiv_rn(v, ww);
     }
     double s = __dmul_rn(v, static_cast<double>(1 << kPrecisionBits));
@@ -118,35 +137,72 @@ __global__ void vertical_kernel(const uint8_t* __restrict__ src, uint8_t* __rest
 
 size_t align16(size_t n) { return (n + 15) / 16 * 16; }
 
+// Plan is Pillow 13's decision (engine/pillow PlanFor): a crop, or which passes run and in
+// which order, over the box in float32.
+struct Plan {
+  bool crop, horizontal, vertical, vertical_first;
+  int cx, cy;
+  Pass h, v;
+};
+
+int plan(const grf_resize_rgb8_params* p, Plan* pl, char* err, size_t errlen) {
+  if (p == nullptr) return grf::fail(err, errlen, GRF_CUDA_ERR_INVALID, "grf_resize_rgb8: null params");
+  if (p->in_h < 1 || p->in_w < 1 || p->out_h < 1 || p->out_w < 1)
+    return grf::fail(err, errlen, GRF_CUDA_ERR_INVALID, "grf_resize_rgb8: bad size %dx%d -> %dx%d",
+                     p->in_w, p->in_h, p->out_w, p->out_h);
+  if (p->filter != GRF_RESAMPLE_BICUBIC && p->filter != GRF_RESAMPLE_LANCZOS)
+    return grf::fail(err, errlen, GRF_CUDA_ERR_INVALID, "grf_resize_rgb8: unknown filter %d", p->filter);
+  float x0 = 0, y0 = 0, x1 = static_cast<float>(p->in_w), y1 = static_cast<float>(p->in_h);
+  if (p->has_box) {
+    x0 = p->box[0];
+    y0 = p->box[1];
+    x1 = p->box[2];
+    y1 = p->box[3];
+  }
+  if (!(x0 >= 0 && y0 >= 0 && x1 <= static_cast<float>(p->in_w) && y1 <= static_cast<float>(p->in_h)) || x1 < x0 ||
+      y1 < y0)
+    return grf::fail(err, errlen, GRF_CUDA_ERR_INVALID, "grf_resize_rgb8: box %g,%g,%g,%g outside the %dx%d image",
+                     x0, y0, x1, y1, p->in_w, p->in_h);
+  *pl = Plan{};
+  if (std::trunc(x0) == x0 && std::trunc(y0) == y0 && x1 - x0 == static_cast<float>(p->out_w) &&
+      y1 - y0 == static_cast<float>(p->out_h)) {
+    pl->crop = true;
+    pl->cx = static_cast<int>(x0);
+    pl->cy = static_cast<int>(y0);
+    return GRF_CUDA_OK;
+  }
+  pl->horizontal = p->out_w != p->in_w || x0 != 0 || x1 != static_cast<float>(p->out_w);
+  pl->vertical = p->out_h != p->in_h || y0 != 0 || y1 != static_cast<float>(p->out_h);
+  pl->vertical_first = p->in_h - p->out_h > 0 && p->in_h - p->out_h > 2 * (p->in_w - p->out_w);
+  float sx = x1 - x0, sy = y1 - y0;
+  pl->h = make_pass(p->in_w, x0, sx, p->out_w, p->filter);
+  pl->v = make_pass(p->in_h, y0, sy, p->out_h, p->filter);
+  return GRF_CUDA_OK;
+}
+
 // Workspace layout: x bounds, x weights, y bounds, y weights, the intermediate image.
 struct Layout {
   size_t bx, kx, by, ky, tmp, total;
 };
 
-Layout layout(const grf_resize_rgb8_params* p) {
-  Pass h = make_pass(p->in_w, p->out_w), v = make_pass(p->in_h, p->out_h);
+Layout layout(const grf_resize_rgb8_params* p, const Plan& pl) {
   Layout l{};
+  if (pl.crop || !(pl.horizontal || pl.vertical)) return l;
   size_t off = 0;
   l.bx = off;
   off += align16(sizeof(int32_t) * 2 * p->out_w);
   l.kx = off;
-  off += align16(sizeof(int32_t) * static_cast<size_t>(p->out_w) * h.k);
+  off += align16(sizeof(int32_t) * static_cast<size_t>(p->out_w) * pl.h.k);
   l.by = off;
   off += align16(sizeof(int32_t) * 2 * p->out_h);
   l.ky = off;
-  off += align16(sizeof(int32_t) * static_cast<size_t>(p->out_h) * v.k);
+  off += align16(sizeof(int32_t) * static_cast<size_t>(p->out_h) * pl.v.k);
   l.tmp = off;
-  off += align16(static_cast<size_t>(p->in_h) * p->out_w * 3);
+  if (pl.horizontal && pl.vertical)
+    off += align16(pl.vertical_first ? static_cast<size_t>(p->out_h) * p->in_w * 3
+                                     : static_cast<size_t>(p->in_h) * p->out_w * 3);
   l.total = off;
   return l;
-}
-
-int validate(const grf_resize_rgb8_params* p, char* err, size_t errlen) {
-  if (p == nullptr) return grf::fail(err, errlen, GRF_CUDA_ERR_INVALID, "grf_resize_rgb8: null params");
-  if (p->in_h < 1 || p->in_w < 1 || p->out_h < 1 || p->out_w < 1)
-    return grf::fail(err, errlen, GRF_CUDA_ERR_INVALID, "grf_resize_rgb8: bad size %dx%d -> %dx%d",
-                     p->in_w, p->in_h, p->out_w, p->out_h);
-  return GRF_CUDA_OK;
 }
 
 unsigned int blocks(long long n) { return grf::blocks_1d(n, kThreads); }
@@ -159,9 +215,10 @@ extern "C" int grf_resize_rgb8_workspace_size(const grf_resize_rgb8_params* p, s
   if (bytes == nullptr)
     return grf::fail(err, errlen, GRF_CUDA_ERR_INVALID, "grf_resize_rgb8_workspace_size: null output");
   *bytes = 0;
-  int rc = validate(p, err, errlen);
+  Plan pl;
+  int rc = plan(p, &pl, err, errlen);
   if (rc != GRF_CUDA_OK) return rc;
-  *bytes = layout(p).total;
+  *bytes = layout(p, pl).total;
   return GRF_CUDA_OK;
   GRF_GUARD_END(err, errlen)
 }
@@ -169,44 +226,76 @@ extern "C" int grf_resize_rgb8_workspace_size(const grf_resize_rgb8_params* p, s
 extern "C" int grf_resize_rgb8(const grf_resize_rgb8_params* p, grf_stream* stream, char* err,
                                size_t errlen) {
   GRF_GUARD_BEGIN
-  int rc = validate(p, err, errlen);
+  Plan pl;
+  int rc = plan(p, &pl, err, errlen);
   if (rc != GRF_CUDA_OK) return rc;
   if (p->src == nullptr || p->dst == nullptr)
     return grf::fail(err, errlen, GRF_CUDA_ERR_INVALID, "grf_resize_rgb8: null image");
   cudaStream_t s = grf::as_cuda(stream);
-  if (p->in_w == p->out_w && p->in_h == p->out_h) {
+  if (pl.crop) {
+    const uint8_t* from = p->src + (static_cast<size_t>(pl.cy) * p->in_w + pl.cx) * 3;
+    GRF_CHECK(cudaMemcpy2DAsync(p->dst, static_cast<size_t>(p->out_w) * 3, from, static_cast<size_t>(p->in_w) * 3,
+                                static_cast<size_t>(p->out_w) * 3, p->out_h, cudaMemcpyDeviceToDevice, s),
+              "cudaMemcpy2DAsync");
+    return GRF_CUDA_OK;
+  }
+  if (!pl.horizontal && !pl.vertical) {
     GRF_CHECK(cudaMemcpyAsync(p->dst, p->src, static_cast<size_t>(p->in_h) * p->in_w * 3,
                               cudaMemcpyDeviceToDevice, s),
               "cudaMemcpyAsync");
     return GRF_CUDA_OK;
   }
-  Layout l = layout(p);
+  Layout l = layout(p, pl);
   if (p->workspace == nullptr || p->workspace_bytes < l.total)
     return grf::fail(err, errlen, GRF_CUDA_ERR_INVALID, "grf_resize_rgb8: workspace of %zu bytes, need %zu",
                      p->workspace_bytes, l.total);
   char* ws = static_cast<char*>(p->workspace);
-  const uint8_t* cur = p->src;
-  if (p->in_w != p->out_w) {
-    Pass h = make_pass(p->in_w, p->out_w);
-    int32_t* b = reinterpret_cast<int32_t*>(ws + l.bx);
-    int32_t* k = reinterpret_cast<int32_t*>(ws + l.kx);
-    coeffs_kernel<<<blocks(h.out), kThreads, 0, s>>>(h, b, k);
+  int32_t* bx = reinterpret_cast<int32_t*>(ws + l.bx);
+  int32_t* kx = reinterpret_cast<int32_t*>(ws + l.kx);
+  int32_t* by = reinterpret_cast<int32_t*>(ws + l.by);
+  int32_t* ky = reinterpret_cast<int32_t*>(ws + l.ky);
+  uint8_t* tmp = reinterpret_cast<uint8_t*>(ws + l.tmp);
+  const bool both = pl.horizontal && pl.vertical;
+  if (pl.horizontal) {
+    coeffs_kernel<<<blocks(pl.h.out), kThreads, 0, s>>>(pl.h, bx, kx);
     if ((rc = grf::check_launch(err, errlen, "grf_resize_rgb8: coeffs_kernel")) != GRF_CUDA_OK) return rc;
-    uint8_t* out = p->in_h != p->out_h ? reinterpret_cast<uint8_t*>(ws + l.tmp) : p->dst;
-    horizontal_kernel<<<blocks(static_cast<long long>(p->in_h) * p->out_w), kThreads, 0, s>>>(
-        p->src, out, p->in_h, p->in_w, p->out_w, h.k, b, k);
-    if ((rc = grf::check_launch(err, errlen, "grf_resize_rgb8: horizontal_kernel")) != GRF_CUDA_OK) return rc;
-    cur = out;
   }
-  if (p->in_h != p->out_h) {
-    Pass v = make_pass(p->in_h, p->out_h);
-    int32_t* b = reinterpret_cast<int32_t*>(ws + l.by);
-    int32_t* k = reinterpret_cast<int32_t*>(ws + l.ky);
-    coeffs_kernel<<<blocks(v.out), kThreads, 0, s>>>(v, b, k);
+  if (pl.vertical) {
+    coeffs_kernel<<<blocks(pl.v.out), kThreads, 0, s>>>(pl.v, by, ky);
     if ((rc = grf::check_launch(err, errlen, "grf_resize_rgb8: coeffs_kernel")) != GRF_CUDA_OK) return rc;
-    vertical_kernel<<<blocks(static_cast<long long>(p->out_h) * p->out_w), kThreads, 0, s>>>(
-        cur, p->dst, p->out_w, p->out_h, v.k, b, k);
-    if ((rc = grf::check_launch(err, errlen, "grf_resize_rgb8: vertical_kernel")) != GRF_CUDA_OK) return rc;
+  }
+  if (!pl.vertical_first) {
+    const uint8_t* cur = p->src;
+    int cur_w = p->in_w;
+    if (pl.horizontal) {
+      uint8_t* out = both ? tmp : p->dst;
+      horizontal_kernel<<<blocks(static_cast<long long>(p->in_h) * p->out_w), kThreads, 0, s>>>(
+          p->src, out, p->in_h, p->in_w, p->out_w, pl.h.k, bx, kx);
+      if ((rc = grf::check_launch(err, errlen, "grf_resize_rgb8: horizontal_kernel")) != GRF_CUDA_OK) return rc;
+      cur = out;
+      cur_w = p->out_w;
+    }
+    if (pl.vertical) {
+      vertical_kernel<<<blocks(static_cast<long long>(p->out_h) * cur_w), kThreads, 0, s>>>(
+          cur, p->dst, cur_w, p->out_h, pl.v.k, by, ky);
+      if ((rc = grf::check_launch(err, errlen, "grf_resize_rgb8: vertical_kernel")) != GRF_CUDA_OK) return rc;
+    }
+  } else {
+    const uint8_t* cur = p->src;
+    int rows = p->in_h;
+    if (pl.vertical) {
+      uint8_t* out = both ? tmp : p->dst;
+      vertical_kernel<<<blocks(static_cast<long long>(p->out_h) * p->in_w), kThreads, 0, s>>>(
+          p->src, out, p->in_w, p->out_h, pl.v.k, by, ky);
+      if ((rc = grf::check_launch(err, errlen, "grf_resize_rgb8: vertical_kernel")) != GRF_CUDA_OK) return rc;
+      cur = out;
+      rows = p->out_h;
+    }
+    if (pl.horizontal) {
+      horizontal_kernel<<<blocks(static_cast<long long>(rows) * p->out_w), kThreads, 0, s>>>(
+          cur, p->dst, rows, p->in_w, p->out_w, pl.h.k, bx, kx);
+      if ((rc = grf::check_launch(err, errlen, "grf_resize_rgb8: horizontal_kernel")) != GRF_CUDA_OK) return rc;
+    }
   }
   return GRF_CUDA_OK;
   GRF_GUARD_END(err, errlen)

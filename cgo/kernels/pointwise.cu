@@ -56,6 +56,9 @@ __global__ void pointwise_kernel(float* dst, const float* src, const float* src2
       case GRF_POINT_MASKED_AFFINE:
         y = mask[i % p.m] < 0.5f ? affine(x, p.a, p.b) : 0.0f;
         break;
+      case GRF_POINT_DIVIDE:
+        y = __fdiv_rn(x, mask[i % p.m]);
+        break;
     }
     dst[i] = y;
   }
@@ -66,7 +69,7 @@ __global__ void pointwise_kernel(float* dst, const float* src, const float* src2
 extern "C" int grf_pointwise(const grf_pointwise_params* p, grf_stream* stream, char* err, size_t errlen) {
   GRF_GUARD_BEGIN
   if (p == nullptr) return grf::fail(err, errlen, GRF_CUDA_ERR_INVALID, "grf_pointwise: null params");
-  if (p->op < GRF_POINT_AFFINE || p->op > GRF_POINT_MASKED_AFFINE)
+  if (p->op < GRF_POINT_AFFINE || p->op > GRF_POINT_DIVIDE)
     return grf::fail(err, errlen, GRF_CUDA_ERR_INVALID, "grf_pointwise: unknown operation %d", p->op);
   if (p->n < 0) return grf::fail(err, errlen, GRF_CUDA_ERR_INVALID, "grf_pointwise: negative size");
   int copies = p->op == GRF_POINT_SCALE ? p->copies : 1;
@@ -76,7 +79,7 @@ extern "C" int grf_pointwise(const grf_pointwise_params* p, grf_stream* stream, 
     return grf::fail(err, errlen, GRF_CUDA_ERR_INVALID, "grf_pointwise: null tensor");
   if ((p->op == GRF_POINT_LERP || p->op == GRF_POINT_MAXIMUM) && p->src2 == nullptr)
     return grf::fail(err, errlen, GRF_CUDA_ERR_INVALID, "grf_pointwise: operation %d needs src2", p->op);
-  if (p->op == GRF_POINT_MASKED_AFFINE && (p->mask == nullptr || p->m < 1 || p->n % p->m != 0))
+  if ((p->op == GRF_POINT_MASKED_AFFINE || p->op == GRF_POINT_DIVIDE) && (p->mask == nullptr || p->m < 1 || p->n % p->m != 0))
     return grf::fail(err, errlen, GRF_CUDA_ERR_INVALID, "grf_pointwise: mask of %lld for %lld values", p->m, p->n);
   if (copies > 1 && p->dst == p->src)
     return grf::fail(err, errlen, GRF_CUDA_ERR_INVALID, "grf_pointwise: copies into the source");

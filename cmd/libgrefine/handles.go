@@ -147,10 +147,15 @@ func guarded(f func()) (pipeline.Status, string) {
 
 // roundTripParams writes p into a C grefine_params and reads it back (tests).
 func roundTripParams(p pipeline.Params) (pipeline.Params, error) {
+	return roundTripParamsSized(p, C.sizeof_grefine_params)
+}
+
+// roundTripParamsSized is roundTripParams by a caller whose struct_size is size.
+func roundTripParamsSized(p pipeline.Params, size C.size_t) (pipeline.Params, error) {
 	cp := (*C.grefine_params)(C.calloc(1, C.sizeof_grefine_params))
 	defer C.free(unsafe.Pointer(cp))
-	cp.struct_size = C.sizeof_grefine_params
 	paramsToC(p, cp)
+	cp.struct_size = size
 	got, _, err := paramsFromC("test", pipeline.DefaultParams(), cp)
 	return got, err
 }

@@ -135,8 +135,23 @@ func TestParamsRoundTripThroughC(t *testing.T) {
 	got, err := roundTripParams(p)
 	require.NoError(t, err)
 	d := pipeline.DefaultParams()
-	p.LongSide, p.ProcessSize = d.LongSide, d.ProcessSize // GREFINE_SIZE_DEFAULT: the defaults
+	p.LongSide, p.ProcessSize, p.Tile, p.VAETile = d.LongSide, d.ProcessSize, d.Tile, d.VAETile // GREFINE_SIZE_DEFAULT: the defaults
 	assert.Equal(t, p, got)
+}
+
+// TestOlderParamsKeepNewDefaults: a caller whose grefine_params ends before the
+// large-image fields (the first release's struct_size) is accepted, and those fields keep
+// the pipeline's defaults whatever lies past its struct; a size below that is refused.
+func TestOlderParamsKeepNewDefaults(t *testing.T) {
+	p := pipeline.DefaultParams()
+	p.Steps1, p.Tile, p.CropPadding, p.Crop = 3, 64, 7, false
+	got, err := roundTripParamsSized(p, minParamsSize)
+	require.NoError(t, err)
+	d := pipeline.DefaultParams()
+	assert.Equal(t, 3, got.Steps1, "an old field is read")
+	assert.Equal(t, [3]any{d.Tile, d.CropPadding, d.Crop}, [3]any{got.Tile, got.CropPadding, got.Crop}, "new fields keep the defaults")
+	_, err = roundTripParamsSized(p, minParamsSize-1)
+	assert.ErrorContains(t, err, "struct_size")
 }
 
 // TestGuardTurnsPanicIntoInternal: a Go panic in an exported function's body comes back

@@ -23,10 +23,11 @@ import (
 
 // Struct sizes this library accepts: the first release's size up to its own. Fields are
 // only ever appended, so an older caller's smaller struct keeps the defaults for the
-// fields it does not have. ABI 1 has one size per struct.
+// fields it does not have. grefine_params grew once: the large-image fields (tile ...
+// crop_padding) follow progress_user.
 const (
 	minOptionsSize = C.sizeof_grefine_options
-	minParamsSize  = C.sizeof_grefine_params
+	minParamsSize  = C.size_t(unsafe.Offsetof(C.grefine_params{}.tile))
 )
 
 func checkSize(fn, what string, got, lo, hi C.size_t) error {
@@ -178,6 +179,9 @@ func paramsFromC(fn string, d pipeline.Params, cp *C.grefine_params) (pipeline.P
 	p := d
 	pv := reflect.ValueOf(&p).Elem()
 	for _, r := range pipeline.ParamTable() {
+		if sf, _ := cParams.FieldByName(r.CField); sf.Offset+sf.Type.Size() > uintptr(cp.struct_size) {
+			continue // an older caller's struct ends before this field: the default
+		}
 		f, v := cField(cp, r), pv.FieldByName(r.Field)
 		switch {
 		case r.SetDefault && f.Int() == C.GREFINE_SIZE_DEFAULT:

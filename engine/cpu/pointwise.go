@@ -7,7 +7,7 @@ import (
 )
 
 // PointwiseArgs are Pointwise's slices: Src (n values), the optional Src2 (n values, Lerp
-// and Maximum) and Mask (MaskedAffine: n/planes values), and Dst (n values; Scale: a
+// and Maximum) and Mask (MaskedAffine, Divide: n/planes values), and Dst (n values; Scale: a
 // positive multiple of n).
 type PointwiseArgs struct {
 	Dst, Src, Src2, Mask []float32
@@ -24,6 +24,7 @@ type PointwiseArgs struct {
 //	Greater:      dst[i] = src[i] > A ? 1 : 0
 //	AtLeast:      dst[i] = src[i] >= A ? 1 : 0
 //	MaskedAffine: dst[c*m+p] = mask[p] < 0.5 ? src[c*m+p]*A + B : 0   (m = len(mask))
+//	Divide:       dst[c*m+p] = src[c*m+p] / mask[p]                      (m = len(mask))
 //
 // Dst may alias Src or Src2 (except Scale with more than one copy). This is
 // grf_pointwise's reference.
@@ -35,7 +36,7 @@ func Pointwise(p engine.Pointwise, a PointwiseArgs) error {
 		bad = n == 0 && len(a.Dst) != 0 || n > 0 && (len(a.Dst) == 0 || len(a.Dst)%n != 0)
 	case engine.PointLerp, engine.PointMaximum:
 		bad = len(a.Dst) != n || len(a.Src2) != n
-	case engine.PointMaskedAffine:
+	case engine.PointMaskedAffine, engine.PointDivide:
 		bad = len(a.Dst) != n || len(a.Mask) == 0 && n != 0 || len(a.Mask) > 0 && n%len(a.Mask) != 0
 	case engine.PointAffine, engine.PointUnscale, engine.PointGreater, engine.PointAtLeast:
 		bad = len(a.Dst) != n
@@ -90,6 +91,11 @@ func Pointwise(p engine.Pointwise, a PointwiseArgs) error {
 			} else {
 				dst[i] = 0
 			}
+		}
+	case engine.PointDivide:
+		m := len(a.Mask)
+		for i, v := range src {
+			dst[i] = v / a.Mask[i%m]
 		}
 	}
 	return nil

@@ -35,7 +35,8 @@ func readRGB(t *testing.T, path string) ([]uint8, int, int) {
 }
 
 // TestResizeImageMatchesPillow: ResizeImage equals Pillow's BICUBIC resize byte for byte
-// (testdata/pillow, made by its make_goldens.py): down, up, ragged, one side unchanged.
+// (testdata/pillow, made by its make_goldens.py): down, up, ragged, one side unchanged, and
+// CLIP's squash of tall images, where Pillow 13 runs the vertical pass first.
 func TestResizeImageMatchesPillow(t *testing.T) {
 	var cases struct {
 		Pillow string
@@ -48,17 +49,60 @@ func TestResizeImageMatchesPillow(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, json.Unmarshal(b, &cases))
 	require.NotEmpty(t, cases.Cases)
+	vfirst := 0
 	for _, c := range cases.Cases {
 		t.Run(c.Dst, func(t *testing.T) {
 			src, ih, iw := readRGB(t, filepath.Join("testdata", "pillow", c.Src))
 			want, oh, ow := readRGB(t, filepath.Join("testdata", "pillow", c.Dst))
 			require.Equal(t, [2]int{c.W, c.H}, [2]int{ow, oh})
 			got := make([]uint8, len(want))
-			require.NoError(t, ResizeImage(src, ih, iw, got, oh, ow))
+			require.NoError(t, ResizeImage(src, ih, iw, got, oh, ow, engine.Resample{}))
 			assert.Equal(t, want, got, "bytes differing from Pillow %s", cases.Pillow)
+			if ih-oh > 0 && ih-oh > 2*(iw-ow) {
+				vfirst++
+			}
 		})
 	}
-	assert.ErrorIs(t, ResizeImage(make([]uint8, 3), 1, 1, make([]uint8, 6), 1, 1), engine.ErrShape)
+	assert.GreaterOrEqual(t, vfirst, 2, "cases where Pillow 13 runs the vertical pass first")
+	assert.ErrorIs(t, ResizeImage(make([]uint8, 3), 1, 1, make([]uint8, 6), 1, 1, engine.Resample{}), engine.ErrShape)
+	assert.ErrorIs(t, ResizeImage(make([]uint8, 3), 1, 1, make([]uint8, 3), 1, 1, engine.Resample{Filter: 9}), engine.ErrShape)
+	assert.ErrorIs(t, ResizeImage(make([]uint8, 12), 2, 2, make([]uint8, 3), 1, 1, engine.Resample{Box: &[4]float64{0, 0, 3, 1}}), engine.ErrShape)
+}
+
+// TestResizeImageMatchesPillowFiltersAndBoxes: ResizeImage with Lanczos and Pillow's box
+// (fractional, zero-extent and integral) equals Pillow 13 byte for byte on the RGB cases of
+// the tiling goldens (testdata/goldens/tiles pil_*, made by tools/export/tiles_ref.py).
+func TestResizeImageMatchesPillowFiltersAndBoxes(t *testing.T) {
+	dir := filepath.Join("..", "..", "testdata", "goldens", "tiles")
+	var cases struct {
+		PIL []struct {
+			Name, Source, Filter string
+			Width, Height        int
+			Box                  []float64
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "crop_cases.json"))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &cases))
+	src, ih, iw := readRGB(t, filepath.Join(dir, "resize_source.png"))
+	ran := 0
+	for _, c := range cases.PIL {
+		if c.Source == "l" {
+			continue // mode L: engine/pillow's own test
+		}
+		t.Run(c.Name, func(t *testing.T) {
+			want, oh, ow := readRGB(t, filepath.Join(dir, "pil_"+c.Name+".png"))
+			r := engine.Resample{Filter: map[string]engine.ResampleFilter{"bicubic": engine.ResampleBicubic, "lanczos": engine.ResampleLanczos}[c.Filter]}
+			if c.Box != nil {
+				r.Box = &[4]float64{c.Box[0], c.Box[1], c.Box[2], c.Box[3]}
+			}
+			got := make([]uint8, len(want))
+			require.NoError(t, ResizeImage(src, ih, iw, got, oh, ow, r))
+			assert.Equal(t, want, got, "bytes differing from Pillow 13")
+			ran++
+		})
+	}
+	assert.GreaterOrEqual(t, ran, 8)
 }
 
 // TestCLIPPreprocessingGolden: ResizeImage to 224² then ToPlanar with CLIP's mean and std
@@ -68,7 +112,7 @@ func TestCLIPPreprocessingGolden(t *testing.T) {
 	want, err := npy.ReadFile(filepath.Join("..", "..", "testdata", "goldens", "preprocess_sample.npy"))
 	require.NoError(t, err)
 	small := make([]uint8, 3*224*224)
-	require.NoError(t, ResizeImage(src, h, w, small, 224, 224))
+	require.NoError(t, ResizeImage(src, h, w, small, 224, 224, engine.Resample{}))
 	got := make([]float32, 3*224*224)
 	require.NoError(t, ToPlanar(small, got, [3]float32{0.48145466, 0.4578275, 0.40821073}, [3]float32{0.26862954, 0.26130258, 0.27577711}))
 	require.Len(t, got, len(want.F32))

@@ -185,7 +185,7 @@ func imageDims(op, name string, t *engine.HostTensor) (int, int, error) {
 }
 
 // ResizeImage implements engine.Ops with ResizeImage.
-func (s *Stream) ResizeImage(src, dst engine.Tensor) error {
+func (s *Stream) ResizeImage(src, dst engine.Tensor, r engine.Resample) error {
 	if err := s.live("ResizeImage"); err != nil {
 		return err
 	}
@@ -205,7 +205,7 @@ func (s *Stream) ResizeImage(src, dst engine.Tensor) error {
 	if err != nil {
 		return err
 	}
-	return ResizeImage(a.U8, ih, iw, b.U8, oh, ow)
+	return ResizeImage(a.U8, ih, iw, b.U8, oh, ow, r)
 }
 
 // ToPlanar implements engine.Ops with ToPlanar.

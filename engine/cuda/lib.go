@@ -48,6 +48,11 @@ static struct {
 	int (*emphasis)(const grf_emphasis_params*, grf_stream*, char*, size_t);
 	int (*color_fix_workspace_size)(const grf_color_fix_params*, size_t*, char*, size_t);
 	int (*color_fix)(const grf_color_fix_params*, grf_stream*, char*, size_t);
+	// ABI 3
+	int (*bounding_box)(const grf_bbox_params*, grf_stream*, char*, size_t);
+	int (*tile_gather)(const grf_tile_params*, grf_stream*, char*, size_t);
+	int (*tile_accumulate)(const grf_tile_params*, grf_stream*, char*, size_t);
+	int (*vae_blend)(const grf_vae_blend_params*, grf_stream*, char*, size_t);
 } grf_go;
 
 #define GRF_GO_SYM(field, name)                                        \
@@ -99,6 +104,10 @@ static int grf_go_bind(void* h, int* emulated, char* err, size_t errlen) {
 	GRF_GO_SYM(emphasis, "grf_emphasis");
 	GRF_GO_SYM(color_fix_workspace_size, "grf_color_fix_workspace_size");
 	GRF_GO_SYM(color_fix, "grf_color_fix");
+	GRF_GO_SYM(bounding_box, "grf_bounding_box");
+	GRF_GO_SYM(tile_gather, "grf_tile_gather");
+	GRF_GO_SYM(tile_accumulate, "grf_tile_accumulate");
+	GRF_GO_SYM(vae_blend, "grf_vae_blend");
 	int v = grf_go.abi_version();
 	if (v != GRF_CUDA_ABI_VERSION) {
 		snprintf(err, errlen, "library ABI version %d, this program needs %d", v, GRF_CUDA_ABI_VERSION);
@@ -153,6 +162,10 @@ int grf_go_text_maps(int dev, const grf_text_maps_params* p, grf_stream* st, cha
 int grf_go_emphasis(int dev, const grf_emphasis_params* p, grf_stream* st, char* err, size_t errlen) { GRF_GO_DEV(dev); return grf_go.emphasis(p, st, err, errlen); }
 int grf_go_color_fix_workspace_size(const grf_color_fix_params* p, size_t* n, char* err, size_t errlen) { return grf_go.color_fix_workspace_size(p, n, err, errlen); }
 int grf_go_color_fix(int dev, const grf_color_fix_params* p, grf_stream* st, char* err, size_t errlen) { GRF_GO_DEV(dev); return grf_go.color_fix(p, st, err, errlen); }
+int grf_go_bounding_box(int dev, const grf_bbox_params* p, grf_stream* st, char* err, size_t errlen) { GRF_GO_DEV(dev); return grf_go.bounding_box(p, st, err, errlen); }
+int grf_go_tile_gather(int dev, const grf_tile_params* p, grf_stream* st, char* err, size_t errlen) { GRF_GO_DEV(dev); return grf_go.tile_gather(p, st, err, errlen); }
+int grf_go_tile_accumulate(int dev, const grf_tile_params* p, grf_stream* st, char* err, size_t errlen) { GRF_GO_DEV(dev); return grf_go.tile_accumulate(p, st, err, errlen); }
+int grf_go_vae_blend(int dev, const grf_vae_blend_params* p, grf_stream* st, char* err, size_t errlen) { GRF_GO_DEV(dev); return grf_go.vae_blend(p, st, err, errlen); }
 */
 import "C"
 

@@ -49,7 +49,7 @@ func imageDims(op, name string, t engine.Tensor) (int, int, error) {
 }
 
 // ResizeImage implements engine.Ops (grf_resize_rgb8).
-func (s *Stream) ResizeImage(src, dst engine.Tensor) error {
+func (s *Stream) ResizeImage(src, dst engine.Tensor, r engine.Resample) error {
 	const op = "ResizeImage"
 	a, err := s.addrs(op, u8("src", src), u8("dst", dst))
 	if err != nil {
@@ -63,7 +63,14 @@ func (s *Stream) ResizeImage(src, dst engine.Tensor) error {
 	if err != nil {
 		return err
 	}
-	p := C.grf_resize_rgb8_params{src: (*C.uint8_t)(a[0]), dst: (*C.uint8_t)(a[1]), in_h: C.int(ih), in_w: C.int(iw), out_h: C.int(oh), out_w: C.int(ow)}
+	p := C.grf_resize_rgb8_params{src: (*C.uint8_t)(a[0]), dst: (*C.uint8_t)(a[1]), in_h: C.int(ih), in_w: C.int(iw), out_h: C.int(oh), out_w: C.int(ow),
+		filter: C.int(r.Filter)}
+	if r.Box != nil {
+		p.has_box = 1
+		for i, v := range r.Box {
+			p.box[i] = C.float(v)
+		}
+	}
 	if p.workspace, p.workspace_bytes, err = s.sized(op, func(need *C.size_t, e *errBuf) C.int {
 		return C.grf_go_resize_rgb8_workspace_size(&p, need, e.ptr(), errLen)
 	}); err != nil {
@@ -205,7 +212,7 @@ func (s *Stream) Pointwise(q engine.Pointwise) error {
 		if absent(q.Src2) || q.Src2.Shape().NumElements() != n || nd != n {
 			return fmt.Errorf("%w: cuda: %s: src %v, src2 %v, dst %v", engine.ErrShape, op, q.Src.Shape(), shapeOf(q.Src2), q.Dst.Shape())
 		}
-	case engine.PointMaskedAffine:
+	case engine.PointMaskedAffine, engine.PointDivide:
 		m := int64(0)
 		if !absent(q.Mask) {
 			m = q.Mask.Shape().NumElements()
@@ -539,4 +546,114 @@ func (s *Stream) ColorFix(content, style, dst engine.Tensor, levels int) error {
 		return err
 	}
 	return s.launch(op, func(e *errBuf) C.int { return C.grf_go_color_fix(s.dev.dev(), &p, s.h, e.ptr(), errLen) })
+}
+
+// BoundingBox implements engine.Ops (grf_bounding_box): src [..., H, W], dst int64 [4].
+func (s *Stream) BoundingBox(src engine.Tensor, bound float32, dst engine.Tensor) error {
+	const op = "BoundingBox"
+	a, err := s.addrs(op, f32("src", src), arg{"dst", dst, engine.Int64, false})
+	if err != nil {
+		return err
+	}
+	if err := wantElems(op, "dst", dst, 4); err != nil {
+		return err
+	}
+	n, h, w, err := src.Shape().Planes("cuda: " + op)
+	if err != nil {
+		return err
+	}
+	p := C.grf_bbox_params{src: (*C.float)(a[0]), box: (*C.longlong)(a[1]), planes: C.int(n), height: C.int(h), width: C.int(w), bound: C.float(bound)}
+	if p.workspace, p.workspace_bytes, err = s.workspace(16); err != nil {
+		return err
+	}
+	return s.launch(op, func(e *errBuf) C.int { return C.grf_go_bounding_box(s.dev.dev(), &p, s.h, e.ptr(), errLen) })
+}
+
+// tileParams fills the shared fields of grf_tile_params: whole [R, C, H, W], windows
+// [rows, C, TH, TW].
+func tileParams(op string, whole, wins engine.Shape, t engine.Tiles) (C.grf_tile_params, error) {
+	var p C.grf_tile_params
+	if len(whole) != 4 || len(wins) != 4 || whole[1] != wins[1] || wins[2] != int64(t.TH) || wins[3] != int64(t.TW) {
+		return p, fmt.Errorf("%w: cuda: %s: shapes %v and %v for %dx%d windows", engine.ErrShape, op, whole, wins, t.TW, t.TH)
+	}
+	if err := t.Check("cuda: "+op, int(whole[2]), int(whole[3])); err != nil {
+		return p, err
+	}
+	p.r, p.channels, p.height, p.width = C.int(whole[0]), C.int(whole[1]), C.int(whole[2]), C.int(whole[3])
+	p.th, p.tw, p.n = C.int(t.TH), C.int(t.TW), C.int(len(t.Y))
+	for k := range t.Y {
+		p.y[k], p.x[k] = C.int(t.Y[k]), C.int(t.X[k])
+	}
+	return p, nil
+}
+
+// TileGather implements engine.Ops (grf_tile_gather).
+func (s *Stream) TileGather(src, dst engine.Tensor, t engine.Tiles) error {
+	const op = "TileGather"
+	a, err := s.addrs(op, f32("src", src), f32("dst", dst))
+	if err != nil {
+		return err
+	}
+	p, err := tileParams(op, src.Shape(), dst.Shape(), t)
+	if err != nil {
+		return err
+	}
+	rows, n := dst.Shape()[0], int64(len(t.Y))
+	if rows%n != 0 || (int64(p.r) != 1 && int64(p.r) != rows/n) {
+		return fmt.Errorf("%w: cuda: %s: %d rows of %d windows from %d source rows", engine.ErrShape, op, rows, n, p.r)
+	}
+	p.src, p.dst, p.copies, p.nb = (*C.float)(a[0]), (*C.float)(a[1]), C.int(rows/n), C.int(n)
+	return s.launch(op, func(e *errBuf) C.int { return C.grf_go_tile_gather(s.dev.dev(), &p, s.h, e.ptr(), errLen) })
+}
+
+// TileAccumulate implements engine.Ops (grf_tile_accumulate).
+func (s *Stream) TileAccumulate(pred, weights, acc, wsum engine.Tensor, t engine.Tiles) error {
+	const op = "TileAccumulate"
+	a, err := s.addrs(op, f32("pred", pred), f32("weights", weights), f32("acc", acc), f32("wsum", wsum))
+	if err != nil {
+		return err
+	}
+	p, err := tileParams(op, acc.Shape(), pred.Shape(), t)
+	if err != nil {
+		return err
+	}
+	copies, rows := int64(p.r), pred.Shape()[0]
+	if copies < 1 || rows%copies != 0 || rows/copies < int64(len(t.Y)) {
+		return fmt.Errorf("%w: cuda: %s: %d prediction rows for %d copies of %d windows", engine.ErrShape, op, rows, copies, len(t.Y))
+	}
+	if err := wantElems(op, "weights", weights, int64(t.TH*t.TW)); err != nil {
+		return err
+	}
+	if err := wantElems(op, "wsum", wsum, acc.Shape()[2]*acc.Shape()[3]); err != nil {
+		return err
+	}
+	p.pred, p.weights, p.acc, p.wsum = (*C.float)(a[0]), (*C.float)(a[1]), (*C.float)(a[2]), (*C.float)(a[3])
+	p.copies, p.nb = C.int(copies), C.int(rows/copies)
+	return s.launch(op, func(e *errBuf) C.int { return C.grf_go_tile_accumulate(s.dev.dev(), &p, s.h, e.ptr(), errLen) })
+}
+
+// VAEBlend implements engine.Ops (grf_vae_blend): a [..., ah, aw], b [..., bh, bw].
+func (s *Stream) VAEBlend(a, b engine.Tensor, extent int, vertical bool) error {
+	const op = "VAEBlend"
+	ptr, err := s.addrs(op, f32("a", a), f32("b", b))
+	if err != nil {
+		return err
+	}
+	C1, ah, aw, err := a.Shape().Planes("cuda: " + op)
+	if err != nil {
+		return err
+	}
+	C2, bh, bw, err := b.Shape().Planes("cuda: " + op)
+	if err != nil {
+		return err
+	}
+	if C1 != C2 || extent < 0 || (vertical && aw != bw) || (!vertical && ah != bh) {
+		return fmt.Errorf("%w: cuda: %s: %v into %v, extent %d, vertical %v", engine.ErrShape, op, a.Shape(), b.Shape(), extent, vertical)
+	}
+	p := C.grf_vae_blend_params{a: (*C.float)(ptr[0]), b: (*C.float)(ptr[1]), channels: C.int(C1), ah: C.int(ah), aw: C.int(aw),
+		bh: C.int(bh), bw: C.int(bw), extent: C.int(extent)}
+	if vertical {
+		p.vertical = 1
+	}
+	return s.launch(op, func(e *errBuf) C.int { return C.grf_go_vae_blend(s.dev.dev(), &p, s.h, e.ptr(), errLen) })
 }

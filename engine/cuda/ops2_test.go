@@ -149,24 +149,49 @@ func TestResizeImageMatchesCPU(t *testing.T) {
 	d := gpu(t)
 	s := newStream(t, d)
 	r := rand.New(rand.NewPCG(5, 6))
-	for _, sz := range [][4]int{{1, 1, 1, 1}, {2, 3, 7, 5}, {480, 320, 224, 224}, {47, 61, 224, 224}, {13, 97, 40, 31},
-		{50, 50, 17, 50}, {200, 333, 200, 71}, {64, 64, 64, 64}, {1, 1, 3, 4}, {5, 7, 1, 1}} {
+	lanczos := engine.Resample{Filter: engine.ResampleLanczos}
+	box := func(f engine.ResampleFilter, b ...float64) engine.Resample {
+		return engine.Resample{Filter: f, Box: &[4]float64{b[0], b[1], b[2], b[3]}}
+	}
+	for _, c := range []struct {
+		sz [4]int // in h, w, out h, w
+		r  engine.Resample
+	}{
+		{[4]int{1, 1, 1, 1}, engine.Resample{}}, {[4]int{2, 3, 7, 5}, engine.Resample{}}, {[4]int{480, 320, 224, 224}, engine.Resample{}},
+		{[4]int{47, 61, 224, 224}, engine.Resample{}}, {[4]int{13, 97, 40, 31}, engine.Resample{}}, {[4]int{50, 50, 17, 50}, engine.Resample{}},
+		{[4]int{200, 333, 200, 71}, engine.Resample{}}, {[4]int{64, 64, 64, 64}, engine.Resample{}}, {[4]int{1, 1, 3, 4}, engine.Resample{}},
+		{[4]int{5, 7, 1, 1}, engine.Resample{}},
+		// Pillow 13's vertical pass first (tall shrinks), Lanczos, and boxes: fractional,
+		// zero-extent (an edge row stretched), integral of the output's size (a crop).
+		{[4]int{400, 60, 224, 224}, engine.Resample{}}, {[4]int{150, 200, 33, 190}, lanczos}, {[4]int{152, 200, 55, 73}, lanczos},
+		{[4]int{48, 64, 240, 311}, lanczos}, {[4]int{152, 200, 48, 64}, box(engine.ResampleBicubic, 10.5, 20.25, 150.75, 100)},
+		{[4]int{152, 200, 48, 64}, box(engine.ResampleLanczos, 20, 30, 84, 78)}, {[4]int{152, 200, 3, 200}, box(engine.ResampleBicubic, 0, 152, 200, 152)},
+		{[4]int{152, 200, 30, 5}, box(engine.ResampleLanczos, 30, 40, 30, 100)}, {[4]int{152, 200, 20, 150}, box(engine.ResampleLanczos, 5.5, 10, 160, 150)},
+		{[4]int{9, 9, 9, 9}, box(engine.ResampleBicubic, 0, 0, 9, 9)},
+	} {
+		sz := c.sz
 		for _, g := range []int{64, 5} {
-			t.Run(fmt.Sprintf("%dx%d->%dx%d/guard%d", sz[1], sz[0], sz[3], sz[2], g), func(t *testing.T) {
+			t.Run(fmt.Sprintf("%dx%d->%dx%d/%v/box%v/guard%d", sz[1], sz[0], sz[3], sz[2], c.r.Filter, c.r.Box != nil, g), func(t *testing.T) {
 				src := randU8(r, 3*sz[0]*sz[1])
 				in := engine.Shape{int64(sz[0]), int64(sz[1]), 3}
 				out := engine.Shape{int64(sz[2]), int64(sz[3]), 3}
 				want, _ := engine.NewHostTensor(engine.Uint8, out)
-				cpuRun(t, func(c engine.Stream) error { return c.ResizeImage(reshaped(src, in), want) })
+				cpuRun(t, func(cs engine.Stream) error { return cs.ResizeImage(reshaped(src, in), want, c.r) })
 				gi := newGuardedT(t, d, s, src, in, g)
 				dst, _ := engine.NewHostTensor(engine.Uint8, engine.Shape{out.NumElements()})
 				gotT := newGuardedT(t, d, s, dst, out, g)
-				require.NoError(t, s.ResizeImage(gi.view, gotT.view))
+				require.NoError(t, s.ResizeImage(gi.view, gotT.view, c.r))
 				assert.Equal(t, want.U8, gotT.read(t, s, "dst").U8, "bytes differ from Pillow's (the cpu twin)")
 				gi.read(t, s, "src")
 			})
 		}
 	}
+	// What Pillow refuses, the device refuses before any work.
+	gi := newGuardedT(t, d, s, randU8(r, 3*4*4), engine.Shape{4, 4, 3}, 0)
+	gd := newGuardedT(t, d, s, randU8(r, 3*2*2), engine.Shape{2, 2, 3}, 0)
+	requireErrorIs(t, s.ResizeImage(gi.view, gd.view, box(engine.ResampleBicubic, 0, 0, 5, 4)), engine.ErrShape)
+	requireErrorIs(t, s.ResizeImage(gi.view, gd.view, box(engine.ResampleBicubic, 3, 0, 2, 4)), engine.ErrShape)
+	requireErrorIs(t, s.ResizeImage(gi.view, gd.view, engine.Resample{Filter: 7}), engine.ErrShape)
 }
 
 func TestPlanarAndPasteMatchCPU(t *testing.T) {
@@ -217,7 +242,7 @@ func TestPointwiseMatchesCPU(t *testing.T) {
 		{Op: engine.PointScale, S: 0.13025}, {Op: engine.PointScale, S: 0.7071067811865476},
 		{Op: engine.PointUnscale, S: 0.18215}, {Op: engine.PointLerp, S: 0.6, T: -1.3},
 		{Op: engine.PointMaximum}, {Op: engine.PointGreater, A: 170.0 / 255}, {Op: engine.PointAtLeast, A: 0.5},
-		{Op: engine.PointMaskedAffine, A: 2, B: -1},
+		{Op: engine.PointMaskedAffine, A: 2, B: -1}, {Op: engine.PointDivide},
 	}
 	for _, n := range []int{0, 1, 3, 257, 4096 + 3} {
 		for _, q := range ops {
@@ -226,7 +251,7 @@ func TestPointwiseMatchesCPU(t *testing.T) {
 				copies = 2
 			}
 			m := 0
-			if q.Op == engine.PointMaskedAffine && n > 0 {
+			if (q.Op == engine.PointMaskedAffine || q.Op == engine.PointDivide) && n > 0 {
 				m = n
 				if n%3 == 0 {
 					m = n / 3
@@ -239,7 +264,7 @@ func TestPointwiseMatchesCPU(t *testing.T) {
 				if q.Op == engine.PointLerp || q.Op == engine.PointMaximum {
 					a.Src2 = src2.F32
 				}
-				if q.Op == engine.PointMaskedAffine {
+				if q.Op == engine.PointMaskedAffine || q.Op == engine.PointDivide {
 					a.Mask = mask.F32
 				}
 				require.NoError(t, cpu.Pointwise(q, a))

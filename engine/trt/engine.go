@@ -242,6 +242,29 @@ func (e *Engine) Outputs() []engine.TensorDesc { return cloneDescs(e.outputs) }
 // Plan describes the plan: tensors, profiles and scratch needs.
 func (e *Engine) Plan() PlanInfo { return e.info }
 
+// MaxShape implements engine.ShapeLimiter: the largest shape input accepts, dimension by
+// dimension over the plan's profiles.
+func (e *Engine) MaxShape(input string) (engine.Shape, bool) {
+	var out engine.Shape
+	for _, p := range e.info.Profiles {
+		for _, r := range p.Inputs {
+			if r.Name != input {
+				continue
+			}
+			if out == nil {
+				out = r.Max.Clone()
+				continue
+			}
+			for i := range out {
+				if i < len(r.Max) && r.Max[i] > out[i] {
+					out[i] = r.Max[i]
+				}
+			}
+		}
+	}
+	return out, out != nil
+}
+
 // DeviceMemorySize is the scratch a context needs with profile p (-1: any profile).
 func (e *Engine) DeviceMemorySize(p int) int64 {
 	if p < 0 || p >= len(e.info.Profiles) {

@@ -303,6 +303,9 @@ func (s *Session) Outputs() []engine.TensorDesc { return s.e.Outputs() }
 // Engine is the plan the session runs.
 func (s *Session) Engine() *Engine { return s.e }
 
+// MaxShape implements engine.ShapeLimiter (the engine's).
+func (s *Session) MaxShape(input string) (engine.Shape, bool) { return s.e.MaxShape(input) }
+
 // Slot is the slot the session belongs to.
 func (s *Session) Slot() *Slot { return s.slot }
 

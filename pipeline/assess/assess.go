@@ -271,7 +271,10 @@ type Report struct {
 	MaskFraction float32            `json:"mask_fraction"`
 	// MaskPixels is the number of repair-mask pixels (>= 0.5): MaskFraction exactly is
 	// MaskPixels/(Width·Height).
-	MaskPixels    int64              `json:"-"`
+	MaskPixels int64 `json:"-"`
+	// MaskBox is the bounding box [x1, y1, x2, y2) of the repair mask's pixels (all zeros
+	// when the mask is empty): stage 1's crop starts from it.
+	MaskBox       [4]int             `json:"-"`
 	Notes         []string           `json:"notes,omitempty"`
 	TimingsMillis map[string]float64 `json:"timings_ms"`
 
@@ -425,7 +428,7 @@ func (a *Assessor) Run(ctx context.Context, req Request) (rep *Report, err error
 	if err != nil {
 		return nil, err
 	}
-	if err := s.ResizeImage(imgT, small); err != nil {
+	if err := s.ResizeImage(imgT, small, engine.Resample{}); err != nil {
 		return nil, err
 	}
 	if err := s.ToPlanar(small, x, a.clip.Mean, a.clip.Std); err != nil {
@@ -588,16 +591,29 @@ func (a *Assessor) Run(ctx context.Context, req Request) (rep *Report, err error
 		lap("aq", t0)
 	}
 
-	// The mask fraction: one count read back.
+	// The mask fraction and the mask's bounding box (for a cropped repair): one read back.
 	t0 = time.Now()
-	cnt, err := alloc(engine.Int64, engine.Shape{1})
+	cnt, err := alloc(engine.Int64, engine.Shape{5})
 	if err != nil {
 		return nil, err
 	}
-	if err := s.CountAtLeast(maps.Mask, 0.5, cnt); err != nil {
+	c0, err := s.Device().View(cnt, 0, engine.Shape{1})
+	if err != nil {
 		return nil, err
 	}
-	n, err := engine.NewHostTensor(engine.Int64, engine.Shape{1})
+	defer c0.Close()
+	c1, err := s.Device().View(cnt, 1, engine.Shape{4})
+	if err != nil {
+		return nil, err
+	}
+	defer c1.Close()
+	if err := s.CountAtLeast(maps.Mask, 0.5, c0); err != nil {
+		return nil, err
+	}
+	if err := s.BoundingBox(maps.Mask, 0.5, c1); err != nil {
+		return nil, err
+	}
+	n, err := engine.NewHostTensor(engine.Int64, engine.Shape{5})
 	if err != nil {
 		return nil, err
 	}
@@ -605,6 +621,7 @@ func (a *Assessor) Run(ctx context.Context, req Request) (rep *Report, err error
 		return nil, err
 	}
 	rep.MaskPixels = n.I64[0]
+	rep.MaskBox = [4]int{int(n.I64[1]), int(n.I64[2]), int(n.I64[3]), int(n.I64[4])}
 	rep.MaskFraction = float32(float64(n.I64[0]) / float64(H*W))
 	if rep.A != nil {
 		rep.Q = (rep.P + *rep.A) / 2

@@ -37,6 +37,54 @@
 // Seeds make runs reproducible: the same seed, inputs and model set give the same bytes.
 // Cancelling the context stops a stage between UNet calls.
 //
+// # Large images
+//
+// PlanFor (memory.go) plans a request before any model work, the same way for validation
+// (the pipeline's work limits) and for the run: each stage's working size, whether its
+// VAE and its denoising run in tiles, the UNet batch of tiles, and the memory, estimated
+// as the buffers at the working size (StageBytesPerPixel) plus the largest network call
+// (the VAE's mid-block attention, 8·n² bytes for n latent pixels; the UNet's attention per
+// tile of the batch), within Config.MemoryLimit less the input's own buffers
+// (InputBytesPerPixel). Tiles bound the networks' part: only the image and the tensors at
+// the working size scale with it. A plan that does not fit is ErrInput, naming the stage,
+// the estimate and what to change. The stage's report (StageReport.Tiling) says what was
+// tiled and why, with the estimate untiled and as planned.
+//
+//   - Tiled VAE (Tiling.VAE; a working side above Config.VAETile, diffusers' rule):
+//     diffusers' tiled_encode and tiled_decode on the device (runTiles): tiles cut with
+//     strided copies (engine.Stream.Copy2D), run one by one, blended with the tile above
+//     and to the left in diffusers' in-place raster order (engine.Ops.VAEBlend) and copied
+//     into place; two rows of tile outputs live at a time. pipeline/tile's Plan lays the
+//     tiles out; its Stitch is the host reference (bit for bit, TestSeamsThroughTheRefine).
+//   - Tiled denoising (Tiling.Grid; a latent with more pixels than Config.Tile², PASD's
+//     rule): every step builds the whole latent's UNet input as the untiled path does, cuts
+//     the windows of one batch out of it (engine.Ops.TileGather; stage 2 also the control
+//     image at 8x the windows; stage 1's time ids are a tile's size), runs the UNet on the
+//     batch (conditioning repeated per tile: [negative ×n; prompt ×n]), adds the
+//     predictions weighted (engine.Ops.TileAccumulate, in window order, so pipeline/tile's
+//     Accumulator bit for bit) and divides by the summed weights (PointDivide); CFG and the
+//     scheduler step then run on the whole latent (BlendStep). The last batch is padded by
+//     repeating its last window (not accumulated), so every UNet call has one shape and a
+//     captured CUDA graph replays. Weights: Config.TileWeights (PASD's Gaussian by default).
+//     The batch is Config.TileBatch, or as memory allows (up to DefaultTileBatch; one on the
+//     cpu device), at most half the rows a TensorRT plan's profile takes
+//     (engine.MaxBatch). The weights go up with the stage's one upload; a step copies
+//     nothing between host and device.
+//   - Mask crop (crop.go; diffusers' padding_mask_crop): when Config.Crop is set, the
+//     image is larger than stage 1's working size on some side (CropAlways: always), and
+//     the mask's bounding box (the assessment's, engine.Ops.BoundingBox) padded by
+//     CropPadding and grown to the working aspect (tile.GrowBox) covers at most half of
+//     the image, stage 1 works on that box: cropped, fitted with Lanczos and its leftover
+//     bands stretched with bicubic from zero-extent boxes (_resize_and_fill, Pillow 13's
+//     resizes on the device: engine.Ops.ResizeImage with a filter and a box), the mask the
+//     same way as an 8-bit image binarised at 128; after stage 1 the result is resized to
+//     cover the box (_resize_and_crop) and taken where the mask is set (apply_overlay;
+//     PastePixels does not apply: outside the mask the input's pixels stay, as diffusers
+//     does). StageReport.Crop gives the box and why.
+//
+// The untiled path is unchanged (Tiling's zero value): a small image's bytes do not
+// depend on these settings.
+//
 // # Devices
 //
 // A Refiner runs on one engine.Stream (Options.Stream; the pipeline gives each slot its

@@ -26,6 +26,9 @@ type Request struct {
 	// counted here).
 	MaskTensor   engine.Tensor
 	MaskFraction float64
+	// MaskBox, if set, is the bounding box [x1, y1, x2, y2) of the mask's values >= 0.5
+	// (the assessment's; nil: computed here when stage 1 may crop).
+	MaskBox *[4]int
 	// Q is the overall quality (p+a)/2 in [0,1]; it sets stage 1's strength.
 	Q float64
 	// Parsed and Defective (indices of parts with an alignment defect) drive prompt
@@ -45,7 +48,11 @@ type StageReport struct {
 	Width        int       `json:"width,omitempty"` // working resolution
 	Height       int       `json:"height,omitempty"`
 	Truncated    int       `json:"truncated_tokens,omitempty"`
-	Millis       float64   `json:"ms"`
+	// Tiling says how a large image's stage ran in tiles, why, and its memory estimate
+	// (absent: untiled); Crop where stage 1 worked on the box around the mask.
+	Tiling *StagePlan  `json:"tiling,omitempty"`
+	Crop   *CropReport `json:"crop,omitempty"`
+	Millis float64     `json:"ms"`
 }
 
 // Result is the refined image (at the input's size) and the stage decisions.
@@ -98,6 +105,11 @@ func (r *Refiner) Refine(ctx context.Context, req Request, onStep StepFunc) (*Re
 	H, W := int64(img.H), int64(img.W)
 	imgT := req.Tensor
 	var err error
+	if req.MaskBox != nil {
+		if b := *req.MaskBox; b[0] < 0 || b[1] < 0 || b[2] > img.W || b[3] > img.H || b[2] < b[0] || b[3] < b[1] {
+			return nil, fmt.Errorf("%w: mask box %v of a %dx%d image", ErrInput, b, img.W, img.H)
+		}
+	}
 	if imgT == nil {
 		if imgT, err = scp.uploadU8(engine.Shape{H, W, 3}, img.Pix); err != nil {
 			return nil, err
@@ -123,6 +135,10 @@ func (r *Refiner) Refine(ctx context.Context, req Request, onStep StepFunc) (*Re
 		}
 	}
 	res := &Result{MaskFraction: frac}
+	plan, err := r.PlanFor(img.W, img.H, r.tiny)
+	if err != nil {
+		return nil, err
+	}
 
 	cur := imgT
 	switch {
@@ -132,7 +148,7 @@ func (r *Refiner) Refine(ctx context.Context, req Request, onStep StepFunc) (*Re
 		res.Stage1.Reason = "empty mask: no region below the quality bounds (image passed through unchanged)"
 	default:
 		t0 := time.Now()
-		out, rep, loop, err := r.refineStage1(ctx, scp, req, imgT, maskT, onStep)
+		out, rep, loop, err := r.refineStage1(ctx, scp, req, imgT, maskT, plan.Stage1, onStep)
 		if err != nil {
 			return nil, err
 		}
@@ -144,7 +160,7 @@ func (r *Refiner) Refine(ctx context.Context, req Request, onStep StepFunc) (*Re
 		res.Stage2.Reason = "disabled"
 	} else {
 		t0 := time.Now()
-		out, rep, loop, err := r.refineStage2(ctx, scp, cur, img.W, img.H, req.Prompt, onStep)
+		out, rep, loop, err := r.refineStage2(ctx, scp, cur, img.W, img.H, req.Prompt, plan.Stage2, onStep)
 		if err != nil {
 			return nil, err
 		}
@@ -201,27 +217,101 @@ func (r *Refiner) Stage1Size(w, h int) (int, int) {
 	return rw, rh
 }
 
+// tiling turns a stage's plan into its Tiling and its report entry (nil: untiled).
+func (r *Refiner) tiling(sp StagePlan, f int) (Tiling, *StagePlan) {
+	var t Tiling
+	if sp.VAE == nil && sp.Denoise == nil {
+		return t, nil
+	}
+	if sp.VAE != nil {
+		v := r.cfg.vae(f)
+		t.VAE = &v
+	}
+	if sp.Denoise != nil {
+		g := r.cfg.grid()
+		t.Grid, t.Weights, t.Batch = &g, r.cfg.TileWeights, sp.Denoise.Batch
+	}
+	rep := sp
+	if sp.Denoise != nil {
+		d := *sp.Denoise
+		rep.Denoise = &d
+	}
+	return t, &rep
+}
+
+// reportBatch puts what a tiled stage ran (tiles per UNet call, calls per step) into its
+// report entry.
+func reportBatch(rep *StagePlan, out *StageOut) {
+	if rep != nil && rep.Denoise != nil && out.Calls > 0 {
+		rep.Denoise.Batch, rep.Denoise.CallsPerStep = out.Batch, out.Calls
+	}
+}
+
+// maskBox is the bounding box of the mask's values >= 0.5: the request's, else the host
+// mask's, else found on the device (one small download).
+func (r *Refiner) maskBox(scp *scope, req Request, mask engine.Tensor) ([4]int, error) {
+	if req.MaskBox != nil {
+		return *req.MaskBox, nil
+	}
+	if req.MaskTensor == nil { // the host's mask: scan it there
+		x1, y1, x2, y2 := req.Image.W, req.Image.H, -1, -1
+		for p, v := range req.Mask {
+			if v >= 0.5 {
+				x, y := p%req.Image.W, p/req.Image.W
+				x1, y1, x2, y2 = min(x1, x), min(y1, y), max(x2, x), max(y2, y)
+			}
+		}
+		if x2 < 0 {
+			return [4]int{}, nil
+		}
+		return [4]int{x1, y1, x2 + 1, y2 + 1}, nil
+	}
+	d, err := scp.alloc(engine.Int64, engine.Shape{4})
+	if err != nil {
+		return [4]int{}, err
+	}
+	if err := r.s.BoundingBox(mask, 0.5, d); err != nil {
+		return [4]int{}, err
+	}
+	h, err := engine.NewHostTensor(engine.Int64, engine.Shape{4})
+	if err != nil {
+		return [4]int{}, err
+	}
+	if err := r.s.Download(h, d); err != nil {
+		return [4]int{}, err
+	}
+	return [4]int{int(h.I64[0]), int(h.I64[1]), int(h.I64[2]), int(h.I64[3])}, nil
+}
+
 // refineStage1 repaints the mask: the image is resized to the working size, stage 1
 // runs, and the result is resized back with the pixels outside the mask pasted from the
-// input. The returned image (uint8 [H,W,3] at the input's size) belongs to scp.
-func (r *Refiner) refineStage1(ctx context.Context, scp *scope, req Request, imgT, maskT engine.Tensor, onStep StepFunc) (engine.Tensor, StageReport, LoopStats, error) {
+// input. With a crop (cropChoice), stage 1 works on the padded box around the mask fitted
+// to the working size, and the result is overlaid into the box (diffusers'
+// padding_mask_crop). The returned image (uint8 [H,W,3] at the input's size) belongs to
+// scp.
+func (r *Refiner) refineStage1(ctx context.Context, scp *scope, req Request, imgT, maskT engine.Tensor, sp StagePlan, onStep StepFunc) (engine.Tensor, StageReport, LoopStats, error) {
 	img, s := req.Image, r.s
 	rep := StageReport{Ran: true, Strength: r.cfg.Strength1For(req.Q), Steps: r.cfg.Steps1}
 	W, H := r.Stage1Size(img.W, img.H)
 	rep.Width, rep.Height = W, H
 	fail := func(err error) (engine.Tensor, StageReport, LoopStats, error) { return nil, rep, LoopStats{}, err }
-	planar, err := r.toPlanar(scp, imgT, img.W, img.H, W, H)
+	if r.cfg.Crop && (r.cfg.CropAlways || img.W > W || img.H > H) {
+		b, err := r.maskBox(scp, req, maskT)
+		if err != nil {
+			return fail(err)
+		}
+		rep.Crop = r.cropChoice(b, img.W, img.H, W, H)
+	}
+	var planar, mask, boxMask engine.Tensor
+	var err error
+	if rep.Crop != nil {
+		planar, mask, boxMask, err = r.cropWorking(scp, imgT, maskT, rep.Crop.Box, W, H)
+	} else {
+		if planar, err = r.toPlanar(scp, imgT, img.W, img.H, W, H); err == nil {
+			mask, err = r.workingMask(scp, maskT, W, H)
+		}
+	}
 	if err != nil {
-		return fail(err)
-	}
-	mask, err := scp.alloc(engine.Float32, engine.Shape{1, int64(H), int64(W)})
-	if err != nil {
-		return fail(err)
-	}
-	if err := s.Resize(engine.ResizeNearest, maskT, mask); err != nil {
-		return fail(err)
-	}
-	if err := s.Pointwise(engine.Pointwise{Op: engine.PointAtLeast, Src: mask, Dst: mask, A: 0.5}); err != nil {
 		return fail(err)
 	}
 	segs := []Segment{{Text: req.Prompt, Weight: 1}, {Text: r.cfg.Suffix1, Weight: 1}}
@@ -234,13 +324,27 @@ func (r *Refiner) refineStage1(ctx context.Context, scp *scope, req Request, img
 	}
 	defer cond.Close()
 	rep.Truncated = cond.Truncated
+	tl, tr := r.tiling(sp, r.sdxl.VAEFactor)
 	out, err := r.Stage1(ctx, Stage1Args{Image: planar, Mask: mask, H: H, W: W, Cond: cond,
-		Strength: rep.Strength, Blend: r.cfg.MaskedBlend}, onStep)
+		Strength: rep.Strength, Blend: r.cfg.MaskedBlend, Tiling: tl}, onStep)
 	if err != nil {
 		return fail(err)
 	}
 	defer out.Close()
+	reportBatch(tr, out)
+	rep.Tiling = tr
 	rep.NumInference, rep.Timesteps = out.N, out.Timesteps
+	if rep.Crop != nil {
+		work, err := r.fromPlanar(scp, out.Image, W, H, W, H)
+		if err != nil {
+			return fail(err)
+		}
+		res, err := r.overlay(scp, imgT, work, boxMask, rep.Crop.Box)
+		if err != nil {
+			return fail(err)
+		}
+		return res, rep, out.Loop, nil
+	}
 	res, err := r.fromPlanar(scp, out.Image, W, H, img.W, img.H)
 	if err != nil {
 		return fail(err)
@@ -253,6 +357,19 @@ func (r *Refiner) refineStage1(ctx context.Context, scp *scope, req Request, img
 	return res, rep, out.Loop, nil
 }
 
+// workingMask is the mask at stage 1's working size W×H: nearest resampling, then 0/1 at
+// 0.5; [1, H, W], owned by scp.
+func (r *Refiner) workingMask(scp *scope, maskT engine.Tensor, W, H int) (engine.Tensor, error) {
+	mask, err := scp.alloc(engine.Float32, engine.Shape{1, int64(H), int64(W)})
+	if err != nil {
+		return nil, err
+	}
+	if err := r.s.Resize(engine.ResizeNearest, maskT, mask); err != nil {
+		return nil, err
+	}
+	return mask, r.s.Pointwise(engine.Pointwise{Op: engine.PointAtLeast, Src: mask, Dst: mask, A: 0.5})
+}
+
 // toPlanar resizes img (uint8 [h,w,3]) to the working size W×H when it differs (Pillow's
 // bicubic) and converts it to planar [1,3,H,W] in [0,1], owned by scp.
 func (r *Refiner) toPlanar(scp *scope, img engine.Tensor, w, h, W, H int) (engine.Tensor, error) {
@@ -262,7 +379,7 @@ func (r *Refiner) toPlanar(scp *scope, img engine.Tensor, w, h, W, H int) (engin
 		if work, err = scp.alloc(engine.Uint8, engine.Shape{int64(H), int64(W), 3}); err != nil {
 			return nil, err
 		}
-		if err := r.s.ResizeImage(img, work); err != nil {
+		if err := r.s.ResizeImage(img, work, engine.Resample{}); err != nil {
 			return nil, err
 		}
 	}
@@ -290,7 +407,7 @@ func (r *Refiner) fromPlanar(scp *scope, x engine.Tensor, W, H, w, h int) (engin
 	if err != nil {
 		return nil, err
 	}
-	return back, r.s.ResizeImage(res, back)
+	return back, r.s.ResizeImage(res, back, engine.Resample{})
 }
 
 // Stage2Size is stage 2's working size: the short side raised to ProcessSize if below
@@ -305,9 +422,9 @@ func (r *Refiner) Stage2Size(w, h int) (int, int) {
 	return max(int(fw)/f*f, f), max(int(fh)/f*f, f)
 }
 
-// refineStage2 polishes cur (uint8 [h,w,3] on the device) with PASD; the result belongs
-// to scp.
-func (r *Refiner) refineStage2(ctx context.Context, scp *scope, cur engine.Tensor, w, h int, prompt string, onStep StepFunc) (engine.Tensor, StageReport, LoopStats, error) {
+// refineStage2 polishes cur (uint8 [h,w,3] on the device) with PASD, in tiles where the
+// plan says so; the result belongs to scp.
+func (r *Refiner) refineStage2(ctx context.Context, scp *scope, cur engine.Tensor, w, h int, prompt string, sp StagePlan, onStep StepFunc) (engine.Tensor, StageReport, LoopStats, error) {
 	rep := StageReport{Ran: true, Strength: r.cfg.Strength2, Steps: r.cfg.Steps2}
 	W, H := r.Stage2Size(w, h)
 	rep.Width, rep.Height = W, H
@@ -322,11 +439,14 @@ func (r *Refiner) refineStage2(ctx context.Context, scp *scope, cur engine.Tenso
 	}
 	defer hidden.Close()
 	rep.Truncated = trunc
-	out, err := r.Stage2(ctx, Stage2Args{Image: planar, H: H, W: W, Hidden: hidden, Strength: rep.Strength}, onStep)
+	tl, tr := r.tiling(sp, r.pasd.VAEFactor)
+	out, err := r.Stage2(ctx, Stage2Args{Image: planar, H: H, W: W, Hidden: hidden, Strength: rep.Strength, Tiling: tl}, onStep)
 	if err != nil {
 		return fail(err)
 	}
 	defer out.Close()
+	reportBatch(tr, out)
+	rep.Tiling = tr
 	rep.NumInference, rep.Timesteps = out.N, out.Timesteps
 	res, err := r.fromPlanar(scp, out.Image, W, H, w, h)
 	if err != nil {

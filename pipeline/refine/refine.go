@@ -59,6 +59,7 @@ type Refiner struct {
 	s      engine.Stream // where the refiner's work runs
 	ownS   bool          // s was made here (the cpu device's)
 	view   bool          // a With copy: shares the engines, Close does nothing
+	tiny   bool          // the set's UNets are the tiny stand-ins (memory estimates)
 }
 
 // Options for New.
@@ -83,7 +84,7 @@ func New(set *modelset.Set, b engine.Backend, opts Options) (*Refiner, error) {
 	if err := opts.Config.Validate(); err != nil {
 		return nil, err
 	}
-	r := &Refiner{cfg: opts.Config, eng: map[string]engine.Engine{}, s: opts.Stream}
+	r := &Refiner{cfg: opts.Config, eng: map[string]engine.Engine{}, s: opts.Stream, tiny: set.Manifest.Tiny}
 	if err := set.Config("sdxl", &r.sdxl); err != nil {
 		return nil, err
 	}
@@ -93,6 +94,9 @@ func New(set *modelset.Set, b engine.Backend, opts Options) (*Refiner, error) {
 	if r.sdxl.VAEFactor < 1 || r.pasd.VAEFactor < 1 || r.sdxl.LatentChannels < 1 || r.pasd.LatentChannels < 1 ||
 		r.sdxl.VAEScale <= 0 || r.pasd.VAEScale <= 0 {
 		return nil, fmt.Errorf("%w: model set sdxl/pasd config incomplete: %+v %+v", ErrConfig, r.sdxl, r.pasd)
+	}
+	if err := r.checkVAE(r.cfg); err != nil {
+		return nil, err
 	}
 	var err error
 	if r.sched1, err = sched.NewFromJSON("EulerDiscreteScheduler", r.sdxl.Scheduler); err != nil {
@@ -140,6 +144,9 @@ func New(set *modelset.Set, b engine.Backend, opts Options) (*Refiner, error) {
 // prototypes; its Close does nothing, and it must not be used after r is closed.
 func (r *Refiner) With(cfg Config) (*Refiner, error) {
 	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := r.checkVAE(cfg); err != nil {
 		return nil, err
 	}
 	v := *r

@@ -6,6 +6,7 @@ import (
 
 	"github.com/grefine/grefine/engine"
 	"github.com/grefine/grefine/pipeline/sched"
+	"github.com/grefine/grefine/pipeline/tile"
 	"github.com/grefine/grefine/pipeline/tokenizer"
 )
 
@@ -143,6 +144,7 @@ type Stage1Args struct {
 	Strength float64
 	Noise    []float32 // [C, h, w] in host memory (uploaded once); nil: Gaussian(cfg.Seed, 1)
 	Blend    bool      // masked latent blending
+	Tiling   Tiling    // large images; the zero value is the untiled path
 }
 
 // StageOut is a stage's result at its working resolution, on the refiner's device (Close
@@ -153,6 +155,9 @@ type StageOut struct {
 	Timesteps []float64     // the timesteps that ran
 	N, Start  int           // num_inference_steps and the first index run
 	Loop      LoopStats
+	// Batch and Calls are the tiles per UNet call and the UNet calls per step of a tiled
+	// denoising (0 untiled).
+	Batch, Calls int
 }
 
 // Close frees the images; idempotent.
@@ -235,7 +240,7 @@ func (r *Refiner) Stage1(ctx context.Context, a Stage1Args, onStep StepFunc) (ou
 	if err != nil {
 		return nil, err
 	}
-	z, err := r.vaeEncode(ctx, scp, "sdxl_vae_encoder", r.sdxl.VAEScale, image, false, n)
+	z, err := r.vaeEncode(ctx, scp, "sdxl_vae_encoder", r.sdxl.VAEScale, image, false, n, a.H, a.W, a.Tiling.VAE)
 	if err != nil {
 		return nil, err
 	}
@@ -246,7 +251,7 @@ func (r *Refiner) Stage1(ctx context.Context, a Stage1Args, onStep StepFunc) (ou
 	if err := s.Pointwise(engine.Pointwise{Op: engine.PointMaskedAffine, Src: image, Mask: mask, Dst: masked, A: 2, B: -1}); err != nil {
 		return nil, err
 	}
-	zm, err := r.vaeEncode(ctx, scp, "sdxl_vae_encoder", r.sdxl.VAEScale, masked, true, n)
+	zm, err := r.vaeEncode(ctx, scp, "sdxl_vae_encoder", r.sdxl.VAEScale, masked, true, n, a.H, a.W, a.Tiling.VAE)
 	if err != nil {
 		return nil, err
 	}
@@ -258,13 +263,32 @@ func (r *Refiner) Stage1(ctx context.Context, a Stage1Args, onStep StepFunc) (ou
 	if err := s.Resize(engine.ResizeNearest, mask, maskLat); err != nil {
 		return nil, err
 	}
-	// One upload: the noise, the timesteps (per-step UNet inputs) and the time ids.
-	timeIDs := []float32{float32(a.H), float32(a.W), 0, 0, float32(a.H), float32(a.W)}
-	pl, err := r.upload(scp, sc, start, N, lat, noise, append(timeIDs, timeIDs...), engine.Shape{2, 6})
+	td := newTiledDenoise(a.Tiling, h, w)
+	if td != nil {
+		td.batch = min(td.batch, r.tileBatch(td.batch, "sdxl_unet"))
+	}
+	// One upload: the noise, the timesteps (per-step UNet inputs), the time ids (of the
+	// whole image, or of a tile presented as a whole image) and the tile weights.
+	uh, uw, rows := a.H, a.W, 2
+	if td != nil {
+		uh, uw, rows = 8*td.wins[0].H, 8*td.wins[0].W, 2*td.batch
+	}
+	var ids []float32
+	for k := 0; k < rows; k++ {
+		ids = append(ids, float32(uh), float32(uw), 0, 0, float32(uh), float32(uw))
+	}
+	extras := []block{{ids, engine.Shape{int64(rows), 6}}}
+	if td != nil {
+		wt, err := a.Tiling.Weights.Make(td.wins[0].H, td.wins[0].W)
+		if err != nil {
+			return nil, err
+		}
+		extras = append(extras, block{wt, engine.Shape{int64(td.wins[0].H), int64(td.wins[0].W)}})
+	}
+	pl, err := r.upload(scp, sc, start, N, lat, noise, extras...)
 	if err != nil {
 		return nil, err
 	}
-	ids := pl.extra
 	x, err := r.startLatents(scp, sc, start, z, pl.noise, lat)
 	if err != nil {
 		return nil, err
@@ -279,8 +303,40 @@ func (r *Refiner) Stage1(ctx context.Context, a Stage1Args, onStep StepFunc) (ou
 	}
 	unet := r.eng["sdxl_unet"]
 	in := map[string]engine.Tensor{"sample": in9, "timestep": pl.step,
-		"encoder_hidden_states": a.Cond.Hidden, "text_embeds": a.Cond.TextEmbeds, "time_ids": ids}
+		"encoder_hidden_states": a.Cond.Hidden, "text_embeds": a.Cond.TextEmbeds, "time_ids": pl.extras[0]}
 	outs := map[string]engine.Tensor{"noise_pred": np}
+	predict := func(ctx context.Context) error { return r.runInto(ctx, "sdxl_unet", in, outs) }
+	if td != nil {
+		// Tiles: the UNet's bound tensors hold one batch of windows; the conditioning repeats
+		// per tile ([negative ×n; prompt ×n], as the windows' rows).
+		th, tw := int64(td.wins[0].H), int64(td.wins[0].W)
+		tin, err := scp.alloc(engine.Float32, engine.Shape{int64(2 * td.batch), int64(2*C + 1), th, tw})
+		if err != nil {
+			return nil, err
+		}
+		pred, err := scp.alloc(engine.Float32, engine.Shape{int64(2 * td.batch), int64(C), th, tw})
+		if err != nil {
+			return nil, err
+		}
+		hid, err := r.repeatRows(scp, a.Cond.Hidden, td.batch)
+		if err != nil {
+			return nil, err
+		}
+		temb, err := r.repeatRows(scp, a.Cond.TextEmbeds, td.batch)
+		if err != nil {
+			return nil, err
+		}
+		if td.wsum, err = scp.alloc(engine.Float32, engine.Shape{int64(h), int64(w)}); err != nil {
+			return nil, err
+		}
+		td.weights = pl.extras[1]
+		in = map[string]engine.Tensor{"sample": tin, "timestep": pl.step,
+			"encoder_hidden_states": hid, "text_embeds": temb, "time_ids": pl.extras[0]}
+		outs = map[string]engine.Tensor{"noise_pred": pred}
+		predict = func(ctx context.Context) error {
+			return td.step(ctx, r, "sdxl_unet", in, outs, pred, np, func(t engine.Tiles) error { return s.TileGather(in9, tin, t) })
+		}
+	}
 	l := loopSpec{stage: "stage1", sc: sc, start: start, N: N, guidance: r.cfg.Guidance1, C: C, h: h, w: w,
 		init: z, noise: pl.noise, np: np, engine: unet, onStep: onStep,
 		unet: func(ctx context.Context, x engine.Tensor, i int) error {
@@ -294,7 +350,7 @@ func (r *Refiner) Stage1(ctx context.Context, a Stage1Args, onStep StepFunc) (ou
 			if err := s.Copy(pl.step, pl.timesteps[i-start]); err != nil {
 				return err
 			}
-			return r.runInto(ctx, "sdxl_unet", in, outs)
+			return predict(ctx)
 		}}
 	if a.Blend {
 		l.mask = maskLat
@@ -303,11 +359,15 @@ func (r *Refiner) Stage1(ctx context.Context, a Stage1Args, onStep StepFunc) (ou
 	if err != nil {
 		return nil, err
 	}
-	img, err := r.vaeDecode(ctx, scp, "sdxl_vae_decoder", r.sdxl.VAEScale, x, a.H, a.W)
+	img, err := r.vaeDecode(ctx, scp, "sdxl_vae_decoder", r.sdxl.VAEScale, x, a.H, a.W, a.Tiling.VAE)
 	if err != nil {
 		return nil, err
 	}
-	return &StageOut{Image: img, Timesteps: sc.Timesteps()[start:], N: N, Start: start, Loop: stats}, nil
+	out = &StageOut{Image: img, Timesteps: sc.Timesteps()[start:], N: N, Start: start, Loop: stats}
+	if td != nil {
+		out.Batch, out.Calls = td.batch, td.calls()
+	}
+	return out, nil
 }
 
 // EncodePASD returns the stage-2 text conditioning [2, 77, D] on the device (negative,
@@ -347,6 +407,7 @@ type Stage2Args struct {
 	Hidden   engine.Tensor // [2, 77, D] from EncodePASD
 	Strength float64
 	Noise    []float32 // [C, h, w] in host memory; nil: Gaussian(cfg.Seed, 2)
+	Tiling   Tiling    // large images; the zero value is the untiled path
 }
 
 // Stage2 runs PASD over the whole image and applies the wavelet colour fix (StageOut.Image;
@@ -376,12 +437,22 @@ func (r *Refiner) Stage2(ctx context.Context, a Stage2Args, onStep StepFunc) (ou
 	if err != nil {
 		return nil, err
 	}
-	z, err := r.vaeEncode(ctx, scp, "pasd_vae_encoder", r.pasd.VAEScale, image, false, n)
+	z, err := r.vaeEncode(ctx, scp, "pasd_vae_encoder", r.pasd.VAEScale, image, false, n, a.H, a.W, a.Tiling.VAE)
 	if err != nil {
 		return nil, err
 	}
 	lat := engine.Shape{1, int64(C), int64(h), int64(w)}
-	pl, err := r.upload(scp, sc, start, N, lat, noise, nil, engine.Shape{0})
+	td := newTiledDenoise(a.Tiling, h, w)
+	var extras []block
+	if td != nil {
+		td.batch = min(td.batch, r.tileBatch(td.batch, "pasd_unet"))
+		wt, err := a.Tiling.Weights.Make(td.wins[0].H, td.wins[0].W)
+		if err != nil {
+			return nil, err
+		}
+		extras = append(extras, block{wt, engine.Shape{int64(td.wins[0].H), int64(td.wins[0].W)}})
+	}
+	pl, err := r.upload(scp, sc, start, N, lat, noise, extras...)
 	if err != nil {
 		return nil, err
 	}
@@ -389,29 +460,84 @@ func (r *Refiner) Stage2(ctx context.Context, a Stage2Args, onStep StepFunc) (ou
 	if err != nil {
 		return nil, err
 	}
-	control, err := scp.alloc(engine.Float32, engine.Shape{2, 3, int64(a.H), int64(a.W)})
-	if err != nil {
-		return nil, err
-	}
-	for k := int64(0); k < 2; k++ {
-		v, err := scp.view(control, k*3*HW, image.Shape())
+	var np engine.Tensor
+	var predict func(ctx context.Context, k float64) error
+	if td == nil {
+		control, err := scp.alloc(engine.Float32, engine.Shape{2, 3, int64(a.H), int64(a.W)})
 		if err != nil {
 			return nil, err
 		}
-		if err := s.Copy(v, image); err != nil {
+		for k := int64(0); k < 2; k++ {
+			v, err := scp.view(control, k*3*HW, image.Shape())
+			if err != nil {
+				return nil, err
+			}
+			if err := s.Copy(v, image); err != nil {
+				return nil, err
+			}
+		}
+		sample, err := scp.alloc(engine.Float32, engine.Shape{2, int64(C), int64(h), int64(w)})
+		if err != nil {
 			return nil, err
 		}
+		if np, err = scp.alloc(engine.Float32, sample.Shape()); err != nil {
+			return nil, err
+		}
+		in := map[string]engine.Tensor{"sample": sample, "timestep": pl.step, "encoder_hidden_states": a.Hidden, "control": control}
+		outs := map[string]engine.Tensor{"noise_pred": np}
+		predict = func(ctx context.Context, k float64) error {
+			if err := s.Pointwise(engine.Pointwise{Op: engine.PointScale, Src: x, Dst: sample, S: k}); err != nil {
+				return err
+			}
+			return r.runInto(ctx, "pasd_unet", in, outs)
+		}
+	} else {
+		// Tiles: the scaled latent once per step, then per batch the windows of it and of
+		// the control image (at 8x the windows), CFG rows [uncond tiles; cond tiles].
+		th, tw := int64(td.wins[0].H), int64(td.wins[0].W)
+		f64 := int64(f)
+		rows := int64(2 * td.batch)
+		scaledX, err := scp.alloc(engine.Float32, lat)
+		if err != nil {
+			return nil, err
+		}
+		tin, err := scp.alloc(engine.Float32, engine.Shape{rows, int64(C), th, tw})
+		if err != nil {
+			return nil, err
+		}
+		ctl, err := scp.alloc(engine.Float32, engine.Shape{rows, 3, f64 * th, f64 * tw})
+		if err != nil {
+			return nil, err
+		}
+		pred, err := scp.alloc(engine.Float32, tin.Shape())
+		if err != nil {
+			return nil, err
+		}
+		hid, err := r.repeatRows(scp, a.Hidden, td.batch)
+		if err != nil {
+			return nil, err
+		}
+		if np, err = scp.alloc(engine.Float32, engine.Shape{2, int64(C), int64(h), int64(w)}); err != nil {
+			return nil, err
+		}
+		if td.wsum, err = scp.alloc(engine.Float32, engine.Shape{int64(h), int64(w)}); err != nil {
+			return nil, err
+		}
+		td.weights = pl.extras[0]
+		in := map[string]engine.Tensor{"sample": tin, "timestep": pl.step, "encoder_hidden_states": hid, "control": ctl}
+		outs := map[string]engine.Tensor{"noise_pred": pred}
+		predict = func(ctx context.Context, k float64) error {
+			if err := s.Pointwise(engine.Pointwise{Op: engine.PointScale, Src: x, Dst: scaledX, S: k}); err != nil {
+				return err
+			}
+			return td.step(ctx, r, "pasd_unet", in, outs, pred, np, func(t engine.Tiles) error {
+				if err := s.TileGather(scaledX, tin, t); err != nil {
+					return err
+				}
+				return s.TileGather(image, ctl, scaled(t, f))
+			})
+		}
 	}
-	sample, err := scp.alloc(engine.Float32, engine.Shape{2, int64(C), int64(h), int64(w)})
-	if err != nil {
-		return nil, err
-	}
-	np, err := scp.alloc(engine.Float32, sample.Shape())
-	if err != nil {
-		return nil, err
-	}
-	in := map[string]engine.Tensor{"sample": sample, "timestep": pl.step, "encoder_hidden_states": a.Hidden, "control": control}
-	outs := map[string]engine.Tensor{"noise_pred": np}
 	l := loopSpec{stage: "stage2", sc: sc, start: start, N: N, guidance: r.cfg.Guidance2, C: C, h: h, w: w,
 		np: np, engine: r.eng["pasd_unet"], onStep: onStep,
 		unet: func(ctx context.Context, x engine.Tensor, i int) error {
@@ -419,23 +545,23 @@ func (r *Refiner) Stage2(ctx context.Context, a Stage2Args, onStep StepFunc) (ou
 			if err != nil {
 				return err
 			}
-			if err := s.Pointwise(engine.Pointwise{Op: engine.PointScale, Src: x, Dst: sample, S: k}); err != nil {
-				return err
-			}
 			if err := s.Copy(pl.step, pl.timesteps[i-start]); err != nil {
 				return err
 			}
-			return r.runInto(ctx, "pasd_unet", in, outs)
+			return predict(ctx, k)
 		}}
 	stats, err := r.denoise(ctx, l, x)
 	if err != nil {
 		return nil, err
 	}
-	dec, err := r.vaeDecode(ctx, scp, "pasd_vae_decoder", r.pasd.VAEScale, x, a.H, a.W)
+	dec, err := r.vaeDecode(ctx, scp, "pasd_vae_decoder", r.pasd.VAEScale, x, a.H, a.W, a.Tiling.VAE)
 	if err != nil {
 		return nil, err
 	}
 	out = &StageOut{Image: dec, Decoded: dec, Timesteps: sc.Timesteps()[start:], N: N, Start: start, Loop: stats}
+	if td != nil {
+		out.Batch, out.Calls = td.batch, td.calls()
+	}
 	if r.cfg.ColorFixLevels > 0 {
 		fixed, err := r.s.Device().Alloc(engine.Float32, dec.Shape())
 		if err != nil {
@@ -453,38 +579,53 @@ func (r *Refiner) Stage2(ctx context.Context, a Stage2Args, onStep StepFunc) (ou
 
 // loopInputs are a stage's values uploaded before its loop: the noise, the timesteps the
 // UNet receives (one [1] view per step, copied into the bound step tensor on the device)
-// and extra values (stage 1's time ids).
+// and extra values (stage 1's time ids, the tile weights).
 type loopInputs struct {
-	noise, extra, step engine.Tensor
-	timesteps          []engine.Tensor
+	noise, step engine.Tensor
+	extras      []engine.Tensor
+	timesteps   []engine.Tensor
 }
 
-// upload puts noise (as lat), the timesteps of steps start..N-1 (as float32) and extra
-// (as extraShape) on the device in one copy.
-func (r *Refiner) upload(scp *scope, sc sched.Scheduler, start, N int, lat engine.Shape, noise, extra []float32, extraShape engine.Shape) (loopInputs, error) {
+// block is a host array to upload with a loop's inputs, and its shape on the device.
+type block struct {
+	data  []float32
+	shape engine.Shape
+}
+
+// upload puts noise (as lat), the timesteps of steps start..N-1 (as float32) and the
+// extra blocks on the device in one copy.
+func (r *Refiner) upload(scp *scope, sc sched.Scheduler, start, N int, lat engine.Shape, noise []float32, extras ...block) (loopInputs, error) {
 	var l loopInputs
-	block := append([]float32(nil), noise...)
+	all := append([]float32(nil), noise...)
 	for _, t := range sc.Timesteps()[start:N] {
-		block = append(block, float32(t))
+		all = append(all, float32(t))
 	}
-	block = append(block, extra...)
-	all, err := scp.upload(engine.Shape{int64(len(block))}, block)
+	for _, b := range extras {
+		all = append(all, b.data...)
+	}
+	dev, err := scp.upload(engine.Shape{int64(len(all))}, all)
 	if err != nil {
 		return l, err
 	}
 	n := int64(len(noise))
-	if l.noise, err = scp.view(all, 0, lat); err != nil {
+	if l.noise, err = scp.view(dev, 0, lat); err != nil {
 		return l, err
 	}
 	for i := 0; i < N-start; i++ {
-		v, err := scp.view(all, n+int64(i), engine.Shape{1})
+		v, err := scp.view(dev, n+int64(i), engine.Shape{1})
 		if err != nil {
 			return l, err
 		}
 		l.timesteps = append(l.timesteps, v)
 	}
-	if l.extra, err = scp.view(all, n+int64(N-start), extraShape); err != nil {
-		return l, err
+	off := n + int64(N-start)
+	for _, b := range extras {
+		v, err := scp.view(dev, off, b.shape)
+		if err != nil {
+			return l, err
+		}
+		l.extras = append(l.extras, v)
+		off += int64(len(b.data))
 	}
 	l.step, err = scp.alloc(engine.Float32, engine.Shape{1})
 	return l, err
@@ -505,8 +646,48 @@ func (r *Refiner) startLatents(scp *scope, sc sched.Scheduler, start int, z, noi
 }
 
 // vaeEncode returns vae_scale · latent_mean of image [1,3,H,W] in [0,1] (or already in
-// [-1,1] when signed), n values owned by scp.
-func (r *Refiner) vaeEncode(ctx context.Context, scp *scope, name string, scale float64, image engine.Tensor, signed bool, n int64) (engine.Tensor, error) {
+// [-1,1] when signed), n values owned by scp. With v set and a side above its tile, the
+// encode is diffusers' tiled_encode (runTiles): the [0,1] → [-1,1] affine then runs per
+// tile, so no full-size copy of the image is made.
+func (r *Refiner) vaeEncode(ctx context.Context, scp *scope, name string, scale float64, image engine.Tensor, signed bool, n int64, H, W int, v *tile.VAE) (engine.Tensor, error) {
+	affine := func(x engine.Tensor) error {
+		return r.s.Pointwise(engine.Pointwise{Op: engine.PointAffine, Src: x, Dst: x, A: 2, B: -1})
+	}
+	if v != nil {
+		p, err := v.EncodePlan(H, W)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrInput, name, err)
+		}
+		if p.Tiled() {
+			C := n / (int64(p.OutH) * int64(p.OutW))
+			if C < 1 || C*int64(p.OutH)*int64(p.OutW) != n {
+				return nil, fmt.Errorf("%w: %s: %d latent values for %dx%d", ErrInput, name, n, p.OutW, p.OutH)
+			}
+			z, err := scp.alloc(engine.Float32, engine.Shape{1, C, int64(p.OutH), int64(p.OutW)})
+			if err != nil {
+				return nil, err
+			}
+			err = r.runTiles(ctx, p, image, 3, int(C), z, func(ctx context.Context, sc *scope, x engine.Tensor) (engine.Tensor, error) {
+				if !signed {
+					if err := affine(x); err != nil {
+						return nil, err
+					}
+				}
+				out, err := r.run(ctx, sc, name, map[string]engine.Tensor{"images": x})
+				if err != nil {
+					return nil, err
+				}
+				if out["latent_mean"] == nil {
+					return nil, fmt.Errorf("refine: %s returned no latent_mean", name)
+				}
+				return out["latent_mean"], nil
+			})
+			if err != nil {
+				return nil, err
+			}
+			return z, r.s.Pointwise(engine.Pointwise{Op: engine.PointScale, Src: z, Dst: z, S: scale})
+		}
+	}
 	x := image
 	if !signed {
 		var err error
@@ -532,8 +713,9 @@ func (r *Refiner) vaeEncode(ctx context.Context, scp *scope, name string, scale 
 }
 
 // vaeDecode decodes scaled latents to an image [1,3,H,W] in [0,1] (clamped); the caller
-// owns it.
-func (r *Refiner) vaeDecode(ctx context.Context, scp *scope, name string, scale float64, z engine.Tensor, H, W int) (engine.Tensor, error) {
+// owns it. With v set and a latent side above its tile, the decode is diffusers'
+// tiled_decode (runTiles).
+func (r *Refiner) vaeDecode(ctx context.Context, scp *scope, name string, scale float64, z engine.Tensor, H, W int, v *tile.VAE) (engine.Tensor, error) {
 	x, err := scp.alloc(engine.Float32, z.Shape())
 	if err != nil {
 		return nil, err
@@ -541,11 +723,36 @@ func (r *Refiner) vaeDecode(ctx context.Context, scp *scope, name string, scale 
 	if err := r.s.Pointwise(engine.Pointwise{Op: engine.PointUnscale, Src: z, Dst: x, S: scale}); err != nil {
 		return nil, err
 	}
-	out, err := r.run(ctx, scp, name, map[string]engine.Tensor{"latent": x})
-	if err != nil {
-		return nil, err
+	var img engine.Tensor
+	if v != nil {
+		p, err := v.DecodePlan(H/v.Factor, W/v.Factor)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrInput, name, err)
+		}
+		if p.Tiled() {
+			if img, err = scp.alloc(engine.Float32, engine.Shape{1, 3, int64(H), int64(W)}); err != nil {
+				return nil, err
+			}
+			C := int(x.Shape().NumElements()) / (p.InH * p.InW)
+			err = r.runTiles(ctx, p, x, C, 3, img, func(ctx context.Context, sc *scope, t engine.Tensor) (engine.Tensor, error) {
+				out, err := r.run(ctx, sc, name, map[string]engine.Tensor{"latent": t})
+				if err != nil {
+					return nil, err
+				}
+				return out["images"], nil
+			})
+			if err != nil {
+				return nil, err
+			}
+		}
 	}
-	img := out["images"]
+	if img == nil {
+		out, err := r.run(ctx, scp, name, map[string]engine.Tensor{"latent": x})
+		if err != nil {
+			return nil, err
+		}
+		img = out["images"]
+	}
 	if s := shapeOf(img); len(s) != 4 || s[0] != 1 || s[1] != 3 || s[2] != int64(H) || s[3] != int64(W) {
 		return nil, fmt.Errorf("refine: %s returned shape %v, want [1,3,%d,%d]", name, s, H, W)
 	}

@@ -31,9 +31,6 @@ func CropRegion(mask []float32, w, h, width, height, pad int) (Box, error) {
 	if w < 1 || h < 1 || len(mask) != w*h {
 		return Box{}, fmt.Errorf("%w: mask of %d values for %dx%d", ErrShape, len(mask), w, h)
 	}
-	if width < 1 || height < 1 || pad < 0 || pad > MaxCropPad {
-		return Box{}, fmt.Errorf("%w: working size %dx%d, crop padding %d (want 0..%d)", ErrConfig, width, height, pad, MaxCropPad)
-	}
 	left, right, top, bottom := w, -1, h, -1
 	for y := 0; y < h; y++ {
 		for x, v := range mask[y*w : (y+1)*w] {
@@ -44,10 +41,31 @@ func CropRegion(mask []float32, w, h, width, height, pad int) (Box, error) {
 		}
 	}
 	if right < 0 {
+		if width < 1 || height < 1 || pad < 0 || pad > MaxCropPad {
+			return Box{}, fmt.Errorf("%w: working size %dx%d, crop padding %d (want 0..%d)", ErrConfig, width, height, pad, MaxCropPad)
+		}
 		return Box{}, ErrEmptyMask
 	}
-	x1, y1 := max(left-pad, 0), max(top-pad, 0)
-	x2, y2 := min(right+1+pad, w), min(bottom+1+pad, h)
+	return GrowBox(Box{left, top, right + 1, bottom + 1}, w, h, width, height, pad)
+}
+
+// GrowBox is the rest of get_crop_region once the masked pixels' bounding box b is known
+// (in a w×h image; a device computes it with engine.Ops.BoundingBox): b grown by pad on
+// each side and clamped to the image, then grown along its short side (relative to
+// width:height) to the working aspect, split as diffusers splits it, shifted back inside
+// the image where it overhangs and clamped. An empty b is ErrEmptyMask.
+func GrowBox(b Box, w, h, width, height, pad int) (Box, error) {
+	if width < 1 || height < 1 || pad < 0 || pad > MaxCropPad {
+		return Box{}, fmt.Errorf("%w: working size %dx%d, crop padding %d (want 0..%d)", ErrConfig, width, height, pad, MaxCropPad)
+	}
+	if b.W() < 1 || b.H() < 1 {
+		return Box{}, ErrEmptyMask
+	}
+	if b.X1 < 0 || b.Y1 < 0 || b.X2 > w || b.Y2 > h {
+		return Box{}, fmt.Errorf("%w: mask box %+v of a %dx%d image", ErrShape, b, w, h)
+	}
+	x1, y1 := max(b.X1-pad, 0), max(b.Y1-pad, 0)
+	x2, y2 := min(b.X2+pad, w), min(b.Y2+pad, h)
 	ratioCrop := float64(x2-x1) / float64(y2-y1)
 	ratioProc := float64(width) / float64(height)
 	if ratioCrop > ratioProc {

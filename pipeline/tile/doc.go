@@ -1,9 +1,13 @@
 // Package tile is the host-side maths of large images (issue 22): diffusers' tiled VAE,
 // tiled denoising with tile predictions averaged where tiles overlap, and diffusers'
-// mask-cropped inpainting (padding_mask_crop). Every function here is the reference loop
-// of a device operation the refiner's stages will run (PHASE2.md in this directory says
-// which and how), and every one is tested against goldens made with diffusers and
-// PyTorch on the tiny model set (testdata/goldens/tiles, tools/export/tiles_ref.py).
+// mask-cropped inpainting (padding_mask_crop). Every function here is the host reference
+// of what the refiner's stages run on the device (pipeline/refine, "Large images": Plan
+// lays out its tiled VAE, Stitch is what engine.Ops.VAEBlend and the strided copies
+// compute, Grid and Weights place and weigh its denoising tiles, Accumulator is
+// TileAccumulate and PointDivide, GrowBox and the fill and overlay steps its crop; the
+// design note PHASE2.md records the plan), and every one is tested against goldens made
+// with diffusers and PyTorch on the tiny model set (testdata/goldens/tiles,
+// tools/export/tiles_ref.py).
 // The package is pure Go: it runs no network itself; Plan.Run takes the network call as a
 // function.
 //
@@ -45,7 +49,7 @@
 //
 // diffusers' padding_mask_crop, step by step: CropRegion (get_crop_region: the masked
 // pixels' bounding box, padded, grown to the working aspect, shifted and clamped into the
-// image), FillResize and FillResizeMask (crop, then _resize_and_fill: fit with Lanczos,
+// image; GrowBox is its second half, from a bounding box a device found), FillResize and FillResizeMask (crop, then _resize_and_fill: fit with Lanczos,
 // fill the leftover bands by stretching the edge rows or columns with bicubic), and
 // Overlay (apply_overlay with the canvas at the original's size: the working result
 // resized into the box with _resize_and_crop, taken where the mask is set). The resizes
@@ -64,7 +68,10 @@
 // row of a vertical blend diffusers' in-place order adds up to a quarter of the spread of
 // the horizontally blended tiles (its weights jump from (1−r, r) to (1−r², r²)). The seam
 // test holds a gradient image, encoded and decoded with the tiny VAE, to this bound at
-// every pixel, and checks that hard cuts break it (seam_test.go).
+// every pixel, and checks that hard cuts break it (seam_test.go). CheckSeams is that check;
+// CheckAverageSeams is the tiled denoising's: an averaged prediction steps no more than
+// the windows themselves plus their disagreement times Σ|Δŵ|/2 (ŵ the normalised
+// weights). pipeline/refine's seam test holds a tiled refine to both.
 //
 // # Tolerances (measured on the tiny set, ONNX Runtime 1.30 on the CPU)
 //

@@ -2,113 +2,11 @@ package tile
 
 import (
 	"context"
-	"fmt"
-	"math"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-// The seam bound (doc.go, "Seams"). For overlaps up to one half, diffusers' blend makes
-// every output pixel a convex combination of the raw tiles covering it, with weights that
-// are polynomials in the ramp positions r = y/e (e the blend extent): with UL, U, L, B
-// the tiles up-left, up, left and the pixel's own, w_UL = (1−r_y)(1−r_x²),
-// w_U = (1−r_y)r_x², w_L = r_y(1−r_x), w_B = r_x·r_y. One pixel step changes them by
-// Σ|Δw| < 4/e in total. Hence, for neighbouring output pixels p−1, p (along either axis),
-//
-//	|out(p) − out(p−1)| <= max_t |tile_t(p) − tile_t(p−1)| + (2/e)·spread(p−1)
-//
-// where t runs over the tiles covering both pixels and spread(p−1) is the largest minus
-// the smallest raw tile value at p−1: the output steps no more than the tiles themselves
-// do, plus the tiles' disagreement spread over e/2 pixels. One exception is diffusers' own:
-// on the first row of a vertical blend, inside a horizontal blend, the weights jump from
-// (1−r_x, r_x) (the row above, blended horizontally only) to (1−r_x², r_x²) (blend_h runs
-// on a tile whose left neighbour was blended vertically first), a step of
-// (r_x − r_x²)·|U − UL| <= spread/4; there the bound's slope is 2/e + 1/4. A hard cut (no
-// blending) steps by the whole disagreement; a misplaced tile breaks the convex
-// combination.
-type seamReport struct {
-	checked, violations int
-	worstRatio          float64 // max over pairs with a positive bound of |Δout| / bound
-	worstExcess         float64 // max of |Δout| − bound
-	worstTiling         float64 // max of (|Δout| − natural step) / (slope·spread) where tiles disagree
-	borderSteps         int     // pairs where more than one tile covers p−1
-}
-
-func seamCheck(p Plan, tiles [][]float32, out []float32, C int, quirk float64) seamReport {
-	ts := p.Tiles()
-	type win struct{ y, x, h, w int }
-	wins := make([]win, len(ts))
-	for k, t := range ts {
-		wins[k] = win{t.Y * p.Scale / p.Shrink, t.X * p.Scale / p.Shrink, t.OutH, t.OutW}
-	}
-	val := func(k, c, y, x int) (float32, bool) {
-		w := wins[k]
-		if y < w.y || y >= w.y+w.h || x < w.x || x >= w.x+w.w {
-			return 0, false
-		}
-		return tiles[k][(c*w.h+y-w.y)*w.w+x-w.x], true
-	}
-	var r seamReport
-	H, W := p.OutH, p.OutW
-	rampStart := map[int]bool{} // first output row of each vertical blend
-	for _, s := range p.Rows.Starts[1:] {
-		rampStart[s*p.Scale/p.Shrink] = true
-	}
-	for axis, e := range []int{p.Cols.Blend, p.Rows.Blend} {
-		slope := 2 / float64(e)
-		for c := 0; c < C; c++ {
-			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					py, px := y, x-1 // the neighbour before (y, x) along the axis
-					if axis == 1 {
-						py, px = y-1, x
-					}
-					if py < 0 || px < 0 {
-						continue
-					}
-					nat, lo, hi, cover := 0.0, math.Inf(1), math.Inf(-1), 0
-					for k := range ts {
-						a, okA := val(k, c, py, px)
-						if !okA {
-							continue
-						}
-						cover++
-						lo, hi = math.Min(lo, float64(a)), math.Max(hi, float64(a))
-						if b, okB := val(k, c, y, x); okB {
-							nat = math.Max(nat, math.Abs(float64(b)-float64(a)))
-						}
-					}
-					step := math.Abs(float64(out[(c*H+y)*W+x]) - float64(out[(c*H+py)*W+px]))
-					k := slope
-					if axis == 1 && rampStart[y] {
-						k += quirk // diffusers' in-place order (1/4): see the type's doc
-					}
-					bound := nat + k*(hi-lo) + 1e-5
-					r.checked++
-					if cover > 1 {
-						r.borderSteps++
-					}
-					if step > bound {
-						r.violations++
-					}
-					r.worstRatio = math.Max(r.worstRatio, step/bound)
-					if hi-lo > 1e-3 {
-						r.worstTiling = math.Max(r.worstTiling, (step-nat)/(k*(hi-lo)))
-					}
-					r.worstExcess = math.Max(r.worstExcess, step-bound)
-				}
-			}
-		}
-	}
-	return r
-}
-
-func (r seamReport) String() string {
-	return fmt.Sprintf("%d steps checked (%d where tiles overlap), %d above the bound, worst |step|/bound %.3f, "+
-		"worst (|step| − tiles' own step)/(slope·spread) %.3f", r.checked, r.borderSteps, r.violations, r.worstRatio, r.worstTiling)
-}
 
 // gradient is a smooth ramp, [3,h,w] in [-0.8, 0.8]: x in channel 0, y in channel 1,
 // their mean in channel 2.
@@ -155,10 +53,10 @@ func TestSeamBoundOnGradient(t *testing.T) {
 		for _, tl := range c.p.Tiles() {
 			require.GreaterOrEqual(t, min(tl.OutH, tl.OutW), c.p.Rows.Blend, "%s: no tile shorter than its blend here", c.name)
 		}
-		r := seamCheck(c.p, c.tiles, c.out, c.C, 0.25)
+		r := CheckSeams(c.p, c.tiles, c.out, c.C, 0.25)
 		t.Logf("%s (%d tiles, blend %d): %v", c.name, len(c.tiles), c.p.Rows.Blend, r)
-		assert.Zero(t, r.violations, "%s: steps above the seam bound (worst excess %.3g)", c.name, r.worstExcess)
-		assert.Positive(t, r.borderSteps)
+		assert.Zero(t, r.Violations, "%s: steps above the seam bound (worst excess %.3g)", c.name, r.WorstExcess)
+		assert.Positive(t, r.BorderSteps)
 
 		// negative control: the same tiles with hard cuts instead of blends
 		hard := c.p
@@ -169,14 +67,48 @@ func TestSeamBoundOnGradient(t *testing.T) {
 		}
 		cut, err := hard.Stitch(cp, c.C)
 		require.NoError(t, err)
-		hr := seamCheck(c.p, c.tiles, cut, c.C, 0.25)
+		hr := CheckSeams(c.p, c.tiles, cut, c.C, 0.25)
 		t.Logf("%s, hard cuts: %v", c.name, hr)
-		assert.Positive(t, hr.violations, "%s: hard cuts must break the bound, or the test cannot fail", c.name)
+		assert.Positive(t, hr.Violations, "%s: hard cuts must break the bound, or the test cannot fail", c.name)
 		if c.name == "decode" {
 			// the quirk is real: without its 1/4 the blended decode breaks the bound
-			q := seamCheck(c.p, c.tiles, c.out, c.C, 0)
+			q := CheckSeams(c.p, c.tiles, c.out, c.C, 0)
 			t.Logf("%s without the ramp-start term: %v", c.name, q)
-			assert.Positive(t, q.violations)
+			assert.Positive(t, q.Violations)
 		}
+	}
+}
+
+// The averaged prediction's seam bound on the reference's own step-0 tile predictions
+// (both goldens: PASD's Gaussian weights and MultiDiffusion's uniform ones): the reference
+// average holds it everywhere; a hard cut (each latent pixel from the window whose centre
+// is nearest) breaks it, so the check can fail.
+func TestAverageSeamBound(t *testing.T) {
+	for _, name := range []string{"md_pasd", "md_sdxl"} {
+		c := mdCases(t)[name]
+		h, w := c.Height/8, c.Width/8
+		kind, err := ParseWeights(c.Weights)
+		require.NoError(t, err)
+		wins := Grid{Tile: c.Tile, Overlap: c.Overlap}.Windows(h, w)
+		wt, err := kind.Make(wins[0].H, wins[0].W)
+		require.NoError(t, err)
+		all := tilesNpy(t, name+"_tile_preds0.npy").F32
+		n := 2 * 4 * wins[0].H * wins[0].W
+		preds := make([][]float32, len(wins))
+		for k := range wins {
+			preds[k] = all[k*n : (k+1)*n]
+		}
+		avg := tilesNpy(t, name+"_pred0.npy").F32
+		r, err := CheckAverageSeams(wins, wt, preds, avg, 2, 4, h, w, 1e-6)
+		require.NoError(t, err)
+		t.Logf("%s (%s weights): %v; largest Σ|Δŵ|/2 %.3g", name, c.Weights, r, r.WorstTiling)
+		assert.Zero(t, r.Violations, "%s: steps above the bound (worst excess %.3g)", name, r.WorstExcess)
+		assert.Positive(t, r.BorderSteps)
+
+		cut := HardCut(wins, preds, 8, h, w)
+		hr, err := CheckAverageSeams(wins, wt, preds, cut, 2, 4, h, w, 1e-6)
+		require.NoError(t, err)
+		t.Logf("%s, hard cuts: %v", name, hr)
+		assert.Positive(t, hr.Violations, "%s: a hard cut must break the bound, or the check cannot fail", name)
 	}
 }

@@ -11,9 +11,11 @@ from PIL import Image
 here = os.path.dirname(os.path.abspath(__file__))
 rng = np.random.default_rng(1234)
 cases = []
-# (in_w, in_h, out_w, out_h): down, up, ragged, one side unchanged, CLIP squash
+# (in_w, in_h, out_w, out_h): down, up, ragged, one side unchanged, CLIP squash, and CLIP's
+# squash of a tall image (Pillow 13 runs the vertical pass first: in_h-out_h > 2*(in_w-out_w))
 for i, (iw, ih, ow, oh) in enumerate([(320, 240, 224, 224), (61, 47, 224, 224), (97, 13, 31, 40),
-                                      (50, 50, 50, 17), (333, 200, 71, 200), (7, 5, 3, 2), (1, 1, 4, 3)]):
+                                      (50, 50, 50, 17), (333, 200, 71, 200), (7, 5, 3, 2), (1, 1, 4, 3),
+                                      (60, 400, 224, 224), (300, 700, 224, 224)]):
     # smooth field + noise so both flat and sharp regions are exercised
     yy, xx = np.mgrid[0:ih, 0:iw]
     base = np.stack([(xx * 255 / max(iw - 1, 1)), (yy * 255 / max(ih - 1, 1)), ((xx + yy) % 64) * 4], -1)
