@@ -128,9 +128,9 @@ const maxSide = 4096
 var paramTable = []Param{
 	{Name: "seed", Field: "Seed", Target: "refine.Seed", Flag: "seed", CField: "seed", Kind: KindUint, Min: 0, Max: math.MaxUint64, Refine: true,
 		Usage: "noise seed: the same image, prompt, parameters and seed give the same bytes"},
-	{Name: "steps1", Field: "Steps1", Target: "refine.Steps1", Flag: "steps1", CField: "steps1", Kind: KindInt, Min: 1, Max: 1000, Refine: true,
+	{Name: "steps1", Field: "Steps1", Target: "refine.Steps1", Flag: "steps1", CField: "steps1", Kind: KindInt, Min: 1, Max: refine.MaxSteps, Refine: true,
 		Usage: "stage-1 denoising steps that run"},
-	{Name: "steps2", Field: "Steps2", Target: "refine.Steps2", Flag: "steps2", CField: "steps2", Kind: KindInt, Min: 1, Max: 1000, Refine: true,
+	{Name: "steps2", Field: "Steps2", Target: "refine.Steps2", Flag: "steps2", CField: "steps2", Kind: KindInt, Min: 1, Max: refine.MaxSteps, Refine: true,
 		Usage: "stage-2 denoising steps that run"},
 	{Name: "strength_max", Field: "StrengthMax", Target: "refine.StrengthMax", Flag: "strength-max", CField: "strength_max", Kind: KindFloat, Min: 0, MinOpen: true, Max: 1, Refine: true,
 		Usage: "stage-1 strength for quality q = 0 (s1 = max - (max - min)·q)"},

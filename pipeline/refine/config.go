@@ -56,6 +56,9 @@ const (
 	MaxTileBatch     = 64 // engine.MaxTiles
 	DefaultTileBatch = 8  // "as memory allows" stops here: 16 UNet rows keep a GPU busy
 	MaxCropPadding   = 4096
+	// MaxSteps bounds each stage's denoising steps: the schedulers' training schedule has
+	// 1000 timesteps, and a step needs one of its own.
+	MaxSteps = 1000
 )
 
 // DefaultConfig returns DESIGN's constants.
@@ -75,8 +78,8 @@ func DefaultConfig() Config {
 // Validate checks ranges.
 func (c Config) Validate() error {
 	switch {
-	case c.Steps1 < 1 || c.Steps1 > 1000 || c.Steps2 < 1 || c.Steps2 > 1000:
-		return fmt.Errorf("%w: steps %d/%d (want 1..1000)", ErrConfig, c.Steps1, c.Steps2)
+	case c.Steps1 < 1 || c.Steps1 > MaxSteps || c.Steps2 < 1 || c.Steps2 > MaxSteps:
+		return fmt.Errorf("%w: steps %d/%d (want 1..%d)", ErrConfig, c.Steps1, c.Steps2, MaxSteps)
 	case !(c.StrengthMin > 0 && c.StrengthMin <= c.StrengthMax && c.StrengthMax <= 1):
 		return fmt.Errorf("%w: strengths min %g max %g (want 0 < min <= max <= 1)", ErrConfig, c.StrengthMin, c.StrengthMax)
 	case c.Strength1 < 0 || c.Strength1 > 1 || !(c.Strength2 > 0 && c.Strength2 <= 1):
