@@ -2,7 +2,6 @@ package cpu
 
 import (
 	"encoding/json"
-	"image/png"
 	"math"
 	"os"
 	"path/filepath"
@@ -13,26 +12,8 @@ import (
 
 	"github.com/grefine/grefine/engine"
 	"github.com/grefine/grefine/internal/npy"
+	"github.com/grefine/grefine/internal/testkit/rgbpng"
 )
-
-// readRGB reads an 8-bit RGB PNG into [H, W, 3] bytes.
-func readRGB(t *testing.T, path string) ([]uint8, int, int) {
-	t.Helper()
-	f, err := os.Open(path)
-	require.NoError(t, err)
-	defer f.Close()
-	img, err := png.Decode(f)
-	require.NoError(t, err)
-	b := img.Bounds()
-	out := make([]uint8, 0, 3*b.Dx()*b.Dy())
-	for y := b.Min.Y; y < b.Max.Y; y++ {
-		for x := b.Min.X; x < b.Max.X; x++ {
-			r, g, bb, _ := img.At(x, y).RGBA()
-			out = append(out, uint8(r>>8), uint8(g>>8), uint8(bb>>8))
-		}
-	}
-	return out, b.Dy(), b.Dx()
-}
 
 // TestResizeImageMatchesPillow: ResizeImage equals Pillow's BICUBIC resize byte for byte
 // (testdata/pillow, made by its make_goldens.py): down, up, ragged, one side unchanged, and
@@ -52,8 +33,8 @@ func TestResizeImageMatchesPillow(t *testing.T) {
 	vfirst := 0
 	for _, c := range cases.Cases {
 		t.Run(c.Dst, func(t *testing.T) {
-			src, ih, iw := readRGB(t, filepath.Join("testdata", "pillow", c.Src))
-			want, oh, ow := readRGB(t, filepath.Join("testdata", "pillow", c.Dst))
+			src, iw, ih := rgbpng.Read(t, filepath.Join("testdata", "pillow", c.Src))
+			want, ow, oh := rgbpng.Read(t, filepath.Join("testdata", "pillow", c.Dst))
 			require.Equal(t, [2]int{c.W, c.H}, [2]int{ow, oh})
 			got := make([]uint8, len(want))
 			require.NoError(t, ResizeImage(src, ih, iw, got, oh, ow, engine.Resample{}))
@@ -84,14 +65,14 @@ func TestResizeImageMatchesPillowFiltersAndBoxes(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join(dir, "crop_cases.json"))
 	require.NoError(t, err)
 	require.NoError(t, json.Unmarshal(b, &cases))
-	src, ih, iw := readRGB(t, filepath.Join(dir, "resize_source.png"))
+	src, iw, ih := rgbpng.Read(t, filepath.Join(dir, "resize_source.png"))
 	ran := 0
 	for _, c := range cases.PIL {
 		if c.Source == "l" {
 			continue // mode L: engine/pillow's own test
 		}
 		t.Run(c.Name, func(t *testing.T) {
-			want, oh, ow := readRGB(t, filepath.Join(dir, "pil_"+c.Name+".png"))
+			want, ow, oh := rgbpng.Read(t, filepath.Join(dir, "pil_"+c.Name+".png"))
 			r := engine.Resample{Filter: map[string]engine.ResampleFilter{"bicubic": engine.ResampleBicubic, "lanczos": engine.ResampleLanczos}[c.Filter]}
 			if c.Box != nil {
 				r.Box = &[4]float64{c.Box[0], c.Box[1], c.Box[2], c.Box[3]}
@@ -108,7 +89,7 @@ func TestResizeImageMatchesPillowFiltersAndBoxes(t *testing.T) {
 // TestCLIPPreprocessingGolden: ResizeImage to 224² then ToPlanar with CLIP's mean and std
 // equals the Python reference (PIL BICUBIC squash, /255, normalise) made by tools/export.
 func TestCLIPPreprocessingGolden(t *testing.T) {
-	src, h, w := readRGB(t, filepath.Join("..", "..", "testdata", "images", "sample.png"))
+	src, w, h := rgbpng.Read(t, filepath.Join("..", "..", "testdata", "images", "sample.png"))
 	want, err := npy.ReadFile(filepath.Join("..", "..", "testdata", "goldens", "preprocess_sample.npy"))
 	require.NoError(t, err)
 	small := make([]uint8, 3*224*224)

@@ -1,32 +1,14 @@
 package pillow
 
 import (
-	"image/png"
-	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-)
 
-func readRGB(t *testing.T, path string) ([]uint8, int, int) {
-	t.Helper()
-	f, err := os.Open(path)
-	require.NoError(t, err)
-	defer f.Close()
-	img, err := png.Decode(f)
-	require.NoError(t, err)
-	b := img.Bounds()
-	out := make([]uint8, 0, 3*b.Dx()*b.Dy())
-	for y := b.Min.Y; y < b.Max.Y; y++ {
-		for x := b.Min.X; x < b.Max.X; x++ {
-			r, g, bb, _ := img.At(x, y).RGBA()
-			out = append(out, uint8(r>>8), uint8(g>>8), uint8(bb>>8))
-		}
-	}
-	return out, b.Dx(), b.Dy()
-}
+	"github.com/grefine/grefine/internal/testkit/rgbpng"
+)
 
 // TestPassOrderShowsInTheBytes: on CLIP's squash of tall images Pillow 13 runs the
 // vertical pass first; Resize does, equals Pillow's bytes, and the other order would not
@@ -34,8 +16,8 @@ func readRGB(t *testing.T, path string) ([]uint8, int, int) {
 func TestPassOrderShowsInTheBytes(t *testing.T) {
 	dir := filepath.Join("..", "cpu", "testdata", "pillow")
 	for _, c := range [][2]string{{"src7.png", "pil7_224x224.png"}, {"src8.png", "pil8_224x224.png"}} {
-		src, W, H := readRGB(t, filepath.Join(dir, c[0]))
-		want, w, h := readRGB(t, filepath.Join(dir, c[1]))
+		src, W, H := rgbpng.Read(t, filepath.Join(dir, c[0]))
+		want, w, h := rgbpng.Read(t, filepath.Join(dir, c[1]))
 		p, err := PlanFor(W, H, w, h, Bicubic, nil)
 		require.NoError(t, err)
 		require.True(t, p.VerticalFirst && p.Horizontal && p.Vertical, "%s: %dx%d -> %dx%d", c[0], W, H, w, h)

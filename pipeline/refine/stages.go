@@ -279,11 +279,11 @@ func (r *Refiner) Stage1(ctx context.Context, a Stage1Args, onStep StepFunc) (ou
 	}
 	extras := []block{{ids, engine.Shape{int64(rows), 6}}}
 	if td != nil {
-		wt, err := a.Tiling.Weights.Make(td.wins[0].H, td.wins[0].W)
+		wb, err := td.weightBlock(a.Tiling)
 		if err != nil {
 			return nil, err
 		}
-		extras = append(extras, block{wt, engine.Shape{int64(td.wins[0].H), int64(td.wins[0].W)}})
+		extras = append(extras, wb)
 	}
 	pl, err := r.upload(scp, sc, start, N, lat, noise, extras...)
 	if err != nil {
@@ -446,11 +446,11 @@ func (r *Refiner) Stage2(ctx context.Context, a Stage2Args, onStep StepFunc) (ou
 	var extras []block
 	if td != nil {
 		td.batch = min(td.batch, r.tileBatch(td.batch, "pasd_unet"))
-		wt, err := a.Tiling.Weights.Make(td.wins[0].H, td.wins[0].W)
+		wb, err := td.weightBlock(a.Tiling)
 		if err != nil {
 			return nil, err
 		}
-		extras = append(extras, block{wt, engine.Shape{int64(td.wins[0].H), int64(td.wins[0].W)}})
+		extras = append(extras, wb)
 	}
 	pl, err := r.upload(scp, sc, start, N, lat, noise, extras...)
 	if err != nil {
