@@ -1,6 +1,3 @@
-// Package rgbpng reads a PNG into packed 8-bit RGB for tests that compare pixels with
-// goldens (Pillow's resizes, diffusers' images). It imports nothing of grefine, so any
-// package's tests can use it.
 package rgbpng
 
 import (
