@@ -38,11 +38,11 @@ bench: build  ## run the benchmarks (results go to bench/RESULTS.md by hand)
 fixtures:     ## regenerate testdata/ (tiny model set + goldens) with the Python exporter
 	@bash tools/fixtures.sh
 
-gpu-bundle: setup ## the TensorRT GPU run: .gpu/ (+ .gpu-trt/, .gpu-py/) for tools/gpu/verify-gpu.sh (needs setup-trt)
+gpu-bundle: setup ## the TensorRT GPU run: .gpu/ (+ .gpu-bin/, .gpu-trt/, .gpu-py/) for tools/gpu/verify-gpu.sh (needs setup-trt)
 	@bash tools/gpu-bundle.sh
 
 lint:
 	@bash tools/lint.sh
 
 clean:
-	rm -rf build bin .gpu .gpu-trt .gpu-ptx .gpu-py .gpu-run .gpu-stamps
+	rm -rf build bin .gpu .gpu-bin .gpu-trt .gpu-ptx .gpu-py .gpu-run .gpu-stamps

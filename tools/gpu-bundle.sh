@@ -4,11 +4,11 @@
 # device tool's per-call limit: 64 MiB per call INCLUDING the checkout's tracked tree.
 #
 #   .gpu/        verify-gpu.sh, SHA256SUMS (every file of the bundle), BUNDLE (sizes and the
-#                call plan), COMMIT, bin.tar.xz (bin/grefine, the Go test binaries of
+#                call plan), COMMIT, py/ (tools/gpu/*.py, tools/export/*.py); under 1 MiB
+#   .gpu-bin/    part-NN: bin.tar.xz (bin/grefine, the Go test binaries of
 #                engine/trt/gputest and internal/testkit/conformance, libgrefine_trt.so,
 #                libgrefine_cuda.so, libonnxruntime.so.1 (CPU: the ort/cpu reference); CUDA
-#                runtime static, so they need only the driver),
-#                py/ (tools/gpu/*.py, tools/export/*.py)
+#                runtime static, so they need only the driver), split 1 MiB short of a call
 #   .gpu-trt/    part-NN: libnvinfer.so.10 + libnvonnxparser.so.10 as one xz tar, split
 #   .gpu-ptx/    part-NN: libnvinfer_builder_resource_ptx.so.10.15.1 (only with GRF_GPU_PTX=1)
 #   .gpu-py/     the wheels of tools/gpu/wheels.txt (hash-pinned), for steps c and d
@@ -21,7 +21,7 @@
 # hash, so TensorRT is compressed once per machine (about 20 CPU-minutes).
 # Variables: GRF_GPU_TRT_DIR (default .deps/trt/lib), GRF_GPU_SHIM (default
 # build/libgrefine_trt.so), GRF_GPU_PKGS (test packages), GRF_GPU_WHEELS=0 (no .gpu-py),
-# GRF_GPU_PTX=1, GRF_GPU_CALL_MIB (64), GRF_GPU_OUT (the repository root: where the four
+# GRF_GPU_PTX=1, GRF_GPU_CALL_MIB (64), GRF_GPU_OUT (the repository root: where the
 # folders go), GRF_GPU_ORT=1 (also the older ONNX Runtime CUDA bundle: .gpu/ort, .gpu-ort,
 # verify-ort.sh; see the README's GPU setup).
 set -euo pipefail
@@ -98,11 +98,11 @@ xzcache() {
 
 # ---- .gpu ----------------------------------------------------------------------------------------
 g=$dest/.gpu
-rm -rf "$g" "$dest/.gpu-trt" "$dest/.gpu-ptx" "$dest/.gpu-py" "$dest/.gpu-run"
+rm -rf "$g" "$dest/.gpu-bin" "$dest/.gpu-trt" "$dest/.gpu-ptx" "$dest/.gpu-py" "$dest/.gpu-run"
 mkdir -p "$g/py/export"
 binlist=$(cd "$stage/bin" && ls)
 # shellcheck disable=SC2086
-cp "$(xzcache bin "${GRF_GPU_XZ_BIN:--6}" "$stage/bin" $binlist)" "$g/bin.tar.xz"
+binxz=$(xzcache bin "${GRF_GPU_XZ_BIN:--6}" "$stage/bin" $binlist)
 cp tools/gpu/verify-gpu.sh "$g/"
 chmod +x "$g/verify-gpu.sh"
 cp tools/gpu/*.py "$g/py/"
@@ -112,11 +112,14 @@ commit=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 echo "$commit" >"$g/COMMIT"
 
 # ---- .gpu-trt, .gpu-ptx: split archives ------------------------------------------------------------
-split_set() { # split_set DIR ARCHIVE_NAME CACHED_XZ
+split_set() { # split_set DIR ARCHIVE_NAME CACHED_XZ [PART_MIB]
   mkdir -p "$dest/$1"
-  split -b "${part_mib}M" -d -a 2 "$3" "$dest/$1/part-"
+  split -b "${4:-$part_mib}M" -d -a 2 "$3" "$dest/$1/part-"
   ln -f "$3" "$stage/$2" 2>/dev/null || cp "$3" "$stage/$2"
 }
+# The binaries' parts are 1 MiB short of a call, so that the first call carries .gpu (the
+# scripts, well under 1 MiB) beside the first of them.
+split_set .gpu-bin bin.tar.xz "$binxz" $((part_mib - 1))
 trtxz=$(xzcache trt "$xzopt" "$trtdir" libnvinfer.so.10 libnvonnxparser.so.10)
 split_set .gpu-trt trt.tar.xz "$trtxz"
 if [ "${GRF_GPU_PTX:-0}" = 1 ]; then
@@ -145,11 +148,12 @@ fi
 # ---- SHA256SUMS: every file, the joined archives, the libraries ------------------------------------------
 {
   echo "# grefine GPU bundle, commit $commit: sha256sum -c from the repository root"
-  dirs=(.gpu .gpu-trt)
+  dirs=(.gpu .gpu-bin .gpu-trt)
   [ -d "$dest/.gpu-ptx" ] && dirs+=(.gpu-ptx)
   [ -d "$dest/.gpu-py" ] && dirs+=(.gpu-py)
   (cd "$dest" && find "${dirs[@]}" -type f ! -name SHA256SUMS ! -name BUNDLE | sort | xargs -r sha256sum)
   # What the GPU machine unpacks into .gpu-run/ (never carried):
+  (cd "$stage" && sha256sum bin.tar.xz) | sed 's#  #  .gpu-run/#'
   (cd "$stage/bin" && sha256sum $binlist) | sed 's#  #  .gpu-run/bin/#'
   (cd "$stage" && sha256sum trt.tar.xz) | sed 's#  #  .gpu-run/#'
   (cd "$trtdir" && sha256sum libnvinfer.so.10 libnvonnxparser.so.10) | sed 's#  #  .gpu-run/trt/#'
@@ -173,28 +177,33 @@ check_fits() { # check_fits PATH
 }
 check_fits "$g"
 [ -d "$dest/.gpu-py" ] && check_fits "$dest/.gpu-py"
-for p in "$dest"/.gpu-trt/part-* "$dest"/.gpu-ptx/part-*; do [ -f "$p" ] && check_fits "$p"; done
+for p in "$dest"/.gpu-bin/part-* "$dest"/.gpu-trt/part-* "$dest"/.gpu-ptx/part-*; do [ -f "$p" ] && check_fits "$p"; done
+[ "$(bytes "$g")" -lt 1048576 ] || { echo "gpu-bundle: .gpu is $(mib "$(bytes "$g")") MiB: it must stay under 1 MiB (it shares the first call with .gpu-bin/part-00)" >&2; status=1; }
 
-# Greedy plan: each call carries at most 8 paths and part_mib MiB (the tree travels too).
+# The plan: .gpu first (every call's command runs its verify-gpu.sh), then first fit: each
+# part goes into the first call with room, each call at most 8 paths and part_mib MiB (the
+# tree travels too), so the small last parts share a call.
 carry=(.gpu)
-for p in "$dest"/.gpu-trt/part-*; do carry+=(".gpu-trt/$(basename "$p")"); done
-plan=() cur=() cur_b=0
+for p in "$dest"/.gpu-bin/part-* "$dest"/.gpu-trt/part-*; do carry+=("${p#"$dest"/}"); done
+calls=() sizes=() counts=()
 budget=$(( part_mib * 1048576 ))
 for c in "${carry[@]}"; do
-  b=$(bytes "$dest/$c")
-  if [ ${#cur[@]} -gt 0 ] && { [ $(( cur_b + b )) -gt $budget ] || [ ${#cur[@]} -ge 8 ]; }; then
-    plan+=("$(printf '"%s", ' "${cur[@]}" | sed 's/, $//')|$cur_b"); cur=() cur_b=0
-  fi
-  cur+=("$c"); cur_b=$(( cur_b + b ))
+  b=$(bytes "$dest/$c") k=0
+  while [ $k -lt ${#calls[@]} ] && { [ $(( sizes[k] + b )) -gt $budget ] || [ "${counts[k]}" -ge 8 ]; }; do k=$((k + 1)); done
+  if [ $k = ${#calls[@]} ]; then calls+=("\"$c\"") sizes+=("$b") counts+=(1); else
+    calls[k]="${calls[k]}, \"$c\"" sizes[k]=$(( sizes[k] + b )) counts[k]=$(( counts[k] + 1 )); fi
 done
-[ ${#cur[@]} -gt 0 ] && plan+=("$(printf '"%s", ' "${cur[@]}" | sed 's/, $//')|$cur_b")
+plan=()
+for k in "${!calls[@]}"; do plan+=("${calls[k]}|${sizes[k]}"); done
 {
   echo "commit $commit, built $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "tree: $tree bytes; per call: $call_mib MiB - $tree_mib MiB tree - $margin MiB margin = $part_mib MiB carried"
   echo "TensorRT: $(cat "$(dirname "$trtdir")/INSTALLED" 2>/dev/null | head -1 | sed 's/^# //')"
   echo "xz $xzopt: trt.tar.xz $(stat -c %s "$trtxz") bytes from $(cat "$trtdir/libnvinfer.so.10" "$trtdir/libnvonnxparser.so.10" | wc -c) bytes"
   [ "${GRF_GPU_PTX:-0}" = 1 ] && echo "optional PTX builder resource: ptx.tar.xz $(stat -c %s "$ptxxz") bytes in $(ls "$dest/.gpu-ptx" | wc -l) parts (.gpu-ptx/part-NN, one per call)"
-  echo "sizes: .gpu $(mib "$(bytes "$g")") MiB$([ -d "$dest/.gpu-py" ] && echo ", .gpu-py $(mib "$(bytes "$dest/.gpu-py")") MiB"), .gpu-trt $(ls "$dest/.gpu-trt" | wc -l) parts of <= $part_mib MiB"
+  # shellcheck disable=SC2086
+  echo "xz ${GRF_GPU_XZ_BIN:--6}: bin.tar.xz $(stat -c %s "$binxz") bytes from $(cd "$stage/bin" && cat $binlist | wc -c) bytes ($(echo $binlist))"
+  echo "sizes: .gpu $(mib "$(bytes "$g")") MiB$([ -d "$dest/.gpu-py" ] && echo ", .gpu-py $(mib "$(bytes "$dest/.gpu-py")") MiB"), .gpu-bin $(ls "$dest/.gpu-bin" | wc -l) parts of <= $((part_mib - 1)) MiB, .gpu-trt $(ls "$dest/.gpu-trt" | wc -l) parts of <= $part_mib MiB"
   echo "device calls (carry; command), back to back:"
   i=1
   for p in "${plan[@]}"; do

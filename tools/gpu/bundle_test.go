@@ -87,7 +87,9 @@ func TestBundleDryRun(t *testing.T) {
 	}
 	bundle, err := os.ReadFile(filepath.Join(out, ".gpu", "BUNDLE"))
 	require.NoError(t, err)
+	assert.Contains(t, string(bundle), `carry [".gpu", ".gpu-bin/part-00"]`, "the scripts travel with the first part of the binaries")
 	assert.Contains(t, string(bundle), `carry [".gpu-trt/part-00"]`)
+	assert.Contains(t, string(bundle), `carry [".gpu-trt/part-02"]`, "first fit: a part goes where it fits")
 	assert.Contains(t, string(bundle), "--steps a,b,e --out")
 
 	verify := filepath.Join(out, ".gpu", "verify-gpu.sh")
@@ -97,7 +99,7 @@ func TestBundleDryRun(t *testing.T) {
 	require.Equal(t, 0, code, log)
 	report := readReport(t, work)
 	assert.Contains(t, report, "- trt: 3 parts joined, libnvinfer.so.10 libnvonnxparser.so.10 (SHA-256 checked)")
-	assert.Contains(t, report, "- binaries: engine_trt_gputest.test grefine libgrefine_cuda.so libgrefine_trt.so libonnxruntime.so.1")
+	assert.Regexp(t, `- bin: \d+ parts joined, engine_trt_gputest.test grefine libgrefine_cuda.so libgrefine_trt.so libonnxruntime.so.1 \(SHA-256 checked\)`, report)
 	assert.Regexp(t, `trt library +ok +TensorRT 11\.1\.0 \(getInferLibVersion\)`, report, "doctor ran on the carried shim")
 	assert.Contains(t, report, "builder probe: not reached (dry run: no GPU work)")
 	for _, s := range []string{"b", "c", "d", "e"} {
@@ -110,7 +112,8 @@ func TestBundleDryRun(t *testing.T) {
 	code, _ = runScript(t, out, noGPU, verify)
 	assert.Equal(t, 3, code)
 	report = readReport(t, work)
-	assert.Contains(t, report, "- trt: libraries already in place, SHA-256 checked")
+	assert.Contains(t, report, "- trt: already in place, SHA-256 checked")
+	assert.Contains(t, report, "- bin: already in place, SHA-256 checked")
 	assert.Contains(t, report, "builder probe: not reached: no GPU: no CUDA device visible: cudaErrorNoDevice")
 	assert.Equal(t, 4, strings.Count(report, "- not reached: no GPU: no CUDA device visible"), "steps b-e each say why")
 
@@ -133,7 +136,7 @@ func TestBundleDryRun(t *testing.T) {
 	assert.Contains(t, log, " 1 bundle files still to come")
 	code, _ = runScript(t, out, noGPU, verify, "--dry-run")
 	assert.Equal(t, 1, code)
-	assert.Contains(t, readReport(t, work), "- trt: parts missing: part-01 (carry each .gpu-trt/part-NN in its own call)")
+	assert.Contains(t, readReport(t, work), "- trt: parts missing: part-01 (carry .gpu-trt/part-NN as .gpu/BUNDLE's calls say)")
 	stamps, err := os.ReadFile(filepath.Join(out, ".gpu-stamps"))
 	require.NoError(t, err)
 	assert.Equal(t, 2, strings.Count(string(stamps), "\n"))

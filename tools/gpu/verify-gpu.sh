@@ -7,10 +7,10 @@
 #
 # The bundle (`make gpu-bundle`, tools/gpu-bundle.sh; the plan of device calls is in
 # tools/gpu/README.md):
-#   .gpu/                verify-gpu.sh, SHA256SUMS (every file below), BUNDLE (what and how),
-#                        bin.tar.xz (grefine, the Go test binaries, libgrefine_trt.so,
-#                        libgrefine_cuda.so, libonnxruntime.so.1), py/ (the full-size
-#                        scripts), COMMIT
+#   .gpu/                verify-gpu.sh, SHA256SUMS (every file below), BUNDLE (what and how:
+#                        the calls), py/ (the full-size scripts), COMMIT
+#   .gpu-bin/part-NN     grefine, the Go test binaries, libgrefine_trt.so, libgrefine_cuda.so,
+#                        libonnxruntime.so.1 (xz, split)
 #   .gpu-trt/part-NN     libnvinfer.so.10 + libnvonnxparser.so.10 (TensorRT 10.15.1, xz, split)
 #   .gpu-ptx/part-NN     optional: libnvinfer_builder_resource_ptx.so.10.15.1 (xz, split)
 #   .gpu-py/             wheels for steps c and d (diffusers, transformers and what they import
@@ -159,11 +159,11 @@ unxz_to() { # unxz_to ARCHIVE DIR
 # .gpu-run/KIND, verify the files.
 join_set() {
   local kind=$1 dir=$2 missing="" name
-  if check_list "\.gpu-run/$kind/"; then say "- $kind: libraries already in place, SHA-256 checked"; return 0; fi
+  if check_list "\.gpu-run/$kind/"; then say "- $kind: already in place, SHA-256 checked"; return 0; fi
   while read -r _ name; do
     [ -f "$root/$name" ] || missing="$missing ${name#*/}"
   done < <(grep -E "  $dir/part-" "$sums")
-  if [ -n "$missing" ]; then say "- $kind: parts missing:$missing (carry each $dir/part-NN in its own call)"; return 2; fi
+  if [ -n "$missing" ]; then say "- $kind: parts missing:$missing (carry $dir/part-NN as .gpu/BUNDLE's calls say)"; return 2; fi
   if ! check_list "$dir/part-"; then
     (cd "$root" && grep -E "  $dir/part-" "$sums" | sha256sum -c 2>&1 | grep -v ': OK$') >"$logs/$kind-parts.log"
     say "- $kind: parts fail their SHA-256:"; fence "$logs/$kind-parts.log"; return 1
@@ -176,22 +176,14 @@ join_set() {
   rm -rf "$run/$kind"
   unxz_to "$root/$arch" "$run/$kind" || { say "- $kind: cannot decompress $arch"; return 1; }
   rm -f "$root/$arch"
-  check_list "\.gpu-run/$kind/" || { say "- $kind: extracted libraries fail their SHA-256"; return 1; }
+  check_list "\.gpu-run/$kind/" || { say "- $kind: extracted files fail their SHA-256"; return 1; }
   say "- $kind: $(grep -cE "  $dir/part-" "$sums") parts joined, $(cd "$run/$kind" && ls | tr '\n' ' ')(SHA-256 checked)"
 }
 
 a_ok=1
 # The binaries.
 bin=$run/bin
-if check_list "\.gpu-run/bin/"; then
-  say "- binaries: in place, SHA-256 checked"
-elif check_list ".gpu/bin.tar.xz"; then
-  rm -rf "$bin"
-  unxz_to "$here/bin.tar.xz" "$bin" && check_list "\.gpu-run/bin/" && say "- binaries: $(cd "$bin" && ls | tr '\n' ' ')(SHA-256 checked)" ||
-    { say "- binaries: unpacked files fail their SHA-256"; a_ok=0; }
-else
-  say "- binaries: .gpu/bin.tar.xz missing or damaged (re-carry .gpu)"; a_ok=0
-fi
+join_set bin .gpu-bin || a_ok=0
 chmod +x "$bin"/* 2>/dev/null
 join_set trt .gpu-trt; rc_trt=$?
 [ $rc_trt = 0 ] || a_ok=0
