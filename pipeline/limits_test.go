@@ -7,6 +7,7 @@ import (
 	"image/color"
 	"image/png"
 	"runtime"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -135,8 +136,20 @@ func TestLargeImagesTiledWithinMemory(t *testing.T) {
 	_, err = pipeline.CheckWorkFor(m, dir, cfg, pr, 4096, 4096, true)
 	assert.NoError(t, err)
 
-	_, err = pipeline.CheckWorkFor(m, dir, pipeline.Config{}, pipeline.DefaultParamsFor(true), 8192, 8192, true)
+	_, err = pipeline.CheckWorkFor(m, dir, pipeline.Config{MaxMemory: 20 << 30}, pipeline.DefaultParamsFor(true), 8192, 8192, true)
 	assert.ErrorContains(t, err, "8192x8192 is 67108864 pixels, over the limit of 16777216 a refinement works at")
+	cfg = pipeline.Config{MaxMemory: 20 << 30, MaxStagePixels: 8192 * 8192}
+	w8, err := pipeline.CheckWorkFor(m, dir, cfg, pipeline.DefaultParamsFor(true), 8192, 8192, true)
+	require.NoError(t, err, "8192² fits 20 GiB in tiles once the pixel limit allows it")
+	assert.ErrorContains(t, err8192(t, m, dir), "; it would need about "+strconv.FormatFloat(float64(w8.Memory)/(1<<30), 'f', 2, 64)+" GiB of working memory (limit 20.00 GiB)",
+		"the refusal states the plan's estimate")
+}
+
+// err8192 is the refusal of an 8192² refine under the default pixel limit and a 20 GiB memory limit.
+func err8192(t *testing.T, m *modelset.Manifest, dir string) error {
+	_, err := pipeline.CheckWorkFor(m, dir, pipeline.Config{MaxMemory: 20 << 30}, pipeline.DefaultParamsFor(true), 8192, 8192, true)
+	require.ErrorIs(t, err, pipeline.ErrInput)
+	return err
 }
 
 // gray16PNG is a w×h 16-bit grey PNG: a few KB that decode to w·h·(2+3) bytes.

@@ -132,51 +132,72 @@ func stepsWork(pr Params, lim WorkLimits, refining bool) (Work, error) {
 
 // imageWork completes w for a width×height input: the stages' working sizes and
 // memory (plan answers the refiner's geometry; nil for an assessment), checked
-// against lim.
+// against lim. An input past the pixel limit is refused with its plan's estimate, so
+// the caller learns what the refinement would have cost.
 func imageWork(w Work, plan *refine.Refiner, pr Params, width, height int, tiny bool, lim WorkLimits) (Work, error) {
 	w.Width, w.Height, w.Pixels = width, height, int64(width)*int64(height)
 	w.Memory = w.Pixels * assessBytesPerPixel
 	if w.Refine && plan != nil {
 		if w.Pixels > lim.MaxStagePixels {
-			return w, inputf("image: %dx%d is %d pixels, over the limit of %d a refinement works at", width, height, w.Pixels, lim.MaxStagePixels)
-		}
-		if in := w.Pixels * refine.InputBytesPerPixel; lim.MaxMemory > 0 && in >= lim.MaxMemory {
-			return w, inputf("image: %dx%d needs about %s of working memory at its own size alone, over the %s limit; send a smaller image or raise the limit (--max-memory)",
-				width, height, gib(in), gib(lim.MaxMemory))
-		}
-		cfg := pr.refineConfig(plan.Config())
-		cfg.MemoryLimit = lim.MaxMemory
-		v, err := plan.With(cfg)
-		if err != nil {
-			return w, classify(err)
-		}
-		for i, s := range []*StageWork{&w.Stage1, &w.Stage2} {
-			if !s.Runs {
-				continue
+			msg := fmt.Sprintf("image: %dx%d is %d pixels, over the limit of %d a refinement works at (--max-stage-pixels)", width, height, w.Pixels, lim.MaxStagePixels)
+			unlimited := lim
+			unlimited.MaxStagePixels, unlimited.MaxMemory = w.Pixels, 0
+			if e, err := refineWork(w, plan, pr, tiny, unlimited); err == nil {
+				msg += fmt.Sprintf("; it would need about %s of working memory", gib(e.Memory))
+				if lim.MaxMemory > 0 {
+					msg += fmt.Sprintf(" (limit %s)", gib(lim.MaxMemory))
+				}
 			}
-			W, H := v.Stage1Size(width, height)
-			if i == 1 {
-				W, H = v.Stage2Size(width, height)
-			}
-			s.Width, s.Height, s.Pixels = W, H, int64(W)*int64(H)
-			if s.Pixels > lim.MaxStagePixels {
-				return w, inputf("stage %d works at %dx%d = %d pixels, over the limit of %d: lower %s", i+1, s.Width, s.Height, s.Pixels, lim.MaxStagePixels,
-					map[int]string{0: "long_side", 1: "process_size or refine a smaller image"}[i])
-			}
+			return w, inputf("%s", msg)
 		}
-		rp, err := v.PlanFor(width, height, tiny)
-		if err != nil {
-			return w, classify(err)
+		var err error
+		if w, err = refineWork(w, plan, pr, tiny, lim); err != nil {
+			return w, err
 		}
-		w.Stage1.Memory, w.Stage2.Memory = rp.Stage1.Memory.Chosen, rp.Stage2.Memory.Chosen
-		w.Stage1.Tiled = rp.Stage1.VAE != nil || rp.Stage1.Denoise != nil
-		w.Stage2.Tiled = rp.Stage2.VAE != nil || rp.Stage2.Denoise != nil
-		w.Memory = w.Pixels*refine.InputBytesPerPixel + max(w.Stage1.Memory, w.Stage2.Memory)
 	}
 	if lim.MaxMemory > 0 && w.Memory > lim.MaxMemory {
 		return w, inputf("image: %dx%d needs about %s of working memory, over the %s limit; send a smaller image or raise the limit (--max-memory)",
 			width, height, gib(w.Memory), gib(lim.MaxMemory))
 	}
+	return w, nil
+}
+
+// refineWork plans a refinement of w's input (refine.PlanFor: no allocation) within lim:
+// each stage's working size, memory and tiling, and the request's estimate.
+func refineWork(w Work, plan *refine.Refiner, pr Params, tiny bool, lim WorkLimits) (Work, error) {
+	width, height := w.Width, w.Height
+	if in := w.Pixels * refine.InputBytesPerPixel; lim.MaxMemory > 0 && in >= lim.MaxMemory {
+		return w, inputf("image: %dx%d needs about %s of working memory at its own size alone, over the %s limit; send a smaller image or raise the limit (--max-memory)",
+			width, height, gib(in), gib(lim.MaxMemory))
+	}
+	cfg := pr.refineConfig(plan.Config())
+	cfg.MemoryLimit = lim.MaxMemory
+	v, err := plan.With(cfg)
+	if err != nil {
+		return w, classify(err)
+	}
+	for i, s := range []*StageWork{&w.Stage1, &w.Stage2} {
+		if !s.Runs {
+			continue
+		}
+		W, H := v.Stage1Size(width, height)
+		if i == 1 {
+			W, H = v.Stage2Size(width, height)
+		}
+		s.Width, s.Height, s.Pixels = W, H, int64(W)*int64(H)
+		if s.Pixels > lim.MaxStagePixels {
+			return w, inputf("stage %d works at %dx%d = %d pixels, over the limit of %d: lower %s", i+1, s.Width, s.Height, s.Pixels, lim.MaxStagePixels,
+				map[int]string{0: "long_side", 1: "process_size or refine a smaller image"}[i])
+		}
+	}
+	rp, err := v.PlanFor(width, height, tiny)
+	if err != nil {
+		return w, classify(err)
+	}
+	w.Stage1.Memory, w.Stage2.Memory = rp.Stage1.Memory.Chosen, rp.Stage2.Memory.Chosen
+	w.Stage1.Tiled = rp.Stage1.VAE != nil || rp.Stage1.Denoise != nil
+	w.Stage2.Tiled = rp.Stage2.VAE != nil || rp.Stage2.Denoise != nil
+	w.Memory = w.Pixels*refine.InputBytesPerPixel + max(w.Stage1.Memory, w.Stage2.Memory)
 	return w, nil
 }
 
