@@ -261,9 +261,19 @@ GREFINE_API const char *grefine_status_string(grefine_status status);
  * NULL: nothing. */
 GREFINE_API void grefine_options_init(grefine_options *opts);
 
-/* Fills *params with the defaults (struct_size, DESIGN's constants, sizes
- * GREFINE_SIZE_DEFAULT, no request id, no callback). NULL: nothing. */
+/* Fills the first `size` bytes of *params with the defaults (DESIGN's constants, sizes
+ * GREFINE_SIZE_DEFAULT, no request id, no callback) and sets struct_size to `size`: pass
+ * sizeof your grefine_params. A size past this library's struct counts as its size; a size
+ * that ends before `tile` (the first release's struct) writes only struct_size (when it
+ * fits), and every call then refuses the struct naming its size. NULL: nothing. */
+GREFINE_API void grefine_params_init_sized(grefine_params *params, size_t size);
+
+/* The first release's initialiser: fills the struct as it was then (up to progress_user;
+ * the fields after it keep their defaults in every call). A program built against this
+ * header calls grefine_params_init_sized through the macro below; the symbol stays for
+ * programs built against the first header and for FFI callers. NULL: nothing. */
 GREFINE_API void grefine_params_init(grefine_params *params);
+#define grefine_params_init(params) grefine_params_init_sized((params), sizeof *(params))
 
 /* Loads the pipeline: verifies the model set, opens every engine. *pipeline receives a
  * handle to close with grefine_close: an opaque value, never a pointer to memory.

@@ -93,7 +93,7 @@ using progress_fn = std::function<bool(std::string_view stage, int step, int tot
 // params: grefine_params with its defaults. request_id points into the std::string id
 // when set through set_request_id.
 struct params : grefine_params {
-  params() noexcept : grefine_params() { grefine_params_init(this); }
+  params() noexcept : grefine_params() { grefine_params_init_sized(this, sizeof(grefine_params)); }
   params(const params &o) : grefine_params(o), id_(o.id_) { fix_id(); }
   params &operator=(const params &o) {
     grefine_params::operator=(o);

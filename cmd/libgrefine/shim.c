@@ -7,6 +7,7 @@
  * pointer is a live result of its kind (grf_lib_release), so a double free or a foreign
  * pointer is refused, and the freed structs wait in a quarantine before free(). */
 #include <pthread.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "shim.h"
@@ -32,12 +33,24 @@ void grefine_options_init(grefine_options *opts) {
   opts->log_level = GREFINE_LOG_WARN;
 }
 
-void grefine_params_init(grefine_params *params) {
+void grefine_params_init_sized(grefine_params *params, size_t size) {
+  grefine_params full;
   if (params == NULL) return;
-  memset(params, 0, sizeof *params);
-  grf_lib_params_init(params);
-  params->struct_size = sizeof *params;
+  if (size < offsetof(grefine_params, tile)) { /* older than the first release: refused at use */
+    if (size >= sizeof params->struct_size) params->struct_size = size;
+    return;
+  }
+  if (size > sizeof full) size = sizeof full;
+  memset(&full, 0, sizeof full);
+  grf_lib_params_init(&full);
+  full.struct_size = size;
+  memcpy(params, &full, size);
 }
+
+/* A program built against the first header passes its smaller struct here: write no more
+ * of it than that header had (grefine.h maps the name to grefine_params_init_sized for
+ * programs built against this one; the parentheses call the function, not the macro). */
+void(grefine_params_init)(grefine_params *params) { grefine_params_init_sized(params, offsetof(grefine_params, tile)); }
 
 grefine_status grefine_open(const grefine_options *opts, grefine_pipeline **pipeline, char *err, size_t errlen) {
   uintptr_t h = 0;

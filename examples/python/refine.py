@@ -38,7 +38,10 @@ class Params(C.Structure):
                 ("skip_stage1", C.c_int), ("skip_stage2", C.c_int), ("long_side", C.c_int),
                 ("process_size", C.c_int), ("perceptual_bound", C.c_double), ("perceptual_gate", C.c_double),
                 ("align_bound", C.c_double), ("dilate", C.c_int), ("request_id", C.c_char_p),
-                ("timeout_ms", C.c_int64), ("progress", PROGRESS), ("progress_user", C.c_void_p)]
+                ("timeout_ms", C.c_int64), ("progress", PROGRESS), ("progress_user", C.c_void_p),
+                # large images (appended after the first release's fields)
+                ("tile", C.c_int), ("tile_overlap", C.c_int), ("tile_batch", C.c_int), ("vae_tile", C.c_int),
+                ("vae_tile_overlap", C.c_double), ("crop", C.c_int), ("crop_padding", C.c_int)]
 
 
 class Refinement(C.Structure):
@@ -62,7 +65,7 @@ def declare(lib):
     lib.grefine_status_string.restype = C.c_char_p
     lib.grefine_status_string.argtypes = [C.c_int]
     lib.grefine_options_init.argtypes = [C.POINTER(Options)]
-    lib.grefine_params_init.argtypes = [C.POINTER(Params)]
+    lib.grefine_params_init_sized.argtypes = [C.POINTER(Params), C.c_size_t]
     lib.grefine_open.restype = st
     lib.grefine_open.argtypes = [C.POINTER(Options), C.POINTER(C.c_void_p), buf, C.c_size_t]
     lib.grefine_close.argtypes = [C.c_void_p]
@@ -103,7 +106,7 @@ def main(argv):
     opts = Options()
     lib.grefine_options_init(C.byref(opts))
     params = Params()
-    lib.grefine_params_init(C.byref(params))
+    lib.grefine_params_init_sized(C.byref(params), C.sizeof(Params))  # grefine.h's grefine_params_init macro
     if opts.struct_size != C.sizeof(Options) or params.struct_size != C.sizeof(Params):
         print("refine.py: struct layout differs from the library's", file=sys.stderr)
         return 1

@@ -7,6 +7,7 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <stddef.h>
 
 static int log_warnings = 0, log_tiny = 0;
 
@@ -248,6 +249,52 @@ static void test_assess_ok(grefine_pipeline *p) {
   free((void *)padded.rgb);
 }
 
+/* A program built against the first header (its grefine_params ended at progress_user)
+ * calls the grefine_params_init symbol with that smaller struct: nothing past it is written,
+ * and the library takes it, the large-image fields at their defaults. This header's callers
+ * get the whole struct through the macro (grefine_params_init_sized). */
+static void test_first_release_params(grefine_pipeline *p) {
+  char err[512];
+  grefine_image img = test_image(96, 64, 0);
+  grefine_assessment *a = NULL, *b = NULL;
+  const size_t first = offsetof(grefine_params, tile);
+  union {
+    grefine_params pr;
+    unsigned char bytes[sizeof(grefine_params) + 64];
+  } u;
+  size_t i, spill = 0;
+
+  memset(&u, 0xA5, sizeof u);
+  (grefine_params_init)(&u.pr); /* the symbol, as a program of the first header calls it */
+  for (i = first; i < sizeof u.bytes; i++) spill += u.bytes[i] != 0xA5;
+  CHECK(spill == 0, "grefine_params_init wrote %zu bytes past the first release's struct", spill);
+  CHECK(u.pr.struct_size == first && u.pr.steps1 > 0 && u.pr.long_side == GREFINE_SIZE_DEFAULT,
+        "first-release init: struct_size %zu, want %zu", u.pr.struct_size, first);
+  CHECK_STATUS(grefine_assess(p, &img, "a red square", &u.pr, &a, err, sizeof err), GREFINE_OK, err);
+
+  memset(&u, 0xA5, sizeof u);
+  grefine_params_init_sized(&u.pr, sizeof u.bytes); /* larger than the library's: its own size */
+  CHECK(u.pr.struct_size == sizeof(grefine_params), "oversized init: struct_size %zu", u.pr.struct_size);
+  for (i = sizeof(grefine_params), spill = 0; i < sizeof u.bytes; i++) spill += u.bytes[i] != 0xA5;
+  CHECK(spill == 0, "grefine_params_init_sized wrote %zu bytes past grefine_params", spill);
+  CHECK(u.pr.tile == GREFINE_SIZE_DEFAULT && u.pr.crop != 0, "large-image defaults");
+  CHECK_STATUS(grefine_assess(p, &img, "a red square", &u.pr, &b, err, sizeof err), GREFINE_OK, err);
+  CHECK(a != NULL && b != NULL && a->p == b->p && a->q == b->q, "same request, same scores");
+  grefine_assessment_free(a);
+  a = NULL;
+
+  memset(&u, 0xA5, sizeof u);
+  grefine_params_init_sized(&u.pr, first - 1); /* older than any release: only struct_size */
+  CHECK(u.pr.struct_size == first - 1 && u.bytes[sizeof(size_t)] == 0xA5, "too small: only struct_size written");
+  CHECK_STATUS(grefine_assess(p, &img, "a red square", &u.pr, &a, err, sizeof err), GREFINE_ERR_INPUT, err);
+  CHECK(strstr(err, "struct_size") != NULL, "names struct_size: %s", err);
+  grefine_params_init_sized(NULL, sizeof(grefine_params));
+  (grefine_params_init)(NULL);
+
+  grefine_assessment_free(b);
+  free((void *)img.rgb);
+}
+
 static void test_forged_handle(void) {
   char err[512];
   grefine_image img = test_image(96, 64, 0);
@@ -349,6 +396,7 @@ int main(int argc, char **argv) {
   test_request_errors(p);
   test_images(p);
   test_assess_ok(p);
+  test_first_release_params(p);
   test_forged_handle();
   test_busy_timeout(p);
   grefine_close(p);
