@@ -277,19 +277,7 @@ func (r *Refiner) Stage1(ctx context.Context, a Stage1Args, onStep StepFunc) (ou
 	for k := 0; k < rows; k++ {
 		ids = append(ids, float32(uh), float32(uw), 0, 0, float32(uh), float32(uw))
 	}
-	extras := []block{{ids, engine.Shape{int64(rows), 6}}}
-	if td != nil {
-		wb, err := td.weightBlock(a.Tiling)
-		if err != nil {
-			return nil, err
-		}
-		extras = append(extras, wb)
-	}
-	pl, err := r.upload(scp, sc, start, N, lat, noise, extras...)
-	if err != nil {
-		return nil, err
-	}
-	x, err := r.startLatents(scp, sc, start, z, pl.noise, lat)
+	pl, x, err := r.startLoop(scp, sc, start, N, lat, noise, z, td, a.Tiling, block{ids, engine.Shape{int64(rows), 6}})
 	if err != nil {
 		return nil, err
 	}
@@ -329,7 +317,6 @@ func (r *Refiner) Stage1(ctx context.Context, a Stage1Args, onStep StepFunc) (ou
 		if td.wsum, err = scp.alloc(engine.Float32, engine.Shape{int64(h), int64(w)}); err != nil {
 			return nil, err
 		}
-		td.weights = pl.extras[1]
 		in = map[string]engine.Tensor{"sample": tin, "timestep": pl.step,
 			"encoder_hidden_states": hid, "text_embeds": temb, "time_ids": pl.extras[0]}
 		outs = map[string]engine.Tensor{"noise_pred": pred}
@@ -443,20 +430,10 @@ func (r *Refiner) Stage2(ctx context.Context, a Stage2Args, onStep StepFunc) (ou
 	}
 	lat := engine.Shape{1, int64(C), int64(h), int64(w)}
 	td := newTiledDenoise(a.Tiling, h, w)
-	var extras []block
 	if td != nil {
 		td.batch = min(td.batch, r.tileBatch(td.batch, "pasd_unet"))
-		wb, err := td.weightBlock(a.Tiling)
-		if err != nil {
-			return nil, err
-		}
-		extras = append(extras, wb)
 	}
-	pl, err := r.upload(scp, sc, start, N, lat, noise, extras...)
-	if err != nil {
-		return nil, err
-	}
-	x, err := r.startLatents(scp, sc, start, z, pl.noise, lat)
+	pl, x, err := r.startLoop(scp, sc, start, N, lat, noise, z, td, a.Tiling)
 	if err != nil {
 		return nil, err
 	}
@@ -523,7 +500,6 @@ func (r *Refiner) Stage2(ctx context.Context, a Stage2Args, onStep StepFunc) (ou
 		if td.wsum, err = scp.alloc(engine.Float32, engine.Shape{int64(h), int64(w)}); err != nil {
 			return nil, err
 		}
-		td.weights = pl.extras[0]
 		in := map[string]engine.Tensor{"sample": tin, "timestep": pl.step, "encoder_hidden_states": hid, "control": ctl}
 		outs := map[string]engine.Tensor{"noise_pred": pred}
 		predict = func(ctx context.Context, k float64) error {
@@ -629,6 +605,29 @@ func (r *Refiner) upload(scp *scope, sc sched.Scheduler, start, N int, lat engin
 	}
 	l.step, err = scp.alloc(engine.Float32, engine.Shape{1})
 	return l, err
+}
+
+// startLoop starts a denoising loop: one upload of its inputs (upload: the noise, the
+// timesteps, the extra blocks and, when td tiles, the windows' blending weights, which
+// become td.weights) and its start latents from z (startLatents).
+func (r *Refiner) startLoop(scp *scope, sc sched.Scheduler, start, N int, lat engine.Shape, noise []float32, z engine.Tensor, td *tiledDenoise, t Tiling, extras ...block) (loopInputs, engine.Tensor, error) {
+	if td != nil {
+		H, W := td.wins[0].H, td.wins[0].W
+		wt, err := t.Weights.Make(H, W)
+		if err != nil {
+			return loopInputs{}, nil, err
+		}
+		extras = append(extras, block{wt, engine.Shape{int64(H), int64(W)}})
+	}
+	pl, err := r.upload(scp, sc, start, N, lat, noise, extras...)
+	if err != nil {
+		return pl, nil, err
+	}
+	if td != nil {
+		td.weights = pl.extras[len(pl.extras)-1]
+	}
+	x, err := r.startLatents(scp, sc, start, z, pl.noise, lat)
+	return pl, x, err
 }
 
 // startLatents is add_noise(z, noise, start) on the device: float32(a·z + b·noise) with

@@ -127,16 +127,6 @@ func (d *tiledDenoise) tiles(b int) (padded, real engine.Tiles) {
 	return padded, real
 }
 
-// weightBlock is the upload block of the windows' blending weights (one H×W plane, t.Weights).
-func (d *tiledDenoise) weightBlock(t Tiling) (block, error) {
-	H, W := d.wins[0].H, d.wins[0].W
-	wt, err := t.Weights.Make(H, W)
-	if err != nil {
-		return block{}, err
-	}
-	return block{wt, engine.Shape{int64(H), int64(W)}}, nil
-}
-
 // calls is the number of UNet calls per step.
 func (d *tiledDenoise) calls() int { return (len(d.wins) + d.batch - 1) / d.batch }
 
