@@ -13,6 +13,8 @@ import io
 import json
 import os
 import shutil
+import sys
+import tempfile
 from typing import Dict, List, Sequence
 
 import numpy as np
@@ -74,6 +76,45 @@ def sha256_file(path: str) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def dir_hashes(d: str) -> Dict[str, str]:
+    """SHA-256 of every file directly in d, by name."""
+    return {f: sha256_file(os.path.join(d, f)) for f in sorted(os.listdir(d))}
+
+
+def publish_goldens(tool: str, generate, out_dir: str, check: bool, once: bool):
+    """The golden writers' driver: generate(dir) runs into a temporary folder; unless once
+    or check it runs a second time and any file that differs fails (the goldens must be
+    deterministic); with check the result is compared with out_dir (stale goldens fail) and
+    nothing is written; else out_dir is replaced by the result. Returns (status, the first
+    run's return value)."""
+    with tempfile.TemporaryDirectory(prefix=tool + ".") as tmp:
+        a = os.path.join(tmp, "a")
+        res = generate(a)
+        if not once and not check:
+            b = os.path.join(tmp, "b")
+            generate(b)
+            ha, hb = dir_hashes(a), dir_hashes(b)
+            if ha != hb:
+                print(f"{tool}: FAIL: two runs differ: {[f for f in ha if ha.get(f) != hb.get(f)]}", file=sys.stderr)
+                return 1, res
+            print(f"{tool}: two runs identical ({len(ha)} files)")
+        if check:
+            if not os.path.isdir(out_dir):
+                print(f"{tool}: FAIL: {out_dir} does not exist", file=sys.stderr)
+                return 1, res
+            hc, ha = dir_hashes(out_dir), dir_hashes(a)
+            if hc != ha:
+                diff = sorted(f for f in set(hc) | set(ha) if hc.get(f) != ha.get(f))
+                print(f"{tool}: FAIL: committed goldens are stale: {diff}", file=sys.stderr)
+                return 1, res
+            print(f"{tool}: committed goldens are up to date ({len(hc)} files)")
+            return 0, res
+        if os.path.isdir(out_dir):
+            shutil.rmtree(out_dir)
+        shutil.copytree(a, out_dir)
+    return 0, res
 
 
 def write_bytes(path: str, data: bytes) -> None:

@@ -70,10 +70,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence
@@ -609,37 +607,10 @@ def generate(out: str, engines: str) -> List[Dict]:
     return docs
 
 
-def hashes(d: str) -> Dict[str, str]:
-    return {f: common.sha256_file(os.path.join(d, f)) for f in sorted(os.listdir(d))}
-
-
 def run_goldens(args) -> int:
-    with tempfile.TemporaryDirectory(prefix="quality_ref.") as tmp:
-        a = os.path.join(tmp, "a")
-        docs = generate(a, args.engines)
-        if not args.once and not args.check:
-            b = os.path.join(tmp, "b")
-            generate(b, args.engines)
-            ha, hb = hashes(a), hashes(b)
-            if ha != hb:
-                diff = [f for f in ha if ha.get(f) != hb.get(f)]
-                print(f"quality_ref: FAIL: two runs differ: {diff}", file=sys.stderr)
-                return 1
-            print(f"quality_ref: two runs identical ({len(ha)} files)")
-        if args.check:
-            if not os.path.isdir(OUT_DIR):
-                print(f"quality_ref: FAIL: {OUT_DIR} does not exist", file=sys.stderr)
-                return 1
-            hc, ha = hashes(OUT_DIR), hashes(a)
-            if hc != ha:
-                diff = sorted(f for f in set(hc) | set(ha) if hc.get(f) != ha.get(f))
-                print(f"quality_ref: FAIL: committed goldens are stale: {diff}", file=sys.stderr)
-                return 1
-            print(f"quality_ref: committed goldens are up to date ({len(hc)} files)")
-            return 0
-        if os.path.isdir(OUT_DIR):
-            shutil.rmtree(OUT_DIR)
-        shutil.copytree(a, OUT_DIR)
+    st, docs = common.publish_goldens("quality_ref", lambda d: generate(d, args.engines), OUT_DIR, args.check, args.once)
+    if st != 0 or args.check:
+        return st
     total = sum(os.path.getsize(os.path.join(OUT_DIR, f)) for f in os.listdir(OUT_DIR))
     for c, d in zip(CASES, docs):
         s = d["scores"]

@@ -74,10 +74,8 @@ if __name__ == "__main__" and any(os.environ.get(k) != v for k, v in _PINNED.ite
               dict(os.environ, **_PINNED))
 
 import argparse  # noqa: E402
-import hashlib  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
-import shutil  # noqa: E402
 import tempfile  # noqa: E402
 from typing import Dict, List, Tuple  # noqa: E402
 
@@ -772,44 +770,16 @@ def generate(d: str) -> None:
     common.write_bytes(os.path.join(d, "README.md"), text.encode())
 
 
-def hashes(d: str) -> Dict[str, str]:
-    return {f: hashlib.sha256(open(os.path.join(d, f), "rb").read()).hexdigest() for f in sorted(os.listdir(d))}
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="tiles_ref.py", description=__doc__.split("\n")[0])
     p.add_argument("--check", action="store_true", help="fail if the committed goldens are stale")
     p.add_argument("--once", action="store_true", help="one run (skip the determinism check)")
     args = p.parse_args(argv)
     try:
-        with tempfile.TemporaryDirectory(prefix="tiles_ref.") as tmp:
-            a = os.path.join(tmp, "a")
-            generate(a)
-            if not args.once and not args.check:
-                b = os.path.join(tmp, "b")
-                generate(b)
-                ha, hb = hashes(a), hashes(b)
-                if ha != hb:
-                    print(f"tiles_ref: FAIL: two runs differ: {[f for f in ha if ha.get(f) != hb.get(f)]}",
-                          file=sys.stderr)
-                    return 1
-                print(f"tiles_ref: two runs identical ({len(ha)} files)")
-            if args.check:
-                if not os.path.isdir(OUT_DIR):
-                    print(f"tiles_ref: FAIL: {OUT_DIR} does not exist", file=sys.stderr)
-                    return 1
-                hc, ha = hashes(OUT_DIR), hashes(a)
-                if hc != ha:
-                    diff = sorted(f for f in set(hc) | set(ha) if hc.get(f) != ha.get(f))
-                    print(f"tiles_ref: FAIL: committed goldens are stale: {diff}", file=sys.stderr)
-                    return 1
-                print(f"tiles_ref: committed goldens are up to date ({len(hc)} files)")
-                return 0
-            if os.path.isdir(OUT_DIR):
-                shutil.rmtree(OUT_DIR)
-            shutil.copytree(a, OUT_DIR)
+        st, _ = common.publish_goldens("tiles_ref", generate, OUT_DIR, args.check, args.once)
+        if st == 0 and not args.check:
             print(f"tiles_ref: wrote {len(os.listdir(OUT_DIR))} files to {os.path.relpath(OUT_DIR, ROOT)}")
-        return 0
+        return st
     except (TilesRefError, common.ExportError, OSError) as e:
         print(f"tiles_ref: failed: {e}", file=sys.stderr)
         return 1
