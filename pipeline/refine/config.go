@@ -59,6 +59,10 @@ const (
 	// MaxSteps bounds each stage's denoising steps: the schedulers' training schedule has
 	// 1000 timesteps, and a step needs one of its own.
 	MaxSteps = 1000
+	// MinLongSide is the smallest working size (long side, process size); sizes are
+	// multiples of SizeMultiple, the VAE's factor (every SD/SDXL VAE has 8).
+	MinLongSide  = 64
+	SizeMultiple = 8
 )
 
 // DefaultConfig returns DESIGN's constants.
@@ -84,8 +88,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: strengths min %g max %g (want 0 < min <= max <= 1)", ErrConfig, c.StrengthMin, c.StrengthMax)
 	case c.Strength1 < 0 || c.Strength1 > 1 || !(c.Strength2 > 0 && c.Strength2 <= 1):
 		return fmt.Errorf("%w: strength1 %g, strength2 %g (want (0,1])", ErrConfig, c.Strength1, c.Strength2)
-	case c.LongSide < 64 || c.LongSide%8 != 0:
-		return fmt.Errorf("%w: long side %d (want a multiple of 8, >= 64)", ErrConfig, c.LongSide)
+	case c.LongSide < MinLongSide || c.LongSide%SizeMultiple != 0:
+		return fmt.Errorf("%w: long side %d (want a multiple of %d, >= %d)", ErrConfig, c.LongSide, SizeMultiple, MinLongSide)
 	case c.ColorFixLevels < 0 || c.ProcessSize < 0 || c.MinSide < 8:
 		return fmt.Errorf("%w: colour-fix levels %d, process size %d, min side %d", ErrConfig, c.ColorFixLevels, c.ProcessSize, c.MinSide)
 	case c.Emphasis <= 0:
@@ -100,8 +104,8 @@ func (c Config) Validate() error {
 	if err := (tile.Grid{Tile: c.Tile, Overlap: c.TileOverlap}).Validate(); err != nil {
 		return fmt.Errorf("%w: %v", ErrConfig, err)
 	}
-	// Every SD/SDXL VAE has factor 8; New and NewPlan check again with the set's.
-	if err := c.vae(8).Validate(); err != nil {
+	// Every SD/SDXL VAE has factor SizeMultiple; New and NewPlan check again with the set's.
+	if err := c.vae(SizeMultiple).Validate(); err != nil {
 		return fmt.Errorf("%w: %v", ErrConfig, err)
 	}
 	return nil
